@@ -1,0 +1,159 @@
+//! Command line: every slirp4netns option with its spelling and defaults, then our extensions.
+//!
+//! Values whose validation messages are part of the slirp4netns contract (fds, MTU, CIDR, MAC)
+//! are taken as strings here and checked in [`crate::config`], which reproduces those messages.
+
+use clap::{CommandFactory, Parser, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Value of `SLIRP_CONFIG_VERSION_MAX` printed by `--version`; scripts compare it (>= 4 means
+/// outbound-addr, disable-dns and the MAC option are understood).
+pub const SLIRP_CONFIG_VERSION_MAX: u32 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetnsType {
+    /// The positional argument is the PID of a process in the target namespace.
+    Pid,
+    /// The positional argument is a path to a network namespace (e.g. /run/netns/NAME).
+    Path,
+    /// The positional argument is an already-open TAP file descriptor.
+    Tapfd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetType {
+    /// A network namespace with a TAP device in it.
+    Netns,
+    /// A SOCK_SEQPACKET socket carrying Ethernet frames (User Mode Linux).
+    Bess,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slirp-ns",
+    about = "User-mode networking for unprivileged network namespaces.",
+    long_about = "User-mode networking for unprivileged network namespaces.\n\n\
+        A drop-in replacement for slirp4netns: enters the namespace of PID (or PATH, or uses the \
+        TAP descriptor FD), creates TAPNAME (default tap0) there and connects it to the host \
+        through a user-space NAT.\n\n\
+        With `-- COMMAND [ARG]...` instead of a target, creates a new user and network \
+        namespace, configures tap0 in it and runs COMMAND there, exiting with its status.",
+    override_usage = "slirp-ns [OPTION]... PID|PATH|FD [TAPNAME]\n       \
+        slirp-ns [OPTION]... -- COMMAND [ARG]...",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Bring up the interface: lo and TAP up, MTU, address network+100, default route via network+2
+    #[arg(short = 'c', long)]
+    pub configure: bool,
+
+    /// Exit when FD is closed (or reports any event)
+    #[arg(short = 'e', long, value_name = "FD", allow_hyphen_values = true)]
+    pub exit_fd: Option<String>,
+
+    /// Write "1" to FD and close it once the network is ready
+    #[arg(short = 'r', long, value_name = "FD", allow_hyphen_values = true)]
+    pub ready_fd: Option<String>,
+
+    /// MTU of the TAP device (default=1500, max=65521)
+    #[arg(short = 'm', long, value_name = "MTU", allow_hyphen_values = true)]
+    pub mtu: Option<String>,
+
+    /// Enable IPv6 on fd00::/64
+    #[arg(short = '6', long)]
+    pub enable_ipv6: bool,
+
+    /// Serve the JSON API (port forwarding) on a unix socket at PATH
+    #[arg(short = 'a', long, value_name = "PATH")]
+    pub api_socket: Option<PathBuf>,
+
+    /// Network address CIDR (default=10.0.2.0/24)
+    #[arg(long, value_name = "CIDR")]
+    pub cidr: Option<String>,
+
+    /// Prohibit connecting to 127.0.0.1:* on the host through the gateway address
+    #[arg(long)]
+    pub disable_host_loopback: bool,
+
+    /// Deprecated spelling of --disable-host-loopback
+    #[arg(long, hide = true)]
+    pub no_host_loopback: bool,
+
+    /// Network namespace type (default=pid)
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub netns_type: Option<NetnsType>,
+
+    /// User namespace to join before the network namespace (with --netns-type=path)
+    #[arg(long, value_name = "PATH")]
+    pub userns_path: Option<PathBuf>,
+
+    /// Create a new mount namespace and drop all capabilities except CAP_NET_BIND_SERVICE
+    #[arg(long)]
+    pub enable_sandbox: bool,
+
+    /// Deprecated spelling of --enable-sandbox
+    #[arg(long, hide = true)]
+    pub create_sandbox: bool,
+
+    /// Restrict the system calls slirp-ns may make
+    #[arg(long)]
+    pub enable_seccomp: bool,
+
+    /// IPv4 address or interface name that outbound connections bind to
+    #[arg(long, value_name = "IPv4|IFNAME")]
+    pub outbound_addr: Option<String>,
+
+    /// IPv6 address or interface name that outbound connections bind to
+    #[arg(long, value_name = "IPv6|IFNAME")]
+    pub outbound_addr6: Option<String>,
+
+    /// Disable the DNS relay on network+3
+    #[arg(long)]
+    pub disable_dns: bool,
+
+    /// MAC address of the TAP device (only valid with -c)
+    #[arg(long, value_name = "MAC")]
+    pub macaddress: Option<String>,
+
+    /// Target type (default=netns)
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub target_type: Option<TargetType>,
+
+    /// Show version and exit
+    #[arg(short = 'v', long)]
+    pub version: bool,
+
+    /// PID, namespace PATH or TAP FD (see --netns-type)
+    #[arg(value_name = "PID|PATH|FD")]
+    pub target: Option<String>,
+
+    /// Name of the TAP device in the namespace
+    #[arg(value_name = "TAPNAME")]
+    pub tapname: Option<String>,
+
+    /// Extra positional arguments are accepted with a warning, as slirp4netns does
+    #[arg(value_name = "EXTRA", hide = true)]
+    pub extra: Vec<String>,
+
+    /// Command to run in a new namespace (exec mode)
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+impl Cli {
+    /// The clap command, for completions and the man page.
+    pub fn command_definition() -> clap::Command {
+        Self::command()
+    }
+}
+
+/// The `--version` text: machine-parsable lines in the slirp4netns format.
+pub fn version_text() -> String {
+    format!(
+        "slirp-ns version {}\ncommit: {}\nSLIRP_CONFIG_VERSION_MAX: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("SLIRP_NS_COMMIT").unwrap_or("unknown"),
+        SLIRP_CONFIG_VERSION_MAX
+    )
+}

@@ -1,0 +1,530 @@
+//! Resolved settings: the command line checked in slirp4netns's order, with its messages, and
+//! the addresses derived from --cidr.
+
+use crate::cli::{Cli, NetnsType, TargetType};
+use std::ffi::OsString;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+pub const DEFAULT_MTU: u32 = 1500;
+/// The largest MTU a TAP device takes: 65535 minus the Ethernet header.
+pub const MAX_MTU: u32 = 65521;
+pub const DEFAULT_CIDR: &str = "10.0.2.0/24";
+pub const DEFAULT_TAPNAME: &str = "tap0";
+/// Linux's sun_path is 108 bytes including the terminating NUL.
+const SUN_PATH_MAX: usize = 108;
+/// Linux's IFNAMSIZ is 16 including the terminating NUL.
+const IFNAME_MAX: usize = 15;
+
+const GATEWAY_OFFSET: u32 = 2;
+const DNS_OFFSET: u32 = 3;
+const DHCP_START_OFFSET: u32 = 15;
+const GUEST_OFFSET: u32 = 100;
+const PREFIX_MIN: u8 = 1;
+// The guest's address is network+100, so a /26 or longer has no room for it.
+const PREFIX_MAX: u8 = 25;
+
+/// A command-line error: the message is printed as is and the process exits 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, CliError> {
+    Err(CliError(msg.into()))
+}
+
+/// The virtual IPv4 network the guest lives in, and the well-known hosts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Network {
+    network: Ipv4Addr,
+    prefix_len: u8,
+}
+
+impl Ipv4Network {
+    /// Parses `a.b.c.d/n` with slirp4netns's checks and messages, in its order.
+    pub fn parse_cidr(cidr: &str) -> Result<Self, CliError> {
+        let invalid = || CliError(format!("invalid CIDR: {cidr}"));
+        let (addr, prefix) = cidr.split_once('/').ok_or_else(invalid)?;
+        let digits = |s: &str, max: usize| {
+            !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        let groups: Vec<&str> = addr.split('.').collect();
+        if groups.len() != 4 || !groups.iter().all(|g| digits(g, 3)) || !digits(prefix, 2) {
+            return Err(invalid());
+        }
+        let network: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| CliError(format!("invalid network address: {addr}")))?;
+        let prefix_len: u8 = prefix.parse().map_err(|_| invalid())?;
+        if !(PREFIX_MIN..=PREFIX_MAX).contains(&prefix_len) {
+            return err(format!("prefix length needs to be {PREFIX_MIN}-{PREFIX_MAX}"));
+        }
+        let net = Ipv4Network {
+            network,
+            prefix_len,
+        };
+        if u32::from(network) & net.mask_bits() != u32::from(network) {
+            return err(
+                "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24",
+            );
+        }
+        Ok(net)
+    }
+
+    fn mask_bits(&self) -> u32 {
+        u32::MAX << (32 - u32::from(self.prefix_len))
+    }
+
+    fn host(&self, offset: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + offset)
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        self.network
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.mask_bits())
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !self.mask_bits())
+    }
+
+    /// The gateway, which stands for the host (network+2).
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.host(GATEWAY_OFFSET)
+    }
+
+    /// The DNS relay (network+3).
+    pub fn dns(&self) -> Ipv4Addr {
+        self.host(DNS_OFFSET)
+    }
+
+    /// The first address handed out by DHCP (network+15).
+    pub fn dhcp_start(&self) -> Ipv4Addr {
+        self.host(DHCP_START_OFFSET)
+    }
+
+    /// The address `--configure` gives the guest (network+100).
+    pub fn guest(&self) -> Ipv4Addr {
+        self.host(GUEST_OFFSET)
+    }
+
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & self.mask_bits() == u32::from(self.network)
+    }
+}
+
+impl Default for Ipv4Network {
+    fn default() -> Self {
+        Ipv4Network {
+            network: Ipv4Addr::new(10, 0, 2, 0),
+            prefix_len: 24,
+        }
+    }
+}
+
+impl fmt::Display for Ipv4Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix_len)
+    }
+}
+
+/// Parses `xx:xx:xx:xx:xx:xx`; a multicast or all-zero address cannot be a device's own.
+pub fn parse_mac(text: &str) -> Result<[u8; 6], CliError> {
+    let invalid = || CliError(format!("\"{text}\" is an invalid MAC address."));
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in mac.iter_mut() {
+        let part = parts.next().ok_or_else(invalid)?;
+        if part.is_empty() || part.len() > 2 {
+            return Err(invalid());
+        }
+        *byte = u8::from_str_radix(part, 16).map_err(|_| invalid())?;
+    }
+    if parts.next().is_some() || mac[0] & 1 != 0 || mac == [0; 6] {
+        return Err(invalid());
+    }
+    Ok(mac)
+}
+
+/// Where the guest is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Join the namespaces of this process.
+    Pid(i32),
+    /// Join the network namespace at this path (and --userns-path if given).
+    Path(PathBuf),
+    /// Use this inherited TAP descriptor; no namespace is entered.
+    TapFd(RawFd),
+    /// Create a new namespace and run this command in it.
+    Exec(Vec<OsString>),
+}
+
+/// Everything the run needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    pub userns_path: Option<PathBuf>,
+    pub tapname: String,
+    pub configure: bool,
+    pub exit_fd: Option<RawFd>,
+    pub ready_fd: Option<RawFd>,
+    pub mtu: u32,
+    pub net: Ipv4Network,
+    pub mac: Option<[u8; 6]>,
+    pub api_socket: Option<PathBuf>,
+    pub enable_ipv6: bool,
+    pub disable_host_loopback: bool,
+    pub enable_sandbox: bool,
+    pub enable_seccomp: bool,
+    pub disable_dns: bool,
+    pub outbound_addr: Option<String>,
+    pub outbound_addr6: Option<String>,
+    /// One line each, printed before start-up: options accepted but not acted on (yet).
+    pub warnings: Vec<String>,
+}
+
+fn parse_fd(value: &str, what: &str) -> Result<RawFd, CliError> {
+    match value.parse::<RawFd>() {
+        Ok(fd) if fd >= 0 => Ok(fd),
+        _ => err(format!("{what} must be a non-negative integer")),
+    }
+}
+
+impl Config {
+    /// Checks the command line in the order slirp4netns does, so that the first error reported
+    /// is the one it would report.
+    pub fn from_cli(cli: Cli) -> Result<Config, CliError> {
+        let exit_fd = cli
+            .exit_fd
+            .as_deref()
+            .map(|v| parse_fd(v, "exit-fd"))
+            .transpose()?;
+        let ready_fd = cli
+            .ready_fd
+            .as_deref()
+            .map(|v| parse_fd(v, "ready-fd"))
+            .transpose()?;
+        let mtu = match cli.mtu.as_deref() {
+            None => DEFAULT_MTU,
+            Some(v) => match v.parse::<u32>() {
+                Ok(m) if (1..=MAX_MTU).contains(&m) => m,
+                _ => return err("MTU must be a positive integer (< 65522)"),
+            },
+        };
+        if let Some(path) = &cli.userns_path {
+            if !path.exists() {
+                return err(format!("userns path doesn't exist: {}", path.display()));
+            }
+        }
+        let exec_mode = !cli.command.is_empty();
+        if cli.macaddress.is_some() && !cli.configure && !exec_mode {
+            return err("--macaddr cannot be specified when --configure or -c is not specified");
+        }
+
+        let mut warnings = Vec::new();
+        if cli.no_host_loopback {
+            warnings.push("--no-host-loopback is deprecated, use --disable-host-loopback".into());
+        }
+        if cli.create_sandbox {
+            warnings.push("--create-sandbox is deprecated, use --enable-sandbox".into());
+        }
+
+        if cli.target_type == Some(TargetType::Bess) {
+            return err("--target-type=bess is not supported yet");
+        }
+
+        let positionals = cli.target.iter().chain(&cli.tapname).chain(&cli.extra);
+        let positional_count = positionals.count();
+        let (target, tapname) = if exec_mode {
+            if positional_count > 0 {
+                return err("a target (PID|PATH|FD) and -- COMMAND cannot be given together");
+            }
+            if cli.netns_type.is_some() || cli.userns_path.is_some() {
+                return err("--netns-type and --userns-path cannot be used with -- COMMAND");
+            }
+            (Target::Exec(cli.command), DEFAULT_TAPNAME.to_string())
+        } else {
+            let Some(arg) = cli.target else {
+                return err("missing PID|PATH|FD argument (see --help)");
+            };
+            match cli.netns_type.unwrap_or(NetnsType::Pid) {
+                NetnsType::Pid => match arg.parse::<i32>() {
+                    Ok(pid) if pid > 0 => {}
+                    _ => return err("PID must be a positive integer"),
+                },
+                NetnsType::Tapfd => match arg.parse::<RawFd>() {
+                    Ok(fd) if fd >= 0 => {}
+                    _ => return err("TAPFD must be a file descriptor"),
+                },
+                NetnsType::Path => {
+                    if !std::path::Path::new(&arg).exists() {
+                        return err(format!(
+                            "existing path expected when --netns-type=path: {arg}: \
+                             No such file or directory"
+                        ));
+                    }
+                }
+            }
+            let target = match cli.netns_type.unwrap_or(NetnsType::Pid) {
+                NetnsType::Pid => Target::Pid(arg.parse().unwrap_or_default()),
+                NetnsType::Tapfd => Target::TapFd(arg.parse().unwrap_or_default()),
+                NetnsType::Path => Target::Path(PathBuf::from(arg)),
+            };
+            let (tapname, max_positionals) = match target {
+                Target::TapFd(_) => (String::new(), 1),
+                _ => match cli.tapname {
+                    Some(name) => (name, 2),
+                    None => return err("missing TAPNAME argument (see --help)"),
+                },
+            };
+            if positional_count > max_positionals {
+                warnings.push("too many arguments".into());
+            }
+            (target, tapname)
+        };
+        if matches!(target, Target::TapFd(_)) && cli.configure {
+            return err("--configure cannot be used with --netns-type=tapfd");
+        }
+        if !matches!(target, Target::TapFd(_))
+            && (tapname.is_empty() || tapname.len() > IFNAME_MAX || tapname.contains(['/', ' ']))
+        {
+            return err(format!("invalid TAP device name: {tapname:?}"));
+        }
+
+        let net = Ipv4Network::parse_cidr(cli.cidr.as_deref().unwrap_or(DEFAULT_CIDR))?;
+        let mac = cli.macaddress.as_deref().map(parse_mac).transpose()?;
+        if let Some(path) = &cli.api_socket {
+            let len = path.as_os_str().len();
+            if len >= SUN_PATH_MAX {
+                return err(format!(
+                    "the specified API socket path is too long (>= {SUN_PATH_MAX})"
+                ));
+            }
+            if len == 0 {
+                return err("the specified API socket path is empty");
+            }
+        }
+
+        let unimplemented = [
+            (cli.enable_ipv6, "--enable-ipv6"),
+            (cli.enable_sandbox || cli.create_sandbox, "--enable-sandbox"),
+            (cli.enable_seccomp, "--enable-seccomp"),
+            (cli.outbound_addr.is_some(), "--outbound-addr"),
+            (cli.outbound_addr6.is_some(), "--outbound-addr6"),
+        ];
+        for (given, flag) in unimplemented {
+            if given {
+                warnings.push(format!("{flag} is not implemented yet and has no effect"));
+            }
+        }
+
+        Ok(Config {
+            target,
+            userns_path: cli.userns_path,
+            tapname,
+            configure: cli.configure || exec_mode,
+            exit_fd,
+            ready_fd,
+            mtu,
+            net,
+            mac,
+            api_socket: cli.api_socket,
+            enable_ipv6: cli.enable_ipv6,
+            disable_host_loopback: cli.disable_host_loopback || cli.no_host_loopback,
+            enable_sandbox: cli.enable_sandbox || cli.create_sandbox,
+            enable_seccomp: cli.enable_seccomp,
+            disable_dns: cli.disable_dns,
+            outbound_addr: cli.outbound_addr,
+            outbound_addr6: cli.outbound_addr6,
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Config, CliError> {
+        let cli = Cli::try_parse_from(std::iter::once("slirp-ns").chain(args.iter().copied()))
+            .expect("clap accepts the arguments");
+        Config::from_cli(cli)
+    }
+
+    fn error_of(args: &[&str]) -> String {
+        parse(args).expect_err("must be rejected").0
+    }
+
+    #[test]
+    fn defaults_match_slirp4netns() {
+        let cfg = parse(&["1234", "tap0"]).unwrap();
+        assert_eq!(cfg.target, Target::Pid(1234));
+        assert_eq!(cfg.tapname, "tap0");
+        assert_eq!(cfg.mtu, 1500);
+        assert!(!cfg.configure);
+        assert_eq!(cfg.net.gateway(), Ipv4Addr::new(10, 0, 2, 2));
+        assert_eq!(cfg.net.dns(), Ipv4Addr::new(10, 0, 2, 3));
+        assert_eq!(cfg.net.guest(), Ipv4Addr::new(10, 0, 2, 100));
+        assert_eq!(cfg.net.dhcp_start(), Ipv4Addr::new(10, 0, 2, 15));
+        assert_eq!(cfg.net.netmask(), Ipv4Addr::new(255, 255, 255, 0));
+        assert!(cfg.warnings.is_empty());
+    }
+
+    #[test]
+    fn cidr_moves_every_address() {
+        let cfg = parse(&["--cidr", "10.0.135.128/25", "1", "tap0"]).unwrap();
+        assert_eq!(cfg.net.guest(), Ipv4Addr::new(10, 0, 135, 228));
+        assert_eq!(cfg.net.gateway(), Ipv4Addr::new(10, 0, 135, 130));
+        assert_eq!(cfg.net.dns(), Ipv4Addr::new(10, 0, 135, 131));
+        assert_eq!(cfg.net.netmask(), Ipv4Addr::new(255, 255, 255, 128));
+        assert_eq!(cfg.net.broadcast(), Ipv4Addr::new(10, 0, 135, 255));
+        assert!(cfg.net.contains(Ipv4Addr::new(10, 0, 135, 200)));
+        assert!(!cfg.net.contains(Ipv4Addr::new(10, 0, 135, 127)));
+    }
+
+    #[test]
+    fn cidr_errors_in_slirp4netns_order() {
+        for bad in ["24", "foo", "10.0.2.0", "10.0.2.0/", "1.2.3.4.5/8", "10.0.2.0/123"] {
+            assert_eq!(
+                error_of(&["--cidr", bad, "1", "tap0"]),
+                format!("invalid CIDR: {bad}")
+            );
+        }
+        assert_eq!(
+            error_of(&["--cidr", "300.0.2.0/24", "1", "tap0"]),
+            "invalid network address: 300.0.2.0"
+        );
+        // The prefix is checked before the host bits.
+        assert_eq!(
+            error_of(&["--cidr", "10.0.2.100/26", "1", "tap0"]),
+            "prefix length needs to be 1-25"
+        );
+        assert_eq!(
+            error_of(&["--cidr", "10.0.0.0/0", "1", "tap0"]),
+            "prefix length needs to be 1-25"
+        );
+        assert_eq!(
+            error_of(&["--cidr", "10.0.2.100/24", "1", "tap0"]),
+            "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24"
+        );
+    }
+
+    #[test]
+    fn mtu_range() {
+        assert_eq!(parse(&["-m", "65521", "1", "t"]).unwrap().mtu, 65521);
+        assert_eq!(parse(&["--mtu=1", "1", "t"]).unwrap().mtu, 1);
+        for bad in ["0", "65522", "-1", "abc", "1500x", ""] {
+            assert_eq!(
+                error_of(&["--mtu", bad, "1", "tap0"]),
+                "MTU must be a positive integer (< 65522)",
+                "mtu {bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fd_options() {
+        let cfg = parse(&["-r", "3", "-e", "4", "1", "tap0"]).unwrap();
+        assert_eq!((cfg.ready_fd, cfg.exit_fd), (Some(3), Some(4)));
+        assert_eq!(
+            error_of(&["-e", "x", "1", "tap0"]),
+            "exit-fd must be a non-negative integer"
+        );
+        assert_eq!(
+            error_of(&["-r", "-2", "1", "tap0"]),
+            "ready-fd must be a non-negative integer"
+        );
+    }
+
+    #[test]
+    fn macaddress_needs_configure_and_a_valid_mac() {
+        assert_eq!(
+            error_of(&["--macaddress", "02:00:00:00:00:01", "1", "tap0"]),
+            "--macaddr cannot be specified when --configure or -c is not specified"
+        );
+        let cfg = parse(&["-c", "--macaddress", "02:AB:00:00:00:01", "1", "tap0"]).unwrap();
+        assert_eq!(cfg.mac, Some([2, 0xab, 0, 0, 0, 1]));
+        for bad in ["02:00:00:00:00", "02:00:00:00:00:01:02", "zz:00:00:00:00:01", "01:00:00:00:00:01"] {
+            assert_eq!(
+                error_of(&["-c", "--macaddress", bad, "1", "tap0"]),
+                format!("\"{bad}\" is an invalid MAC address.")
+            );
+        }
+    }
+
+    #[test]
+    fn positional_forms() {
+        assert_eq!(error_of(&["0", "tap0"]), "PID must be a positive integer");
+        assert_eq!(error_of(&["abc", "tap0"]), "PID must be a positive integer");
+        assert_eq!(
+            error_of(&["--netns-type=tapfd", "x"]),
+            "TAPFD must be a file descriptor"
+        );
+        let cfg = parse(&["--netns-type=tapfd", "5"]).unwrap();
+        assert_eq!(cfg.target, Target::TapFd(5));
+        let cfg = parse(&["--netns-type=path", "/proc/self/ns/net", "tap1"]).unwrap();
+        assert_eq!(cfg.target, Target::Path("/proc/self/ns/net".into()));
+        assert!(error_of(&["--netns-type=path", "/nonexistent/ns", "tap0"])
+            .starts_with("existing path expected when --netns-type=path"));
+        assert!(error_of(&["1234"]).contains("TAPNAME"));
+        assert_eq!(
+            parse(&["1", "tap0", "extra"]).unwrap().warnings,
+            vec!["too many arguments".to_string()]
+        );
+    }
+
+    #[test]
+    fn api_socket_path_must_fit_sun_path() {
+        let long = format!("/tmp/{}", "a".repeat(110));
+        assert_eq!(
+            error_of(&["-a", &long, "1", "tap0"]),
+            "the specified API socket path is too long (>= 108)"
+        );
+        let fits = format!("/tmp/{}", "a".repeat(100));
+        assert!(parse(&["-a", &fits, "1", "tap0"]).is_ok());
+    }
+
+    #[test]
+    fn exec_mode_implies_configure() {
+        let cfg = parse(&["--mtu=9000", "--", "sh", "-c", "true"]).unwrap();
+        assert!(cfg.configure);
+        assert_eq!(cfg.tapname, "tap0");
+        assert_eq!(
+            cfg.target,
+            Target::Exec(vec!["sh".into(), "-c".into(), "true".into()])
+        );
+        assert!(parse(&["1", "tap0", "--", "sh"]).is_err());
+    }
+
+    #[test]
+    fn unimplemented_options_warn_once_each() {
+        let cfg = parse(&["--enable-sandbox", "--enable-seccomp", "-6", "1", "tap0"]).unwrap();
+        assert_eq!(cfg.warnings.len(), 3);
+        assert!(cfg.enable_sandbox && cfg.enable_seccomp && cfg.enable_ipv6);
+    }
+
+    #[test]
+    fn userns_path_must_exist() {
+        assert_eq!(
+            error_of(&["--userns-path=/nonexistent", "--netns-type=path", "/proc/self/ns/net", "t"]),
+            "userns path doesn't exist: /nonexistent"
+        );
+    }
+}

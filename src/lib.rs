@@ -1,0 +1,12 @@
+//! slirp-ns: rootless user-space networking for network namespaces.
+//!
+//! The binary is a thin wrapper around [`run::run`]. The pieces:
+//! - [`cli`] and [`config`]: the slirp4netns-compatible command line and the settings it resolves to;
+//! - [`ns`]: entering namespaces, opening and configuring the TAP device, exec mode;
+//! - [`transport`]: frame I/O on the TAP descriptor;
+//! - [`engine`]: the NAT engine, frames in and frames out, free of I/O;
+//! - [`event_loop`]: one mio poll driving all of it.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
