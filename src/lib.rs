@@ -10,3 +10,8 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod api;
+pub mod event_loop;
+pub mod ns;
+pub mod run;
+pub mod transport;

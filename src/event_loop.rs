@@ -1,0 +1,215 @@
+//! One mio poll drives everything: the TAP, signals, the exit fd and the API socket.
+//!
+//! mio is edge-triggered, so the TAP is read until EAGAIN; to keep a flooding guest from
+//! starving signals and the API, one turn reads at most [`FRAMES_PER_TURN`] frames and the next
+//! poll does not block while the TAP may still hold more.
+
+use crate::api::ApiSocket;
+use crate::engine::{Engine, TxQueue};
+use crate::transport::tap::{Recv, TapDevice};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+const TAP: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const EXIT_FD: Token = Token(2);
+const API: Token = Token(3);
+
+/// Frames read from the TAP in one loop turn before other sources get a look.
+pub const FRAMES_PER_TURN: usize = 256;
+/// Frames the engine may queue for the guest within one turn.
+const TX_QUEUE_FRAMES: usize = 1024;
+/// Room for the largest frame a TAP can carry (MTU 65521 plus the Ethernet header).
+const RX_BUFFER: usize = 65536;
+
+/// Why the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGTERM, SIGINT or SIGHUP.
+    Signal(i32),
+    /// The exit fd reported an event or hung up.
+    ExitFd,
+    /// The exec-mode command exited with this status (128+N for signal N).
+    Command(i32),
+    /// The TAP device went away, most likely with its namespace.
+    TapGone,
+}
+
+pub struct EventLoop {
+    poll: Poll,
+    tap: TapDevice,
+    engine: Engine,
+    tx: TxQueue,
+    rx_buf: Vec<u8>,
+    signals: Signals,
+    /// Held open while it is registered.
+    _exit_fd: Option<OwnedFd>,
+    api: Option<ApiSocket>,
+    command: Option<Pid>,
+    /// Whether the TAP may still hold frames (the last turn stopped at the per-turn limit).
+    tap_backlog: bool,
+}
+
+impl EventLoop {
+    pub fn new(
+        tap: TapDevice,
+        engine: Engine,
+        exit_fd: Option<OwnedFd>,
+        mut api: Option<ApiSocket>,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let registry = poll.registry();
+        registry.register(&mut SourceFd(&tap.as_raw_fd()), TAP, Interest::READABLE)?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD])?;
+        registry.register(&mut signals, SIGNALS, Interest::READABLE)?;
+        if let Some(fd) = &exit_fd {
+            registry
+                .register(&mut SourceFd(&fd.as_raw_fd()), EXIT_FD, Interest::READABLE)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot watch exit-fd: {e}")))?;
+        }
+        if let Some(api) = &mut api {
+            registry.register(api.listener_mut(), API, Interest::READABLE)?;
+        }
+        Ok(EventLoop {
+            poll,
+            tap,
+            engine,
+            tx: TxQueue::new(TX_QUEUE_FRAMES),
+            rx_buf: vec![0; RX_BUFFER],
+            signals,
+            _exit_fd: exit_fd,
+            api,
+            command: None,
+            tap_backlog: true,
+        })
+    }
+
+    /// In exec mode: the command whose exit ends the loop. SIGINT then no longer ends
+    /// slirp-ns (the terminal sent it to the command too); SIGTERM and SIGHUP are passed on.
+    pub fn set_command(&mut self, pid: Pid) {
+        self.command = Some(pid);
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn run(&mut self) -> io::Result<Exit> {
+        let mut events = Events::with_capacity(64);
+        // A command that died before the signal handler was in place sent its SIGCHLD early.
+        if let Some(exit) = self.reap_command() {
+            return Ok(exit);
+        }
+        loop {
+            let timeout = if self.tap_backlog {
+                Some(Duration::ZERO)
+            } else {
+                None
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    TAP => self.tap_backlog = true,
+                    SIGNALS => {
+                        if let Some(exit) = self.handle_signals() {
+                            return Ok(exit);
+                        }
+                    }
+                    EXIT_FD => return Ok(Exit::ExitFd),
+                    API => {
+                        if let Some(api) = &mut self.api {
+                            api.handle_ready();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if self.tap_backlog {
+                if let Some(exit) = self.read_tap() {
+                    return Ok(exit);
+                }
+            }
+        }
+    }
+
+    fn read_tap(&mut self) -> Option<Exit> {
+        let mut frames = 0;
+        self.tap_backlog = false;
+        while frames < FRAMES_PER_TURN {
+            match self.tap.recv(&mut self.rx_buf) {
+                Recv::Frame(len) => {
+                    frames += 1;
+                    if self.tx.is_full() {
+                        self.flush();
+                    }
+                    self.engine.handle_frame(&self.rx_buf[..len], &mut self.tx);
+                }
+                Recv::Empty => {
+                    self.flush();
+                    return None;
+                }
+                Recv::Gone(errno) => {
+                    log::warn!("TAP device is gone ({errno}); exiting");
+                    return Some(Exit::TapGone);
+                }
+            }
+        }
+        self.tap_backlog = true;
+        self.flush();
+        None
+    }
+
+    fn flush(&mut self) {
+        for frame in self.tx.frames() {
+            if let Err(e) = self.tap.send(frame) {
+                log::debug!("TAP write failed: {e}");
+            }
+        }
+        self.tx.clear();
+    }
+
+    fn handle_signals(&mut self) -> Option<Exit> {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signal in pending {
+            match (signal, self.command) {
+                (SIGCHLD, _) => {
+                    if let Some(exit) = self.reap_command() {
+                        return Some(exit);
+                    }
+                }
+                (SIGINT, Some(_)) => {}
+                (SIGTERM | SIGHUP, Some(pid)) => {
+                    let sig = nix::sys::signal::Signal::try_from(signal).ok();
+                    let _ = nix::sys::signal::kill(pid, sig);
+                }
+                _ => return Some(Exit::Signal(signal)),
+            }
+        }
+        None
+    }
+
+    fn reap_command(&mut self) -> Option<Exit> {
+        let pid = self.command?;
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Some(Exit::Command(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => Some(Exit::Command(128 + sig as i32)),
+            Ok(_) => None,
+            Err(e) => {
+                log::warn!("waitpid({pid}): {e}");
+                Some(Exit::Command(1))
+            }
+        }
+    }
+}

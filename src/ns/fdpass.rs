@@ -1,0 +1,56 @@
+//! One message over a SOCK_SEQPACKET pair: a status text, and on success one descriptor.
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+const OK: &[u8] = b"ok";
+const MAX_MESSAGE: usize = 4096;
+
+/// Sends `Ok(fd)` as "ok" with the descriptor attached, or `Err(text)` as the text.
+pub fn send_result(sock: &OwnedFd, result: Result<&OwnedFd, &str>) -> nix::Result<()> {
+    match result {
+        Ok(fd) => {
+            let fds = [fd.as_raw_fd()];
+            let cmsg = [ControlMessage::ScmRights(&fds)];
+            sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(OK)], &cmsg, MsgFlags::empty(), None)?;
+        }
+        Err(text) => {
+            let text = &text.as_bytes()[..text.len().min(MAX_MESSAGE)];
+            let text = if text == OK { b"error" as &[u8] } else { text };
+            sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(text)], &[], MsgFlags::empty(), None)?;
+        }
+    }
+    Ok(())
+}
+
+/// Receives what [`send_result`] sent. An empty read means the sender died first.
+pub fn recv_result(sock: &OwnedFd) -> Result<OwnedFd, String> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg_space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("cannot receive from the namespace helper: {e}"))?;
+    let mut received = None;
+    for cmsg in msg.cmsgs().map_err(|e| format!("bad control message: {e}"))? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                received.get_or_insert(owned);
+            }
+        }
+    }
+    let len = msg.bytes;
+    let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+    match (len, received) {
+        (0, _) => Err("the namespace helper exited without an answer".into()),
+        (_, Some(fd)) if text.as_bytes() == OK => Ok(fd),
+        _ => Err(text),
+    }
+}

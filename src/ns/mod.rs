@@ -1,0 +1,24 @@
+//! Everything that touches namespaces.
+//!
+//! A process that has started threads may not join a user namespace, and joining changes the
+//! whole process's view of the network; so the work inside the target namespace is done by a
+//! short-lived helper, forked while slirp-ns is still single-threaded ([`helper`]). It joins the
+//! user namespace (when it differs from ours) and then the network namespace, opens the TAP
+//! device ([`tap`]), configures the links over rtnetlink when asked ([`netlink`]), passes the
+//! TAP descriptor back over SCM_RIGHTS ([`fdpass`]) and exits. The helper does not linger: a
+//! process left inside the namespace would keep it alive after its owner is gone.
+//!
+//! [`exec`] is slirp-ns's own mode: make a fresh namespace for a command and run it there.
+
+pub mod exec;
+mod fdpass;
+pub mod helper;
+pub mod netlink;
+pub mod tap;
+
+/// Ends a forked child at once: no destructors, no atexit handlers, no flushing of stdio
+/// buffers it shares with slirp-ns.
+fn exit_child(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and takes no pointers.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,152 @@
+//! Link set-up inside the target namespace over rtnetlink, for `--configure`: loopback up, the
+//! TAP's MTU, MAC and state, its IPv4 address and the default route.
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// What `--configure` sets up.
+#[derive(Debug, Clone)]
+pub struct LinkSetup {
+    pub tapname: String,
+    pub mtu: u32,
+    pub mac: Option<[u8; 6]>,
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    pub broadcast: Ipv4Addr,
+    pub gateway: Ipv4Addr,
+}
+
+struct Rtnl {
+    socket: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl Rtnl {
+    fn open() -> io::Result<Self> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        Ok(Rtnl {
+            socket,
+            seq: 0,
+            buf: vec![0; 16 * 1024],
+        })
+    }
+
+    /// Sends one request and waits for the kernel's acknowledgement.
+    fn request(&mut self, message: RouteNetlinkMessage, extra_flags: u16) -> io::Result<()> {
+        self.seq += 1;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_ACK | extra_flags;
+        header.sequence_number = self.seq;
+        let mut msg = NetlinkMessage::new(header, NetlinkPayload::from(message));
+        msg.finalize();
+        let len = msg.buffer_len();
+        if len > self.buf.len() {
+            return Err(io::Error::other("netlink request too large"));
+        }
+        msg.serialize(&mut self.buf[..len]);
+        self.socket.send(&self.buf[..len], 0)?;
+        loop {
+            let n = self.socket.recv(&mut &mut self.buf[..], 0)?;
+            let mut offset = 0;
+            while offset < n {
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[offset..n])
+                    .map_err(|e| io::Error::other(format!("bad netlink reply: {e}")))?;
+                let reply_len = reply.header.length as usize;
+                if reply.header.sequence_number == self.seq {
+                    if let NetlinkPayload::Error(e) = reply.payload {
+                        return match e.code {
+                            None => Ok(()),
+                            Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                        };
+                    }
+                }
+                if reply_len == 0 {
+                    break;
+                }
+                offset += (reply_len + 3) & !3;
+            }
+        }
+    }
+
+    fn set_link(&mut self, index: u32, attributes: Vec<LinkAttribute>, up: bool) -> io::Result<()> {
+        let mut link = LinkMessage::default();
+        link.header.index = index;
+        if up {
+            link.header.flags = LinkFlags::Up;
+            link.header.change_mask = LinkFlags::Up;
+        }
+        link.attributes = attributes;
+        self.request(RouteNetlinkMessage::SetLink(link), 0)
+    }
+}
+
+fn index_of(name: &str) -> io::Result<u32> {
+    nix::net::if_::if_nametoindex(name)
+        .map_err(|e| io::Error::new(io::ErrorKind::NotFound, format!("{name}: {e}")))
+}
+
+fn step<T>(what: &str, result: io::Result<T>) -> Result<T, String> {
+    result.map_err(|e| format!("{what}: {e}"))
+}
+
+/// Configures the links of the current network namespace as `setup` says.
+pub fn configure(setup: &LinkSetup) -> Result<(), String> {
+    let mut rtnl = step("cannot open rtnetlink", Rtnl::open())?;
+    let lo = step("cannot find lo", index_of("lo"))?;
+    step("cannot set lo up", rtnl.set_link(lo, vec![], true))?;
+
+    let tap = step("cannot find the TAP device", index_of(&setup.tapname))?;
+    let mut attributes = vec![LinkAttribute::Mtu(setup.mtu)];
+    if let Some(mac) = setup.mac {
+        attributes.push(LinkAttribute::Address(mac.to_vec()));
+    }
+    let what = format!("cannot set MTU {} / MAC of {}", setup.mtu, setup.tapname);
+    step(&what, rtnl.set_link(tap, attributes, false))?;
+    let what = format!("cannot set {} up", setup.tapname);
+    step(&what, rtnl.set_link(tap, vec![], true))?;
+
+    let mut addr = AddressMessage::default();
+    addr.header.family = AddressFamily::Inet;
+    addr.header.prefix_len = setup.prefix_len;
+    addr.header.index = tap;
+    addr.attributes = vec![
+        AddressAttribute::Local(IpAddr::V4(setup.address)),
+        AddressAttribute::Address(IpAddr::V4(setup.address)),
+        AddressAttribute::Broadcast(setup.broadcast),
+    ];
+    let what = format!("cannot add address {}/{}", setup.address, setup.prefix_len);
+    step(
+        &what,
+        rtnl.request(RouteNetlinkMessage::NewAddress(addr), NLM_F_CREATE | NLM_F_REPLACE),
+    )?;
+
+    let mut route = RouteMessage::default();
+    route.header.address_family = AddressFamily::Inet;
+    route.header.table = RouteHeader::RT_TABLE_MAIN;
+    route.header.protocol = RouteProtocol::Boot;
+    route.header.scope = RouteScope::Universe;
+    route.header.kind = RouteType::Unicast;
+    route.attributes = vec![
+        RouteAttribute::Gateway(RouteAddress::Inet(setup.gateway)),
+        RouteAttribute::Oif(tap),
+    ];
+    let what = format!("cannot add default route via {}", setup.gateway);
+    step(
+        &what,
+        rtnl.request(RouteNetlinkMessage::NewRoute(route), NLM_F_CREATE | NLM_F_REPLACE),
+    )
+}

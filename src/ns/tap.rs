@@ -1,0 +1,41 @@
+//! Opening a TAP device: a new one, or an existing persistent one (as rootlesskit makes them).
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+nix::ioctl_write_ptr_bad!(tunsetiff, libc::TUNSETIFF, libc::ifreq);
+
+/// Opens /dev/net/tun and attaches it to the TAP device `name`, creating it if it does not
+/// exist. Frames carry no packet-information header (IFF_NO_PI).
+pub fn open_tap(name: &str) -> Result<OwnedFd, String> {
+    let fd = open("/dev/net/tun", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).map_err(
+        |e| match e {
+            nix::errno::Errno::EACCES => format!(
+                "cannot open /dev/net/tun: {e} (this user needs read and write access to it)"
+            ),
+            _ => format!("cannot open /dev/net/tun: {e}"),
+        },
+    )?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name_bytes = name.as_bytes();
+    if name_bytes.len() >= ifr.ifr_name.len() {
+        return Err(format!("TAP device name too long: {name}"));
+    }
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(name_bytes) {
+        *dst = *src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: TUNSETIFF reads a struct ifreq, which `ifr` is, and the fd is open.
+    unsafe { tunsetiff(fd.as_raw_fd(), &ifr) }.map_err(|e| {
+        let hint = match e {
+            nix::errno::Errno::EPERM => " (no CAP_NET_ADMIN over the namespace)",
+            nix::errno::Errno::EBUSY => " (another process has the device open)",
+            nix::errno::Errno::EINVAL => " (an existing device of another kind or with other flags)",
+            _ => "",
+        };
+        format!("cannot attach to TAP device {name}: {e}{hint}")
+    })?;
+    Ok(fd)
+}

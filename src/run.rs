@@ -1,0 +1,142 @@
+//! Start-up in the order slirp4netns keeps: check the command line's descriptors, get the TAP
+//! (entering the namespace), create the API socket, then signal readiness and run the loop.
+
+use crate::api::ApiSocket;
+use crate::config::{Config, Target};
+use crate::engine::{Engine, EngineConfig};
+use crate::event_loop::{EventLoop, Exit};
+use crate::ns::exec::ExecChild;
+use crate::ns::helper::{open_tap_in, NamespaceFiles};
+use crate::ns::netlink::LinkSetup;
+use crate::transport::tap::TapDevice;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// A start-up or run-time failure; printed as one line, exit status 1.
+#[derive(Debug)]
+pub struct RunError(pub String);
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<String> for RunError {
+    fn from(s: String) -> Self {
+        RunError(s)
+    }
+}
+
+/// Takes ownership of a descriptor inherited from the caller after checking it is open.
+fn take_inherited_fd(fd: RawFd, what: &str) -> Result<OwnedFd, RunError> {
+    // SAFETY: F_GETFD only reads the descriptor flags; a closed fd gives EBADF.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_GETFD)
+        .map_err(|e| RunError(format!("{what} {fd} is not an open file descriptor: {e}")))?;
+    // The descriptor must not leak into the exec-mode command or later children.
+    let _ = fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    // SAFETY: the fd is open (checked above) and was inherited: nothing in this process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn link_setup(cfg: &Config) -> LinkSetup {
+    LinkSetup {
+        tapname: cfg.tapname.clone(),
+        mtu: cfg.mtu,
+        mac: cfg.mac,
+        address: cfg.net.guest(),
+        prefix_len: cfg.net.prefix_len(),
+        broadcast: cfg.net.broadcast(),
+        gateway: cfg.net.gateway(),
+    }
+}
+
+fn print_banner(cfg: &Config) {
+    let net = &cfg.net;
+    println!("Starting slirp-ns");
+    println!("* MTU:             {}", cfg.mtu);
+    println!("* Network:         {}", net.network());
+    println!("* Netmask:         {}", net.netmask());
+    println!("* Gateway:         {}", net.gateway());
+    if !cfg.disable_dns {
+        println!("* DNS:             {}", net.dns());
+    }
+    println!("* Recommended IP:  {}", net.guest());
+    if let Some(path) = &cfg.api_socket {
+        println!("* API Socket:      {}", path.display());
+    }
+    if let Some([a, b, c, d, e, f]) = cfg.mac {
+        println!("* MAC address:     {a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}");
+    }
+}
+
+/// Runs slirp-ns with a checked configuration; returns the process's exit status.
+pub fn run(cfg: Config) -> Result<i32, RunError> {
+    for warning in &cfg.warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    let exit_fd = cfg
+        .exit_fd
+        .map(|fd| take_inherited_fd(fd, "exit-fd"))
+        .transpose()?;
+    let ready_fd = cfg
+        .ready_fd
+        .map(|fd| take_inherited_fd(fd, "ready-fd"))
+        .transpose()?;
+
+    // Everything that forks happens here, before the event loop exists.
+    let setup = cfg.configure.then(|| link_setup(&cfg));
+    let mut command = None;
+    let tap_fd = match &cfg.target {
+        Target::TapFd(fd) => take_inherited_fd(*fd, "TAP fd")?,
+        Target::Pid(pid) => open_tap_in(NamespaceFiles::of_pid(*pid)?, &cfg.tapname, setup.as_ref())?,
+        Target::Path(path) => open_tap_in(
+            NamespaceFiles::of_paths(path, cfg.userns_path.as_deref())?,
+            &cfg.tapname,
+            setup.as_ref(),
+        )?,
+        Target::Exec(argv) => {
+            let child = ExecChild::spawn(argv)?;
+            let ns = NamespaceFiles::of_pid(child.pid().as_raw())?;
+            let fd = open_tap_in(ns, &cfg.tapname, setup.as_ref())?;
+            command = Some(child);
+            fd
+        }
+    };
+    let tap = TapDevice::new(tap_fd).map_err(|e| RunError(format!("TAP fd: {e}")))?;
+    let api = cfg.api_socket.as_deref().map(ApiSocket::bind).transpose()?;
+
+    let engine = Engine::new(EngineConfig {
+        net: cfg.net,
+        mtu: cfg.mtu,
+        dns_enabled: !cfg.disable_dns,
+    });
+    let mut event_loop = EventLoop::new(tap, engine, exit_fd, api)
+        .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
+    if command.is_none() {
+        print_banner(&cfg);
+    }
+    if let Some(fd) = ready_fd {
+        nix::unistd::write(&fd, b"1").map_err(|e| RunError(format!("ready-fd: {e}")))?;
+    }
+    if let Some(child) = &mut command {
+        event_loop.set_command(child.start()?);
+    }
+
+    let exit = event_loop
+        .run()
+        .map_err(|e| RunError(format!("event loop: {e}")))?;
+    log::info!("{}", event_loop.engine().counters());
+    Ok(match exit {
+        Exit::Signal(sig) => {
+            log::info!("exiting on signal {sig}");
+            0
+        }
+        Exit::ExitFd => 0,
+        Exit::TapGone => 0,
+        Exit::Command(status) => status,
+    })
+}
