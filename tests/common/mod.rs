@@ -1,0 +1,387 @@
+//! Test topology: a throwaway "host-sim" network namespace per test (loopback plus a veth pair
+//! holding documentation addresses only), a guest namespace created from inside it, and
+//! slirp-ns running in host-sim. Nothing a test sends can leave the machine.
+//!
+//! These tests need root (or an equivalent set of capabilities) to create namespaces, plus
+//! /dev/net/tun, iproute2, util-linux (unshare, nsenter, setpriv) and iputils-ping. When one of
+//! them is missing the test fails and says what is missing.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_slirp-ns");
+
+/// Fails the test, saying what the machine lacks, unless everything the namespace tests need
+/// is there.
+pub fn require_namespace_support() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests create network namespaces and need root: run them as root (e.g. sudo -E cargo test)"
+    );
+    assert!(
+        Path::new("/dev/net/tun").exists(),
+        "/dev/net/tun is missing: load the tun module (modprobe tun)"
+    );
+    for tool in ["ip", "unshare", "nsenter", "setpriv", "ping"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            found,
+            "`{tool}` is missing: install iproute2, util-linux and iputils-ping"
+        );
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique short name for this test's namespaces and files.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The host side: a named network namespace with documentation addresses only.
+pub struct HostSim {
+    pub name: String,
+}
+
+impl HostSim {
+    pub fn new() -> Self {
+        require_namespace_support();
+        let name = unique_name("slirpns-hs");
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        let hs = HostSim { name };
+        for args in [
+            "link set lo up",
+            "link add hs0 type veth peer name hs1",
+            "addr add 192.0.2.1/24 dev hs0",
+            "addr add 198.51.100.1/24 dev hs1",
+            "link set hs0 up",
+            "link set hs1 up",
+        ] {
+            run_ok(Command::new("ip").args(["-n", &hs.name]).args(args.split(' ')));
+        }
+        hs
+    }
+
+    /// A command that runs inside host-sim.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Starts a guest: a process alone in a new network namespace made from host-sim.
+    pub fn guest(&self) -> Guest {
+        Guest::spawn(self.command("unshare").args(["--net", "--", "sleep", "600"]), false)
+    }
+
+    /// Starts a guest in its own user namespace too (the caller mapped to root in it).
+    pub fn guest_in_userns(&self) -> Guest {
+        Guest::spawn(
+            self.command("unshare")
+                .args(["--user", "--map-root-user", "--net", "--", "sleep", "600"]),
+            true,
+        )
+    }
+
+    /// Starts a guest in its own user namespace, owned by the unprivileged `uid`.
+    pub fn unprivileged_guest(&self, uid: u32) -> Guest {
+        let id = uid.to_string();
+        Guest::spawn(
+            self.command("setpriv")
+                .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+                .args(["unshare", "--user", "--map-root-user", "--net", "--", "sleep", "600"]),
+            true,
+        )
+    }
+}
+
+impl Drop for HostSim {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn netns_inode(pid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// A process sitting in the guest's network namespace.
+pub struct Guest {
+    child: Child,
+    pub pid: u32,
+}
+
+impl Guest {
+    fn spawn(cmd: &mut Command, _userns: bool) -> Guest {
+        let before = netns_inode(std::process::id());
+        let child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the guest process");
+        let pid = child.id();
+        let guest = Guest { child, pid };
+        // `ip netns exec` and `unshare` exec in place: wait until the PID is `sleep`, by then
+        // in its new namespace.
+        wait_until(Duration::from_secs(5), "the guest namespace", || {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            comm.trim() == "sleep" && netns_inode(pid) != before
+        });
+        guest
+    }
+
+    /// Runs a command inside the guest's network namespace (as root on the host).
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.pid.to_string(), "-n", "--", program]);
+        cmd
+    }
+
+    pub fn run(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program)
+            .args(args)
+            .output()
+            .expect("run a command in the guest")
+    }
+
+    /// `ip -j ARGS` in the guest, parsed.
+    pub fn ip_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = run_ok(self.command("ip").arg("-j").args(args));
+        serde_json::from_slice(&out.stdout).expect("ip -j prints JSON")
+    }
+
+    /// Whether `count` pings to `addr` from the guest are all answered.
+    pub fn ping(&self, addr: &str) -> bool {
+        self.run("ping", &["-c", "2", "-i", "0.2", "-W", "2", addr])
+            .status
+            .success()
+    }
+
+    pub fn netns_path(&self) -> String {
+        format!("/proc/{}/ns/net", self.pid)
+    }
+
+    pub fn userns_path(&self) -> String {
+        format!("/proc/{}/ns/user", self.pid)
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running slirp-ns with its ready-fd (3) read end and captured output.
+pub struct Slirp {
+    child: Option<Child>,
+    ready: File,
+    pub dir: tempfile::TempDir,
+}
+
+/// Options for [`Slirp::start`] beyond the argument list.
+#[derive(Default)]
+pub struct StartOptions {
+    /// Descriptors to hand to slirp-ns as (target fd number, our fd).
+    pub fds: Vec<(RawFd, RawFd)>,
+    pub env: Vec<(String, String)>,
+}
+
+fn pipe() -> (File, OwnedFd) {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    (File::from(r), w)
+}
+
+impl Slirp {
+    /// Starts `cmd` (slirp-ns, possibly wrapped) with `-r 3` wired to a pipe we read.
+    pub fn spawn(mut cmd: Command, opts: StartOptions) -> Slirp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ready_r, ready_w) = pipe();
+        let mut fds = opts.fds.clone();
+        fds.push((3, ready_w.as_raw_fd()));
+        cmd.stdout(File::create(dir.path().join("stdout")).unwrap())
+            .stderr(File::create(dir.path().join("stderr")).unwrap())
+            .stdin(Stdio::null());
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        // SAFETY: only dup2 and fcntl between fork and exec; both are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &(target, ours) in &fds {
+                    if target == ours {
+                        let flags = libc::fcntl(ours, libc::F_GETFD);
+                        libc::fcntl(ours, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                    } else if libc::dup2(ours, target) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start slirp-ns");
+        drop(ready_w);
+        Slirp {
+            child: Some(child),
+            ready: ready_r,
+            dir,
+        }
+    }
+
+    /// Starts slirp-ns inside host-sim with `args` and `-r 3`, and waits until it is ready.
+    pub fn start(hs: &HostSim, args: &[&str]) -> Slirp {
+        let mut cmd = hs.command(BIN);
+        cmd.arg("-r").arg("3").args(args);
+        let mut slirp = Slirp::spawn(cmd, StartOptions::default());
+        slirp.expect_ready();
+        slirp
+    }
+
+    /// Waits for the ready byte; fails with slirp-ns's stderr if it does not come.
+    pub fn expect_ready(&mut self) {
+        let got = self.read_ready(Duration::from_secs(10));
+        assert_eq!(
+            got,
+            b"1",
+            "slirp-ns did not report ready; stderr: {}",
+            self.stderr()
+        );
+    }
+
+    /// What arrives on the ready fd until it is closed (or the time is up).
+    pub fn read_ready(&mut self, limit: Duration) -> Vec<u8> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let start = Instant::now();
+        let mut got = Vec::new();
+        loop {
+            let left = limit.saturating_sub(start.elapsed());
+            let ms = PollTimeout::try_from(left.as_millis().min(60_000) as u32).unwrap();
+            let mut fds = [PollFd::new(self.ready.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, ms).unwrap_or(0) == 0 {
+                return got;
+            }
+            let mut buf = [0u8; 16];
+            match self.ready.read(&mut buf) {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        nix::sys::signal::kill(pid, sig).expect("signal slirp-ns");
+    }
+
+    /// The exit status if slirp-ns has exited within `limit`, else `None`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            let child = self.child.as_mut()?;
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// SIGTERM, then the exit status (which must come within 5 s).
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit(Duration::from_secs(5))
+            .expect("slirp-ns exits within 5 s of SIGTERM")
+    }
+}
+
+impl Drop for Slirp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Processes whose command line contains `marker` (to find strays).
+pub fn processes_with_arg(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == marker.as_bytes())
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A scratch path for an API socket, short enough for sun_path.
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join("api.sock")
+}
