@@ -66,7 +66,9 @@ impl Ipv4Network {
             .map_err(|_| CliError(format!("invalid network address: {addr}")))?;
         let prefix_len: u8 = prefix.parse().map_err(|_| invalid())?;
         if !(PREFIX_MIN..=PREFIX_MAX).contains(&prefix_len) {
-            return err(format!("prefix length needs to be {PREFIX_MIN}-{PREFIX_MAX}"));
+            return err(format!(
+                "prefix length needs to be {PREFIX_MIN}-{PREFIX_MAX}"
+            ));
         }
         let net = Ipv4Network {
             network,
@@ -401,7 +403,14 @@ mod tests {
 
     #[test]
     fn cidr_errors_in_slirp4netns_order() {
-        for bad in ["24", "foo", "10.0.2.0", "10.0.2.0/", "1.2.3.4.5/8", "10.0.2.0/123"] {
+        for bad in [
+            "24",
+            "foo",
+            "10.0.2.0",
+            "10.0.2.0/",
+            "1.2.3.4.5/8",
+            "10.0.2.0/123",
+        ] {
             assert_eq!(
                 error_of(&["--cidr", bad, "1", "tap0"]),
                 format!("invalid CIDR: {bad}")
@@ -461,7 +470,12 @@ mod tests {
         );
         let cfg = parse(&["-c", "--macaddress", "02:AB:00:00:00:01", "1", "tap0"]).unwrap();
         assert_eq!(cfg.mac, Some([2, 0xab, 0, 0, 0, 1]));
-        for bad in ["02:00:00:00:00", "02:00:00:00:00:01:02", "zz:00:00:00:00:01", "01:00:00:00:00:01"] {
+        for bad in [
+            "02:00:00:00:00",
+            "02:00:00:00:00:01:02",
+            "zz:00:00:00:00:01",
+            "01:00:00:00:00:01",
+        ] {
             assert_eq!(
                 error_of(&["-c", "--macaddress", bad, "1", "tap0"]),
                 format!("\"{bad}\" is an invalid MAC address.")
@@ -523,7 +537,12 @@ mod tests {
     #[test]
     fn userns_path_must_exist() {
         assert_eq!(
-            error_of(&["--userns-path=/nonexistent", "--netns-type=path", "/proc/self/ns/net", "t"]),
+            error_of(&[
+                "--userns-path=/nonexistent",
+                "--netns-type=path",
+                "/proc/self/ns/net",
+                "t"
+            ]),
             "userns path doesn't exist: /nonexistent"
         );
     }

@@ -7,10 +7,10 @@
 //! - [`engine`]: the NAT engine, frames in and frames out, free of I/O;
 //! - [`event_loop`]: one mio poll driving all of it.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod engine;
-pub mod api;
 pub mod event_loop;
 pub mod ns;
 pub mod run;

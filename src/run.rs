@@ -92,7 +92,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     let mut command = None;
     let tap_fd = match &cfg.target {
         Target::TapFd(fd) => take_inherited_fd(*fd, "TAP fd")?,
-        Target::Pid(pid) => open_tap_in(NamespaceFiles::of_pid(*pid)?, &cfg.tapname, setup.as_ref())?,
+        Target::Pid(pid) => {
+            open_tap_in(NamespaceFiles::of_pid(*pid)?, &cfg.tapname, setup.as_ref())?
+        }
         Target::Path(path) => open_tap_in(
             NamespaceFiles::of_paths(path, cfg.userns_path.as_deref())?,
             &cfg.tapname,

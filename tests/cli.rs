@@ -77,15 +77,30 @@ fn every_compat_error_text() {
     let cases: &[(&[&str], &str)] = &[
         (&["--cidr", "24", "1", "tap0"], "invalid CIDR: 24"),
         (&["--cidr", "foo", "1", "tap0"], "invalid CIDR: foo"),
-        (&["--cidr", "10.0.2.0", "1", "tap0"], "invalid CIDR: 10.0.2.0"),
-        (&["--cidr", "10.0.2.100/26", "1", "tap0"], "prefix length needs to be 1-25"),
+        (
+            &["--cidr", "10.0.2.0", "1", "tap0"],
+            "invalid CIDR: 10.0.2.0",
+        ),
+        (
+            &["--cidr", "10.0.2.100/26", "1", "tap0"],
+            "prefix length needs to be 1-25",
+        ),
         (
             &["--cidr", "10.0.2.100/24", "1", "tap0"],
             "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24",
         ),
-        (&["-m", "0", "1", "tap0"], "MTU must be a positive integer (< 65522)"),
-        (&["--mtu=65522", "1", "tap0"], "MTU must be a positive integer (< 65522)"),
-        (&["--mtu", "big", "1", "tap0"], "MTU must be a positive integer (< 65522)"),
+        (
+            &["-m", "0", "1", "tap0"],
+            "MTU must be a positive integer (< 65522)",
+        ),
+        (
+            &["--mtu=65522", "1", "tap0"],
+            "MTU must be a positive integer (< 65522)",
+        ),
+        (
+            &["--mtu", "big", "1", "tap0"],
+            "MTU must be a positive integer (< 65522)",
+        ),
         (
             &["--macaddress", "02:00:00:00:00:01", "1", "tap0"],
             "--macaddr cannot be specified when --configure or -c is not specified",
@@ -94,16 +109,30 @@ fn every_compat_error_text() {
             &["-c", "--macaddress", "02:00:00:00:01", "1", "tap0"],
             "\"02:00:00:00:01\" is an invalid MAC address.",
         ),
-        (&["-e", "x", "1", "tap0"], "exit-fd must be a non-negative integer"),
-        (&["-r", "-1", "1", "tap0"], "ready-fd must be a non-negative integer"),
+        (
+            &["-e", "x", "1", "tap0"],
+            "exit-fd must be a non-negative integer",
+        ),
+        (
+            &["-r", "-1", "1", "tap0"],
+            "ready-fd must be a non-negative integer",
+        ),
         (&["0", "tap0"], "PID must be a positive integer"),
-        (&["--netns-type=tapfd", "x"], "TAPFD must be a file descriptor"),
+        (
+            &["--netns-type=tapfd", "x"],
+            "TAPFD must be a file descriptor",
+        ),
         (
             &["--netns-type=path", "/nonexistent/netns", "tap0"],
             "existing path expected when --netns-type=path",
         ),
         (
-            &["--userns-path=/nonexistent", "--netns-type=path", "/proc/self/ns/net", "t"],
+            &[
+                "--userns-path=/nonexistent",
+                "--netns-type=path",
+                "/proc/self/ns/net",
+                "t",
+            ],
             "userns path doesn't exist: /nonexistent",
         ),
         (&["1234"], "missing TAPNAME"),
@@ -135,11 +164,20 @@ fn unknown_flags_and_bad_enum_values_exit_1() {
 #[test]
 fn unimplemented_options_warn_but_are_accepted() {
     // Accepted by the parser: the run then fails only on the bogus PID.
-    let out = slirp(&["--enable-sandbox", "--enable-seccomp", "--outbound-addr=lo", "999999999", "tap0"]);
+    let out = slirp(&[
+        "--enable-sandbox",
+        "--enable-seccomp",
+        "--outbound-addr=lo",
+        "999999999",
+        "tap0",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     for flag in ["--enable-sandbox", "--enable-seccomp", "--outbound-addr"] {
         assert_eq!(
-            stderr.lines().filter(|l| l.starts_with("WARNING:") && l.contains(flag)).count(),
+            stderr
+                .lines()
+                .filter(|l| l.starts_with("WARNING:") && l.contains(flag))
+                .count(),
             1,
             "one warning line for {flag}: {stderr}"
         );
@@ -156,7 +194,10 @@ fn bad_targets_fail_cleanly_and_leave_nothing_behind() {
     let not_a_netns = dir.path().join("plain-file");
     std::fs::write(&not_a_netns, b"").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["999999999".into(), "tap0".into()], "no process with PID 999999999"),
+        (
+            vec!["999999999".into(), "tap0".into()],
+            "no process with PID 999999999",
+        ),
         (
             vec![
                 "--netns-type=path".into(),

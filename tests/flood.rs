@@ -30,7 +30,11 @@ fn send_raw_frames(netns: &str, dev: &str, frames: impl Iterator<Item = Vec<u8>>
             let index = nix::net::if_::if_nametoindex(dev.as_str()).expect("tap index");
             // SAFETY: plain socket(2); the result is checked and owned right away.
             let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-            assert!(raw >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+            assert!(
+                raw >= 0,
+                "AF_PACKET socket: {}",
+                std::io::Error::last_os_error()
+            );
             // SAFETY: raw is a fresh descriptor we own.
             let sock = unsafe { OwnedFd::from_raw_fd(raw) };
             // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
@@ -107,7 +111,11 @@ fn garbage_flood_leaves_it_running_and_answering() {
     );
     slirp.expect_ready();
     const FRAMES: usize = 50_000;
-    let sent = send_raw_frames(&guest.netns_path(), "tap0", garbage(FRAMES, 0x9e3779b97f4a7c15));
+    let sent = send_raw_frames(
+        &guest.netns_path(),
+        "tap0",
+        garbage(FRAMES, 0x9e3779b97f4a7c15),
+    );
     assert!(sent > FRAMES / 2, "the kernel took only {sent} frames");
     assert!(slirp.is_running(), "still running: {}", slirp.stderr());
     assert!(guest.ping("10.0.2.2"), "still answering after the flood");

@@ -29,7 +29,10 @@ fn inet_addr(link: &serde_json::Value) -> (String, u64) {
 
 fn default_gateway(guest: &Guest) -> String {
     let routes = guest.ip_json(&["-4", "route", "show", "default"]);
-    routes[0]["gateway"].as_str().unwrap_or_default().to_string()
+    routes[0]["gateway"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -48,7 +51,10 @@ fn configure_sets_address_mtu_route_and_gateway_answers() {
 
     assert!(guest.ping("10.0.2.2"), "gateway answers ping");
     assert!(guest.ping("10.0.2.3"), "DNS address answers ping");
-    assert!(!guest.ping("10.0.2.9"), "nobody else is on the virtual network");
+    assert!(
+        !guest.ping("10.0.2.9"),
+        "nobody else is on the virtual network"
+    );
     assert!(slirp.stdout().contains("Starting slirp-ns"));
     assert!(slirp.stop().success());
 }
@@ -74,7 +80,10 @@ fn macaddress_sets_the_tap_mac() {
     let hs = HostSim::new();
     let guest = hs.guest();
     let pid = guest.pid.to_string();
-    let mut slirp = Slirp::start(&hs, &["-c", "--macaddress", "02:5a:00:00:12:34", &pid, "tap0"]);
+    let mut slirp = Slirp::start(
+        &hs,
+        &["-c", "--macaddress", "02:5a:00:00:12:34", &pid, "tap0"],
+    );
     assert_eq!(tap_info(&guest, "tap0")["address"], "02:5a:00:00:12:34");
     assert!(guest.ping("10.0.2.2"));
     slirp.stop();
@@ -140,7 +149,9 @@ fn sigint_exits_too() {
     let guest = hs.guest();
     let mut slirp = Slirp::start(&hs, &["-c", &guest.pid.to_string(), "tap0"]);
     slirp.signal(Signal::SIGINT);
-    let status = slirp.wait_exit(Duration::from_secs(5)).expect("exits on SIGINT");
+    let status = slirp
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits on SIGINT");
     assert!(status.success());
 }
 
@@ -191,7 +202,9 @@ fn netns_type_path_to_a_named_namespace() {
     let path = format!("/run/netns/{name}");
     let mut slirp = Slirp::start(&hs, &["-c", "--netns-type=path", &path, "tap0"]);
     let ping = Command::new("ip")
-        .args(["netns", "exec", &name, "ping", "-c", "1", "-W", "2", "10.0.2.2"])
+        .args([
+            "netns", "exec", &name, "ping", "-c", "1", "-W", "2", "10.0.2.2",
+        ])
         .status()
         .unwrap();
     slirp.stop();
@@ -224,9 +237,15 @@ fn runs_rootless_as_an_unprivileged_user() {
     slirp.expect_ready();
     let status = std::fs::read_to_string(format!("/proc/{}/status", slirp.pid())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(uid_line.contains(&uid), "slirp-ns runs as {UID}: {uid_line}");
+    assert!(
+        uid_line.contains(&uid),
+        "slirp-ns runs as {UID}: {uid_line}"
+    );
     let caps = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
-    assert!(caps.ends_with("0000000000000000"), "no capabilities: {caps}");
+    assert!(
+        caps.ends_with("0000000000000000"),
+        "no capabilities: {caps}"
+    );
     assert_eq!(inet_addr(&tap_info(&guest, "tap0")).0, "10.0.2.100");
     assert!(guest.ping("10.0.2.2"));
     assert!(slirp.stop().success());
@@ -265,7 +284,10 @@ fn exec_mode_runs_the_command_with_networking() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("10.0.2.100/24"), "{stdout}");
-    assert!(!stdout.contains("Starting slirp-ns"), "no banner in exec mode");
+    assert!(
+        !stdout.contains("Starting slirp-ns"),
+        "no banner in exec mode"
+    );
 }
 
 #[test]

@@ -19,8 +19,9 @@ impl ApiSocket {
     pub fn bind(path: &Path) -> Result<Self, String> {
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_socket() => {
-                std::fs::remove_file(path)
-                    .map_err(|e| format!("cannot remove stale API socket {}: {e}", path.display()))?;
+                std::fs::remove_file(path).map_err(|e| {
+                    format!("cannot remove stale API socket {}: {e}", path.display())
+                })?;
             }
             Ok(_) => {
                 return Err(format!(

@@ -118,7 +118,10 @@ impl Engine {
             return Err(Drop::Malformed);
         }
         let dst = eth.dst_addr();
-        if !(dst.is_broadcast() || dst.is_multicast() || dst == self.gateway_mac || dst == self.dns_mac)
+        if !(dst.is_broadcast()
+            || dst.is_multicast()
+            || dst == self.gateway_mac
+            || dst == self.dns_mac)
         {
             return Err(Drop::NotForUs);
         }

@@ -181,7 +181,10 @@ fn random_and_mutated_frames_never_panic() {
     }
     let c = e.counters();
     assert_eq!(c.frames_in, 200_000);
-    assert_eq!(c.dropped() + c.arp_replies + c.icmp_echo_replies, c.frames_in);
+    assert_eq!(
+        c.dropped() + c.arp_replies + c.icmp_echo_replies,
+        c.frames_in
+    );
 }
 
 #[test]

@@ -54,7 +54,10 @@ pub fn echo_request(dst_mac: EthernetAddress, dst: Ipv4Addr, data: &[u8]) -> Vec
     eth.emit(&mut frame);
     let mut packet = Ipv4Packet::new_unchecked(frame.payload_mut());
     ip.emit(&mut packet, &caps);
-    icmp.emit(&mut Icmpv4Packet::new_unchecked(packet.payload_mut()), &caps);
+    icmp.emit(
+        &mut Icmpv4Packet::new_unchecked(packet.payload_mut()),
+        &caps,
+    );
     buf
 }
 

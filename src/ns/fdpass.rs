@@ -13,12 +13,24 @@ pub fn send_result(sock: &OwnedFd, result: Result<&OwnedFd, &str>) -> nix::Resul
         Ok(fd) => {
             let fds = [fd.as_raw_fd()];
             let cmsg = [ControlMessage::ScmRights(&fds)];
-            sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(OK)], &cmsg, MsgFlags::empty(), None)?;
+            sendmsg::<()>(
+                sock.as_raw_fd(),
+                &[IoSlice::new(OK)],
+                &cmsg,
+                MsgFlags::empty(),
+                None,
+            )?;
         }
         Err(text) => {
             let text = &text.as_bytes()[..text.len().min(MAX_MESSAGE)];
             let text = if text == OK { b"error" as &[u8] } else { text };
-            sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(text)], &[], MsgFlags::empty(), None)?;
+            sendmsg::<()>(
+                sock.as_raw_fd(),
+                &[IoSlice::new(text)],
+                &[],
+                MsgFlags::empty(),
+                None,
+            )?;
         }
     }
     Ok(())
@@ -37,7 +49,10 @@ pub fn recv_result(sock: &OwnedFd) -> Result<OwnedFd, String> {
     )
     .map_err(|e| format!("cannot receive from the namespace helper: {e}"))?;
     let mut received = None;
-    for cmsg in msg.cmsgs().map_err(|e| format!("bad control message: {e}"))? {
+    for cmsg in msg
+        .cmsgs()
+        .map_err(|e| format!("bad control message: {e}"))?
+    {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             for fd in fds {
                 // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.

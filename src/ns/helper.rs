@@ -64,9 +64,8 @@ fn is_own_userns(fd: &OwnedFd) -> bool {
 fn join(ns: &NamespaceFiles) -> Result<(), String> {
     if let Some((path, fd)) = &ns.userns {
         if !is_own_userns(fd) {
-            setns(fd, CloneFlags::CLONE_NEWUSER).map_err(|e| {
-                format!("cannot join user namespace {}: {e}", path.display())
-            })?;
+            setns(fd, CloneFlags::CLONE_NEWUSER)
+                .map_err(|e| format!("cannot join user namespace {}: {e}", path.display()))?;
         }
     }
     let (path, fd) = &ns.netns;
@@ -76,7 +75,11 @@ fn join(ns: &NamespaceFiles) -> Result<(), String> {
     })
 }
 
-fn helper_main(ns: &NamespaceFiles, tapname: &str, setup: Option<&LinkSetup>) -> Result<OwnedFd, String> {
+fn helper_main(
+    ns: &NamespaceFiles,
+    tapname: &str,
+    setup: Option<&LinkSetup>,
+) -> Result<OwnedFd, String> {
     // The helper must not outlive slirp-ns, whatever happens to it.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;

@@ -63,8 +63,9 @@ impl Rtnl {
             let n = self.socket.recv(&mut &mut self.buf[..], 0)?;
             let mut offset = 0;
             while offset < n {
-                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[offset..n])
-                    .map_err(|e| io::Error::other(format!("bad netlink reply: {e}")))?;
+                let reply =
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[offset..n])
+                        .map_err(|e| io::Error::other(format!("bad netlink reply: {e}")))?;
                 let reply_len = reply.header.length as usize;
                 if reply.header.sequence_number == self.seq {
                     if let NetlinkPayload::Error(e) = reply.payload {
@@ -131,7 +132,10 @@ pub fn configure(setup: &LinkSetup) -> Result<(), String> {
     let what = format!("cannot add address {}/{}", setup.address, setup.prefix_len);
     step(
         &what,
-        rtnl.request(RouteNetlinkMessage::NewAddress(addr), NLM_F_CREATE | NLM_F_REPLACE),
+        rtnl.request(
+            RouteNetlinkMessage::NewAddress(addr),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        ),
     )?;
 
     let mut route = RouteMessage::default();
@@ -147,6 +151,9 @@ pub fn configure(setup: &LinkSetup) -> Result<(), String> {
     let what = format!("cannot add default route via {}", setup.gateway);
     step(
         &what,
-        rtnl.request(RouteNetlinkMessage::NewRoute(route), NLM_F_CREATE | NLM_F_REPLACE),
+        rtnl.request(
+            RouteNetlinkMessage::NewRoute(route),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        ),
     )
 }

@@ -9,14 +9,17 @@ nix::ioctl_write_ptr_bad!(tunsetiff, libc::TUNSETIFF, libc::ifreq);
 /// Opens /dev/net/tun and attaches it to the TAP device `name`, creating it if it does not
 /// exist. Frames carry no packet-information header (IFF_NO_PI).
 pub fn open_tap(name: &str) -> Result<OwnedFd, String> {
-    let fd = open("/dev/net/tun", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).map_err(
-        |e| match e {
-            nix::errno::Errno::EACCES => format!(
-                "cannot open /dev/net/tun: {e} (this user needs read and write access to it)"
-            ),
-            _ => format!("cannot open /dev/net/tun: {e}"),
-        },
-    )?;
+    let fd = open(
+        "/dev/net/tun",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        nix::errno::Errno::EACCES => {
+            format!("cannot open /dev/net/tun: {e} (this user needs read and write access to it)")
+        }
+        _ => format!("cannot open /dev/net/tun: {e}"),
+    })?;
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     let name_bytes = name.as_bytes();
@@ -32,7 +35,9 @@ pub fn open_tap(name: &str) -> Result<OwnedFd, String> {
         let hint = match e {
             nix::errno::Errno::EPERM => " (no CAP_NET_ADMIN over the namespace)",
             nix::errno::Errno::EBUSY => " (another process has the device open)",
-            nix::errno::Errno::EINVAL => " (an existing device of another kind or with other flags)",
+            nix::errno::Errno::EINVAL => {
+                " (an existing device of another kind or with other flags)"
+            }
             _ => "",
         };
         format!("cannot attach to TAP device {name}: {e}{hint}")

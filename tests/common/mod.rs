@@ -45,7 +45,9 @@ pub fn require_namespace_support() {
 }
 
 fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}{}",
@@ -85,7 +87,11 @@ impl HostSim {
             "link set hs0 up",
             "link set hs1 up",
         ] {
-            run_ok(Command::new("ip").args(["-n", &hs.name]).args(args.split(' ')));
+            run_ok(
+                Command::new("ip")
+                    .args(["-n", &hs.name])
+                    .args(args.split(' ')),
+            );
         }
         hs
     }
@@ -99,14 +105,24 @@ impl HostSim {
 
     /// Starts a guest: a process alone in a new network namespace made from host-sim.
     pub fn guest(&self) -> Guest {
-        Guest::spawn(self.command("unshare").args(["--net", "--", "sleep", "600"]), false)
+        Guest::spawn(
+            self.command("unshare")
+                .args(["--net", "--", "sleep", "600"]),
+            false,
+        )
     }
 
     /// Starts a guest in its own user namespace too (the caller mapped to root in it).
     pub fn guest_in_userns(&self) -> Guest {
         Guest::spawn(
-            self.command("unshare")
-                .args(["--user", "--map-root-user", "--net", "--", "sleep", "600"]),
+            self.command("unshare").args([
+                "--user",
+                "--map-root-user",
+                "--net",
+                "--",
+                "sleep",
+                "600",
+            ]),
             true,
         )
     }
@@ -117,7 +133,15 @@ impl HostSim {
         Guest::spawn(
             self.command("setpriv")
                 .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
-                .args(["unshare", "--user", "--map-root-user", "--net", "--", "sleep", "600"]),
+                .args([
+                    "unshare",
+                    "--user",
+                    "--map-root-user",
+                    "--net",
+                    "--",
+                    "sleep",
+                    "600",
+                ]),
             true,
         )
     }

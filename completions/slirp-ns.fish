@@ -1,0 +1,24 @@
+complete -c slirp-ns -s e -l exit-fd -d 'Exit when FD is closed (or reports any event)' -r
+complete -c slirp-ns -s r -l ready-fd -d 'Write "1" to FD and close it once the network is ready' -r
+complete -c slirp-ns -s m -l mtu -d 'MTU of the TAP device (default=1500, max=65521)' -r
+complete -c slirp-ns -s a -l api-socket -d 'Serve the JSON API (port forwarding) on a unix socket at PATH' -r -F
+complete -c slirp-ns -l cidr -d 'Network address CIDR (default=10.0.2.0/24)' -r
+complete -c slirp-ns -l netns-type -d 'Network namespace type (default=pid)' -r -f -a "pid\t'The positional argument is the PID of a process in the target namespace'
+path\t'The positional argument is a path to a network namespace (e.g. /run/netns/NAME)'
+tapfd\t'The positional argument is an already-open TAP file descriptor'"
+complete -c slirp-ns -l userns-path -d 'User namespace to join before the network namespace (with --netns-type=path)' -r -F
+complete -c slirp-ns -l outbound-addr -d 'IPv4 address or interface name that outbound connections bind to' -r
+complete -c slirp-ns -l outbound-addr6 -d 'IPv6 address or interface name that outbound connections bind to' -r
+complete -c slirp-ns -l macaddress -d 'MAC address of the TAP device (only valid with -c)' -r
+complete -c slirp-ns -l target-type -d 'Target type (default=netns)' -r -f -a "netns\t'A network namespace with a TAP device in it'
+bess\t'A SOCK_SEQPACKET socket carrying Ethernet frames (User Mode Linux)'"
+complete -c slirp-ns -s c -l configure -d 'Bring up the interface: lo and TAP up, MTU, address network+100, default route via network+2'
+complete -c slirp-ns -s 6 -l enable-ipv6 -d 'Enable IPv6 on fd00::/64'
+complete -c slirp-ns -l disable-host-loopback -d 'Prohibit connecting to 127.0.0.1:* on the host through the gateway address'
+complete -c slirp-ns -l no-host-loopback -d 'Deprecated spelling of --disable-host-loopback'
+complete -c slirp-ns -l enable-sandbox -d 'Create a new mount namespace and drop all capabilities except CAP_NET_BIND_SERVICE'
+complete -c slirp-ns -l create-sandbox -d 'Deprecated spelling of --enable-sandbox'
+complete -c slirp-ns -l enable-seccomp -d 'Restrict the system calls slirp-ns may make'
+complete -c slirp-ns -l disable-dns -d 'Disable the DNS relay on network+3'
+complete -c slirp-ns -s v -l version -d 'Show version and exit'
+complete -c slirp-ns -s h -l help -d 'Print help (see more with \'--help\')'
