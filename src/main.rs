@@ -18,8 +18,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // Every command-line error exits 1, as slirp4netns does (clap's default is 2).
-            let _ = e.print();
+            // One line naming the problem, exit 1 as slirp4netns does (clap's default is 2).
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid command line");
+            let problem = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("slirp-ns: {problem} (see --help)");
             return ExitCode::FAILURE;
         }
     };

@@ -312,3 +312,54 @@ fn exec_mode_passes_a_signal_death_on_as_128_plus_n() {
         .unwrap();
     assert_eq!(out.status.code(), Some(128 + 9));
 }
+
+#[test]
+fn exec_mode_command_starts_with_default_signal_dispositions() {
+    let hs = HostSim::new();
+    let out = hs
+        .command(BIN)
+        .args(["--", "grep", "SigIgn", "/proc/self/status"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mask = u64::from_str_radix(stdout.trim().trim_start_matches("SigIgn:").trim(), 16)
+        .unwrap_or_else(|_| panic!("SigIgn mask in {stdout:?}"));
+    let sigpipe_bit = 1u64 << (libc::SIGPIPE - 1);
+    assert_eq!(mask & sigpipe_bit, 0, "SIGPIPE is not ignored: {stdout}");
+}
+
+#[test]
+fn exec_mode_works_rootless() {
+    const UID: u32 = 40124;
+    let hs = HostSim::new();
+    let devdir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "mount -t tmpfs -o mode=0755 none {dir} && mknod -m 0666 {dir}/tun c 10 200 && \
+         mount --bind {dir}/tun /dev/net/tun && \
+         exec ip netns exec {hs} setpriv --reuid {UID} --regid {UID} --clear-groups -- \
+         {bin} -- sh -c 'id -u; ip -br addr show tap0; ping -c 1 -W 2 10.0.2.2 >/dev/null'",
+        dir = devdir.path().display(),
+        hs = hs.name,
+        bin = BIN,
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout {stdout} stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("0"),
+        "the caller is root in its namespace"
+    );
+    assert!(
+        lines.next().unwrap_or_default().contains("10.0.2.100/24"),
+        "{stdout}"
+    );
+}

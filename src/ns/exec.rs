@@ -54,6 +54,15 @@ fn child_main(ready: OwnedFd, go: OwnedFd, argv: &[CString]) -> ! {
         _ => super::exit_child(1),
     }
     drop(go);
+    // Rust starts with SIGPIPE ignored, and exec keeps ignored signals ignored: give the
+    // command the default a shell would.
+    // SAFETY: resetting a disposition to SIG_DFL installs no handler.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     let err = execvp(&argv[0], argv).unwrap_err();
     eprintln!("slirp-ns: cannot run {}: {err}", argv[0].to_string_lossy());
     super::exit_child(127);
