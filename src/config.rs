@@ -300,6 +300,21 @@ impl Config {
             }
             (target, tapname)
         };
+        let tap_fd = match target {
+            Target::TapFd(fd) => Some(fd),
+            _ => None,
+        };
+        let inherited = [exit_fd, ready_fd, tap_fd];
+        let distinct = inherited.iter().flatten().enumerate().all(|(i, fd)| {
+            !inherited
+                .iter()
+                .flatten()
+                .skip(i + 1)
+                .any(|other| other == fd)
+        });
+        if !distinct {
+            return err("exit-fd, ready-fd and the TAP fd must be different descriptors");
+        }
         if matches!(target, Target::TapFd(_)) && cli.configure {
             return err("--configure cannot be used with --netns-type=tapfd");
         }
@@ -460,6 +475,9 @@ mod tests {
             error_of(&["-r", "-2", "1", "tap0"]),
             "ready-fd must be a non-negative integer"
         );
+        let same = "exit-fd, ready-fd and the TAP fd must be different descriptors";
+        assert_eq!(error_of(&["-r", "3", "-e", "3", "1", "tap0"]), same);
+        assert_eq!(error_of(&["-r", "5", "--netns-type=tapfd", "5"]), same);
     }
 
     #[test]

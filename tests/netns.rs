@@ -363,3 +363,54 @@ fn exec_mode_works_rootless() {
         "{stdout}"
     );
 }
+
+/// Opens a new TAP device `name` inside the guest's namespace, from a thread of our own.
+fn open_tap_in_guest(guest: &Guest, name: &str) -> std::os::fd::OwnedFd {
+    let netns = guest.netns_path();
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&netns).unwrap();
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let tun = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .unwrap();
+        // SAFETY: ifreq is plain data; zero is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
+            *dst = *src as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        // SAFETY: TUNSETIFF reads a struct ifreq from a valid pointer.
+        let rc = unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &ifr) };
+        assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+        std::os::fd::OwnedFd::from(tun)
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn netns_type_tapfd_uses_the_inherited_descriptor() {
+    let hs = HostSim::new();
+    let guest = hs.guest();
+    let tap = open_tap_in_guest(&guest, "tapx");
+    for args in ["addr add 10.0.2.100/24 dev tapx", "link set tapx up"] {
+        let out = guest.run("ip", &args.split(' ').collect::<Vec<_>>());
+        assert!(out.status.success(), "ip {args}: {out:?}");
+    }
+    let mut cmd = hs.command(BIN);
+    cmd.args(["-r", "3", "--netns-type=tapfd", "5"]);
+    let mut slirp = Slirp::spawn(
+        cmd,
+        StartOptions {
+            fds: vec![(5, tap.as_raw_fd())],
+            ..Default::default()
+        },
+    );
+    slirp.expect_ready();
+    drop(tap);
+    assert!(guest.ping("10.0.2.2"));
+    slirp.stop();
+}

@@ -270,16 +270,23 @@ impl Slirp {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
-        // SAFETY: only dup2 and fcntl between fork and exec; both are async-signal-safe.
+        // SAFETY: only fcntl, dup2 and close between fork and exec; all async-signal-safe.
         unsafe {
             cmd.pre_exec(move || {
-                for &(target, ours) in &fds {
-                    if target == ours {
-                        let flags = libc::fcntl(ours, libc::F_GETFD);
-                        libc::fcntl(ours, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-                    } else if libc::dup2(ours, target) < 0 {
+                // Move every source out of the way first, so that no dup2 clobbers a source
+                // that happens to sit on another entry's target number.
+                let mut parked = [0; 16];
+                for (slot, &(_, ours)) in parked.iter_mut().zip(&fds) {
+                    *slot = libc::fcntl(ours, libc::F_DUPFD, 100);
+                    if *slot < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
+                }
+                for (&parked_fd, &(target, _)) in parked.iter().zip(&fds) {
+                    if libc::dup2(parked_fd, target) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(parked_fd);
                 }
                 Ok(())
             });
@@ -308,7 +315,9 @@ impl Slirp {
         assert_eq!(
             got,
             b"1",
-            "slirp-ns did not report ready; stderr: {}",
+            "slirp-ns did not report ready; exit {:?}; stdout: {}; stderr: {}",
+            self.wait_exit(Duration::from_millis(100)),
+            self.stdout(),
             self.stderr()
         );
     }
