@@ -160,14 +160,9 @@ fn attaches_to_a_persistent_tap_made_beforehand() {
     let hs = HostSim::new();
     let guest = hs.guest();
     // As rootlesskit does: the TAP exists and is configured before slirp-ns starts (no -c).
-    for args in [
-        "tuntap add dev tap0 mode tap",
-        "addr add 10.0.2.100/24 dev tap0",
-        "link set tap0 up",
-    ] {
-        let out = guest.run("ip", &args.split(' ').collect::<Vec<_>>());
-        assert!(out.status.success(), "ip {args}: {out:?}");
-    }
+    guest.ip("tuntap add dev tap0 mode tap");
+    guest.ip("addr add 10.0.2.100/24 dev tap0");
+    guest.ip("link set tap0 up");
     let mut slirp = Slirp::start(&hs, &[&guest.pid.to_string(), "tap0"]);
     assert!(guest.ping("10.0.2.2"));
     slirp.stop();
@@ -217,22 +212,13 @@ fn runs_rootless_as_an_unprivileged_user() {
     const UID: u32 = 40123;
     let hs = HostSim::new();
     let guest = hs.unprivileged_guest(UID);
-    // /dev/net/tun is often mode 0600 on test machines (0666 on most distributions): give
-    // this run a 0666 node of its own, in a private mount namespace, changing nothing outside.
     let devdir = tempfile::tempdir().unwrap();
     let uid = UID.to_string();
-    let script = format!(
-        "mount -t tmpfs -o mode=0755 none {dir} && mknod -m 0666 {dir}/tun c 10 200 && \
-         mount --bind {dir}/tun /dev/net/tun && \
-         exec ip netns exec {hs} setpriv --reuid {uid} --regid {uid} --clear-groups -- \
-         {bin} -r 3 -c {pid} tap0",
-        dir = devdir.path().display(),
-        hs = hs.name,
-        bin = BIN,
-        pid = guest.pid,
+    let cmd = hs.rootless_command(
+        UID,
+        devdir.path(),
+        &format!("{BIN} -r 3 -c {} tap0", guest.pid),
     );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--", "sh", "-c", &script]);
     let mut slirp = Slirp::spawn(cmd, StartOptions::default());
     slirp.expect_ready();
     let status = std::fs::read_to_string(format!("/proc/{}/status", slirp.pid())).unwrap();
@@ -333,17 +319,11 @@ fn exec_mode_works_rootless() {
     const UID: u32 = 40124;
     let hs = HostSim::new();
     let devdir = tempfile::tempdir().unwrap();
-    let script = format!(
-        "mount -t tmpfs -o mode=0755 none {dir} && mknod -m 0666 {dir}/tun c 10 200 && \
-         mount --bind {dir}/tun /dev/net/tun && \
-         exec ip netns exec {hs} setpriv --reuid {UID} --regid {UID} --clear-groups -- \
-         {bin} -- sh -c 'id -u; ip -br addr show tap0; ping -c 1 -W 2 10.0.2.2 >/dev/null'",
-        dir = devdir.path().display(),
-        hs = hs.name,
-        bin = BIN,
+    let command_line = format!(
+        "{BIN} -- sh -c 'id -u; ip -br addr show tap0; ping -c 1 -W 2 10.0.2.2 >/dev/null'"
     );
-    let out = Command::new("unshare")
-        .args(["--mount", "--", "sh", "-c", &script])
+    let out = hs
+        .rootless_command(UID, devdir.path(), &command_line)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -396,10 +376,8 @@ fn netns_type_tapfd_uses_the_inherited_descriptor() {
     let hs = HostSim::new();
     let guest = hs.guest();
     let tap = open_tap_in_guest(&guest, "tapx");
-    for args in ["addr add 10.0.2.100/24 dev tapx", "link set tapx up"] {
-        let out = guest.run("ip", &args.split(' ').collect::<Vec<_>>());
-        assert!(out.status.success(), "ip {args}: {out:?}");
-    }
+    guest.ip("addr add 10.0.2.100/24 dev tapx");
+    guest.ip("link set tapx up");
     let mut cmd = hs.command(BIN);
     cmd.args(["-r", "3", "--netns-type=tapfd", "5"]);
     let mut slirp = Slirp::spawn(

@@ -108,23 +108,12 @@ impl HostSim {
         Guest::spawn(
             self.command("unshare")
                 .args(["--net", "--", "sleep", "600"]),
-            false,
         )
     }
 
     /// Starts a guest in its own user namespace too (the caller mapped to root in it).
     pub fn guest_in_userns(&self) -> Guest {
-        Guest::spawn(
-            self.command("unshare").args([
-                "--user",
-                "--map-root-user",
-                "--net",
-                "--",
-                "sleep",
-                "600",
-            ]),
-            true,
-        )
+        Guest::spawn(self.command("unshare").args(USERNS_GUEST))
     }
 
     /// Starts a guest in its own user namespace, owned by the unprivileged `uid`.
@@ -132,20 +121,39 @@ impl HostSim {
         let id = uid.to_string();
         Guest::spawn(
             self.command("setpriv")
-                .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
                 .args([
-                    "unshare",
-                    "--user",
-                    "--map-root-user",
-                    "--net",
+                    "--reuid",
+                    &id,
+                    "--regid",
+                    &id,
+                    "--clear-groups",
                     "--",
-                    "sleep",
-                    "600",
-                ]),
-            true,
+                    "unshare",
+                ])
+                .args(USERNS_GUEST),
         )
     }
+
+    /// A shell command line run inside host-sim as the unprivileged `uid`, in a private mount
+    /// namespace where /dev/net/tun is a 0666 node of its own. Test machines often have
+    /// /dev/net/tun at 0600 (most distributions ship 0666); this changes nothing outside.
+    pub fn rootless_command(&self, uid: u32, devdir: &Path, command_line: &str) -> Command {
+        let script = format!(
+            "mount -t tmpfs -o mode=0755 none {dir} && mknod -m 0666 {dir}/tun c 10 200 && \
+             mount --bind {dir}/tun /dev/net/tun && \
+             exec ip netns exec {hs} setpriv --reuid {uid} --regid {uid} --clear-groups -- \
+             {command_line}",
+            dir = devdir.display(),
+            hs = self.name,
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--", "sh", "-c", &script]);
+        cmd
+    }
 }
+
+/// `unshare` arguments for a guest in new user and network namespaces.
+const USERNS_GUEST: [&str; 6] = ["--user", "--map-root-user", "--net", "--", "sleep", "600"];
 
 impl Drop for HostSim {
     fn drop(&mut self) {
@@ -169,7 +177,7 @@ pub struct Guest {
 }
 
 impl Guest {
-    fn spawn(cmd: &mut Command, _userns: bool) -> Guest {
+    fn spawn(cmd: &mut Command) -> Guest {
         let before = netns_inode(std::process::id());
         let child = cmd
             .stdin(Stdio::null())
@@ -198,6 +206,11 @@ impl Guest {
             .args(args)
             .output()
             .expect("run a command in the guest")
+    }
+
+    /// `ip ARGS` in the guest (split at spaces), which must succeed.
+    pub fn ip(&self, args: &str) {
+        run_ok(self.command("ip").args(args.split(' ')));
     }
 
     /// `ip -j ARGS` in the guest, parsed.
