@@ -120,6 +120,14 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "TYPE")]
     pub target_type: Option<TargetType>,
 
+    /// Relay DNS to ADDR instead of the resolvers in /etc/resolv.conf (repeatable)
+    #[arg(long = "dns-server", value_name = "ADDR")]
+    pub dns_servers: Vec<std::net::IpAddr>,
+
+    /// Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused
+    #[arg(long, value_name = "N", default_value_t = 65536)]
+    pub max_flows: usize,
+
     /// Show version and exit
     #[arg(short = 'v', long)]
     pub version: bool,

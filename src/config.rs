@@ -164,6 +164,28 @@ pub fn parse_mac(text: &str) -> Result<[u8; 6], CliError> {
     Ok(mac)
 }
 
+/// `--outbound-addr`: an IPv4 address, or the name of an interface whose IPv4 address to use.
+pub fn resolve_outbound_v4(text: &str) -> Result<Ipv4Addr, CliError> {
+    if let Ok(addr) = text.parse::<Ipv4Addr>() {
+        return Ok(addr);
+    }
+    let invalid = || {
+        CliError(format!(
+            "outbound-addr has to be valid ipv4 address or interface name: {text}"
+        ))
+    };
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|_| invalid())?;
+    for ifaddr in addrs {
+        if ifaddr.interface_name != text {
+            continue;
+        }
+        if let Some(v4) = ifaddr.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
+            return Ok(v4.ip());
+        }
+    }
+    Err(invalid())
+}
+
 /// Where the guest is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -195,8 +217,11 @@ pub struct Config {
     pub enable_sandbox: bool,
     pub enable_seccomp: bool,
     pub disable_dns: bool,
-    pub outbound_addr: Option<String>,
+    /// Source address of outbound IPv4 sockets, resolved from an address or interface name.
+    pub outbound_addr: Option<Ipv4Addr>,
     pub outbound_addr6: Option<String>,
+    pub dns_servers: Vec<std::net::IpAddr>,
+    pub max_flows: usize,
     /// One line each, printed before start-up: options accepted but not acted on (yet).
     pub warnings: Vec<String>,
 }
@@ -342,13 +367,21 @@ impl Config {
             (cli.enable_ipv6, "--enable-ipv6"),
             (cli.enable_sandbox || cli.create_sandbox, "--enable-sandbox"),
             (cli.enable_seccomp, "--enable-seccomp"),
-            (cli.outbound_addr.is_some(), "--outbound-addr"),
             (cli.outbound_addr6.is_some(), "--outbound-addr6"),
         ];
         for (given, flag) in unimplemented {
             if given {
                 warnings.push(format!("{flag} is not implemented yet and has no effect"));
             }
+        }
+
+        let outbound_addr = cli
+            .outbound_addr
+            .as_deref()
+            .map(resolve_outbound_v4)
+            .transpose()?;
+        if cli.max_flows == 0 {
+            return err("--max-flows must be at least 1");
         }
 
         Ok(Config {
@@ -367,8 +400,10 @@ impl Config {
             enable_sandbox: cli.enable_sandbox || cli.create_sandbox,
             enable_seccomp: cli.enable_seccomp,
             disable_dns: cli.disable_dns,
-            outbound_addr: cli.outbound_addr,
+            outbound_addr,
             outbound_addr6: cli.outbound_addr6,
+            dns_servers: cli.dns_servers,
+            max_flows: cli.max_flows,
             warnings,
         })
     }
@@ -550,6 +585,20 @@ mod tests {
         let cfg = parse(&["--enable-sandbox", "--enable-seccomp", "-6", "1", "tap0"]).unwrap();
         assert_eq!(cfg.warnings.len(), 3);
         assert!(cfg.enable_sandbox && cfg.enable_seccomp && cfg.enable_ipv6);
+    }
+
+    #[test]
+    fn outbound_addr_takes_an_address_or_an_interface() {
+        assert_eq!(
+            parse(&["--outbound-addr=192.0.2.1", "1", "t"]).unwrap().outbound_addr,
+            Some(Ipv4Addr::new(192, 0, 2, 1))
+        );
+        assert_eq!(
+            parse(&["--outbound-addr", "lo", "1", "t"]).unwrap().outbound_addr,
+            Some(Ipv4Addr::LOCALHOST)
+        );
+        assert!(error_of(&["--outbound-addr=nosuchif0", "1", "t"])
+            .starts_with("outbound-addr has to be valid ipv4 address or interface name"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! poll does not block while the TAP may still hold more.
 
 use crate::api::ApiSocket;
-use crate::engine::{Engine, TxQueue};
+use crate::engine::{Engine, EngineConfig, Readiness, TxQueue, FLOW_TOKEN_BASE};
 use crate::transport::tap::{Recv, TapDevice};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -15,7 +15,7 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TAP: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -55,16 +55,19 @@ pub struct EventLoop {
     command: Option<Pid>,
     /// Whether the TAP may still hold frames (the last turn stopped at the per-turn limit).
     tap_backlog: bool,
+    /// Whether the engine has frames to send that did not fit in the last turn.
+    engine_backlog: bool,
 }
 
 impl EventLoop {
     pub fn new(
         tap: TapDevice,
-        engine: Engine,
+        engine_config: EngineConfig,
         exit_fd: Option<OwnedFd>,
         mut api: Option<ApiSocket>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
+        let engine = Engine::new(engine_config, poll.registry().try_clone()?);
         let registry = poll.registry();
         registry.register(&mut SourceFd(&tap.as_raw_fd()), TAP, Interest::READABLE)?;
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD])?;
@@ -88,6 +91,7 @@ impl EventLoop {
             api,
             command: None,
             tap_backlog: true,
+            engine_backlog: false,
         })
     }
 
@@ -108,10 +112,12 @@ impl EventLoop {
             return Ok(exit);
         }
         loop {
-            let timeout = if self.tap_backlog {
+            let timeout = if self.tap_backlog || self.engine_backlog {
                 Some(Duration::ZERO)
             } else {
-                None
+                self.engine
+                    .poll_at()
+                    .map(|at| at.saturating_duration_since(Instant::now()))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -119,6 +125,7 @@ impl EventLoop {
                 }
                 return Err(e);
             }
+            let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
                     TAP => self.tap_backlog = true,
@@ -133,18 +140,48 @@ impl EventLoop {
                             api.handle_ready();
                         }
                     }
+                    token if token.0 >= FLOW_TOKEN_BASE => {
+                        let readiness = Readiness {
+                            readable: event.is_readable() || event.is_read_closed(),
+                            writable: event.is_writable(),
+                            error: event.is_error(),
+                        };
+                        self.engine
+                            .handle_socket_event(now, token, readiness, &mut self.tx);
+                        if self.tx.is_full() {
+                            self.flush();
+                        }
+                    }
                     _ => {}
                 }
             }
             if self.tap_backlog {
-                if let Some(exit) = self.read_tap() {
+                if let Some(exit) = self.read_tap(now) {
                     return Ok(exit);
                 }
             }
+            self.engine.handle_timers(now, &mut self.tx);
+            self.finish_turn(now);
         }
     }
 
-    fn read_tap(&mut self) -> Option<Exit> {
+    /// Flushes what the engine queued, letting it go on where a full queue stopped it, a
+    /// bounded number of times so that other sources get their turn.
+    fn finish_turn(&mut self, now: Instant) {
+        const ROUNDS: usize = 8;
+        self.engine_backlog = false;
+        for _ in 0..ROUNDS {
+            self.flush();
+            if !self.engine.end_of_batch(now, &mut self.tx) {
+                self.flush();
+                return;
+            }
+        }
+        self.flush();
+        self.engine_backlog = true;
+    }
+
+    fn read_tap(&mut self, now: Instant) -> Option<Exit> {
         let mut frames = 0;
         self.tap_backlog = false;
         while frames < FRAMES_PER_TURN {
@@ -154,12 +191,10 @@ impl EventLoop {
                     if self.tx.is_full() {
                         self.flush();
                     }
-                    self.engine.handle_frame(&self.rx_buf[..len], &mut self.tx);
+                    self.engine
+                        .handle_frame(now, &self.rx_buf[..len], &mut self.tx);
                 }
-                Recv::Empty => {
-                    self.flush();
-                    return None;
-                }
+                Recv::Empty => return None,
                 Recv::Gone(errno) => {
                     log::warn!("TAP device is gone ({errno}); exiting");
                     return Some(Exit::TapGone);
@@ -167,7 +202,6 @@ impl EventLoop {
             }
         }
         self.tap_backlog = true;
-        self.flush();
         None
     }
 

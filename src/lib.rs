@@ -15,3 +15,4 @@ pub mod event_loop;
 pub mod ns;
 pub mod run;
 pub mod transport;
+pub mod sys;

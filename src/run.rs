@@ -3,7 +3,7 @@
 
 use crate::api::ApiSocket;
 use crate::config::{Config, Target};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::EngineConfig;
 use crate::event_loop::{EventLoop, Exit};
 use crate::ns::exec::ExecChild;
 use crate::ns::helper::{open_tap_in, NamespaceFiles};
@@ -68,6 +68,9 @@ fn print_banner(cfg: &Config) {
     if let Some(path) = &cfg.api_socket {
         println!("* API Socket:      {}", path.display());
     }
+    if let Some(addr) = cfg.outbound_addr {
+        println!("* Outbound IPv4:   {addr}");
+    }
     if let Some([a, b, c, d, e, f]) = cfg.mac {
         println!("* MAC address:     {a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}");
     }
@@ -111,12 +114,17 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     let tap = TapDevice::new(tap_fd).map_err(|e| RunError(format!("TAP fd: {e}")))?;
     let api = cfg.api_socket.as_deref().map(ApiSocket::bind).transpose()?;
 
-    let engine = Engine::new(EngineConfig {
-        net: cfg.net,
+    let engine_config = EngineConfig {
         mtu: cfg.mtu,
         dns_enabled: !cfg.disable_dns,
-    });
-    let mut event_loop = EventLoop::new(tap, engine, exit_fd, api)
+        host_loopback: !cfg.disable_host_loopback,
+        dns_servers: cfg.dns_servers.clone(),
+        outbound_addr: cfg.outbound_addr,
+        max_flows: cfg.max_flows,
+        tcp_peek_offset: crate::sys::tcp_peek_offset_supported(),
+        ..EngineConfig::new(cfg.net)
+    };
+    let mut event_loop = EventLoop::new(tap, engine_config, exit_fd, api)
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
     if command.is_none() {
         print_banner(&cfg);

@@ -3,10 +3,10 @@
 //! Only requests for an address the engine stands for get a reply; everything else (requests
 //! for other addresses, gratuitous ARP, replies) is dropped and counted as not for us.
 
-use super::{Drop, Engine, TxQueue};
+use super::{Core, Drop, TxQueue};
 use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetProtocol};
 
-pub(super) fn handle(engine: &mut Engine, payload: &[u8], tx: &mut TxQueue) -> Result<(), Drop> {
+pub(super) fn handle(core: &mut Core, payload: &[u8], tx: &mut TxQueue) -> Result<(), Drop> {
     let packet = ArpPacket::new_checked(payload).map_err(|_| Drop::Malformed)?;
     let repr = ArpRepr::parse(&packet).map_err(|_| Drop::Unsupported)?;
     let ArpRepr::EthernetIpv4 {
@@ -19,7 +19,7 @@ pub(super) fn handle(engine: &mut Engine, payload: &[u8], tx: &mut TxQueue) -> R
     else {
         return Err(Drop::Unsupported);
     };
-    if operation != ArpOperation::Request || !engine.is_virtual_host(target_protocol_addr) {
+    if operation != ArpOperation::Request || !core.is_virtual_host(target_protocol_addr) {
         return Err(Drop::NotForUs);
     }
     if !source_hardware_addr.is_unicast() {
@@ -32,7 +32,7 @@ pub(super) fn handle(engine: &mut Engine, payload: &[u8], tx: &mut TxQueue) -> R
         target_hardware_addr: source_hardware_addr,
         target_protocol_addr: source_protocol_addr,
     };
-    engine.emit_frame(
+    core.emit_frame(
         tx,
         target_protocol_addr,
         source_hardware_addr,
@@ -40,6 +40,6 @@ pub(super) fn handle(engine: &mut Engine, payload: &[u8], tx: &mut TxQueue) -> R
         reply.buffer_len(),
         |buf| reply.emit(&mut ArpPacket::new_unchecked(buf)),
     )?;
-    engine.counters.arp_replies += 1;
+    core.counters.arp_replies += 1;
     Ok(())
 }

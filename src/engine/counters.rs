@@ -12,8 +12,20 @@ pub struct Counters {
     pub dropped_unsupported: u64,
     pub dropped_not_for_us: u64,
     pub dropped_tx_queue_full: u64,
+    pub dropped_flow_table_full: u64,
+    pub dropped_refused: u64,
+    pub dropped_host_socket: u64,
     pub arp_replies: u64,
     pub icmp_echo_replies: u64,
+    pub icmp_errors_sent: u64,
+    pub flows_opened: u64,
+    pub tcp_bytes_from_guest: u64,
+    pub tcp_bytes_to_guest: u64,
+    pub tcp_retransmits: u64,
+    pub tcp_fast_retransmits: u64,
+    pub tcp_resets: u64,
+    pub udp_datagrams_from_guest: u64,
+    pub udp_datagrams_to_guest: u64,
 }
 
 impl Counters {
@@ -23,6 +35,9 @@ impl Counters {
             Drop::Unsupported => &mut self.dropped_unsupported,
             Drop::NotForUs => &mut self.dropped_not_for_us,
             Drop::TxQueueFull => &mut self.dropped_tx_queue_full,
+            Drop::FlowTableFull => &mut self.dropped_flow_table_full,
+            Drop::Refused => &mut self.dropped_refused,
+            Drop::HostSocket => &mut self.dropped_host_socket,
         };
         *counter += 1;
     }
@@ -32,6 +47,9 @@ impl Counters {
             + self.dropped_unsupported
             + self.dropped_not_for_us
             + self.dropped_tx_queue_full
+            + self.dropped_flow_table_full
+            + self.dropped_refused
+            + self.dropped_host_socket
     }
 }
 
@@ -40,7 +58,10 @@ impl std::fmt::Display for Counters {
         write!(
             f,
             "frames in {} ({} bytes), out {} ({} bytes); dropped: malformed {}, unsupported {}, \
-             not for us {}, tx queue full {}; arp replies {}, echo replies {}",
+             not for us {}, tx queue full {}, flow table full {}, refused {}, host socket {}; \
+             arp replies {}, echo replies {}, icmp errors {}; flows opened {}; \
+             tcp bytes from guest {}, to guest {}, retransmits {}, fast retransmits {}, \
+             resets {}; udp datagrams from guest {}, to guest {}",
             self.frames_in,
             self.bytes_in,
             self.frames_out,
@@ -49,8 +70,20 @@ impl std::fmt::Display for Counters {
             self.dropped_unsupported,
             self.dropped_not_for_us,
             self.dropped_tx_queue_full,
+            self.dropped_flow_table_full,
+            self.dropped_refused,
+            self.dropped_host_socket,
             self.arp_replies,
-            self.icmp_echo_replies
+            self.icmp_echo_replies,
+            self.icmp_errors_sent,
+            self.flows_opened,
+            self.tcp_bytes_from_guest,
+            self.tcp_bytes_to_guest,
+            self.tcp_retransmits,
+            self.tcp_fast_retransmits,
+            self.tcp_resets,
+            self.udp_datagrams_from_guest,
+            self.udp_datagrams_to_guest
         )
     }
 }

@@ -1,37 +1,21 @@
-//! icmp - answers echo requests to the virtual hosts locally.
+//! icmp - the virtual hosts answer echo requests themselves.
 //!
 //! The reply carries the request's identifier, sequence number and data unchanged, from the
-//! address that was pinged. Echo to other destinations goes through the NAT (not handled here).
+//! address that was pinged. Echo to other destinations goes through [`super::echo`].
 
-use super::{Drop, Engine, TxQueue};
+use super::{Core, Drop, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    EthernetAddress, EthernetProtocol, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
-};
+use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Repr};
 
-/// TTL of packets the virtual hosts originate.
-const HOP_LIMIT: u8 = 64;
-
-pub(super) fn handle_ipv4(
-    engine: &mut Engine,
-    guest_mac: EthernetAddress,
+pub(super) fn answer_echo(
+    core: &mut Core,
+    ip: &Ipv4Repr,
     payload: &[u8],
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
     let checksums = ChecksumCapabilities::default();
-    let packet = Ipv4Packet::new_checked(payload).map_err(|_| Drop::Malformed)?;
-    if packet.more_frags() || packet.frag_offset() != 0 {
-        return Err(Drop::Unsupported);
-    }
-    let ip = Ipv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)?;
-    if !engine.is_virtual_host(ip.dst_addr) {
-        return Err(Drop::Unsupported);
-    }
-    if ip.next_header != IpProtocol::Icmp {
-        return Err(Drop::Unsupported);
-    }
-    let icmp_packet = Icmpv4Packet::new_checked(packet.payload()).map_err(|_| Drop::Malformed)?;
-    let icmp = Icmpv4Repr::parse(&icmp_packet, &checksums).map_err(|_| Drop::Malformed)?;
+    let packet = Icmpv4Packet::new_checked(payload).map_err(|_| Drop::Malformed)?;
+    let icmp = Icmpv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)?;
     let Icmpv4Repr::EchoRequest {
         ident,
         seq_no,
@@ -45,28 +29,15 @@ pub(super) fn handle_ipv4(
         seq_no,
         data,
     };
-    let reply_ip = Ipv4Repr {
-        src_addr: ip.dst_addr,
-        dst_addr: ip.src_addr,
-        next_header: IpProtocol::Icmp,
-        payload_len: reply.buffer_len(),
-        hop_limit: HOP_LIMIT,
-    };
-    engine.emit_frame(
-        tx,
-        ip.dst_addr,
-        guest_mac,
-        EthernetProtocol::Ipv4,
-        reply_ip.buffer_len() + reply.buffer_len(),
-        |buf| {
-            let mut ip_out = Ipv4Packet::new_unchecked(buf);
-            reply_ip.emit(&mut ip_out, &checksums);
-            reply.emit(
-                &mut Icmpv4Packet::new_unchecked(ip_out.payload_mut()),
-                &checksums,
-            );
-        },
-    )?;
-    engine.counters.icmp_echo_replies += 1;
+    let len = reply.buffer_len();
+    let mut buf = std::mem::take(&mut core.scratch);
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    reply.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..len]), &checksums);
+    let sent = core.emit_ipv4(tx, ip.dst_addr, ip.src_addr, IpProtocol::Icmp, &buf[..len]);
+    core.scratch = buf;
+    sent?;
+    core.counters.icmp_echo_replies += 1;
     Ok(())
 }

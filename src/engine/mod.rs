@@ -1,62 +1,125 @@
-//! The NAT engine: Ethernet frames from the guest in, frames for the guest out.
+//! The NAT engine: Ethernet frames from the guest in, frames for the guest out, host sockets in
+//! between.
 //!
 //! # Theory of operation
 //!
-//! The engine sits between the guest's TAP device and the host. It knows nothing of namespaces,
-//! file descriptors or the command line: the event loop hands it each frame the guest sent
-//! ([`Engine::handle_frame`]) and a [`TxQueue`] to put replies in, and flushes that queue to the
-//! TAP at the end of the loop turn.
+//! The engine sits between the guest's TAP device and the host. It knows nothing of namespaces
+//! or the command line: the event loop hands it each frame the guest sent
+//! ([`Engine::handle_frame`]), each readiness event of a host socket it registered
+//! ([`Engine::handle_socket_event`]) and the passing of time ([`Engine::handle_timers`],
+//! [`Engine::poll_at`]); the engine answers by queueing frames in a [`TxQueue`], which the loop
+//! writes to the TAP.
 //!
 //! The guest sees one virtual network (10.0.2.0/24 unless --cidr moves it) holding two hosts
 //! besides itself: the gateway (network+2), which stands for the host, and the DNS relay
-//! (network+3). Each virtual host has a MAC made from its IPv4 address, `52:55:a:b:c:d`, so a
-//! capture shows at a glance who is who.
+//! (network+3). Each virtual host has a MAC made from its IPv4 address, `52:55:a:b:c:d`.
+//! Everything the guest sends beyond them is translated onto host sockets, one per flow:
 //!
-//! Protocols, one module each:
-//! - [`arp`]: answers requests for the virtual hosts.
-//! - [`icmp`]: answers echo requests addressed to the virtual hosts.
+//! - [`tcp`]: a guest connection becomes a host connection; no TCP buffers of our own — the
+//!   host socket's kernel buffers are the only ones (see that module).
+//! - [`udp`]: a guest flow becomes a connected host UDP socket, forgotten when idle.
+//! - [`echo`]: echo requests go out through unprivileged ping sockets.
+//! - [`route`]: where a destination really is: the gateway is host loopback, the DNS address is
+//!   the host's resolver ([`dns`]), some destinations are refused.
+//! - [`arp`] and [`icmp`]: the virtual hosts' own answers.
+//!
+//! Flows live in a bounded table ([`flow`]); when it is full, new flows are refused and counted.
 //!
 //! # Robustness contract
 //!
 //! Every frame comes from an untrusted guest. Parsing goes through `smoltcp::wire`'s checked
 //! constructors (`new_checked`, `Repr::parse`), after which no accessor panics; whatever fails a
 //! check is dropped and counted in [`Counters`] by the reason [`Drop`] names. Nothing a frame
-//! says can make the engine allocate without bound: replies go into a fixed number of reusable
-//! [`TxQueue`] slots, and a full queue drops (and counts) further replies.
+//! says can make the engine allocate without bound: frames go out through a fixed number of
+//! reusable [`TxQueue`] slots, and flows are bounded by the table.
 #![forbid(unsafe_code)]
 
 pub mod arp;
 mod counters;
+pub mod dns;
+pub mod echo;
+pub mod flow;
+mod frames;
 pub mod icmp;
+pub mod route;
+mod sockets;
+pub mod tcp;
+mod timers;
 mod txqueue;
+pub mod udp;
 
 pub use counters::Counters;
+pub use flow::FLOW_TOKEN_BASE;
 pub use txqueue::TxQueue;
 
 use crate::config::Ipv4Network;
-use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr};
-use std::net::Ipv4Addr;
+use flow::{Flow, FlowKey, FlowTable, Proto};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr,
+};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Why a frame was dropped; each reason has its counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drop {
     /// Truncated, bad checksum, inconsistent lengths: not a well-formed frame.
     Malformed,
-    /// Well-formed, but of a kind the engine does not handle (yet).
+    /// Well-formed, but of a kind the engine does not handle.
     Unsupported,
     /// Addressed to somebody the engine does not stand for.
     NotForUs,
-    /// A reply could not be queued because the transmit queue was full.
+    /// A frame could not be queued because the transmit queue was full.
     TxQueueFull,
+    /// A new flow was refused because the flow table is full.
+    FlowTableFull,
+    /// The destination is not allowed (loopback, broadcast, host loopback when disabled...).
+    Refused,
+    /// A host socket could not be made or used for the flow.
+    HostSocket,
 }
 
-/// What the engine needs to know about the virtual network.
+/// What the engine needs to know about the virtual network and its limits.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub net: Ipv4Network,
     pub mtu: u32,
     /// Whether the DNS relay address exists (false with --disable-dns).
     pub dns_enabled: bool,
+    /// Whether the gateway address reaches the host's loopback (false with
+    /// --disable-host-loopback).
+    pub host_loopback: bool,
+    /// Resolvers to relay DNS to; empty means those of `resolv_conf`.
+    pub dns_servers: Vec<IpAddr>,
+    pub resolv_conf: PathBuf,
+    /// Source address for outbound IPv4 sockets (--outbound-addr).
+    pub outbound_addr: Option<Ipv4Addr>,
+    /// Most flows (TCP connections, UDP flows, echo flows) at once.
+    pub max_flows: usize,
+    /// How long a UDP or echo flow lives without traffic.
+    pub udp_idle_timeout: Duration,
+    /// Whether TCP sockets take SO_PEEK_OFF (probed once at start-up).
+    pub tcp_peek_offset: bool,
+}
+
+impl EngineConfig {
+    /// The defaults slirp4netns users expect, for the network `net`.
+    pub fn new(net: Ipv4Network) -> Self {
+        EngineConfig {
+            net,
+            mtu: 1500,
+            dns_enabled: true,
+            host_loopback: true,
+            dns_servers: Vec::new(),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            outbound_addr: None,
+            max_flows: 65536,
+            udp_idle_timeout: Duration::from_secs(180),
+            tcp_peek_offset: false,
+        }
+    }
 }
 
 /// The MAC address of a virtual host: `52:55` followed by its IPv4 address.
@@ -65,107 +128,270 @@ pub fn virtual_mac(addr: Ipv4Addr) -> EthernetAddress {
     EthernetAddress([0x52, 0x55, a, b, c, d])
 }
 
-pub struct Engine {
-    cfg: EngineConfig,
+/// Everything but the flow table, so that a flow and the engine's shared state can be
+/// borrowed at once.
+pub(crate) struct Core {
+    pub(crate) cfg: EngineConfig,
     gateway_mac: EthernetAddress,
     dns_mac: EthernetAddress,
     /// The guest's MAC, learnt from the frames it sends.
-    guest_mac: Option<EthernetAddress>,
-    counters: Counters,
+    pub(crate) guest_mac: Option<EthernetAddress>,
+    pub(crate) counters: Counters,
+    pub(crate) registry: mio::Registry,
+    pub(crate) timers: timers::Timers,
+    pub(crate) resolver: dns::Resolver,
+    /// Flows that owe the guest an ACK at the end of the batch.
+    pub(crate) ack_pending: Vec<usize>,
+    /// Flows that stopped sending because the transmit queue was full.
+    pub(crate) send_pending: Vec<usize>,
+    /// A datagram's worth of room for UDP and ICMP payloads.
+    pub(crate) scratch: Vec<u8>,
+    /// Where TCP peeks put the bytes in flight when the kernel lacks SO_PEEK_OFF.
+    pub(crate) peek_skip: Vec<u8>,
+    pub(crate) ping_refused_logged: bool,
+    /// Source of initial sequence numbers and other unpredictable values.
+    pub(crate) rng_state: u64,
 }
 
-impl Engine {
-    pub fn new(cfg: EngineConfig) -> Self {
-        Engine {
-            gateway_mac: virtual_mac(cfg.net.gateway()),
-            dns_mac: virtual_mac(cfg.net.dns()),
-            guest_mac: None,
-            counters: Counters::default(),
-            cfg,
-        }
-    }
-
-    pub fn config(&self) -> &EngineConfig {
-        &self.cfg
-    }
-
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
-    pub fn guest_mac(&self) -> Option<EthernetAddress> {
-        self.guest_mac
-    }
-
-    /// Whether `addr` is one of the virtual hosts the engine answers for.
+impl Core {
+    /// Whether `addr` is one of the virtual hosts the engine answers for itself.
     pub fn is_virtual_host(&self, addr: Ipv4Addr) -> bool {
         addr == self.cfg.net.gateway() || (self.cfg.dns_enabled && addr == self.cfg.net.dns())
     }
 
-    /// Handles one frame from the guest, queueing any replies in `tx`.
-    pub fn handle_frame(&mut self, frame: &[u8], tx: &mut TxQueue) {
-        self.counters.frames_in += 1;
-        self.counters.bytes_in += frame.len() as u64;
-        if let Err(reason) = self.dispatch(frame, tx) {
-            self.counters.count_drop(reason);
+    /// The largest IPv4 packet the guest takes.
+    pub fn mtu(&self) -> usize {
+        self.cfg.mtu as usize
+    }
+
+    pub fn random_u32(&mut self) -> u32 {
+        // splitmix64: good spread, no state beyond one word.
+        self.rng_state = self.rng_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) as u32
+    }
+}
+
+pub struct Engine {
+    core: Core,
+    flows: FlowTable,
+}
+
+/// What a host socket's readiness event said.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Readiness {
+    pub readable: bool,
+    pub writable: bool,
+    /// Error or hang-up.
+    pub error: bool,
+}
+
+impl Engine {
+    /// An engine whose host sockets are registered with `registry`.
+    pub fn new(cfg: EngineConfig, registry: mio::Registry) -> Self {
+        let seed = std::collections::hash_map::RandomState::new();
+        let rng_state = std::hash::BuildHasher::hash_one(&seed, Instant::now());
+        Engine {
+            flows: FlowTable::new(cfg.max_flows),
+            core: Core {
+                gateway_mac: virtual_mac(cfg.net.gateway()),
+                dns_mac: virtual_mac(cfg.net.dns()),
+                guest_mac: None,
+                counters: Counters::default(),
+                registry,
+                timers: timers::Timers::default(),
+                resolver: dns::Resolver::new(cfg.dns_servers.clone(), cfg.resolv_conf.clone()),
+                ack_pending: Vec::new(),
+                send_pending: Vec::new(),
+                scratch: vec![0; 65536],
+                peek_skip: Vec::new(),
+                ping_refused_logged: false,
+                rng_state,
+                cfg,
+            },
         }
     }
 
-    fn dispatch(&mut self, frame: &[u8], tx: &mut TxQueue) -> Result<(), Drop> {
+    pub fn config(&self) -> &EngineConfig {
+        &self.core.cfg
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.core.counters
+    }
+
+    /// Flows open now.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn guest_mac(&self) -> Option<EthernetAddress> {
+        self.core.guest_mac
+    }
+
+    /// Handles one frame from the guest, queueing any replies in `tx`.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8], tx: &mut TxQueue) {
+        self.core.counters.frames_in += 1;
+        self.core.counters.bytes_in += frame.len() as u64;
+        if let Err(reason) = self.dispatch(now, frame, tx) {
+            self.core.counters.count_drop(reason);
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, frame: &[u8], tx: &mut TxQueue) -> Result<(), Drop> {
         let eth = EthernetFrame::new_checked(frame).map_err(|_| Drop::Malformed)?;
         let src = eth.src_addr();
         if !src.is_unicast() {
             return Err(Drop::Malformed);
         }
         let dst = eth.dst_addr();
+        let core = &mut self.core;
         if !(dst.is_broadcast()
             || dst.is_multicast()
-            || dst == self.gateway_mac
-            || dst == self.dns_mac)
+            || dst == core.gateway_mac
+            || dst == core.dns_mac)
         {
             return Err(Drop::NotForUs);
         }
-        self.guest_mac = Some(src);
+        core.guest_mac = Some(src);
         match eth.ethertype() {
-            EthernetProtocol::Arp => arp::handle(self, eth.payload(), tx),
-            EthernetProtocol::Ipv4 => self.handle_ipv4(src, eth.payload(), tx),
+            EthernetProtocol::Arp => arp::handle(core, eth.payload(), tx),
+            EthernetProtocol::Ipv4 => self.handle_ipv4(now, eth.payload(), tx),
             _ => Err(Drop::Unsupported),
         }
     }
 
-    fn handle_ipv4(
-        &mut self,
-        guest_mac: EthernetAddress,
-        packet: &[u8],
-        tx: &mut TxQueue,
-    ) -> Result<(), Drop> {
-        icmp::handle_ipv4(self, guest_mac, packet, tx)
+    fn handle_ipv4(&mut self, now: Instant, packet: &[u8], tx: &mut TxQueue) -> Result<(), Drop> {
+        let checksums = ChecksumCapabilities::default();
+        let packet = Ipv4Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
+        if packet.more_frags() || packet.frag_offset() != 0 {
+            return Err(Drop::Unsupported);
+        }
+        let ip = Ipv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)?;
+        if !self.core.cfg.net.contains(ip.src_addr) {
+            // Only the guest's own network may be a source; anything else is spoofed.
+            return Err(Drop::Refused);
+        }
+        let payload = packet.payload();
+        match ip.next_header {
+            IpProtocol::Icmp if self.core.is_virtual_host(ip.dst_addr) => {
+                icmp::answer_echo(&mut self.core, &ip, payload, tx)
+            }
+            IpProtocol::Icmp => echo::handle(&mut self.core, &mut self.flows, now, &ip, payload, tx),
+            IpProtocol::Tcp => tcp::handle(&mut self.core, &mut self.flows, now, &ip, payload, tx),
+            IpProtocol::Udp => udp::handle(&mut self.core, &mut self.flows, now, &ip, payload, tx),
+            _ => Err(Drop::Unsupported),
+        }
     }
 
-    /// Queues a frame of `payload_len` bytes after an Ethernet header from the virtual host
-    /// `from` to `to`, and lets `fill` write the payload.
-    pub(crate) fn emit_frame(
+    /// Handles a readiness event for the host socket registered with `token`.
+    pub fn handle_socket_event(
         &mut self,
+        now: Instant,
+        token: mio::Token,
+        readiness: Readiness,
         tx: &mut TxQueue,
-        from: Ipv4Addr,
-        to: EthernetAddress,
-        ethertype: EthernetProtocol,
-        payload_len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Result<(), Drop> {
-        let eth_repr = EthernetRepr {
-            src_addr: virtual_mac(from),
-            dst_addr: to,
-            ethertype,
+    ) {
+        let Some(slot) = token.0.checked_sub(FLOW_TOKEN_BASE) else {
+            return;
         };
-        let len = eth_repr.buffer_len() + payload_len;
-        let buf = tx.push(len).ok_or(Drop::TxQueueFull)?;
-        let mut frame = EthernetFrame::new_unchecked(buf);
-        eth_repr.emit(&mut frame);
-        fill(frame.payload_mut());
-        self.counters.frames_out += 1;
-        self.counters.bytes_out += len as u64;
-        Ok(())
+        self.with_flow(slot, |core, flow| match flow {
+            Flow::Tcp(conn) => conn.on_socket_event(core, slot, now, readiness, tx),
+            Flow::Udp(udp) => udp.on_socket_event(core, now, readiness, tx),
+            Flow::Echo(echo) => echo.on_socket_event(core, now, readiness, tx),
+        });
+    }
+
+    /// Runs `f` on the flow in `slot` and removes the flow if `f` says it is finished.
+    fn with_flow(
+        &mut self,
+        slot: usize,
+        f: impl FnOnce(&mut Core, &mut Flow) -> flow::Verdict,
+    ) {
+        let Some(flow) = self.flows.get_mut(slot) else {
+            return;
+        };
+        let verdict = f(&mut self.core, flow);
+        let deadline = flow.deadline();
+        if verdict == flow::Verdict::Close {
+            self.flows.remove(slot);
+        } else if let Some(deadline) = deadline {
+            if self.flows.needs_timer(slot, deadline) {
+                self.core.timers.schedule(deadline, slot);
+            }
+        }
+    }
+
+    /// Work left over at the end of a batch of guest frames: the ACKs owed, and sending that
+    /// stopped because the transmit queue filled. Call with an emptied queue; returns whether
+    /// more remains (call again after flushing).
+    pub fn end_of_batch(&mut self, now: Instant, tx: &mut TxQueue) -> bool {
+        let acks = std::mem::take(&mut self.core.ack_pending);
+        for &slot in &acks {
+            self.with_flow(slot, |core, flow| match flow {
+                Flow::Tcp(conn) => conn.flush_ack(core, now, tx),
+                _ => flow::Verdict::Keep,
+            });
+        }
+        // Hand the (now empty) list back so its capacity is reused.
+        let mut acks = acks;
+        acks.clear();
+        if self.core.ack_pending.is_empty() {
+            self.core.ack_pending = acks;
+        }
+        let pending = std::mem::take(&mut self.core.send_pending);
+        for &slot in &pending {
+            if tx.is_full() {
+                self.core.send_pending.push(slot);
+                continue;
+            }
+            self.with_flow(slot, |core, flow| match flow {
+                Flow::Tcp(conn) => conn.resume_sending(core, slot, now, tx),
+                _ => flow::Verdict::Keep,
+            });
+        }
+        !self.core.send_pending.is_empty() || !self.core.ack_pending.is_empty()
+    }
+
+    /// When the engine next needs [`Engine::handle_timers`].
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.core.timers.next()
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timers(&mut self, now: Instant, tx: &mut TxQueue) {
+        while let Some(slot) = self.core.timers.pop_due(now) {
+            self.flows.timer_fired(slot);
+            let Some(flow) = self.flows.get_mut(slot) else {
+                continue;
+            };
+            match flow.deadline() {
+                Some(deadline) if deadline <= now => {}
+                // Moved later since this entry was made: wait for then.
+                Some(deadline) => {
+                    if self.flows.needs_timer(slot, deadline) {
+                        self.core.timers.schedule(deadline, slot);
+                    }
+                    continue;
+                }
+                None => continue,
+            }
+            self.with_flow(slot, |core, flow| match flow {
+                Flow::Tcp(conn) => conn.on_timer(core, slot, now, tx),
+                Flow::Udp(_) | Flow::Echo(_) => flow::Verdict::Close,
+            });
+        }
+    }
+}
+
+/// A flow key from the guest's point of view.
+pub(crate) fn key(proto: Proto, ip: &Ipv4Repr, src_port: u16, dst_port: u16) -> FlowKey {
+    FlowKey {
+        proto,
+        guest: std::net::SocketAddrV4::new(ip.src_addr, src_port),
+        remote: std::net::SocketAddrV4::new(ip.dst_addr, dst_port),
     }
 }
 

@@ -62,7 +62,7 @@ fn arp_for_dns_answers_with_its_own_mac() {
 #[test]
 fn arp_for_dns_is_silent_when_dns_is_disabled() {
     let mut e = engine();
-    e.cfg.dns_enabled = false;
+    e.core.cfg.dns_enabled = false;
     let mut frame = ARP_WHO_HAS_GATEWAY;
     frame[41] = 3;
     assert!(exchange(&mut e, &frame).is_empty());
@@ -122,11 +122,21 @@ fn echo_with_bad_checksum_is_dropped_as_malformed() {
 }
 
 #[test]
-fn echo_to_other_hosts_is_not_answered_locally() {
+fn echo_to_loopback_is_refused() {
+    let mut e = engine();
+    let dst = std::net::Ipv4Addr::LOCALHOST;
+    assert!(exchange(&mut e, &echo_request(virtual_mac(GATEWAY_IP), dst, b"x")).is_empty());
+    assert_eq!(e.counters().dropped_refused, 1);
+}
+
+#[test]
+fn echo_beyond_the_gateway_needs_a_flow() {
+    // The test engine has room for no flows: nothing may leave the test process.
     let mut e = engine();
     let dst = std::net::Ipv4Addr::new(192, 0, 2, 1);
     assert!(exchange(&mut e, &echo_request(virtual_mac(GATEWAY_IP), dst, b"x")).is_empty());
-    assert_eq!(e.counters().dropped_unsupported, 1);
+    assert_eq!(e.counters().dropped_flow_table_full, 1);
+    assert_eq!(e.flow_count(), 0);
 }
 
 #[test]
@@ -162,6 +172,7 @@ fn random_and_mutated_frames_never_panic() {
     let mut e = engine();
     let mut tx = TxQueue::new(8);
     let mut buf = vec![0u8; 2048];
+    let now = std::time::Instant::now();
     for round in 0..200_000 {
         let frame: &[u8] = if round % 2 == 0 {
             let len = rng.below(buf.len());
@@ -176,7 +187,7 @@ fn random_and_mutated_frames_never_panic() {
             }
             &buf[..seed.len() - rng.below(4)]
         };
-        e.handle_frame(frame, &mut tx);
+        e.handle_frame(now, frame, &mut tx);
         tx.clear();
     }
     let c = e.counters();
@@ -191,8 +202,9 @@ fn random_and_mutated_frames_never_panic() {
 fn a_full_tx_queue_drops_and_counts() {
     let mut e = engine();
     let mut tx = TxQueue::new(1);
-    e.handle_frame(&ARP_WHO_HAS_GATEWAY, &mut tx);
-    e.handle_frame(&ARP_WHO_HAS_GATEWAY, &mut tx);
+    let now = std::time::Instant::now();
+    e.handle_frame(now, &ARP_WHO_HAS_GATEWAY, &mut tx);
+    e.handle_frame(now, &ARP_WHO_HAS_GATEWAY, &mut tx);
     assert_eq!(tx.len(), 1);
     assert_eq!(e.counters().dropped_tx_queue_full, 1);
 }

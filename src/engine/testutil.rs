@@ -14,18 +14,21 @@ pub const GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 100);
 pub const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 pub const DNS_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 3);
 
+/// An engine that can open no flows: unit tests run in the host's own network namespace, and
+/// a frame must never make them send anything anywhere.
 pub fn engine() -> Engine {
-    Engine::new(EngineConfig {
-        net: Ipv4Network::default(),
-        mtu: 1500,
-        dns_enabled: true,
-    })
+    let poll = mio::Poll::new().expect("epoll");
+    let cfg = EngineConfig {
+        max_flows: 0,
+        ..EngineConfig::new(Ipv4Network::default())
+    };
+    Engine::new(cfg, poll.registry().try_clone().expect("registry"))
 }
 
 /// Feeds one frame and returns the frames the engine queued in answer.
 pub fn exchange(engine: &mut Engine, frame: &[u8]) -> Vec<Vec<u8>> {
     let mut tx = TxQueue::new(64);
-    engine.handle_frame(frame, &mut tx);
+    engine.handle_frame(std::time::Instant::now(), frame, &mut tx);
     tx.frames().map(<[u8]>::to_vec).collect()
 }
 

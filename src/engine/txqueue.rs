@@ -1,10 +1,12 @@
 //! Frames waiting to be written to the guest, in reusable buffers.
 //!
-//! The queue has a fixed number of slots; a slot's buffer keeps its capacity between turns, so
-//! a steady flow of replies allocates nothing after warm-up.
+//! The queue has a fixed number of slots; a slot's buffer keeps its size between turns, so a
+//! steady flow of frames allocates nothing after warm-up. A slot handed out by [`TxQueue::push`]
+//! still holds an older frame's bytes: builders write every byte of the frame they claim.
 
 pub struct TxQueue {
     slots: Vec<Vec<u8>>,
+    lens: Vec<usize>,
     used: usize,
     max_frames: usize,
 }
@@ -13,24 +15,46 @@ impl TxQueue {
     pub fn new(max_frames: usize) -> Self {
         TxQueue {
             slots: Vec::new(),
+            lens: Vec::new(),
             used: 0,
             max_frames,
         }
     }
 
-    /// A zeroed buffer of `len` bytes at the end of the queue, or `None` when the queue is full.
+    /// A buffer of `len` bytes at the end of the queue, or `None` when the queue is full.
     pub fn push(&mut self, len: usize) -> Option<&mut [u8]> {
         if self.used == self.max_frames {
             return None;
         }
         if self.used == self.slots.len() {
             self.slots.push(Vec::new());
+            self.lens.push(0);
         }
         let slot = &mut self.slots[self.used];
-        slot.clear();
-        slot.resize(len, 0);
+        if slot.len() < len {
+            slot.resize(len, 0);
+        }
+        self.lens[self.used] = len;
         self.used += 1;
-        Some(slot.as_mut_slice())
+        Some(&mut slot[..len])
+    }
+
+    /// Shortens the last frame pushed (when less payload arrived than room was made for).
+    pub fn truncate_last(&mut self, len: usize) {
+        if let Some(last) = self.used.checked_sub(1) {
+            self.lens[last] = self.lens[last].min(len);
+        }
+    }
+
+    /// The last frame pushed.
+    pub fn last_mut(&mut self) -> Option<&mut [u8]> {
+        let last = self.used.checked_sub(1)?;
+        Some(&mut self.slots[last][..self.lens[last]])
+    }
+
+    /// Takes back the last frame pushed (nothing was there to send after all).
+    pub fn pop_last(&mut self) {
+        self.used = self.used.saturating_sub(1);
     }
 
     pub fn len(&self) -> usize {
@@ -47,14 +71,10 @@ impl TxQueue {
 
     /// The queued frames, oldest first.
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
-        self.slots[..self.used].iter().map(Vec::as_slice)
-    }
-
-    /// Forgets the first `count` frames (those written), keeping the rest in order.
-    pub fn consume(&mut self, count: usize) {
-        let count = count.min(self.used);
-        self.slots[..self.used].rotate_left(count);
-        self.used -= count;
+        self.slots[..self.used]
+            .iter()
+            .zip(&self.lens)
+            .map(|(slot, &len)| &slot[..len])
     }
 
     pub fn clear(&mut self) {
@@ -73,11 +93,15 @@ mod tests {
         q.push(2).unwrap().copy_from_slice(b"de");
         assert!(q.push(1).is_none());
         assert!(q.is_full());
-        q.consume(1);
-        assert_eq!(q.frames().collect::<Vec<_>>(), vec![&b"de"[..]]);
-        let again = q.push(4).unwrap();
-        assert_eq!(again, &[0, 0, 0, 0], "a reused slot comes back zeroed");
+        assert_eq!(q.frames().collect::<Vec<_>>(), vec![&b"abc"[..], &b"de"[..]]);
         q.clear();
         assert!(q.is_empty());
+        let again = q.push(2).unwrap();
+        assert_eq!(again.len(), 2, "a reused slot has the length asked for");
+        q.push(5).unwrap().copy_from_slice(b"fghij");
+        q.truncate_last(3);
+        assert_eq!(q.frames().nth(1), Some(&b"fgh"[..]));
+        q.pop_last();
+        assert_eq!(q.len(), 1);
     }
 }

@@ -1,0 +1,110 @@
+//! dns - which resolvers the DNS address (network+3) relays to.
+//!
+//! `--dns-server` fixes them; otherwise they are the `nameserver` lines of the host's
+//! /etc/resolv.conf, read again when the file changes (checked at most once a second, when a
+//! new DNS flow starts). The relaying itself is ordinary UDP and TCP translation.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct Resolver {
+    fixed: Vec<IpAddr>,
+    path: PathBuf,
+    from_file: Vec<IpAddr>,
+    modified: Option<SystemTime>,
+    checked: Option<Instant>,
+}
+
+impl Resolver {
+    pub fn new(fixed: Vec<IpAddr>, path: PathBuf) -> Self {
+        Resolver {
+            fixed,
+            path,
+            from_file: Vec::new(),
+            modified: None,
+            checked: None,
+        }
+    }
+
+    /// The resolvers to use now.
+    pub fn servers(&mut self, now: Instant) -> &[IpAddr] {
+        if !self.fixed.is_empty() {
+            return &self.fixed;
+        }
+        if self
+            .checked
+            .is_none_or(|at| now.duration_since(at) >= RECHECK_INTERVAL)
+        {
+            self.checked = Some(now);
+            let modified = std::fs::metadata(&self.path)
+                .and_then(|m| m.modified())
+                .ok();
+            if modified != self.modified || modified.is_none() {
+                self.modified = modified;
+                let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+                self.from_file = parse_resolv_conf(&text);
+                log::debug!("resolvers from {}: {:?}", self.path.display(), self.from_file);
+            }
+        }
+        &self.from_file
+    }
+}
+
+/// The `nameserver` addresses of a resolv.conf, in order (a scope suffix like `%eth0` is
+/// dropped; it cannot be used from another namespace anyway).
+pub fn parse_resolv_conf(text: &str) -> Vec<IpAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            if words.next()? != "nameserver" {
+                return None;
+            }
+            let addr = words.next()?;
+            addr.split('%').next()?.parse().ok()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nameserver_lines() {
+        let text = "# generated\nsearch example.org\nnameserver 127.0.0.53\n\
+                    nameserver   192.0.2.53 \nnameserver fe80::1%eth0\nnameserver bogus\n\
+                    options edns0\n;nameserver 198.51.100.1\n";
+        let servers: Vec<String> = parse_resolv_conf(text).iter().map(|a| a.to_string()).collect();
+        assert_eq!(servers, ["127.0.0.53", "192.0.2.53", "fe80::1"]);
+    }
+
+    #[test]
+    fn rereads_the_file_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resolv.conf");
+        std::fs::write(&path, "nameserver 192.0.2.1\n").unwrap();
+        let mut resolver = Resolver::new(vec![], path.clone());
+        let t0 = Instant::now();
+        assert_eq!(resolver.servers(t0), ["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        std::fs::write(&path, "nameserver 192.0.2.2\n").unwrap();
+        // Make sure the modification time differs even on coarse-grained file systems.
+        let later = SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert_eq!(resolver.servers(t0 + RECHECK_INTERVAL), ["192.0.2.2".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn fixed_servers_win() {
+        let fixed = vec!["198.51.100.53".parse().unwrap()];
+        let mut resolver = Resolver::new(fixed.clone(), "/nonexistent".into());
+        assert_eq!(resolver.servers(Instant::now()), fixed.as_slice());
+    }
+}

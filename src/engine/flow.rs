@@ -1,0 +1,212 @@
+//! The flow table: every TCP connection, UDP flow and echo flow the guest has open, each with
+//! the host socket it maps to.
+//!
+//! A flow is found by its key (protocol, guest address and port, remote address and port as
+//! the guest sees them) and by its slot, whose number is also its mio token
+//! (`FLOW_TOKEN_BASE + slot`). The table holds at most `max` flows: a new flow beyond that is
+//! refused, never a reason to grow.
+
+use super::{echo::EchoFlow, tcp::TcpConn, udp::UdpFlow};
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+use std::time::Instant;
+
+/// Tokens below this belong to the event loop (TAP, signals, API...).
+pub const FLOW_TOKEN_BASE: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    /// ICMP echo: the "port" is the echo identifier.
+    Icmp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub proto: Proto,
+    pub guest: SocketAddrV4,
+    pub remote: SocketAddrV4,
+}
+
+pub enum Flow {
+    Tcp(Box<TcpConn>),
+    Udp(UdpFlow),
+    Echo(EchoFlow),
+}
+
+impl Flow {
+    pub fn deadline(&self) -> Option<Instant> {
+        match self {
+            Flow::Tcp(conn) => conn.deadline(),
+            Flow::Udp(udp) => Some(udp.deadline()),
+            Flow::Echo(echo) => Some(echo.deadline()),
+        }
+    }
+}
+
+/// What a flow handler says about its flow afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    Close,
+}
+
+struct Entry {
+    key: FlowKey,
+    flow: Flow,
+    /// The earliest timer entry this flow has in the heap.
+    scheduled: Option<Instant>,
+}
+
+pub struct FlowTable {
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    index: HashMap<FlowKey, usize>,
+    max: usize,
+}
+
+/// Why a flow could not be added.
+#[derive(Debug)]
+pub enum InsertError<E> {
+    Full,
+    Open(E),
+}
+
+impl FlowTable {
+    pub fn new(max: usize) -> Self {
+        FlowTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            max,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn lookup(&self, key: &FlowKey) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut Flow> {
+        self.slots.get_mut(slot)?.as_mut().map(|e| &mut e.flow)
+    }
+
+    /// Adds a flow made by `open`, which is told the slot (and so the token) it will have.
+    pub fn insert<E>(
+        &mut self,
+        key: FlowKey,
+        open: impl FnOnce(usize) -> Result<Flow, E>,
+    ) -> Result<usize, InsertError<E>> {
+        if self.len() >= self.max {
+            return Err(InsertError::Full);
+        }
+        let slot = self.free.pop().unwrap_or(self.slots.len());
+        let flow = match open(slot) {
+            Ok(flow) => flow,
+            Err(e) => {
+                if slot < self.slots.len() {
+                    self.free.push(slot);
+                }
+                return Err(InsertError::Open(e));
+            }
+        };
+        let entry = Entry {
+            key,
+            flow,
+            scheduled: None,
+        };
+        if slot == self.slots.len() {
+            self.slots.push(Some(entry));
+        } else {
+            self.slots[slot] = Some(entry);
+        }
+        self.index.insert(key, slot);
+        Ok(slot)
+    }
+
+    /// Removes the flow in `slot`; dropping it closes its host socket.
+    pub fn remove(&mut self, slot: usize) -> Option<(FlowKey, Flow)> {
+        let entry = self.slots.get_mut(slot)?.take()?;
+        self.index.remove(&entry.key);
+        self.free.push(slot);
+        Some((entry.key, entry.flow))
+    }
+
+    /// Whether a timer entry for `when` is needed, given what the flow already has; records it.
+    pub fn needs_timer(&mut self, slot: usize, when: Instant) -> bool {
+        let Some(Some(entry)) = self.slots.get_mut(slot) else {
+            return false;
+        };
+        if entry.scheduled.is_some_and(|s| s <= when) {
+            return false;
+        }
+        entry.scheduled = Some(when);
+        true
+    }
+
+    /// The flow's timer entry came due.
+    pub fn timer_fired(&mut self, slot: usize) {
+        if let Some(Some(entry)) = self.slots.get_mut(slot) {
+            entry.scheduled = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(port: u16) -> FlowKey {
+        FlowKey {
+            proto: Proto::Udp,
+            guest: SocketAddrV4::new([10, 0, 2, 100].into(), port),
+            remote: SocketAddrV4::new([192, 0, 2, 1].into(), 53),
+        }
+    }
+
+    fn echo(slot: usize) -> Result<Flow, ()> {
+        Ok(Flow::Echo(EchoFlow::placeholder(slot)))
+    }
+
+    #[test]
+    fn bounded_and_slots_reused() {
+        let mut table = FlowTable::new(2);
+        let a = table.insert(key(1), echo).unwrap();
+        let b = table.insert(key(2), echo).unwrap();
+        assert!(matches!(table.insert(key(3), echo), Err(InsertError::Full)));
+        assert_eq!(table.lookup(&key(2)), Some(b));
+        table.remove(a);
+        assert_eq!(table.lookup(&key(1)), None);
+        assert_eq!(table.insert(key(3), echo).unwrap(), a, "freed slot reused");
+        assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn failed_open_leaves_no_trace() {
+        let mut table = FlowTable::new(4);
+        let failed = table.insert(key(1), |_| Err::<Flow, _>("no socket"));
+        assert!(matches!(failed, Err(InsertError::Open("no socket"))));
+        assert!(table.is_empty());
+        assert_eq!(table.insert(key(1), echo).unwrap(), 0);
+    }
+
+    #[test]
+    fn one_timer_entry_per_earlier_deadline() {
+        let mut table = FlowTable::new(1);
+        let slot = table.insert(key(1), echo).unwrap();
+        let t = Instant::now();
+        assert!(table.needs_timer(slot, t + std::time::Duration::from_secs(2)));
+        assert!(!table.needs_timer(slot, t + std::time::Duration::from_secs(3)));
+        assert!(table.needs_timer(slot, t + std::time::Duration::from_secs(1)));
+        table.timer_fired(slot);
+        assert!(table.needs_timer(slot, t + std::time::Duration::from_secs(3)));
+    }
+}

@@ -1,0 +1,80 @@
+//! Making host sockets for flows: non-blocking, close-on-exec, bound to the outbound address
+//! when one is set, connected (TCP: the connect completes later).
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    bind, connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockProtocol, SockType,
+    SockaddrStorage,
+};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+fn family(addr: &SocketAddr) -> AddressFamily {
+    match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+/// A socket for `dst`, bound to `source` when it applies (same family, and not for loopback,
+/// which an outside address cannot reach).
+fn new_socket(
+    dst: &SocketAddr,
+    kind: SockType,
+    protocol: Option<SockProtocol>,
+    source: Option<IpAddr>,
+) -> io::Result<OwnedFd> {
+    let fd = socket(
+        family(dst),
+        kind,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        protocol,
+    )?;
+    if let Some(source) = source {
+        if source.is_ipv4() == dst.is_ipv4() && !dst.ip().is_loopback() {
+            bind(
+                fd.as_raw_fd(),
+                &SockaddrStorage::from(SocketAddr::new(source, 0)),
+            )?;
+        }
+    }
+    Ok(fd)
+}
+
+/// Starts a TCP connection to `dst`; writability reports its outcome.
+pub fn tcp_connect(dst: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::net::TcpStream> {
+    let fd = new_socket(&dst, SockType::Stream, None, source)?;
+    // Guest segments are already sized by the guest's own Nagle: pass them on at once.
+    setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
+    match connect(fd.as_raw_fd(), &SockaddrStorage::from(dst)) {
+        Ok(()) | Err(Errno::EINPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(mio::net::TcpStream::from_std(std::net::TcpStream::from(fd)))
+}
+
+/// A UDP socket connected to `dst`.
+pub fn udp_connect(dst: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::net::UdpSocket> {
+    let fd = new_socket(&dst, SockType::Datagram, None, source)?;
+    connect(fd.as_raw_fd(), &SockaddrStorage::from(dst))?;
+    Ok(mio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd)))
+}
+
+/// An unprivileged ICMP echo ("ping") socket connected to `dst`. Fails with EACCES when the
+/// host's net.ipv4.ping_group_range leaves this user out.
+pub fn ping_connect(dst: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::net::UdpSocket> {
+    let fd = new_socket(&dst, SockType::Datagram, Some(SockProtocol::Icmp), source)?;
+    connect(fd.as_raw_fd(), &SockaddrStorage::from(dst))?;
+    // A ping socket reads and writes like a connected datagram socket.
+    Ok(mio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd)))
+}
+
+/// Makes dropping `stream` reset the connection instead of closing it gracefully.
+pub fn reset_on_close(stream: &mio::net::TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let _ = setsockopt(stream, sockopt::Linger, &linger);
+}

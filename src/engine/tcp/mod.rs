@@ -1,0 +1,786 @@
+//! tcp - guest TCP connections translated onto host TCP sockets, without buffers of our own.
+//!
+//! # Theory of operation
+//!
+//! Each guest connection is paired with one host socket. The engine terminates neither side's
+//! stream in a buffer: it translates sequence numbers and lets the two kernels do the work.
+//!
+//! Opening: a SYN from the guest starts a non-blocking `connect()` on the host. The SYN-ACK goes
+//! to the guest only once the host connection is established; a refused connection becomes a
+//! RST, an unreachable network or host an ICMP error, so the guest's `connect()` fails the way
+//! it would on a real network. MSS and window scaling are negotiated with the guest (windows
+//! well above 64 KiB).
+//!
+//! Guest to host: a segment in sequence is written to the host socket with a non-blocking
+//! send; only what the socket took is acknowledged, and the window advertised to the guest is
+//! the room left in the socket's send buffer. A full socket means a zero (or short) window and
+//! no ACK for the rest: the guest keeps it and retransmits; when the socket drains, a window
+//! update (and duplicate ACKs, to trigger the guest's fast retransmit) go out.
+//!
+//! Host to guest: data stays in the host socket's receive queue until the guest acknowledges
+//! it. New data is peeked (MSG_PEEK) straight into frames from the first unsent byte — with
+//! SO_PEEK_OFF where the kernel has it, else by skipping the bytes in flight — never beyond the
+//! guest's window. A guest ACK of N bytes discards N bytes from the queue (MSG_TRUNC).
+//! Retransmission (timeout or three duplicate ACKs) rewinds to the first unacknowledged byte.
+//!
+//! Closing: the guest's FIN becomes `shutdown(SHUT_WR)` once its data is all written; the
+//! host's end of stream becomes a FIN to the guest after the last byte. A RST either way resets
+//! the other side. The flow ends when both FINs are acknowledged, or on a reset.
+//!
+//! # Sequence variables
+//!
+//! - `rcv_nxt`: the next sequence number expected from the guest (what we ACK).
+//! - `iss`: our initial sequence number towards the guest.
+//! - `snd_una`: the oldest byte sent to the guest and not acknowledged; it is the first byte of
+//!   the host socket's receive queue.
+//! - `snd_nxt`: the next byte to send; `snd_nxt - snd_una` bytes are in flight, which is also
+//!   the socket's peek offset.
+//! - `snd_wnd`: the guest's receive window, in bytes (scaled).
+//!
+//! # Timeouts
+//!
+//! The SYN-ACK and data in flight are retransmitted with an exponential backoff from 200 ms;
+//! after 12 fruitless retransmissions (over two minutes) both sides are reset. A zero window is
+//! probed with the same backoff. Established connections have no idle timeout, as on a real
+//! network.
+
+mod segment;
+
+use super::flow::{Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
+use super::route::Route;
+use super::{sockets, Core, Drop, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use segment::{emit_control, emit_data, Segment, SynOptions};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{Icmpv4DstUnreachable, Ipv4Repr, TcpControl, TcpPacket, TcpRepr};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// MSS assumed when the guest's SYN names none (RFC 9293).
+const DEFAULT_MSS: usize = 536;
+/// Our window scale: windows up to 2^30 bytes, in steps of 128 bytes.
+const OUR_WINDOW_SCALE: u8 = 7;
+const RTO_INITIAL: Duration = Duration::from_millis(200);
+const RTO_MAX: Duration = Duration::from_secs(30);
+const MAX_RETRIES: u8 = 12;
+/// How much of the host socket's send buffer we offer the guest as window.
+const SNDBUF_SHARE_NUM: usize = 1;
+const SNDBUF_SHARE_DEN: usize = 2;
+/// Duplicate ACKs sent with a window update after the host socket drained, so the guest
+/// retransmits what it could not hand over at once instead of waiting for its timer.
+const DUP_ACKS_ON_REOPEN: usize = 3;
+
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The host connect() is under way; the guest waits for its SYN-ACK.
+    Connecting,
+    /// The SYN-ACK is out; waiting for the guest's ACK of it.
+    SynReceived,
+    Established,
+}
+
+pub struct TcpConn {
+    key: FlowKey,
+    stream: mio::net::TcpStream,
+    state: State,
+    rcv_nxt: u32,
+    iss: u32,
+    snd_una: u32,
+    snd_nxt: u32,
+    snd_wnd: u32,
+    guest_wscale: u8,
+    /// Our window scale, 0 when the guest did not offer scaling.
+    our_wscale: u8,
+    /// Payload bytes per segment to the guest.
+    mss: usize,
+    /// The guest's FIN was received and passed on (shutdown of the host side).
+    guest_fin: bool,
+    /// The host sent its end of stream.
+    host_eof: bool,
+    /// The sequence number of our FIN, once sent.
+    fin_seq: Option<u32>,
+    fin_acked: bool,
+    /// The guest data we could not hand to the host socket (it was full): when it drains, the
+    /// guest must hear of it.
+    host_full: bool,
+    dup_acks: u8,
+    rto: Duration,
+    retries: u8,
+    /// Retransmission or probe deadline.
+    timer: Option<Instant>,
+    /// Whether SO_PEEK_OFF is set on the socket (else the bytes in flight are skipped).
+    peek_offset: bool,
+    /// An ACK is owed at the end of the batch (the flow is in the engine's list).
+    ack_owed: bool,
+}
+
+impl TcpConn {
+    pub fn deadline(&self) -> Option<Instant> {
+        self.timer
+    }
+
+    fn in_flight(&self) -> u32 {
+        self.snd_nxt.wrapping_sub(self.snd_una)
+    }
+
+    /// The window we offer the guest: the room left in the host socket's send buffer.
+    fn receive_window(&self) -> u32 {
+        let fd = self.stream.as_fd();
+        let size = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SndBuf)
+            .unwrap_or(0);
+        let queued = crate::sys::send_queue_len(fd).unwrap_or(usize::MAX);
+        let room = (size * SNDBUF_SHARE_NUM / SNDBUF_SHARE_DEN).saturating_sub(queued);
+        room.min(u32::MAX as usize) as u32
+    }
+
+    fn segment(&self, seq: u32, window: u32) -> Segment {
+        let scaled = (window >> self.our_wscale).min(u16::MAX as u32) as u16;
+        Segment {
+            from: self.key.remote,
+            to: self.key.guest,
+            seq,
+            ack: self.rcv_nxt,
+            window: scaled,
+        }
+    }
+
+    fn send_control(&mut self, core: &mut Core, tx: &mut TxQueue, control: TcpControl, seq: u32) {
+        let seg = self.segment(seq, self.receive_window());
+        if let Err(reason) = emit_control(core, tx, &seg, control, true, None) {
+            core.counters.count_drop(reason);
+        }
+    }
+
+    fn send_ack(&mut self, core: &mut Core, tx: &mut TxQueue) {
+        self.send_control(core, tx, TcpControl::None, self.snd_nxt);
+    }
+
+    fn send_syn_ack(&mut self, core: &mut Core, tx: &mut TxQueue) {
+        let mss = core.mtu().saturating_sub(40).clamp(64, u16::MAX as usize) as u16;
+        let options = SynOptions {
+            mss,
+            window_scale: (self.our_wscale > 0).then_some(self.our_wscale),
+        };
+        // The window in a SYN is never scaled.
+        let window = self.receive_window().min(u16::MAX as u32) as u16;
+        let seg = Segment {
+            window,
+            ..self.segment(self.iss, 0)
+        };
+        if let Err(reason) = emit_control(core, tx, &seg, TcpControl::Syn, true, Some(options)) {
+            core.counters.count_drop(reason);
+        }
+    }
+
+    /// Resets the guest's side.
+    fn reset_guest(&mut self, core: &mut Core, tx: &mut TxQueue) {
+        self.send_control(core, tx, TcpControl::Rst, self.snd_nxt);
+        core.counters.tcp_resets += 1;
+    }
+
+    /// Resets the host's side (the socket is closed when the flow is dropped).
+    fn reset_host(&self) {
+        sockets::reset_on_close(&self.stream);
+    }
+
+    fn arm_timer(&mut self, now: Instant) {
+        self.timer = Some(now + self.rto);
+    }
+
+    /// Keeps the timer in step with what is outstanding.
+    fn update_timer(&mut self, now: Instant) {
+        let outstanding = self.in_flight() > 0
+            || self.state == State::SynReceived
+            || (self.snd_wnd == 0 && self.state == State::Established && !self.host_eof);
+        if !outstanding {
+            self.timer = None;
+            self.retries = 0;
+            self.rto = RTO_INITIAL;
+        } else if self.timer.is_none() {
+            self.arm_timer(now);
+        }
+    }
+
+    /// Readiness of the host socket.
+    pub(crate) fn on_socket_event(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        readiness: Readiness,
+        tx: &mut TxQueue,
+    ) -> Verdict {
+        if self.state == State::Connecting {
+            if !(readiness.writable || readiness.error) {
+                return Verdict::Keep;
+            }
+            return self.connect_done(core, now, tx);
+        }
+        if readiness.writable && self.host_full {
+            self.host_full = false;
+            // Window update, then duplicates so the guest resends what it still holds.
+            for _ in 0..=DUP_ACKS_ON_REOPEN {
+                self.send_ack(core, tx);
+            }
+        }
+        if readiness.readable || readiness.error {
+            return self.send_data(core, slot, now, tx);
+        }
+        Verdict::Keep
+    }
+
+    fn connect_done(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) -> Verdict {
+        let error = match self.stream.take_error() {
+            Ok(None) => match self.stream.peer_addr() {
+                Ok(_) => None,
+                // Not connected yet after all (a spurious wake-up).
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Verdict::Keep,
+                Err(e) => Some(e),
+            },
+            Ok(Some(e)) | Err(e) => Some(e),
+        };
+        if let Some(e) = error {
+            log::debug!("tcp {:?}: connect: {e}", self.key);
+            self.refuse(core, tx, &e);
+            return Verdict::Close;
+        }
+        if core.cfg.tcp_peek_offset {
+            self.peek_offset = crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_ok();
+        }
+        self.state = State::SynReceived;
+        self.snd_nxt = self.iss.wrapping_add(1);
+        self.send_syn_ack(core, tx);
+        self.arm_timer(now);
+        Verdict::Keep
+    }
+
+    /// The host connection failed: tell the guest as a real network would.
+    fn refuse(&mut self, core: &mut Core, tx: &mut TxQueue, error: &io::Error) {
+        let unreachable = match error.raw_os_error() {
+            Some(libc::ENETUNREACH) => Some(Icmpv4DstUnreachable::NetUnreachable),
+            Some(libc::EHOSTUNREACH | libc::ETIMEDOUT) => {
+                Some(Icmpv4DstUnreachable::HostUnreachable)
+            }
+            _ => None,
+        };
+        match unreachable {
+            Some(reason) => {
+                let (original, quoted) = self.quoted_syn();
+                let from = *self.key.remote.ip();
+                if let Err(drop) = core.emit_unreachable(tx, from, reason, &original, &quoted) {
+                    core.counters.count_drop(drop);
+                }
+            }
+            None => self.reset_guest(core, tx),
+        }
+    }
+
+    /// The guest's SYN as an ICMP error quotes it: IPv4 header, ports and sequence number.
+    fn quoted_syn(&self) -> (Ipv4Repr, [u8; 8]) {
+        let original = Ipv4Repr {
+            src_addr: *self.key.guest.ip(),
+            dst_addr: *self.key.remote.ip(),
+            next_header: smoltcp::wire::IpProtocol::Tcp,
+            payload_len: segment::TCP_HEADER,
+            hop_limit: super::frames::HOP_LIMIT,
+        };
+        let mut quoted = [0u8; 8];
+        quoted[0..2].copy_from_slice(&self.key.guest.port().to_be_bytes());
+        quoted[2..4].copy_from_slice(&self.key.remote.port().to_be_bytes());
+        quoted[4..8].copy_from_slice(&self.rcv_nxt.wrapping_sub(1).to_be_bytes());
+        (original, quoted)
+    }
+
+    /// A segment from the guest for this connection.
+    fn on_segment(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        seg: &TcpRepr,
+        tx: &mut TxQueue,
+    ) -> Verdict {
+        if seg.control == TcpControl::Rst {
+            self.reset_host();
+            return Verdict::Close;
+        }
+        match self.state {
+            // The guest retransmits its SYN while the host connects: nothing to say yet.
+            State::Connecting => return Verdict::Keep,
+            State::SynReceived => {
+                if seg.control == TcpControl::Syn {
+                    self.send_syn_ack(core, tx);
+                    return Verdict::Keep;
+                }
+                if seg.ack_number.map(|a| a.0 as u32) != Some(self.iss.wrapping_add(1)) {
+                    return Verdict::Keep;
+                }
+                self.state = State::Established;
+                self.snd_una = self.iss.wrapping_add(1);
+                self.timer = None;
+                self.rto = RTO_INITIAL;
+                self.retries = 0;
+            }
+            State::Established => {
+                if seg.control == TcpControl::Syn {
+                    // A stale SYN: answer with an ACK of where we are.
+                    self.owe_ack(core, slot);
+                    return Verdict::Keep;
+                }
+            }
+        }
+        if let Some(ack) = seg.ack_number {
+            if let Some(verdict) = self.on_ack(core, now, ack.0 as u32, seg, tx) {
+                return verdict;
+            }
+        }
+        if let Some(verdict) = self.on_data(core, slot, seg, tx) {
+            return verdict;
+        }
+        if self.guest_fin && self.fin_acked {
+            return Verdict::Close;
+        }
+        let verdict = self.send_data(core, slot, now, tx);
+        self.update_timer(now);
+        verdict
+    }
+
+    /// The guest acknowledged up to `ack` and advertised a window.
+    fn on_ack(
+        &mut self,
+        core: &mut Core,
+        now: Instant,
+        ack: u32,
+        seg: &TcpRepr,
+        tx: &mut TxQueue,
+    ) -> Option<Verdict> {
+        if seq_lt(self.snd_nxt, ack) {
+            // Acknowledges what we never sent: tell the guest where we are.
+            self.send_ack(core, tx);
+            return None;
+        }
+        let window = u32::from(seg.window_len) << self.guest_wscale;
+        if seq_lt(self.snd_una, ack) {
+            let mut acked = ack.wrapping_sub(self.snd_una);
+            if let Some(fin) = self.fin_seq {
+                if seq_lt(fin, ack) {
+                    self.fin_acked = true;
+                    acked -= 1;
+                }
+            }
+            if acked > 0 {
+                if let Err(e) = crate::sys::discard(self.stream.as_fd(), acked as usize) {
+                    log::debug!("tcp {:?}: discard: {e}", self.key);
+                    self.reset_guest(core, tx);
+                    self.reset_host();
+                    return Some(Verdict::Close);
+                }
+            }
+            self.snd_una = ack;
+            self.dup_acks = 0;
+            self.retries = 0;
+            self.rto = RTO_INITIAL;
+            self.timer = None;
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && seg.control == TcpControl::None
+            && self.in_flight() > 0
+            && window == self.snd_wnd
+        {
+            self.dup_acks = self.dup_acks.saturating_add(1);
+            if self.dup_acks == 3 {
+                core.counters.tcp_fast_retransmits += 1;
+                self.rewind();
+            }
+        }
+        self.snd_wnd = window;
+        self.update_timer(now);
+        None
+    }
+
+    /// Goes back to the first unacknowledged byte, to send everything after it again.
+    fn rewind(&mut self) {
+        if self.peek_offset && crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_err() {
+            self.peek_offset = false;
+        }
+        self.snd_nxt = self.snd_una;
+        if !self.fin_acked {
+            self.fin_seq = None;
+        }
+    }
+
+    /// Data and FIN from the guest.
+    fn on_data(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        seg: &TcpRepr,
+        tx: &mut TxQueue,
+    ) -> Option<Verdict> {
+        let seq = seg.seq_number.0 as u32;
+        let payload = seg.payload;
+        let fin = seg.control == TcpControl::Fin;
+        if payload.is_empty() && !fin {
+            return None;
+        }
+        self.owe_ack(core, slot);
+        if self.guest_fin || seq_lt(self.rcv_nxt, seq) {
+            // Already closed by the guest, or out of order: the ACK tells it what we miss.
+            return None;
+        }
+        let skip = self.rcv_nxt.wrapping_sub(seq) as usize;
+        if skip < payload.len() {
+            let rest = &payload[skip..];
+            let written = match self.stream.write(rest) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) => {
+                    log::debug!("tcp {:?}: write: {e}", self.key);
+                    self.reset_guest(core, tx);
+                    return Some(Verdict::Close);
+                }
+            };
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(written as u32);
+            core.counters.tcp_bytes_from_guest += written as u64;
+            if written < rest.len() {
+                self.host_full = true;
+                return None;
+            }
+        }
+        let end = seq.wrapping_add(payload.len() as u32);
+        if fin && end == self.rcv_nxt {
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            self.guest_fin = true;
+            let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        }
+        None
+    }
+
+    /// Queues one ACK for the end of the batch, however many segments asked for it.
+    fn owe_ack(&mut self, core: &mut Core, slot: usize) {
+        if !self.ack_owed {
+            self.ack_owed = true;
+            core.ack_pending.push(slot);
+        }
+    }
+
+    /// Sends the ACK owed at the end of a batch.
+    pub(crate) fn flush_ack(&mut self, core: &mut Core, _now: Instant, tx: &mut TxQueue) -> Verdict {
+        if !std::mem::take(&mut self.ack_owed) {
+            return Verdict::Keep;
+        }
+        if self.state == State::Established {
+            self.send_ack(core, tx);
+        }
+        if self.guest_fin && self.fin_acked {
+            return Verdict::Close;
+        }
+        Verdict::Keep
+    }
+
+    /// Sending stopped on a full transmit queue: go on.
+    pub(crate) fn resume_sending(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) -> Verdict {
+        let verdict = self.send_data(core, slot, now, tx);
+        self.update_timer(now);
+        verdict
+    }
+
+    /// Peeks the next `buf.len()` unsent bytes from the host socket.
+    fn peek(&mut self, buf: &mut [u8], skip_buf: &mut Vec<u8>) -> io::Result<usize> {
+        if self.peek_offset {
+            return self.stream.peek(buf);
+        }
+        // Without SO_PEEK_OFF every peek starts at the first unacknowledged byte: read the
+        // bytes in flight into a scratch area and keep what follows.
+        let in_flight = self.in_flight() as usize;
+        if skip_buf.len() < in_flight {
+            skip_buf.resize(in_flight, 0);
+        }
+        let mut iov = [
+            io::IoSliceMut::new(&mut skip_buf[..in_flight]),
+            io::IoSliceMut::new(buf),
+        ];
+        let n = nix::sys::socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&self.stream),
+            &mut iov,
+            None,
+            nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)?
+        .bytes;
+        match n.checked_sub(in_flight) {
+            // Only end of stream empties a peek at the front of the queue.
+            Some(0) if in_flight > 0 => Err(io::ErrorKind::WouldBlock.into()),
+            Some(new) => Ok(new),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Sends the guest what the host has, as far as its window allows.
+    fn send_data(&mut self, core: &mut Core, slot: usize, now: Instant, tx: &mut TxQueue) -> Verdict {
+        if self.state != State::Established || self.fin_seq.is_some() {
+            return Verdict::Keep;
+        }
+        let mut skip_buf = std::mem::take(&mut core.peek_skip);
+        let verdict = loop {
+            let room = self.snd_wnd.saturating_sub(self.in_flight()) as usize;
+            if room == 0 && !self.host_eof {
+                break Verdict::Keep;
+            }
+            if tx.is_full() {
+                core.send_pending.push(slot);
+                break Verdict::Keep;
+            }
+            let seg = self.segment(self.snd_nxt, self.receive_window());
+            let max = self.mss.min(room);
+            let result = if max == 0 {
+                Ok(Ok(0))
+            } else {
+                emit_data(core, tx, &seg, max, |buf| self.peek(buf, &mut skip_buf))
+            };
+            match result {
+                Err(Drop::TxQueueFull) => {
+                    core.send_pending.push(slot);
+                    break Verdict::Keep;
+                }
+                Err(reason) => {
+                    core.counters.count_drop(reason);
+                    break Verdict::Keep;
+                }
+                Ok(Ok(0)) => {
+                    if max > 0 {
+                        self.host_eof = true;
+                    }
+                    if self.host_eof && self.fin_seq.is_none() {
+                        self.fin_seq = Some(self.snd_nxt);
+                        self.send_control(core, tx, TcpControl::Fin, self.snd_nxt);
+                        self.snd_nxt = self.snd_nxt.wrapping_add(1);
+                    }
+                    break Verdict::Keep;
+                }
+                Ok(Ok(n)) => {
+                    self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
+                    if self.timer.is_none() {
+                        self.arm_timer(now);
+                    }
+                }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => break Verdict::Keep,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(e)) => {
+                    log::debug!("tcp {:?}: read: {e}", self.key);
+                    self.reset_guest(core, tx);
+                    break Verdict::Close;
+                }
+            }
+        };
+        core.peek_skip = skip_buf;
+        verdict
+    }
+
+    /// The retransmission or probe timer fired.
+    pub(crate) fn on_timer(&mut self, core: &mut Core, slot: usize, now: Instant, tx: &mut TxQueue) -> Verdict {
+        self.timer = None;
+        self.retries += 1;
+        if self.retries > MAX_RETRIES {
+            log::debug!("tcp {:?}: guest unresponsive, resetting", self.key);
+            self.reset_guest(core, tx);
+            self.reset_host();
+            return Verdict::Close;
+        }
+        self.rto = (self.rto * 2).min(RTO_MAX);
+        match self.state {
+            State::Connecting => {}
+            State::SynReceived => self.send_syn_ack(core, tx),
+            State::Established if self.in_flight() > 0 => {
+                core.counters.tcp_retransmits += 1;
+                self.rewind();
+                let verdict = self.send_data(core, slot, now, tx);
+                if verdict == Verdict::Close {
+                    return verdict;
+                }
+            }
+            State::Established => {
+                // Zero window: probe with an out-of-window ACK, which the guest answers with its
+                // current window.
+                self.send_control(core, tx, TcpControl::None, self.snd_una.wrapping_sub(1));
+            }
+        }
+        self.arm_timer(now);
+        self.update_timer(now);
+        Verdict::Keep
+    }
+}
+
+/// A TCP segment from the guest.
+pub(crate) fn handle(
+    core: &mut Core,
+    flows: &mut FlowTable,
+    now: Instant,
+    ip: &Ipv4Repr,
+    payload: &[u8],
+    tx: &mut TxQueue,
+) -> Result<(), Drop> {
+    let packet = TcpPacket::new_checked(payload).map_err(|_| Drop::Malformed)?;
+    let seg = TcpRepr::parse(
+        &packet,
+        &ip.src_addr.into(),
+        &ip.dst_addr.into(),
+        &ChecksumCapabilities::default(),
+    )
+    .map_err(|_| Drop::Malformed)?;
+    let key = super::key(Proto::Tcp, ip, seg.src_port, seg.dst_port);
+    if let Some(slot) = flows.lookup(&key) {
+        let Some(Flow::Tcp(conn)) = flows.get_mut(slot) else {
+            return Err(Drop::Unsupported);
+        };
+        let verdict = conn.on_segment(core, slot, now, &seg, tx);
+        let deadline = conn.deadline();
+        if verdict == Verdict::Close {
+            flows.remove(slot);
+        } else if let Some(deadline) = deadline {
+            if flows.needs_timer(slot, deadline) {
+                core.timers.schedule(deadline, slot);
+            }
+        }
+        return Ok(());
+    }
+    match (seg.control, seg.ack_number) {
+        (TcpControl::Syn, None) => open(core, flows, now, key, ip, payload, &seg, tx),
+        (TcpControl::Rst, _) => Err(Drop::NotForUs),
+        _ => {
+            // No such connection: reset, as a host would.
+            reset_unknown(core, tx, &key, &seg);
+            Err(Drop::NotForUs)
+        }
+    }
+}
+
+/// Answers a segment for no connection with a RST (RFC 9293, 3.10.7.1).
+fn reset_unknown(core: &mut Core, tx: &mut TxQueue, key: &FlowKey, seg: &TcpRepr) {
+    let (seq, ack, with_ack) = match seg.ack_number {
+        Some(ack) => (ack.0 as u32, 0, false),
+        None => (
+            0,
+            (seg.seq_number.0 as u32).wrapping_add(seg.segment_len() as u32),
+            true,
+        ),
+    };
+    let out = Segment {
+        from: key.remote,
+        to: key.guest,
+        seq,
+        ack,
+        window: 0,
+    };
+    if emit_control(core, tx, &out, TcpControl::Rst, with_ack, None).is_ok() {
+        core.counters.tcp_resets += 1;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn open(
+    core: &mut Core,
+    flows: &mut FlowTable,
+    now: Instant,
+    key: FlowKey,
+    ip: &Ipv4Repr,
+    payload: &[u8],
+    syn: &TcpRepr,
+    tx: &mut TxQueue,
+) -> Result<(), Drop> {
+    let dst = match core.route(now, Proto::Tcp, key.remote) {
+        Route::Host(dst) => dst,
+        Route::NetUnreachable => {
+            let reason = Icmpv4DstUnreachable::NetUnreachable;
+            core.emit_unreachable(tx, ip.dst_addr, reason, ip, payload)?;
+            return Err(Drop::Refused);
+        }
+        Route::Closed => {
+            reset_unknown(core, tx, &key, syn);
+            return Err(Drop::Refused);
+        }
+        Route::Nowhere => return Err(Drop::Refused),
+    };
+    let source = core.cfg.outbound_addr.map(Into::into);
+    let iss = core.random_u32();
+    let mtu_mss = core.mtu().saturating_sub(40).max(64);
+    let registry = &core.registry;
+    let inserted = flows.insert(key, |slot| {
+        let mut stream = sockets::tcp_connect(dst, source)?;
+        let token = mio::Token(FLOW_TOKEN_BASE + slot);
+        registry.register(
+            &mut stream,
+            token,
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )?;
+        let scaling = syn.window_scale.is_some();
+        Ok::<_, io::Error>(Flow::Tcp(Box::new(TcpConn {
+            key,
+            stream,
+            state: State::Connecting,
+            rcv_nxt: (syn.seq_number.0 as u32).wrapping_add(1),
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_wnd: u32::from(syn.window_len),
+            guest_wscale: syn.window_scale.unwrap_or(0).min(14),
+            our_wscale: if scaling { OUR_WINDOW_SCALE } else { 0 },
+            mss: usize::from(syn.max_seg_size.unwrap_or(DEFAULT_MSS as u16))
+                .clamp(64, mtu_mss),
+            guest_fin: false,
+            host_eof: false,
+            fin_seq: None,
+            fin_acked: false,
+            host_full: false,
+            dup_acks: 0,
+            rto: RTO_INITIAL,
+            retries: 0,
+            timer: None,
+            peek_offset: false,
+            ack_owed: false,
+        })))
+    });
+    match inserted {
+        Ok(_) => {
+            core.counters.flows_opened += 1;
+            Ok(())
+        }
+        Err(InsertError::Full) => {
+            reset_unknown(core, tx, &key, syn);
+            Err(Drop::FlowTableFull)
+        }
+        Err(InsertError::Open(e)) => {
+            log::debug!("tcp {key:?}: cannot connect to {dst}: {e}");
+            let mut conn_err = e;
+            if conn_err.raw_os_error().is_none() {
+                conn_err = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+            }
+            // Report it as the connection failing, which it did.
+            let (original, quoted) = (*ip, payload);
+            match conn_err.raw_os_error() {
+                Some(libc::ENETUNREACH) => {
+                    let reason = Icmpv4DstUnreachable::NetUnreachable;
+                    core.emit_unreachable(tx, ip.dst_addr, reason, &original, quoted)?;
+                }
+                Some(libc::EHOSTUNREACH) => {
+                    let reason = Icmpv4DstUnreachable::HostUnreachable;
+                    core.emit_unreachable(tx, ip.dst_addr, reason, &original, quoted)?;
+                }
+                _ => reset_unknown(core, tx, &key, syn),
+            }
+            Err(Drop::HostSocket)
+        }
+    }
+}

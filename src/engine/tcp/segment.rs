@@ -1,0 +1,145 @@
+//! Building TCP segments for the guest.
+//!
+//! Control segments (SYN-ACK, ACK, FIN, RST) are built whole. Data segments are built in place:
+//! room for the headers is left at the front of a transmit slot, the payload is peeked from the
+//! host socket straight into the rest, and the headers and checksum are written around it — the
+//! data is copied once, kernel to frame.
+
+use super::super::frames::{ETHERNET_HEADER, HOP_LIMIT, IPV4_HEADER};
+use super::super::{Core, Drop, TxQueue};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+    TcpSeqNumber,
+};
+use std::io;
+use std::net::SocketAddrV4;
+
+pub const TCP_HEADER: usize = 20;
+/// Ethernet, IPv4 and TCP headers in front of a data segment's payload.
+pub const DATA_HEADERS: usize = ETHERNET_HEADER + IPV4_HEADER + TCP_HEADER;
+
+/// The addresses and sequence state a segment to the guest carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment {
+    /// The remote end as the guest sees it: the segment's source.
+    pub from: SocketAddrV4,
+    /// The guest end: the segment's destination.
+    pub to: SocketAddrV4,
+    pub seq: u32,
+    pub ack: u32,
+    pub window: u16,
+}
+
+/// Options of a SYN-ACK.
+#[derive(Debug, Clone, Copy)]
+pub struct SynOptions {
+    pub mss: u16,
+    pub window_scale: Option<u8>,
+}
+
+fn ipv4(seg: &Segment, tcp_len: usize) -> Ipv4Repr {
+    Ipv4Repr {
+        src_addr: *seg.from.ip(),
+        dst_addr: *seg.to.ip(),
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp_len,
+        hop_limit: HOP_LIMIT,
+    }
+}
+
+/// Queues a segment without data: `control` says SYN, FIN or RST (or none: a bare ACK).
+/// `ack` is left out only for a RST answering a segment that had none.
+pub fn emit_control(
+    core: &mut Core,
+    tx: &mut TxQueue,
+    seg: &Segment,
+    control: TcpControl,
+    with_ack: bool,
+    syn: Option<SynOptions>,
+) -> Result<(), Drop> {
+    let repr = TcpRepr {
+        src_port: seg.from.port(),
+        dst_port: seg.to.port(),
+        control,
+        seq_number: TcpSeqNumber(seg.seq as i32),
+        ack_number: with_ack.then_some(TcpSeqNumber(seg.ack as i32)),
+        window_len: seg.window,
+        window_scale: syn.and_then(|s| s.window_scale),
+        max_seg_size: syn.map(|s| s.mss),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let guest_mac = core.guest_mac.ok_or(Drop::Unsupported)?;
+    let ip = ipv4(seg, repr.buffer_len());
+    let checksums = ChecksumCapabilities::default();
+    core.emit_frame(
+        tx,
+        *seg.from.ip(),
+        guest_mac,
+        EthernetProtocol::Ipv4,
+        ip.buffer_len() + repr.buffer_len(),
+        |buf| {
+            let mut packet = Ipv4Packet::new_unchecked(buf);
+            ip.emit(&mut packet, &checksums);
+            repr.emit(
+                &mut TcpPacket::new_unchecked(packet.payload_mut()),
+                &ip.src_addr.into(),
+                &ip.dst_addr.into(),
+                &checksums,
+            );
+        },
+    )
+}
+
+/// Queues a data segment of up to `max_payload` bytes that `read` fills (peeking from the host
+/// socket). Returns how many bytes went in; `Ok(0)` (nothing queued) is what `read` returned
+/// at end of stream.
+pub fn emit_data(
+    core: &mut Core,
+    tx: &mut TxQueue,
+    seg: &Segment,
+    max_payload: usize,
+    read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+) -> Result<io::Result<usize>, Drop> {
+    let guest_mac = core.guest_mac.ok_or(Drop::Unsupported)?;
+    let gateway_mac = super::super::virtual_mac(core.cfg.net.gateway());
+    let buf = tx
+        .push(DATA_HEADERS + max_payload)
+        .ok_or(Drop::TxQueueFull)?;
+    let n = match read(&mut buf[DATA_HEADERS..]) {
+        Ok(n) if n > 0 => n.min(max_payload),
+        other => {
+            tx.pop_last();
+            return Ok(other);
+        }
+    };
+    tx.truncate_last(DATA_HEADERS + n);
+    let Some(frame) = tx.last_mut() else {
+        return Err(Drop::TxQueueFull);
+    };
+    frame[0..6].copy_from_slice(&guest_mac.0);
+    frame[6..12].copy_from_slice(&gateway_mac.0);
+    frame[12..14].copy_from_slice(&u16::from(EthernetProtocol::Ipv4).to_be_bytes());
+    let ip = ipv4(seg, TCP_HEADER + n);
+    let mut packet = Ipv4Packet::new_unchecked(&mut frame[ETHERNET_HEADER..]);
+    ip.emit(&mut packet, &ChecksumCapabilities::default());
+    let mut tcp = TcpPacket::new_unchecked(packet.payload_mut());
+    tcp.set_src_port(seg.from.port());
+    tcp.set_dst_port(seg.to.port());
+    tcp.set_seq_number(TcpSeqNumber(seg.seq as i32));
+    tcp.set_ack_number(TcpSeqNumber(seg.ack as i32));
+    tcp.set_header_len(TCP_HEADER as u8);
+    tcp.clear_flags();
+    tcp.set_ack(true);
+    tcp.set_psh(true);
+    tcp.set_window_len(seg.window);
+    tcp.set_urgent_at(0);
+    tcp.fill_checksum(&ip.src_addr.into(), &ip.dst_addr.into());
+    core.counters.frames_out += 1;
+    core.counters.bytes_out += (DATA_HEADERS + n) as u64;
+    core.counters.tcp_bytes_to_guest += n as u64;
+    Ok(Ok(n))
+}

@@ -1,0 +1,199 @@
+//! udp - guest UDP flows onto connected host UDP sockets.
+//!
+//! A flow is (guest address:port, destination address:port); its host socket is connected to
+//! the routed destination, so replies need no lookup and ICMP errors arrive as ECONNREFUSED,
+//! which becomes an ICMP port unreachable for the guest. A flow without traffic for the idle
+//! timeout is closed. Datagrams larger than the MTU reach the guest as IPv4 fragments.
+
+use super::flow::{Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
+use super::route::Route;
+use super::{sockets, Core, Drop, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{Icmpv4DstUnreachable, IpProtocol, Ipv4Repr, UdpPacket, UdpRepr};
+use std::io;
+use std::time::{Duration, Instant};
+
+const UDP_HEADER: usize = 8;
+
+pub struct UdpFlow {
+    sock: mio::net::UdpSocket,
+    key: FlowKey,
+    last_seen: Instant,
+    idle_timeout: Duration,
+}
+
+impl UdpFlow {
+    pub fn deadline(&self) -> Instant {
+        self.last_seen + self.idle_timeout
+    }
+
+    pub(crate) fn on_socket_event(
+        &mut self,
+        core: &mut Core,
+        now: Instant,
+        readiness: Readiness,
+        tx: &mut TxQueue,
+    ) -> Verdict {
+        if !(readiness.readable || readiness.error) {
+            return Verdict::Keep;
+        }
+        let mut buf = std::mem::take(&mut core.scratch);
+        loop {
+            match self.sock.recv(&mut buf[UDP_HEADER..]) {
+                Ok(n) => {
+                    self.last_seen = now;
+                    core.counters.udp_datagrams_to_guest += 1;
+                    if let Err(reason) = self.deliver(core, &mut buf[..UDP_HEADER + n], tx) {
+                        core.counters.count_drop(reason);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                    self.port_unreachable(core, tx);
+                }
+                Err(e) => {
+                    log::debug!("udp {:?}: {e}", self.key);
+                    break;
+                }
+            }
+        }
+        core.scratch = buf;
+        Verdict::Keep
+    }
+
+    /// Sends a datagram (UDP header first, payload after) to the guest from the flow's remote.
+    fn deliver(&self, core: &mut Core, datagram: &mut [u8], tx: &mut TxQueue) -> Result<(), Drop> {
+        let (src, dst) = (*self.key.remote.ip(), *self.key.guest.ip());
+        let repr = UdpRepr {
+            src_port: self.key.remote.port(),
+            dst_port: self.key.guest.port(),
+        };
+        let payload_len = datagram.len() - UDP_HEADER;
+        repr.emit(
+            &mut UdpPacket::new_unchecked(&mut *datagram),
+            &src.into(),
+            &dst.into(),
+            payload_len,
+            |_| {},
+            &ChecksumCapabilities::default(),
+        );
+        core.emit_ipv4(tx, src, dst, IpProtocol::Udp, datagram)
+    }
+
+    /// The destination refused: tell the guest as its kernel would hear it from a real host.
+    fn port_unreachable(&self, core: &mut Core, tx: &mut TxQueue) {
+        let original = Ipv4Repr {
+            src_addr: *self.key.guest.ip(),
+            dst_addr: *self.key.remote.ip(),
+            next_header: IpProtocol::Udp,
+            payload_len: UDP_HEADER,
+            hop_limit: super::frames::HOP_LIMIT,
+        };
+        let mut header = [0u8; UDP_HEADER];
+        header[0..2].copy_from_slice(&self.key.guest.port().to_be_bytes());
+        header[2..4].copy_from_slice(&self.key.remote.port().to_be_bytes());
+        header[4..6].copy_from_slice(&(UDP_HEADER as u16).to_be_bytes());
+        let from = *self.key.remote.ip();
+        let reason = Icmpv4DstUnreachable::PortUnreachable;
+        if let Err(drop) = core.emit_unreachable(tx, from, reason, &original, &header) {
+            core.counters.count_drop(drop);
+        }
+    }
+
+    fn send(&mut self, core: &mut Core, now: Instant, payload: &[u8], tx: &mut TxQueue) {
+        self.last_seen = now;
+        match self.sock.send(payload) {
+            Ok(_) => core.counters.udp_datagrams_from_guest += 1,
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                self.port_unreachable(core, tx)
+            }
+            Err(e) => {
+                log::debug!("udp {:?}: send: {e}", self.key);
+                core.counters.count_drop(Drop::HostSocket);
+            }
+        }
+    }
+}
+
+/// A UDP datagram from the guest.
+pub(crate) fn handle(
+    core: &mut Core,
+    flows: &mut FlowTable,
+    now: Instant,
+    ip: &Ipv4Repr,
+    payload: &[u8],
+    tx: &mut TxQueue,
+) -> Result<(), Drop> {
+    let packet = UdpPacket::new_checked(payload).map_err(|_| Drop::Malformed)?;
+    let repr = UdpRepr::parse(
+        &packet,
+        &ip.src_addr.into(),
+        &ip.dst_addr.into(),
+        &ChecksumCapabilities::default(),
+    )
+    .map_err(|_| Drop::Malformed)?;
+    let key = super::key(Proto::Udp, ip, repr.src_port, repr.dst_port);
+    let slot = match flows.lookup(&key) {
+        Some(slot) => slot,
+        None => open(core, flows, now, key, ip, payload, tx)?,
+    };
+    if let Some(Flow::Udp(flow)) = flows.get_mut(slot) {
+        flow.send(core, now, packet.payload(), tx);
+    }
+    Ok(())
+}
+
+fn open(
+    core: &mut Core,
+    flows: &mut FlowTable,
+    now: Instant,
+    key: FlowKey,
+    ip: &Ipv4Repr,
+    payload: &[u8],
+    tx: &mut TxQueue,
+) -> Result<usize, Drop> {
+    let dst = match core.route(now, Proto::Udp, key.remote) {
+        Route::Host(dst) => dst,
+        Route::NetUnreachable => {
+            let reason = Icmpv4DstUnreachable::NetUnreachable;
+            core.emit_unreachable(tx, ip.dst_addr, reason, ip, payload)?;
+            return Err(Drop::Refused);
+        }
+        Route::Closed => {
+            let reason = Icmpv4DstUnreachable::PortUnreachable;
+            core.emit_unreachable(tx, ip.dst_addr, reason, ip, payload)?;
+            return Err(Drop::Refused);
+        }
+        Route::Nowhere => return Err(Drop::Refused),
+    };
+    let source = core.cfg.outbound_addr.map(Into::into);
+    let idle_timeout = core.cfg.udp_idle_timeout;
+    let registry = &core.registry;
+    let inserted = flows.insert(key, |slot| {
+        let mut sock = sockets::udp_connect(dst, source)?;
+        let token = mio::Token(FLOW_TOKEN_BASE + slot);
+        registry.register(&mut sock, token, mio::Interest::READABLE)?;
+        Ok::<_, io::Error>(Flow::Udp(UdpFlow {
+            sock,
+            key,
+            last_seen: now,
+            idle_timeout,
+        }))
+    });
+    match inserted {
+        Ok(slot) => {
+            core.counters.flows_opened += 1;
+            let deadline = now + idle_timeout;
+            if flows.needs_timer(slot, deadline) {
+                core.timers.schedule(deadline, slot);
+            }
+            Ok(slot)
+        }
+        Err(InsertError::Full) => Err(Drop::FlowTableFull),
+        Err(InsertError::Open(e)) => {
+            log::debug!("udp {key:?}: cannot open a host socket to {dst}: {e}");
+            Err(Drop::HostSocket)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The few socket operations neither std nor nix wraps, each a thin safe function over one
+//! system call. Everything `unsafe` about host sockets lives here.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Sets SO_PEEK_OFF: where the next MSG_PEEK starts, counted from the first unread byte.
+/// Each peek then moves it forward; consuming bytes moves it back by as many.
+pub fn set_peek_offset(fd: BorrowedFd<'_>, offset: i32) -> io::Result<()> {
+    // SAFETY: the option value is a c_int that lives across the call; its size is passed.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEEK_OFF,
+            (&offset as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Whether TCP sockets take SO_PEEK_OFF (Linux 6.10 and later).
+pub fn tcp_peek_offset_supported() -> bool {
+    let Ok(sock) = std::net::TcpListener::bind("127.0.0.1:0") else {
+        return false;
+    };
+    use std::os::fd::AsFd;
+    set_peek_offset(sock.as_fd(), 0).is_ok()
+}
+
+/// Throws away up to `len` bytes from the front of a TCP socket's receive queue without
+/// copying them (MSG_TRUNC), returning how many went.
+pub fn discard(fd: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    // SAFETY: with MSG_TRUNC on a TCP socket the kernel writes nothing to the (null) buffer.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Bytes in a TCP socket's send queue, sent but not acknowledged or not yet sent (SIOCOUTQ).
+pub fn send_queue_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one c_int through the pointer, which is valid for the call.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) })?;
+    Ok(queued.max(0) as usize)
+}
