@@ -590,11 +590,15 @@ mod tests {
     #[test]
     fn outbound_addr_takes_an_address_or_an_interface() {
         assert_eq!(
-            parse(&["--outbound-addr=192.0.2.1", "1", "t"]).unwrap().outbound_addr,
+            parse(&["--outbound-addr=192.0.2.1", "1", "t"])
+                .unwrap()
+                .outbound_addr,
             Some(Ipv4Addr::new(192, 0, 2, 1))
         );
         assert_eq!(
-            parse(&["--outbound-addr", "lo", "1", "t"]).unwrap().outbound_addr,
+            parse(&["--outbound-addr", "lo", "1", "t"])
+                .unwrap()
+                .outbound_addr,
             Some(Ipv4Addr::LOCALHOST)
         );
         assert!(error_of(&["--outbound-addr=nosuchif0", "1", "t"])

@@ -14,5 +14,5 @@ pub mod engine;
 pub mod event_loop;
 pub mod ns;
 pub mod run;
-pub mod transport;
 pub mod sys;
+pub mod transport;

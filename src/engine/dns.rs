@@ -46,7 +46,11 @@ impl Resolver {
                 self.modified = modified;
                 let text = std::fs::read_to_string(&self.path).unwrap_or_default();
                 self.from_file = parse_resolv_conf(&text);
-                log::debug!("resolvers from {}: {:?}", self.path.display(), self.from_file);
+                log::debug!(
+                    "resolvers from {}: {:?}",
+                    self.path.display(),
+                    self.from_file
+                );
             }
         }
         &self.from_file
@@ -77,7 +81,10 @@ mod tests {
         let text = "# generated\nsearch example.org\nnameserver 127.0.0.53\n\
                     nameserver   192.0.2.53 \nnameserver fe80::1%eth0\nnameserver bogus\n\
                     options edns0\n;nameserver 198.51.100.1\n";
-        let servers: Vec<String> = parse_resolv_conf(text).iter().map(|a| a.to_string()).collect();
+        let servers: Vec<String> = parse_resolv_conf(text)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         assert_eq!(servers, ["127.0.0.53", "192.0.2.53", "fe80::1"]);
     }
 
@@ -88,7 +95,10 @@ mod tests {
         std::fs::write(&path, "nameserver 192.0.2.1\n").unwrap();
         let mut resolver = Resolver::new(vec![], path.clone());
         let t0 = Instant::now();
-        assert_eq!(resolver.servers(t0), ["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            resolver.servers(t0),
+            ["192.0.2.1".parse::<IpAddr>().unwrap()]
+        );
         std::fs::write(&path, "nameserver 192.0.2.2\n").unwrap();
         // Make sure the modification time differs even on coarse-grained file systems.
         let later = SystemTime::now() + Duration::from_secs(5);
@@ -98,7 +108,10 @@ mod tests {
             .unwrap()
             .set_modified(later)
             .unwrap();
-        assert_eq!(resolver.servers(t0 + RECHECK_INTERVAL), ["192.0.2.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            resolver.servers(t0 + RECHECK_INTERVAL),
+            ["192.0.2.2".parse::<IpAddr>().unwrap()]
+        );
     }
 
     #[test]

@@ -10,9 +10,7 @@ use super::flow::{Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::route::Route;
 use super::{sockets, Core, Drop, Readiness, TxQueue, FLOW_TOKEN_BASE};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Repr,
-};
+use smoltcp::wire::{Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Repr};
 use std::io;
 use std::time::{Duration, Instant};
 

@@ -138,7 +138,10 @@ impl Core {
         };
         let mut buf = [0u8; 64];
         let len = icmp.buffer_len();
-        icmp.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..len]), &checksums);
+        icmp.emit(
+            &mut Icmpv4Packet::new_unchecked(&mut buf[..len]),
+            &checksums,
+        );
         self.counters.icmp_errors_sent += 1;
         self.emit_ipv4(tx, from, original.src_addr, IpProtocol::Icmp, &buf[..len])
     }

@@ -34,7 +34,10 @@ pub(super) fn answer_echo(
     if buf.len() < len {
         buf.resize(len, 0);
     }
-    reply.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..len]), &checksums);
+    reply.emit(
+        &mut Icmpv4Packet::new_unchecked(&mut buf[..len]),
+        &checksums,
+    );
     let sent = core.emit_ipv4(tx, ip.dst_addr, ip.src_addr, IpProtocol::Icmp, &buf[..len]);
     core.scratch = buf;
     sent?;

@@ -279,7 +279,9 @@ impl Engine {
             IpProtocol::Icmp if self.core.is_virtual_host(ip.dst_addr) => {
                 icmp::answer_echo(&mut self.core, &ip, payload, tx)
             }
-            IpProtocol::Icmp => echo::handle(&mut self.core, &mut self.flows, now, &ip, payload, tx),
+            IpProtocol::Icmp => {
+                echo::handle(&mut self.core, &mut self.flows, now, &ip, payload, tx)
+            }
             IpProtocol::Tcp => tcp::handle(&mut self.core, &mut self.flows, now, &ip, payload, tx),
             IpProtocol::Udp => udp::handle(&mut self.core, &mut self.flows, now, &ip, payload, tx),
             _ => Err(Drop::Unsupported),
@@ -305,11 +307,7 @@ impl Engine {
     }
 
     /// Runs `f` on the flow in `slot` and removes the flow if `f` says it is finished.
-    fn with_flow(
-        &mut self,
-        slot: usize,
-        f: impl FnOnce(&mut Core, &mut Flow) -> flow::Verdict,
-    ) {
+    fn with_flow(&mut self, slot: usize, f: impl FnOnce(&mut Core, &mut Flow) -> flow::Verdict) {
         let Some(flow) = self.flows.get_mut(slot) else {
             return;
         };

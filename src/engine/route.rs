@@ -107,13 +107,26 @@ mod tests {
             route(true, vec![server], Proto::Tcp, [10, 0, 2, 3], 80),
             Route::Closed
         );
-        assert_eq!(route(true, vec![], Proto::Udp, [10, 0, 2, 3], 53), Route::Closed);
+        assert_eq!(
+            route(true, vec![], Proto::Udp, [10, 0, 2, 3], 53),
+            Route::Closed
+        );
     }
 
     #[test]
     fn nowhere_destinations() {
-        for dst in [[127, 0, 0, 1], [0, 0, 0, 0], [255, 255, 255, 255], [224, 0, 0, 1], [10, 0, 2, 77]] {
-            assert_eq!(route(true, vec![], Proto::Udp, dst, 9), Route::Nowhere, "{dst:?}");
+        for dst in [
+            [127, 0, 0, 1],
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [224, 0, 0, 1],
+            [10, 0, 2, 77],
+        ] {
+            assert_eq!(
+                route(true, vec![], Proto::Udp, dst, 9),
+                Route::Nowhere,
+                "{dst:?}"
+            );
         }
         assert_eq!(
             route(true, vec![], Proto::Udp, [198, 51, 100, 7], 9),

@@ -10,6 +10,9 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
+/// Requested send buffer of host TCP sockets; the kernel clamps it to net.core.wmem_max.
+const SEND_BUFFER: usize = 16 << 20;
+
 fn family(addr: &SocketAddr) -> AddressFamily {
     match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
@@ -47,6 +50,10 @@ pub fn tcp_connect(dst: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::n
     let fd = new_socket(&dst, SockType::Stream, None, source)?;
     // Guest segments are already sized by the guest's own Nagle: pass them on at once.
     setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
+    // The send buffer is the guest's receive window (nothing else buffers its data), and
+    // autotuning would never grow it: it grows only for writers that overrun it, which we
+    // avoid. Ask for the most the host allows (net.core.wmem_max caps it).
+    let _ = setsockopt(&fd, sockopt::SndBuf, &SEND_BUFFER);
     match connect(fd.as_raw_fd(), &SockaddrStorage::from(dst)) {
         Ok(()) | Err(Errno::EINPROGRESS) => {}
         Err(e) => return Err(e.into()),

@@ -93,7 +93,10 @@ mod tests {
         q.push(2).unwrap().copy_from_slice(b"de");
         assert!(q.push(1).is_none());
         assert!(q.is_full());
-        assert_eq!(q.frames().collect::<Vec<_>>(), vec![&b"abc"[..], &b"de"[..]]);
+        assert_eq!(
+            q.frames().collect::<Vec<_>>(),
+            vec![&b"abc"[..], &b"de"[..]]
+        );
         q.clear();
         assert!(q.is_empty());
         let again = q.push(2).unwrap();

@@ -64,8 +64,8 @@ const RTO_INITIAL: Duration = Duration::from_millis(200);
 const RTO_MAX: Duration = Duration::from_secs(30);
 const MAX_RETRIES: u8 = 12;
 /// How much of the host socket's send buffer we offer the guest as window.
-const SNDBUF_SHARE_NUM: usize = 1;
-const SNDBUF_SHARE_DEN: usize = 2;
+const SNDBUF_SHARE_NUM: usize = 3;
+const SNDBUF_SHARE_DEN: usize = 4;
 /// Duplicate ACKs sent with a window update after the host socket drained, so the guest
 /// retransmits what it could not hand over at once instead of waiting for its timer.
 const DUP_ACKS_ON_REOPEN: usize = 3;
@@ -73,7 +73,6 @@ const DUP_ACKS_ON_REOPEN: usize = 3;
 fn seq_lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
-
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -131,8 +130,8 @@ impl TcpConn {
     /// The window we offer the guest: the room left in the host socket's send buffer.
     fn receive_window(&self) -> u32 {
         let fd = self.stream.as_fd();
-        let size = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SndBuf)
-            .unwrap_or(0);
+        let size =
+            nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SndBuf).unwrap_or(0);
         let queued = crate::sys::send_queue_len(fd).unwrap_or(usize::MAX);
         let room = (size * SNDBUF_SHARE_NUM / SNDBUF_SHARE_DEN).saturating_sub(queued);
         room.min(u32::MAX as usize) as u32
@@ -343,6 +342,11 @@ impl TcpConn {
             return verdict;
         }
         if self.guest_fin && self.fin_acked {
+            // Both directions are done; the ACK of the guest's FIN cannot wait for the batch
+            // to end, the flow is going now.
+            if std::mem::take(&mut self.ack_owed) {
+                self.send_ack(core, tx);
+            }
             return Verdict::Close;
         }
         let verdict = self.send_data(core, slot, now, tx);
@@ -471,7 +475,12 @@ impl TcpConn {
     }
 
     /// Sends the ACK owed at the end of a batch.
-    pub(crate) fn flush_ack(&mut self, core: &mut Core, _now: Instant, tx: &mut TxQueue) -> Verdict {
+    pub(crate) fn flush_ack(
+        &mut self,
+        core: &mut Core,
+        _now: Instant,
+        tx: &mut TxQueue,
+    ) -> Verdict {
         if !std::mem::take(&mut self.ack_owed) {
             return Verdict::Keep;
         }
@@ -529,7 +538,13 @@ impl TcpConn {
     }
 
     /// Sends the guest what the host has, as far as its window allows.
-    fn send_data(&mut self, core: &mut Core, slot: usize, now: Instant, tx: &mut TxQueue) -> Verdict {
+    fn send_data(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) -> Verdict {
         if self.state != State::Established || self.fin_seq.is_some() {
             return Verdict::Keep;
         }
@@ -590,7 +605,13 @@ impl TcpConn {
     }
 
     /// The retransmission or probe timer fired.
-    pub(crate) fn on_timer(&mut self, core: &mut Core, slot: usize, now: Instant, tx: &mut TxQueue) -> Verdict {
+    pub(crate) fn on_timer(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) -> Verdict {
         self.timer = None;
         self.retries += 1;
         if self.retries > MAX_RETRIES {
@@ -737,8 +758,7 @@ fn open(
             snd_wnd: u32::from(syn.window_len),
             guest_wscale: syn.window_scale.unwrap_or(0).min(14),
             our_wscale: if scaling { OUR_WINDOW_SCALE } else { 0 },
-            mss: usize::from(syn.max_seg_size.unwrap_or(DEFAULT_MSS as u16))
-                .clamp(64, mtu_mss),
+            mss: usize::from(syn.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss),
             guest_fin: false,
             host_eof: false,
             fin_seq: None,
