@@ -23,7 +23,7 @@ _slirp__ns() {
 
     case "${cmd}" in
         slirp__ns)
-            opts="-c -e -r -m -6 -a -v -h --configure --exit-fd --ready-fd --mtu --enable-ipv6 --api-socket --cidr --disable-host-loopback --no-host-loopback --netns-type --userns-path --enable-sandbox --create-sandbox --enable-seccomp --outbound-addr --outbound-addr6 --disable-dns --macaddress --target-type --version --help"
+            opts="-c -e -r -m -6 -a -v -h --configure --exit-fd --ready-fd --mtu --enable-ipv6 --api-socket --cidr --disable-host-loopback --no-host-loopback --netns-type --userns-path --enable-sandbox --create-sandbox --enable-seccomp --outbound-addr --outbound-addr6 --disable-dns --macaddress --target-type --dns-server --max-flows --version --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -87,6 +87,14 @@ _slirp__ns() {
                     ;;
                 --target-type)
                     COMPREPLY=($(compgen -W "netns bess" -- "${cur}"))
+                    return 0
+                    ;;
+                --dns-server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-flows)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

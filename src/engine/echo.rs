@@ -8,9 +8,9 @@
 
 use super::flow::{Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::route::Route;
-use super::{sockets, Core, Drop, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue, FLOW_TOKEN_BASE};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Repr};
+use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct EchoFlow {
     sock: Option<mio::net::UdpSocket>,
     key: FlowKey,
+    guest_mac: EthernetAddress,
     last_seen: Instant,
 }
 
@@ -34,6 +35,7 @@ impl EchoFlow {
                 guest: "10.0.2.100:1".parse().unwrap(),
                 remote: "192.0.2.1:0".parse().unwrap(),
             },
+            guest_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
             last_seen: Instant::now(),
         }
     }
@@ -92,7 +94,7 @@ impl EchoFlow {
         );
         core.counters.icmp_echo_replies += 1;
         let (src, dst) = (*self.key.remote.ip(), *self.key.guest.ip());
-        core.emit_ipv4(tx, src, dst, IpProtocol::Icmp, &out)
+        core.emit_ipv4(tx, self.guest_mac, src, dst, IpProtocol::Icmp, &out)
     }
 
     fn send(&mut self, core: &mut Core, now: Instant, request: &[u8]) {
@@ -109,10 +111,10 @@ pub(crate) fn handle(
     core: &mut Core,
     flows: &mut FlowTable,
     now: Instant,
-    ip: &Ipv4Repr,
-    payload: &[u8],
+    guest: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
+    let (ip, payload) = (&guest.ip, guest.payload);
     let packet = Icmpv4Packet::new_checked(payload).map_err(|_| Drop::Malformed)?;
     let repr = Icmpv4Repr::parse(&packet, &ChecksumCapabilities::default())
         .map_err(|_| Drop::Malformed)?;
@@ -122,9 +124,10 @@ pub(crate) fn handle(
     let key = super::key(Proto::Icmp, ip, ident, 0);
     let slot = match flows.lookup(&key) {
         Some(slot) => slot,
-        None => open(core, flows, now, key, ip, payload, tx)?,
+        None => open(core, flows, now, key, guest, tx)?,
     };
     if let Some(Flow::Echo(flow)) = flows.get_mut(slot) {
+        flow.guest_mac = guest.mac;
         // The request goes out as the guest sent it; the kernel sets identifier and checksum.
         flow.send(core, now, payload);
     }
@@ -136,15 +139,13 @@ fn open(
     flows: &mut FlowTable,
     now: Instant,
     key: FlowKey,
-    ip: &Ipv4Repr,
-    payload: &[u8],
+    guest: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<usize, Drop> {
     let dst = match core.route(now, Proto::Icmp, key.remote) {
         Route::Host(dst) => dst,
         Route::NetUnreachable => {
-            let reason = Icmpv4DstUnreachable::NetUnreachable;
-            core.emit_unreachable(tx, ip.dst_addr, reason, ip, payload)?;
+            guest.unreachable(core, tx, Icmpv4DstUnreachable::NetUnreachable)?;
             return Err(Drop::Refused);
         }
         Route::Closed | Route::Nowhere => return Err(Drop::Refused),
@@ -158,6 +159,7 @@ fn open(
         Ok::<_, io::Error>(Flow::Echo(EchoFlow {
             sock: Some(sock),
             key,
+            guest_mac: guest.mac,
             last_seen: now,
         }))
     });

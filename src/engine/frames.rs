@@ -56,12 +56,12 @@ impl Core {
     pub(crate) fn emit_ipv4(
         &mut self,
         tx: &mut TxQueue,
+        guest_mac: EthernetAddress,
         src: Ipv4Addr,
         dst: Ipv4Addr,
         protocol: IpProtocol,
         payload: &[u8],
     ) -> Result<(), Drop> {
-        let guest_mac = self.guest_mac.ok_or(Drop::Unsupported)?;
         let repr = Ipv4Repr {
             src_addr: src,
             dst_addr: dst,
@@ -124,6 +124,7 @@ impl Core {
     pub(crate) fn emit_unreachable(
         &mut self,
         tx: &mut TxQueue,
+        guest_mac: EthernetAddress,
         from: Ipv4Addr,
         reason: Icmpv4DstUnreachable,
         original: &Ipv4Repr,
@@ -143,6 +144,13 @@ impl Core {
             &checksums,
         );
         self.counters.icmp_errors_sent += 1;
-        self.emit_ipv4(tx, from, original.src_addr, IpProtocol::Icmp, &buf[..len])
+        self.emit_ipv4(
+            tx,
+            guest_mac,
+            from,
+            original.src_addr,
+            IpProtocol::Icmp,
+            &buf[..len],
+        )
     }
 }

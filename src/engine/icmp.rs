@@ -3,18 +3,18 @@
 //! The reply carries the request's identifier, sequence number and data unchanged, from the
 //! address that was pinged. Echo to other destinations goes through [`super::echo`].
 
-use super::{Core, Drop, TxQueue};
+use super::{Core, Drop, GuestPacket, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Repr};
+use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpProtocol};
 
 pub(super) fn answer_echo(
     core: &mut Core,
-    ip: &Ipv4Repr,
-    payload: &[u8],
+    request: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
     let checksums = ChecksumCapabilities::default();
-    let packet = Icmpv4Packet::new_checked(payload).map_err(|_| Drop::Malformed)?;
+    let ip = &request.ip;
+    let packet = Icmpv4Packet::new_checked(request.payload).map_err(|_| Drop::Malformed)?;
     let icmp = Icmpv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)?;
     let Icmpv4Repr::EchoRequest {
         ident,
@@ -38,7 +38,14 @@ pub(super) fn answer_echo(
         &mut Icmpv4Packet::new_unchecked(&mut buf[..len]),
         &checksums,
     );
-    let sent = core.emit_ipv4(tx, ip.dst_addr, ip.src_addr, IpProtocol::Icmp, &buf[..len]);
+    let sent = core.emit_ipv4(
+        tx,
+        request.mac,
+        ip.dst_addr,
+        ip.src_addr,
+        IpProtocol::Icmp,
+        &buf[..len],
+    );
     core.scratch = buf;
     sent?;
     core.counters.icmp_echo_replies += 1;

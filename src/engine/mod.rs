@@ -134,8 +134,6 @@ pub(crate) struct Core {
     pub(crate) cfg: EngineConfig,
     gateway_mac: EthernetAddress,
     dns_mac: EthernetAddress,
-    /// The guest's MAC, learnt from the frames it sends.
-    pub(crate) guest_mac: Option<EthernetAddress>,
     pub(crate) counters: Counters,
     pub(crate) registry: mio::Registry,
     pub(crate) timers: timers::Timers,
@@ -198,7 +196,6 @@ impl Engine {
             core: Core {
                 gateway_mac: virtual_mac(cfg.net.gateway()),
                 dns_mac: virtual_mac(cfg.net.dns()),
-                guest_mac: None,
                 counters: Counters::default(),
                 registry,
                 timers: timers::Timers::default(),
@@ -227,10 +224,6 @@ impl Engine {
         self.flows.len()
     }
 
-    pub fn guest_mac(&self) -> Option<EthernetAddress> {
-        self.core.guest_mac
-    }
-
     /// Handles one frame from the guest, queueing any replies in `tx`.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8], tx: &mut TxQueue) {
         self.core.counters.frames_in += 1;
@@ -255,15 +248,21 @@ impl Engine {
         {
             return Err(Drop::NotForUs);
         }
-        core.guest_mac = Some(src);
         match eth.ethertype() {
             EthernetProtocol::Arp => arp::handle(core, eth.payload(), tx),
-            EthernetProtocol::Ipv4 => self.handle_ipv4(now, eth.payload(), tx),
+            EthernetProtocol::Ipv4 => self.handle_ipv4(now, src, eth.payload(), tx),
             _ => Err(Drop::Unsupported),
         }
     }
 
-    fn handle_ipv4(&mut self, now: Instant, packet: &[u8], tx: &mut TxQueue) -> Result<(), Drop> {
+    /// An IPv4 packet from the guest interface with MAC `mac` (where replies go).
+    fn handle_ipv4(
+        &mut self,
+        now: Instant,
+        mac: EthernetAddress,
+        packet: &[u8],
+        tx: &mut TxQueue,
+    ) -> Result<(), Drop> {
         let checksums = ChecksumCapabilities::default();
         let packet = Ipv4Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
         if packet.more_frags() || packet.frag_offset() != 0 {
@@ -274,16 +273,19 @@ impl Engine {
             // Only the guest's own network may be a source; anything else is spoofed.
             return Err(Drop::Refused);
         }
-        let payload = packet.payload();
+        let packet = GuestPacket {
+            mac,
+            ip,
+            payload: packet.payload(),
+        };
+        let (core, flows) = (&mut self.core, &mut self.flows);
         match ip.next_header {
-            IpProtocol::Icmp if self.core.is_virtual_host(ip.dst_addr) => {
-                icmp::answer_echo(&mut self.core, &ip, payload, tx)
+            IpProtocol::Icmp if core.is_virtual_host(ip.dst_addr) => {
+                icmp::answer_echo(core, &packet, tx)
             }
-            IpProtocol::Icmp => {
-                echo::handle(&mut self.core, &mut self.flows, now, &ip, payload, tx)
-            }
-            IpProtocol::Tcp => tcp::handle(&mut self.core, &mut self.flows, now, &ip, payload, tx),
-            IpProtocol::Udp => udp::handle(&mut self.core, &mut self.flows, now, &ip, payload, tx),
+            IpProtocol::Icmp => echo::handle(core, flows, now, &packet, tx),
+            IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx),
+            IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx),
             _ => Err(Drop::Unsupported),
         }
     }
@@ -381,6 +383,32 @@ impl Engine {
                 Flow::Udp(_) | Flow::Echo(_) => flow::Verdict::Close,
             });
         }
+    }
+}
+
+/// An IPv4 packet from the guest, checked: its sender's MAC, header and payload.
+pub(crate) struct GuestPacket<'a> {
+    pub mac: EthernetAddress,
+    pub ip: Ipv4Repr,
+    pub payload: &'a [u8],
+}
+
+impl GuestPacket<'_> {
+    /// Tells the guest this packet could not be delivered, from its destination.
+    pub(crate) fn unreachable(
+        &self,
+        core: &mut Core,
+        tx: &mut TxQueue,
+        reason: smoltcp::wire::Icmpv4DstUnreachable,
+    ) -> Result<(), Drop> {
+        core.emit_unreachable(
+            tx,
+            self.mac,
+            self.ip.dst_addr,
+            reason,
+            &self.ip,
+            self.payload,
+        )
     }
 }
 

@@ -30,7 +30,6 @@ fn arp_request_for_gateway_gets_exact_reply() {
     let out = exchange(&mut e, &ARP_WHO_HAS_GATEWAY);
     assert_eq!(out, vec![ARP_GATEWAY_IS_AT.to_vec()]);
     assert_eq!(e.counters().arp_replies, 1);
-    assert_eq!(e.guest_mac(), Some(GUEST_MAC));
 }
 
 #[test]

@@ -7,9 +7,11 @@
 
 use super::flow::{Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::route::Route;
-use super::{sockets, Core, Drop, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue, FLOW_TOKEN_BASE};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{Icmpv4DstUnreachable, IpProtocol, Ipv4Repr, UdpPacket, UdpRepr};
+use smoltcp::wire::{
+    EthernetAddress, Icmpv4DstUnreachable, IpProtocol, Ipv4Repr, UdpPacket, UdpRepr,
+};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,8 @@ const UDP_HEADER: usize = 8;
 pub struct UdpFlow {
     sock: mio::net::UdpSocket,
     key: FlowKey,
+    /// Where the guest's datagrams last came from.
+    guest_mac: EthernetAddress,
     last_seen: Instant,
     idle_timeout: Duration,
 }
@@ -78,7 +82,7 @@ impl UdpFlow {
             |_| {},
             &ChecksumCapabilities::default(),
         );
-        core.emit_ipv4(tx, src, dst, IpProtocol::Udp, datagram)
+        core.emit_ipv4(tx, self.guest_mac, src, dst, IpProtocol::Udp, datagram)
     }
 
     /// The destination refused: tell the guest as its kernel would hear it from a real host.
@@ -96,7 +100,8 @@ impl UdpFlow {
         header[4..6].copy_from_slice(&(UDP_HEADER as u16).to_be_bytes());
         let from = *self.key.remote.ip();
         let reason = Icmpv4DstUnreachable::PortUnreachable;
-        if let Err(drop) = core.emit_unreachable(tx, from, reason, &original, &header) {
+        let mac = self.guest_mac;
+        if let Err(drop) = core.emit_unreachable(tx, mac, from, reason, &original, &header) {
             core.counters.count_drop(drop);
         }
     }
@@ -121,11 +126,11 @@ pub(crate) fn handle(
     core: &mut Core,
     flows: &mut FlowTable,
     now: Instant,
-    ip: &Ipv4Repr,
-    payload: &[u8],
+    guest: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
-    let packet = UdpPacket::new_checked(payload).map_err(|_| Drop::Malformed)?;
+    let ip = &guest.ip;
+    let packet = UdpPacket::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
     let repr = UdpRepr::parse(
         &packet,
         &ip.src_addr.into(),
@@ -136,9 +141,10 @@ pub(crate) fn handle(
     let key = super::key(Proto::Udp, ip, repr.src_port, repr.dst_port);
     let slot = match flows.lookup(&key) {
         Some(slot) => slot,
-        None => open(core, flows, now, key, ip, payload, tx)?,
+        None => open(core, flows, now, key, guest, tx)?,
     };
     if let Some(Flow::Udp(flow)) = flows.get_mut(slot) {
+        flow.guest_mac = guest.mac;
         flow.send(core, now, packet.payload(), tx);
     }
     Ok(())
@@ -149,20 +155,17 @@ fn open(
     flows: &mut FlowTable,
     now: Instant,
     key: FlowKey,
-    ip: &Ipv4Repr,
-    payload: &[u8],
+    guest: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<usize, Drop> {
     let dst = match core.route(now, Proto::Udp, key.remote) {
         Route::Host(dst) => dst,
         Route::NetUnreachable => {
-            let reason = Icmpv4DstUnreachable::NetUnreachable;
-            core.emit_unreachable(tx, ip.dst_addr, reason, ip, payload)?;
+            guest.unreachable(core, tx, Icmpv4DstUnreachable::NetUnreachable)?;
             return Err(Drop::Refused);
         }
         Route::Closed => {
-            let reason = Icmpv4DstUnreachable::PortUnreachable;
-            core.emit_unreachable(tx, ip.dst_addr, reason, ip, payload)?;
+            guest.unreachable(core, tx, Icmpv4DstUnreachable::PortUnreachable)?;
             return Err(Drop::Refused);
         }
         Route::Nowhere => return Err(Drop::Refused),
@@ -177,6 +180,7 @@ fn open(
         Ok::<_, io::Error>(Flow::Udp(UdpFlow {
             sock,
             key,
+            guest_mac: guest.mac,
             last_seen: now,
             idle_timeout,
         }))

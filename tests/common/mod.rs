@@ -431,3 +431,44 @@ pub fn processes_with_arg(marker: &str) -> Vec<u32> {
 pub fn socket_path(dir: &Path) -> PathBuf {
     dir.join("api.sock")
 }
+
+/// Runs `f` on a thread of its own inside the network namespace at `netns_path`; sockets it
+/// makes stay in that namespace, whichever thread uses them later.
+pub fn in_netns<T: Send + 'static>(netns_path: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let netns_path = netns_path.to_string();
+    std::thread::spawn(move || {
+        let ns = File::open(&netns_path).unwrap_or_else(|e| panic!("open {netns_path}: {e}"));
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("thread in namespace")
+}
+
+impl HostSim {
+    pub fn netns_path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Lets every group use unprivileged ICMP echo sockets in host-sim (a per-namespace knob).
+    pub fn allow_ping_sockets(&self) {
+        run_ok(
+            self.command("sysctl")
+                .args(["-q", "-w", "net.ipv4.ping_group_range=0 2147483647"]),
+        );
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), for transfers whose content is checked.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

@@ -48,10 +48,12 @@ mod segment;
 
 use super::flow::{Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::route::Route;
-use super::{sockets, Core, Drop, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue, FLOW_TOKEN_BASE};
 use segment::{emit_control, emit_data, Segment, SynOptions};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{Icmpv4DstUnreachable, Ipv4Repr, TcpControl, TcpPacket, TcpRepr};
+use smoltcp::wire::{
+    EthernetAddress, Icmpv4DstUnreachable, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -85,6 +87,8 @@ enum State {
 
 pub struct TcpConn {
     key: FlowKey,
+    /// Where the guest's segments last came from.
+    guest_mac: EthernetAddress,
     stream: mio::net::TcpStream,
     state: State,
     rcv_nxt: u32,
@@ -140,6 +144,7 @@ impl TcpConn {
     fn segment(&self, seq: u32, window: u32) -> Segment {
         let scaled = (window >> self.our_wscale).min(u16::MAX as u32) as u16;
         Segment {
+            mac: self.guest_mac,
             from: self.key.remote,
             to: self.key.guest,
             seq,
@@ -270,8 +275,9 @@ impl TcpConn {
         match unreachable {
             Some(reason) => {
                 let (original, quoted) = self.quoted_syn();
-                let from = *self.key.remote.ip();
-                if let Err(drop) = core.emit_unreachable(tx, from, reason, &original, &quoted) {
+                let (mac, from) = (self.guest_mac, *self.key.remote.ip());
+                let sent = core.emit_unreachable(tx, mac, from, reason, &original, &quoted);
+                if let Err(drop) = sent {
                     core.counters.count_drop(drop);
                 }
             }
@@ -649,11 +655,11 @@ pub(crate) fn handle(
     core: &mut Core,
     flows: &mut FlowTable,
     now: Instant,
-    ip: &Ipv4Repr,
-    payload: &[u8],
+    guest: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
-    let packet = TcpPacket::new_checked(payload).map_err(|_| Drop::Malformed)?;
+    let ip = &guest.ip;
+    let packet = TcpPacket::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
     let seg = TcpRepr::parse(
         &packet,
         &ip.src_addr.into(),
@@ -666,6 +672,7 @@ pub(crate) fn handle(
         let Some(Flow::Tcp(conn)) = flows.get_mut(slot) else {
             return Err(Drop::Unsupported);
         };
+        conn.guest_mac = guest.mac;
         let verdict = conn.on_segment(core, slot, now, &seg, tx);
         let deadline = conn.deadline();
         if verdict == Verdict::Close {
@@ -678,18 +685,24 @@ pub(crate) fn handle(
         return Ok(());
     }
     match (seg.control, seg.ack_number) {
-        (TcpControl::Syn, None) => open(core, flows, now, key, ip, payload, &seg, tx),
+        (TcpControl::Syn, None) => open(core, flows, now, key, guest, &seg, tx),
         (TcpControl::Rst, _) => Err(Drop::NotForUs),
         _ => {
             // No such connection: reset, as a host would.
-            reset_unknown(core, tx, &key, &seg);
+            reset_unknown(core, tx, guest.mac, &key, &seg);
             Err(Drop::NotForUs)
         }
     }
 }
 
 /// Answers a segment for no connection with a RST (RFC 9293, 3.10.7.1).
-fn reset_unknown(core: &mut Core, tx: &mut TxQueue, key: &FlowKey, seg: &TcpRepr) {
+fn reset_unknown(
+    core: &mut Core,
+    tx: &mut TxQueue,
+    mac: EthernetAddress,
+    key: &FlowKey,
+    seg: &TcpRepr,
+) {
     let (seq, ack, with_ack) = match seg.ack_number {
         Some(ack) => (ack.0 as u32, 0, false),
         None => (
@@ -699,6 +712,7 @@ fn reset_unknown(core: &mut Core, tx: &mut TxQueue, key: &FlowKey, seg: &TcpRepr
         ),
     };
     let out = Segment {
+        mac,
         from: key.remote,
         to: key.guest,
         seq,
@@ -710,26 +724,23 @@ fn reset_unknown(core: &mut Core, tx: &mut TxQueue, key: &FlowKey, seg: &TcpRepr
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn open(
     core: &mut Core,
     flows: &mut FlowTable,
     now: Instant,
     key: FlowKey,
-    ip: &Ipv4Repr,
-    payload: &[u8],
+    guest: &GuestPacket,
     syn: &TcpRepr,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
     let dst = match core.route(now, Proto::Tcp, key.remote) {
         Route::Host(dst) => dst,
         Route::NetUnreachable => {
-            let reason = Icmpv4DstUnreachable::NetUnreachable;
-            core.emit_unreachable(tx, ip.dst_addr, reason, ip, payload)?;
+            guest.unreachable(core, tx, Icmpv4DstUnreachable::NetUnreachable)?;
             return Err(Drop::Refused);
         }
         Route::Closed => {
-            reset_unknown(core, tx, &key, syn);
+            reset_unknown(core, tx, guest.mac, &key, syn);
             return Err(Drop::Refused);
         }
         Route::Nowhere => return Err(Drop::Refused),
@@ -749,6 +760,7 @@ fn open(
         let scaling = syn.window_scale.is_some();
         Ok::<_, io::Error>(Flow::Tcp(Box::new(TcpConn {
             key,
+            guest_mac: guest.mac,
             stream,
             state: State::Connecting,
             rcv_nxt: (syn.seq_number.0 as u32).wrapping_add(1),
@@ -778,27 +790,20 @@ fn open(
             Ok(())
         }
         Err(InsertError::Full) => {
-            reset_unknown(core, tx, &key, syn);
+            reset_unknown(core, tx, guest.mac, &key, syn);
             Err(Drop::FlowTableFull)
         }
         Err(InsertError::Open(e)) => {
             log::debug!("tcp {key:?}: cannot connect to {dst}: {e}");
-            let mut conn_err = e;
-            if conn_err.raw_os_error().is_none() {
-                conn_err = io::Error::from_raw_os_error(libc::ECONNREFUSED);
-            }
-            // Report it as the connection failing, which it did.
-            let (original, quoted) = (*ip, payload);
-            match conn_err.raw_os_error() {
+            // The connection failed at once: tell the guest as a real network would.
+            match e.raw_os_error() {
                 Some(libc::ENETUNREACH) => {
-                    let reason = Icmpv4DstUnreachable::NetUnreachable;
-                    core.emit_unreachable(tx, ip.dst_addr, reason, &original, quoted)?;
+                    guest.unreachable(core, tx, Icmpv4DstUnreachable::NetUnreachable)?
                 }
                 Some(libc::EHOSTUNREACH) => {
-                    let reason = Icmpv4DstUnreachable::HostUnreachable;
-                    core.emit_unreachable(tx, ip.dst_addr, reason, &original, quoted)?;
+                    guest.unreachable(core, tx, Icmpv4DstUnreachable::HostUnreachable)?
                 }
-                _ => reset_unknown(core, tx, &key, syn),
+                _ => reset_unknown(core, tx, guest.mac, &key, syn),
             }
             Err(Drop::HostSocket)
         }

@@ -9,8 +9,8 @@ use super::super::frames::{ETHERNET_HEADER, HOP_LIMIT, IPV4_HEADER};
 use super::super::{Core, Drop, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
-    TcpSeqNumber,
+    EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
+    TcpRepr, TcpSeqNumber,
 };
 use std::io;
 use std::net::SocketAddrV4;
@@ -22,6 +22,8 @@ pub const DATA_HEADERS: usize = ETHERNET_HEADER + IPV4_HEADER + TCP_HEADER;
 /// The addresses and sequence state a segment to the guest carries.
 #[derive(Debug, Clone, Copy)]
 pub struct Segment {
+    /// The guest interface's MAC.
+    pub mac: EthernetAddress,
     /// The remote end as the guest sees it: the segment's source.
     pub from: SocketAddrV4,
     /// The guest end: the segment's destination.
@@ -72,13 +74,12 @@ pub fn emit_control(
         timestamp: None,
         payload: &[],
     };
-    let guest_mac = core.guest_mac.ok_or(Drop::Unsupported)?;
     let ip = ipv4(seg, repr.buffer_len());
     let checksums = ChecksumCapabilities::default();
     core.emit_frame(
         tx,
         *seg.from.ip(),
-        guest_mac,
+        seg.mac,
         EthernetProtocol::Ipv4,
         ip.buffer_len() + repr.buffer_len(),
         |buf| {
@@ -104,7 +105,6 @@ pub fn emit_data(
     max_payload: usize,
     read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
 ) -> Result<io::Result<usize>, Drop> {
-    let guest_mac = core.guest_mac.ok_or(Drop::Unsupported)?;
     let gateway_mac = super::super::virtual_mac(core.cfg.net.gateway());
     let buf = tx
         .push(DATA_HEADERS + max_payload)
@@ -120,7 +120,7 @@ pub fn emit_data(
     let Some(frame) = tx.last_mut() else {
         return Err(Drop::TxQueueFull);
     };
-    frame[0..6].copy_from_slice(&guest_mac.0);
+    frame[0..6].copy_from_slice(&seg.mac.0);
     frame[6..12].copy_from_slice(&gateway_mac.0);
     frame[12..14].copy_from_slice(&u16::from(EthernetProtocol::Ipv4).to_be_bytes());
     let ip = ipv4(seg, TCP_HEADER + n);

@@ -1,0 +1,481 @@
+//! The NAT through real namespaces: guest clients in the guest namespace, servers in host-sim.
+
+mod common;
+
+use common::*;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+const SERVER_V4: &str = "198.51.100.1";
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A host-sim, a guest, and slirp-ns (with `extra` arguments) connecting them.
+struct Net {
+    hs: HostSim,
+    guest: Guest,
+    slirp: Slirp,
+}
+
+impl Net {
+    fn new(extra: &[&str]) -> Net {
+        let hs = HostSim::new();
+        let guest = hs.guest();
+        let pid = guest.pid.to_string();
+        let mut args = vec!["-c"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&pid, "tap0"]);
+        let slirp = Slirp::start(&hs, &args);
+        Net { hs, guest, slirp }
+    }
+
+    fn host<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_netns(&self.hs.netns_path(), f)
+    }
+
+    fn in_guest<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_netns(&self.guest.netns_path(), f)
+    }
+
+    /// A TCP listener in host-sim.
+    fn listen(&self, addr: &str) -> TcpListener {
+        let addr = addr.to_string();
+        self.host(move || TcpListener::bind(addr).expect("bind in host-sim"))
+    }
+
+    /// A TCP connection from the guest.
+    fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        self.in_guest(move || TcpStream::connect_timeout(&addr, TIMEOUT))
+    }
+}
+
+fn serve_once(
+    listener: TcpListener,
+    f: impl FnOnce(TcpStream) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        f(conn)
+    })
+}
+
+#[test]
+fn tcp_download_64_mib_and_upload_16_mib_arrive_intact() {
+    let net = Net::new(&[]);
+    let listener = net.listen(&format!("{SERVER_V4}:0"));
+    let addr = listener.local_addr().unwrap();
+    let download = pattern(64 << 20, 1);
+    let upload = pattern(16 << 20, 2);
+    let (down, up) = (download.clone(), upload.clone());
+    let server = serve_once(listener, move |mut conn| {
+        conn.write_all(&down).unwrap();
+        conn.shutdown(Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).unwrap();
+        assert!(
+            got == up,
+            "upload differs (len {} vs {})",
+            got.len(),
+            up.len()
+        );
+    });
+    let mut conn = net.connect(addr).expect("connect through slirp-ns");
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert!(
+        got == download,
+        "download differs (len {} vs {})",
+        got.len(),
+        download.len()
+    );
+    conn.write_all(&upload).unwrap();
+    conn.shutdown(Shutdown::Write).unwrap();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_hundred_concurrent_connections_all_complete() {
+    let net = Net::new(&[]);
+    let listener = net.listen(&format!("{SERVER_V4}:0"));
+    let addr = listener.local_addr().unwrap();
+    const CONNS: usize = 100;
+    let server = std::thread::spawn(move || {
+        let mut handlers = Vec::new();
+        for _ in 0..CONNS {
+            let (mut conn, _) = listener.accept().unwrap();
+            handlers.push(std::thread::spawn(move || {
+                // Echo 64 KiB back, reversed, so each side checks the other.
+                let mut buf = vec![0u8; 64 << 10];
+                conn.read_exact(&mut buf).unwrap();
+                buf.reverse();
+                conn.write_all(&buf).unwrap();
+            }));
+        }
+        for h in handlers {
+            h.join().unwrap();
+        }
+    });
+    let conns: Vec<TcpStream> = (0..CONNS).map(|_| net.connect(addr).unwrap()).collect();
+    let clients: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut conn)| {
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+                let data = pattern(64 << 10, i as u64 + 10);
+                conn.write_all(&data).unwrap();
+                let mut back = vec![0u8; data.len()];
+                conn.read_exact(&mut back).unwrap();
+                back.reverse();
+                assert!(back == data, "connection {i} garbled");
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    server.join().unwrap();
+}
+
+#[test]
+fn udp_echo_including_a_datagram_larger_than_the_mtu() {
+    let net = Net::new(&[]);
+    let server = net.host(|| UdpSocket::bind(format!("{SERVER_V4}:0")).unwrap());
+    let addr = server.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        for _ in 0..3 {
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            server.send_to(&buf[..n], from).unwrap();
+        }
+    });
+    let client = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
+    client.set_read_timeout(Some(TIMEOUT)).unwrap();
+    client.connect(addr).unwrap();
+    let mut buf = vec![0u8; 65536];
+    for (i, len) in [1usize, 1400, 1472].iter().enumerate() {
+        let msg = pattern(*len, i as u64);
+        client.send(&msg).unwrap();
+        let n = client.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &msg[..]);
+    }
+    echo.join().unwrap();
+    // A reply larger than the MTU reaches the guest as IPv4 fragments.
+    let big_server = net.host(|| UdpSocket::bind(format!("{SERVER_V4}:0")).unwrap());
+    let big_addr = big_server.local_addr().unwrap();
+    let client = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
+    client.set_read_timeout(Some(TIMEOUT)).unwrap();
+    client.send_to(b"hi", big_addr).unwrap();
+    let (_, from) = big_server.recv_from(&mut buf).unwrap();
+    let big = pattern(8000, 99);
+    big_server.send_to(&big, from).unwrap();
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        &buf[..n],
+        &big[..],
+        "fragmented reply reassembled by the guest"
+    );
+}
+
+#[test]
+fn udp_to_a_closed_port_gets_port_unreachable() {
+    let net = Net::new(&[]);
+    // A port nobody listens on: bind one, note it, close it.
+    let port = net.host(|| {
+        UdpSocket::bind(format!("{SERVER_V4}:0"))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    });
+    let client = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client.connect(format!("{SERVER_V4}:{port}")).unwrap();
+    let mut buf = [0u8; 16];
+    let mut refused = false;
+    for _ in 0..5 {
+        let _ = client.send(b"anyone?");
+        match client.recv(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                refused = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(refused, "the guest hears ECONNREFUSED");
+}
+
+#[test]
+fn ping_reaches_a_host_sim_address() {
+    let net = Net::new(&[]);
+    net.hs.allow_ping_sockets();
+    assert!(net.guest.ping("192.0.2.1"), "ping through a ping socket");
+    assert!(net.guest.ping("198.51.100.1"));
+}
+
+#[test]
+fn tcp_connection_refused_fails_at_once() {
+    let net = Net::new(&[]);
+    let port = net
+        .listen(&format!("{SERVER_V4}:0"))
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = Instant::now();
+    let err = net
+        .connect(format!("{SERVER_V4}:{port}").parse().unwrap())
+        .expect_err("nothing listens");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn tcp_to_an_unreachable_network_fails_at_once() {
+    let net = Net::new(&[]);
+    // host-sim has no default route: 203.0.113.1 is unreachable from it.
+    let start = Instant::now();
+    let err = net
+        .connect("203.0.113.1:80".parse().unwrap())
+        .expect_err("no route");
+    assert!(
+        matches!(
+            err.raw_os_error(),
+            Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
+        ),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn gateway_reaches_host_loopback() {
+    let net = Net::new(&[]);
+    let listener = net.listen("127.0.0.1:0");
+    let port = listener.local_addr().unwrap().port();
+    let server = serve_once(listener, |mut conn| {
+        conn.write_all(b"hello from host loopback").unwrap();
+    });
+    let mut conn = net
+        .connect(format!("10.0.2.2:{port}").parse().unwrap())
+        .unwrap();
+    let mut got = String::new();
+    conn.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "hello from host loopback");
+    server.join().unwrap();
+    // UDP too (the counterpart of the refusal test below).
+    let server = net.host(|| UdpSocket::bind("127.0.0.1:0").unwrap());
+    server.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let client = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
+    client.send_to(b"x", format!("10.0.2.2:{port}")).unwrap();
+    let mut buf = [0u8; 4];
+    let (n, from) = server
+        .recv_from(&mut buf)
+        .expect("arrives on host loopback");
+    assert_eq!(&buf[..n], b"x");
+    assert!(from.ip().is_loopback());
+}
+
+#[test]
+fn disable_host_loopback_makes_the_gateway_unreachable() {
+    let net = Net::new(&["--disable-host-loopback"]);
+    let listener = net.listen("127.0.0.1:0");
+    let port = listener.local_addr().unwrap().port();
+    let start = Instant::now();
+    let err = net
+        .connect(format!("10.0.2.2:{port}").parse().unwrap())
+        .expect_err("host loopback is off limits");
+    assert_eq!(err.raw_os_error(), Some(libc::ENETUNREACH), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // Nor does UDP get through to a host loopback server.
+    let server = net.host(|| UdpSocket::bind("127.0.0.1:0").unwrap());
+    server
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let port = server.local_addr().unwrap().port();
+    let client = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
+    for _ in 0..3 {
+        let _ = client.send_to(b"x", format!("10.0.2.2:{port}"));
+    }
+    let mut buf = [0u8; 4];
+    assert!(server.recv_from(&mut buf).is_err(), "nothing arrives");
+}
+
+#[test]
+fn the_flow_limit_refuses_cleanly() {
+    let net = Net::new(&["--max-flows", "4"]);
+    let listener = net.listen(&format!("{SERVER_V4}:0"));
+    let addr = listener.local_addr().unwrap();
+    // Each server side closes once its client has.
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            std::thread::spawn(move || {
+                let _ = conn.read_to_end(&mut Vec::new());
+            });
+        }
+    });
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| net.connect(addr).expect("within the limit"))
+        .collect();
+    let start = Instant::now();
+    let err = net.connect(addr).expect_err("over the limit");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // Closing frees room again.
+    drop(held);
+    let mut ok = false;
+    for _ in 0..50 {
+        if net.connect(addr).is_ok() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok, "a connection fits again once others closed");
+    let stderr = net.slirp.stderr();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// An A query for `name` with id `id`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// The answer our test server gives to any query: one A record, 192.0.2.99.
+fn dns_answer(query: &[u8]) -> Vec<u8> {
+    let mut a = query.to_vec();
+    a[2] = 0x81;
+    a[3] = 0x80;
+    a[7] = 1; // one answer
+    a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 99]);
+    a
+}
+
+/// A DNS server in host-sim answering over UDP and TCP at `addr`.
+fn start_dns_server(net: &Net, addr: &str) {
+    let udp = net.host({
+        let addr = addr.to_string();
+        move || UdpSocket::bind(addr).unwrap()
+    });
+    let tcp = net.listen(addr);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            let _ = udp.send_to(&dns_answer(&buf[..n]), from);
+        }
+    });
+    std::thread::spawn(move || {
+        for conn in tcp.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let mut len = [0u8; 2];
+            if conn.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut query = vec![0u8; u16::from_be_bytes(len) as usize];
+            if conn.read_exact(&mut query).is_err() {
+                continue;
+            }
+            let answer = dns_answer(&query);
+            let _ = conn.write_all(&(answer.len() as u16).to_be_bytes());
+            let _ = conn.write_all(&answer);
+        }
+    });
+}
+
+fn assert_answer(answer: &[u8], id: u16) {
+    assert_eq!(&answer[..2], &id.to_be_bytes(), "answer to our query");
+    assert_eq!(
+        &answer[answer.len() - 4..],
+        &[192, 0, 2, 99],
+        "the A record"
+    );
+}
+
+/// DNS on 10.0.2.3 over UDP and TCP.
+fn check_dns_both_ways(net: &Net) {
+    let udp = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
+    udp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    udp.send_to(&dns_query(0x1234, "example.test"), "10.0.2.3:53")
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let (n, from) = udp.recv_from(&mut buf).expect("UDP answer");
+    assert_eq!(from, "10.0.2.3:53".parse::<SocketAddr>().unwrap());
+    assert_answer(&buf[..n], 0x1234);
+
+    let mut tcp = net
+        .connect("10.0.2.3:53".parse().unwrap())
+        .expect("TCP to the DNS address");
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let query = dns_query(0x4321, "example.test");
+    tcp.write_all(&(query.len() as u16).to_be_bytes()).unwrap();
+    tcp.write_all(&query).unwrap();
+    let mut len = [0u8; 2];
+    tcp.read_exact(&mut len).unwrap();
+    let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
+    tcp.read_exact(&mut answer).unwrap();
+    assert_answer(&answer, 0x4321);
+}
+
+#[test]
+fn dns_relay_to_the_resolver_of_resolv_conf_over_udp_and_tcp() {
+    // `ip netns exec` shows /etc/netns/NAME/resolv.conf as /etc/resolv.conf: slirp-ns, started
+    // in host-sim that way, reads a loopback resolver from it.
+    let hs = HostSim::new();
+    let conf_dir = std::path::PathBuf::from(format!("/etc/netns/{}", hs.name));
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::write(conf_dir.join("resolv.conf"), "nameserver 127.0.0.53\n").unwrap();
+    struct RemoveDir(std::path::PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = RemoveDir(conf_dir);
+    let guest = hs.guest();
+    let slirp = Slirp::start(&hs, &["-c", &guest.pid.to_string(), "tap0"]);
+    let net = Net { hs, guest, slirp };
+    start_dns_server(&net, "127.0.0.53:53");
+    check_dns_both_ways(&net);
+}
+
+#[test]
+fn dns_server_option_overrides_resolv_conf() {
+    let net = Net::new(&["--dns-server", "192.0.2.1"]);
+    start_dns_server(&net, "192.0.2.1:53");
+    check_dns_both_ways(&net);
+}
+
+#[test]
+fn disable_dns_leaves_the_dns_address_silent() {
+    let net = Net::new(&["--disable-dns", "--dns-server", "192.0.2.1"]);
+    start_dns_server(&net, "192.0.2.1:53");
+    let udp = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
+    udp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let _ = udp.send_to(&dns_query(1, "example.test"), "10.0.2.3:53");
+    let mut buf = [0u8; 512];
+    assert!(
+        udp.recv_from(&mut buf).is_err(),
+        "no answer with --disable-dns"
+    );
+    assert!(!net.guest.ping("10.0.2.3"));
+}
