@@ -138,3 +138,102 @@ fn garbage_flood_leaves_it_running_and_answering() {
     assert!(number_after("frames in") >= sent as u64 / 2, "{counters}");
     assert!(number_after("malformed") > 0, "{counters}");
 }
+
+/// TCP SYNs from the guest's address to many ports of `dst` (closed ones: each is refused by
+/// host-sim's kernel, so every SYN costs slirp-ns a socket and a connect).
+fn syn_flood(count: usize, dst: [u8; 4]) -> impl Iterator<Item = Vec<u8>> + Send {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::*;
+    (0..count).map(move |i| {
+        let src = Ipv4Address::new(10, 0, 2, 100);
+        let dst = Ipv4Address::from(dst);
+        let tcp = TcpRepr {
+            src_port: 40000 + (i % 20000) as u16,
+            dst_port: 20000 + (i % 5000) as u16,
+            control: TcpControl::Syn,
+            seq_number: TcpSeqNumber(i as i32),
+            ack_number: None,
+            window_len: 64240,
+            window_scale: Some(7),
+            max_seg_size: Some(1460),
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([0x02, 0xaa, 0, 0, 0, 1]),
+            dst_addr: EthernetAddress([0x52, 0x55, 10, 0, 2, 2]),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let mut frame = vec![0u8; eth.buffer_len() + ip.buffer_len() + tcp.buffer_len()];
+        let caps = ChecksumCapabilities::default();
+        let mut eth_frame = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.emit(&mut eth_frame);
+        let mut packet = Ipv4Packet::new_unchecked(eth_frame.payload_mut());
+        ip.emit(&mut packet, &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(packet.payload_mut()),
+            &src.into(),
+            &dst.into(),
+            &caps,
+        );
+        frame
+    })
+}
+
+#[test]
+fn garbage_and_syn_floods_leave_an_ongoing_transfer_intact() {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let hs = HostSim::new();
+    let guest = hs.guest();
+    let mut slirp = Slirp::start(&hs, &["-c", &guest.pid.to_string(), "tap0"]);
+    let listener = in_netns(&hs.netns_path(), || {
+        TcpListener::bind("198.51.100.1:0").unwrap()
+    });
+    let addr = listener.local_addr().unwrap();
+    const SIZE: usize = 48 << 20;
+    let data = pattern(SIZE, 7);
+    let sent = data.clone();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        // Paced, so that the floods below hit the middle of the transfer.
+        for chunk in sent.chunks(1 << 20) {
+            conn.write_all(chunk).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        conn.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut conn = in_netns(&guest.netns_path(), move || {
+        TcpStream::connect(addr).unwrap()
+    });
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let client = std::thread::spawn(move || {
+        let mut got = Vec::with_capacity(SIZE);
+        conn.read_to_end(&mut got).map(|_| got)
+    });
+    let netns = guest.netns_path();
+    send_raw_frames(&netns, "tap0", garbage(30_000, 0x1234_5678));
+    send_raw_frames(&netns, "tap0", syn_flood(5_000, [198, 51, 100, 1]));
+    send_raw_frames(&netns, "tap0", syn_flood(2_000, [203, 0, 113, 1]));
+    let got = client.join().unwrap().expect("transfer completes");
+    server.join().unwrap();
+    assert!(
+        got == data,
+        "transfer intact ({} of {} bytes)",
+        got.len(),
+        data.len()
+    );
+    assert!(slirp.is_running());
+    assert!(guest.ping("10.0.2.2"));
+    slirp.stop();
+}

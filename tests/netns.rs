@@ -392,3 +392,20 @@ fn netns_type_tapfd_uses_the_inherited_descriptor() {
     assert!(guest.ping("10.0.2.2"));
     slirp.stop();
 }
+
+#[test]
+fn refuses_its_own_network_namespace() {
+    // Run inside host-sim, so that if the refusal ever broke, only host-sim would be touched.
+    let hs = HostSim::new();
+    let own = hs.netns_path();
+    let out = hs
+        .command(BIN)
+        .args(["-c", "--netns-type=path", &own, "tap0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("own network namespace"), "{stderr}");
+    let links = hs.command("ip").args(["-br", "link"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&links.stdout).contains("tap0"));
+}

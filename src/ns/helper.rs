@@ -27,6 +27,20 @@ fn open_ns(path: &Path, what: &str) -> Result<OwnedFd, String> {
 }
 
 impl NamespaceFiles {
+    /// Refuses slirp-ns's own network namespace as the target: its TAP would become the
+    /// route of slirp-ns's own sockets (and --configure would replace the host's default
+    /// route), a loop that is never what was meant.
+    fn not_our_own(self) -> Result<Self, String> {
+        let (path, fd) = &self.netns;
+        if is_own_namespace(fd, "/proc/self/ns/net") {
+            return Err(format!(
+                "{} is slirp-ns's own network namespace; the target must be another one",
+                path.display()
+            ));
+        }
+        Ok(self)
+    }
+
     /// The namespaces of process `pid`.
     pub fn of_pid(pid: i32) -> Result<Self, String> {
         let proc_dir = PathBuf::from(format!("/proc/{pid}"));
@@ -35,27 +49,29 @@ impl NamespaceFiles {
         }
         let netns = proc_dir.join("ns/net");
         let userns = proc_dir.join("ns/user");
-        Ok(NamespaceFiles {
+        NamespaceFiles {
             netns: (netns.clone(), open_ns(&netns, "network namespace")?),
             userns: Some((userns.clone(), open_ns(&userns, "user namespace")?)),
-        })
+        }
+        .not_our_own()
     }
 
     /// The network namespace at `netns` and, if given, the user namespace at `userns`.
     pub fn of_paths(netns: &Path, userns: Option<&Path>) -> Result<Self, String> {
-        Ok(NamespaceFiles {
+        NamespaceFiles {
             netns: (netns.to_owned(), open_ns(netns, "network namespace")?),
             userns: match userns {
                 Some(p) => Some((p.to_owned(), open_ns(p, "user namespace")?)),
                 None => None,
             },
-        })
+        }
+        .not_our_own()
     }
 }
 
-/// Whether `fd` is the user namespace this process is already in (joining it again fails).
-fn is_own_userns(fd: &OwnedFd) -> bool {
-    match (fstat(fd), stat("/proc/self/ns/user")) {
+/// Whether `fd` is the namespace this process is in already (`own` is its /proc/self/ns link).
+fn is_own_namespace(fd: &OwnedFd, own: &str) -> bool {
+    match (fstat(fd), stat(own)) {
         (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
         _ => false,
     }
@@ -63,7 +79,7 @@ fn is_own_userns(fd: &OwnedFd) -> bool {
 
 fn join(ns: &NamespaceFiles) -> Result<(), String> {
     if let Some((path, fd)) = &ns.userns {
-        if !is_own_userns(fd) {
+        if !is_own_namespace(fd, "/proc/self/ns/user") {
             setns(fd, CloneFlags::CLONE_NEWUSER)
                 .map_err(|e| format!("cannot join user namespace {}: {e}", path.display()))?;
         }

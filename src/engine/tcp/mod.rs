@@ -65,6 +65,9 @@ const OUR_WINDOW_SCALE: u8 = 7;
 const RTO_INITIAL: Duration = Duration::from_millis(200);
 const RTO_MAX: Duration = Duration::from_secs(30);
 const MAX_RETRIES: u8 = 12;
+/// A connection closed in one direction only, with nothing moving either way for this long, is
+/// taken for dead and reset (a peer that vanished mid-close would otherwise hold it forever).
+const HALF_CLOSED_IDLE: Duration = Duration::from_secs(120);
 /// How much of the host socket's send buffer we offer the guest as window.
 const SNDBUF_SHARE_NUM: usize = 3;
 const SNDBUF_SHARE_DEN: usize = 4;
@@ -120,6 +123,11 @@ pub struct TcpConn {
     peek_offset: bool,
     /// An ACK is owed at the end of the batch (the flow is in the engine's list).
     ack_owed: bool,
+    /// The acknowledgement number of the last segment sent: a data segment already carries
+    /// an ACK that a bare one would repeat.
+    ack_sent: u32,
+    /// When the guest or the host last sent anything.
+    last_activity: Instant,
 }
 
 impl TcpConn {
@@ -155,8 +163,9 @@ impl TcpConn {
 
     fn send_control(&mut self, core: &mut Core, tx: &mut TxQueue, control: TcpControl, seq: u32) {
         let seg = self.segment(seq, self.receive_window());
-        if let Err(reason) = emit_control(core, tx, &seg, control, true, None) {
-            core.counters.count_drop(reason);
+        match emit_control(core, tx, &seg, control, true, None) {
+            Ok(()) => self.ack_sent = seg.ack,
+            Err(reason) => core.counters.count_drop(reason),
         }
     }
 
@@ -196,18 +205,26 @@ impl TcpConn {
         self.timer = Some(now + self.rto);
     }
 
+    fn half_closed(&self) -> bool {
+        self.guest_fin != self.host_eof
+    }
+
     /// Keeps the timer in step with what is outstanding.
     fn update_timer(&mut self, now: Instant) {
         let outstanding = self.in_flight() > 0
             || self.state == State::SynReceived
             || (self.snd_wnd == 0 && self.state == State::Established && !self.host_eof);
-        if !outstanding {
-            self.timer = None;
-            self.retries = 0;
-            self.rto = RTO_INITIAL;
-        } else if self.timer.is_none() {
-            self.arm_timer(now);
+        if outstanding {
+            if self.timer.is_none() {
+                self.arm_timer(now);
+            }
+            return;
         }
+        self.retries = 0;
+        self.rto = RTO_INITIAL;
+        self.timer = self
+            .half_closed()
+            .then(|| self.last_activity + HALF_CLOSED_IDLE);
     }
 
     /// Readiness of the host socket.
@@ -314,6 +331,7 @@ impl TcpConn {
             self.reset_host();
             return Verdict::Close;
         }
+        self.last_activity = now;
         match self.state {
             // The guest retransmits its SYN while the host connects: nothing to say yet.
             State::Connecting => return Verdict::Keep,
@@ -436,6 +454,10 @@ impl TcpConn {
         let payload = seg.payload;
         let fin = seg.control == TcpControl::Fin;
         if payload.is_empty() && !fin {
+            // An empty segment out of sequence (a keepalive, a window probe) wants an ACK.
+            if seq != self.rcv_nxt {
+                self.owe_ack(core, slot);
+            }
             return None;
         }
         self.owe_ack(core, slot);
@@ -490,7 +512,9 @@ impl TcpConn {
         if !std::mem::take(&mut self.ack_owed) {
             return Verdict::Keep;
         }
-        if self.state == State::Established {
+        // Skip the ACK when a data segment sent since carried the same acknowledgement and
+        // the guest is not waiting on a window update.
+        if self.state == State::Established && (self.ack_sent != self.rcv_nxt || self.host_full) {
             self.send_ack(core, tx);
         }
         if self.guest_fin && self.fin_acked {
@@ -592,6 +616,8 @@ impl TcpConn {
                     break Verdict::Keep;
                 }
                 Ok(Ok(n)) => {
+                    self.last_activity = now;
+                    self.ack_sent = seg.ack;
                     self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
                     if self.timer.is_none() {
                         self.arm_timer(now);
@@ -619,6 +645,17 @@ impl TcpConn {
         tx: &mut TxQueue,
     ) -> Verdict {
         self.timer = None;
+        let idle = self.in_flight() == 0 && self.state == State::Established;
+        if idle && self.half_closed() && self.snd_wnd > 0 {
+            if now < self.last_activity + HALF_CLOSED_IDLE {
+                self.update_timer(now);
+                return Verdict::Keep;
+            }
+            log::debug!("tcp {:?}: half-closed and idle, resetting", self.key);
+            self.reset_guest(core, tx);
+            self.reset_host();
+            return Verdict::Close;
+        }
         self.retries += 1;
         if self.retries > MAX_RETRIES {
             log::debug!("tcp {:?}: guest unresponsive, resetting", self.key);
@@ -782,6 +819,8 @@ fn open(
             timer: None,
             peek_offset: false,
             ack_owed: false,
+            ack_sent: 0,
+            last_activity: now,
         })))
     });
     match inserted {

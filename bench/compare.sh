@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of slirp-ns, slirp4netns and pasta, in one run, on this machine.
+#
+# Usage (as root):  bench/compare.sh [ROUNDS] [SECONDS]      defaults: 3 rounds, 2 s per test
+#   ENGINES="slirp-ns slirp4netns pasta"  which engines to run (those missing are skipped)
+#   MTUS="65520 1500"                      MTUs to test
+#   OUT=bench/results.md                   where the Markdown table goes (also printed)
+#
+# Needs: iperf3, slirp4netns, pasta (Debian: apt-get install iperf3 slirp4netns passt),
+# iproute2, python3. Builds slirp-ns and the bench_tcp example in release mode.
+#
+# Topology: a throwaway "host-sim" network namespace holding 192.0.2.1/24 (default route via
+# 192.0.2.254, nothing behind it) and 198.51.100.1/24, where the servers listen. Each engine
+# runs in host-sim and gives a guest namespace networking; the clients run in the guest.
+# Nothing leaves host-sim. pasta runs in its own exec mode (it makes the namespace) with
+# --config-net; slirp-ns and slirp4netns attach to a namespace made by unshare, with -c.
+#
+# Per test, engine and MTU: the median of ROUNDS runs, rounds interleaved between engines.
+# Measured: iperf3 throughput guest->host and host->guest; CPU seconds of the engine process
+# per GB moved; TCP connections per second (connect, 64-byte echo, close, sequential) and the
+# mean 1-byte request/response time on one connection. Ratios are slirp-ns / other engine
+# (for CPU per GB and latency, lower is better, so the ratio is other / slirp-ns).
+set -euo pipefail
+
+ROUNDS=${1:-3}
+SECONDS_PER_TEST=${2:-2}
+ENGINES=${ENGINES:-"slirp-ns slirp4netns pasta"}
+MTUS=${MTUS:-"65520 1500"}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$ROOT/bench/results.md}
+SERVER=198.51.100.1
+HS=slirpns-bench-$$
+WORK=$(mktemp -d)
+chmod 1777 "$WORK"  # pasta, run unprivileged, writes its PID file here
+
+[ "$(id -u)" = 0 ] || { echo "run as root: the benchmark creates network namespaces" >&2; exit 1; }
+# pasta refuses to run as root, and an unprivileged user needs a usable /dev/net/tun: run the
+# whole benchmark in a private mount namespace holding a 0666 node of its own, so nothing
+# outside changes.
+if [ -z "${BENCH_PRIVATE_MOUNTS:-}" ]; then
+    exec unshare --mount env BENCH_PRIVATE_MOUNTS=1 "$0" "$@"
+fi
+TUN_DIR=$(mktemp -d)
+mount -t tmpfs -o mode=0755 none "$TUN_DIR"
+mknod -m 0666 "$TUN_DIR/tun" c 10 200
+mount --bind "$TUN_DIR/tun" /dev/net/tun
+for tool in iperf3 ip python3 nsenter unshare; do
+    command -v $tool >/dev/null || { echo "missing $tool (apt-get install iperf3 iproute2 python3 util-linux)" >&2; exit 1; }
+done
+
+(cd "$ROOT" && cargo build --release --quiet --bin slirp-ns --example bench_tcp)
+SLIRP_NS=$ROOT/target/release/slirp-ns
+BENCH_TCP=$ROOT/target/release/examples/bench_tcp
+
+available=""
+for e in $ENGINES; do
+    case $e in
+        slirp-ns) available+=" $e" ;;
+        slirp4netns) command -v slirp4netns >/dev/null && available+=" $e" || echo "skipping slirp4netns: not installed" >&2 ;;
+        pasta) command -v pasta >/dev/null && available+=" $e" || echo "skipping pasta: not installed" >&2 ;;
+    esac
+done
+
+cleanup() {
+    set +e
+    [ -n "${ENGINE_PID:-}" ] && kill "$ENGINE_PID" 2>/dev/null
+    [ -n "${GUEST_PID:-}" ] && kill "$GUEST_PID" 2>/dev/null
+    pkill -f "iperf3 -s -B $SERVER" 2>/dev/null
+    [ -n "${SERVER_PIDS:-}" ] && kill $SERVER_PIDS 2>/dev/null
+    ip netns del "$HS" 2>/dev/null
+    rm -rf "$WORK"
+    [ -n "${TUN_DIR:-}" ] && { umount /dev/net/tun "$TUN_DIR"; rmdir "$TUN_DIR"; } 2>/dev/null
+}
+trap cleanup EXIT
+
+ip netns add "$HS"
+hs() { ip netns exec "$HS" "$@"; }
+# Background processes are started with `ip netns exec` itself, not through `hs`, so that $!
+# is their own PID (ip netns exec runs the command in place): the PID whose CPU is measured.
+hs ip link set lo up
+hs ip link add hs0 type veth peer name hs1
+hs ip addr add 192.0.2.1/24 dev hs0
+hs ip addr add $SERVER/24 dev hs1
+hs ip link set hs0 up
+hs ip link set hs1 up
+hs ip route add default via 192.0.2.254 dev hs0
+# The engines' host sockets close actively (TIME_WAIT); let connection-rate runs reuse ports.
+hs sysctl -qw net.ipv4.tcp_tw_reuse=1
+hs iperf3 -s -B $SERVER -D
+ip netns exec "$HS" "$BENCH_TCP" server $SERVER:7777 &
+SERVER_PIDS=$!
+sleep 0.3
+
+# Starts ENGINE for a guest at MTU; sets ENGINE_PID (whose CPU is measured) and GUEST_PID
+# (a process in the guest namespace, for nsenter).
+start_engine() {
+    local engine=$1 mtu=$2
+    ENGINE_PID="" GUEST_PID=""
+    case $engine in
+        slirp-ns|slirp4netns)
+            ip netns exec "$HS" unshare --net sleep 1000 &
+            GUEST_PID=$!
+            # Only once the guest is in a namespace of its own (unshare has exec'd sleep) may
+            # the engine configure it: never host-sim's, never the host's.
+            for _ in $(seq 100); do
+                [ "$(cat /proc/$GUEST_PID/comm 2>/dev/null)" = sleep ] && break
+                sleep 0.05
+            done
+            [ "$(stat -L -c %i /proc/$GUEST_PID/ns/net)" != "$(stat -L -c %i /run/netns/$HS)" ] \
+                && [ "$(stat -L -c %i /proc/$GUEST_PID/ns/net)" != "$(stat -L -c %i /proc/self/ns/net)" ] \
+                || { echo "guest namespace not ready" >&2; return 1; }
+            local bin=$SLIRP_NS
+            [ "$engine" = slirp4netns ] && bin=slirp4netns
+            ip netns exec "$HS" "$bin" -c -m "$mtu" "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 &
+            ENGINE_PID=$!
+            ;;
+        pasta)
+            ip netns exec "$HS" setpriv --reuid 65534 --regid 65534 --clear-groups -- \
+                pasta --config-net -q -f -m "$mtu" -t none -u none -T none -U none \
+                -P "$WORK/pasta.pid" -- sleep 1000 >"$WORK/engine.log" 2>&1 &
+            local wrapper=$!
+            for _ in $(seq 50); do [ -s "$WORK/pasta.pid" ] && break; sleep 0.1; done
+            ENGINE_PID=$(cat "$WORK/pasta.pid")
+            rm -f "$WORK/pasta.pid"
+            GUEST_PID=$(pgrep -P "$ENGINE_PID" sleep || pgrep -P "$wrapper" sleep)
+            ;;
+    esac
+    # Ready when the guest reaches the server.
+    for _ in $(seq 100); do
+        nsenter -t "$GUEST_PID" -n "$BENCH_TCP" probe $SERVER:7777 >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "$engine did not come up at MTU $mtu:" >&2
+    cat "$WORK/engine.log" >&2
+    return 1
+}
+
+stop_engine() {
+    kill "$ENGINE_PID" "$GUEST_PID" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$ENGINE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    ENGINE_PID="" GUEST_PID=""
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+in_guest() { nsenter -t "$GUEST_PID" -n "$@"; }
+
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; }
+
+# iperf3 run: prints "gbits bytes" from the receiver's side.
+iperf() {
+    in_guest iperf3 -c $SERVER -t "$SECONDS_PER_TEST" -J "$@" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["end"]["sum_received"]
+print(r["bits_per_second"] / 1e9, r["bytes"])'
+}
+
+hz=$(getconf CLK_TCK)
+for round in $(seq "$ROUNDS"); do
+    for mtu in $MTUS; do
+        for engine in $available; do
+            echo "round $round, MTU $mtu, $engine" >&2
+            start_engine "$engine" "$mtu" || { stop_engine; continue; }
+            for dir in up down; do
+                flag=""; [ $dir = down ] && flag="-R"
+                before=$(cpu_ticks "$ENGINE_PID")
+                read -r gbits bytes < <(iperf $flag)
+                after=$(cpu_ticks "$ENGINE_PID")
+                record "$engine" "$mtu" "tcp_$dir" "$gbits"
+                record "$engine" "$mtu" "cpu_per_gb_$dir" \
+                    "$(python3 -c "print(($after - $before) / $hz / ($bytes / 1e9))")"
+            done
+            if [ "$mtu" = 1500 ]; then
+                record "$engine" "$mtu" crr "$(in_guest "$BENCH_TCP" crr $SERVER:7777 "$SECONDS_PER_TEST")"
+                record "$engine" "$mtu" rr "$(in_guest "$BENCH_TCP" rr $SERVER:7777 "$SECONDS_PER_TEST")"
+            fi
+            stop_engine
+        done
+    done
+done
+
+python3 - "$RESULTS" "$OUT" "$ROUNDS" "$SECONDS_PER_TEST" <<'PY'
+import statistics, sys, collections, datetime, platform
+path, out, rounds, secs = sys.argv[1:]
+runs = collections.defaultdict(list)
+for line in open(path):
+    engine, mtu, test, value = line.rstrip("\n").split("\t")
+    try:
+        runs[(engine, int(mtu), test)].append(float(value))
+    except ValueError:
+        pass
+engines = [e for e in ["slirp-ns", "slirp4netns", "pasta"] if any(k[0] == e for k in runs)]
+tests = [
+    ("tcp_up", "guest -> host, Gbit/s", True),
+    ("tcp_down", "host -> guest, Gbit/s", True),
+    ("cpu_per_gb_up", "CPU s per GB, guest -> host", False),
+    ("cpu_per_gb_down", "CPU s per GB, host -> guest", False),
+    ("crr", "TCP connections per second", True),
+    ("rr", "1-byte round trip, µs", False),
+]
+others = [e for e in engines if e != "slirp-ns"]
+head = "| test | MTU | " + " | ".join(engines) + "".join(f" | vs {o}" for o in others) + " |"
+lines = [
+    f"Benchmark {datetime.date.today()}, {platform.node()}, kernel {platform.release()}: "
+    f"median of {rounds} rounds, {secs} s each.",
+    "",
+    head,
+    "|" + "---|" * (head.count("|") - 1),
+]
+for test, label, higher_better in tests:
+    for mtu in sorted({k[1] for k in runs}, reverse=True):
+        med = {e: statistics.median(runs[(e, mtu, test)]) for e in engines if runs.get((e, mtu, test))}
+        if "slirp-ns" not in med:
+            continue
+        cells = [f"{med[e]:.3g}" if e in med else "-" for e in engines]
+        ratios = []
+        for o in others:
+            if o in med and med[o] > 0 and med["slirp-ns"] > 0:
+                r = med["slirp-ns"] / med[o] if higher_better else med[o] / med["slirp-ns"]
+                ratios.append(f"{r:.2f}x")
+            else:
+                ratios.append("-")
+        lines.append(f"| {label} | {mtu} | " + " | ".join(cells + ratios) + " |")
+text = "\n".join(lines) + "\n\nRatios: above 1 means slirp-ns is better.\n"
+print(text)
+open(out, "w").write(text)
+PY

@@ -1,0 +1,51 @@
+//! Arbitrary frames from the guest into the engine, with the host sockets they open polled in
+//! between. Run it inside an empty network namespace (`unshare -n`): whatever the frames ask
+//! for, nothing can then leave the machine.
+//!
+//! Input: a sequence of frames, each a 2-byte big-endian length and that many bytes.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use slirp_ns::config::Ipv4Network;
+use slirp_ns::engine::{Engine, EngineConfig, Readiness, TxQueue};
+use std::time::{Duration, Instant};
+
+fuzz_target!(|data: &[u8]| {
+    let mut poll = mio::Poll::new().expect("epoll");
+    let cfg = EngineConfig {
+        max_flows: 64,
+        dns_servers: vec!["127.0.0.1".parse().unwrap()],
+        ..EngineConfig::new(Ipv4Network::default())
+    };
+    let mut engine = Engine::new(cfg, poll.registry().try_clone().expect("registry"));
+    let mut tx = TxQueue::new(64);
+    let mut events = mio::Events::with_capacity(64);
+    let mut now = Instant::now();
+    let mut rest = data;
+    while rest.len() >= 2 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 2);
+        let (frame, tail) = rest[2..].split_at(len);
+        rest = tail;
+        engine.handle_frame(now, frame, &mut tx);
+        tx.clear();
+        let _ = poll.poll(&mut events, Some(Duration::ZERO));
+        for event in events.iter() {
+            let readiness = Readiness {
+                readable: event.is_readable(),
+                writable: event.is_writable(),
+                error: event.is_error(),
+            };
+            engine.handle_socket_event(now, event.token(), readiness, &mut tx);
+            tx.clear();
+        }
+        while engine.end_of_batch(now, &mut tx) {
+            tx.clear();
+        }
+        tx.clear();
+        // Time moves on, so retransmission and idle timers run too.
+        now += Duration::from_millis(250);
+        engine.handle_timers(now, &mut tx);
+        tx.clear();
+    }
+});
