@@ -121,7 +121,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         dns_servers: cfg.dns_servers.clone(),
         outbound_addr: cfg.outbound_addr,
         max_flows: cfg.max_flows,
-        tcp_peek_offset: crate::sys::tcp_peek_offset_supported(),
+        // SLIRP_NS_NO_PEEK_OFF forces the path for kernels without SO_PEEK_OFF (for tests).
+        tcp_peek_offset: crate::sys::tcp_peek_offset_supported()
+            && std::env::var_os("SLIRP_NS_NO_PEEK_OFF").is_none(),
         ..EngineConfig::new(cfg.net)
     };
     let mut event_loop = EventLoop::new(tap, engine_config, exit_fd, api)

@@ -61,7 +61,29 @@ fn serve_once(
 
 #[test]
 fn tcp_download_64_mib_and_upload_16_mib_arrive_intact() {
-    let net = Net::new(&[]);
+    transfer_both_ways(&Net::new(&[]));
+}
+
+#[test]
+fn tcp_transfers_intact_without_so_peek_off() {
+    // As on kernels before 6.10: every peek skips the bytes in flight.
+    let hs = HostSim::new();
+    let guest = hs.guest();
+    let mut cmd = hs.command(BIN);
+    cmd.args(["-r", "3", "-c", &guest.pid.to_string(), "tap0"]);
+    let env = vec![("SLIRP_NS_NO_PEEK_OFF".to_string(), "1".to_string())];
+    let mut slirp = Slirp::spawn(
+        cmd,
+        StartOptions {
+            env,
+            ..Default::default()
+        },
+    );
+    slirp.expect_ready();
+    transfer_both_ways(&Net { hs, guest, slirp });
+}
+
+fn transfer_both_ways(net: &Net) {
     let listener = net.listen(&format!("{SERVER_V4}:0"));
     let addr = listener.local_addr().unwrap();
     let download = pattern(64 << 20, 1);

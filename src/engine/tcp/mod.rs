@@ -579,6 +579,8 @@ impl TcpConn {
             return Verdict::Keep;
         }
         let mut skip_buf = std::mem::take(&mut core.peek_skip);
+        // The window we advertise costs two system calls: once per burst is enough.
+        let window = self.receive_window();
         let verdict = loop {
             let room = self.snd_wnd.saturating_sub(self.in_flight()) as usize;
             if room == 0 && !self.host_eof {
@@ -588,7 +590,7 @@ impl TcpConn {
                 core.send_pending.push(slot);
                 break Verdict::Keep;
             }
-            let seg = self.segment(self.snd_nxt, self.receive_window());
+            let seg = self.segment(self.snd_nxt, window);
             let max = self.mss.min(room);
             let result = if max == 0 {
                 Ok(Ok(0))
