@@ -501,3 +501,66 @@ fn disable_dns_leaves_the_dns_address_silent() {
     );
     assert!(!net.guest.ping("10.0.2.3"));
 }
+
+#[test]
+fn guest_half_close_then_host_keeps_sending() {
+    let net = Net::new(&[]);
+    let listener = net.listen(&format!("{SERVER_V4}:0"));
+    let addr = listener.local_addr().unwrap();
+    let response = pattern(1 << 20, 5);
+    let sent = response.clone();
+    let server = serve_once(listener, move |mut conn| {
+        let mut request = Vec::new();
+        conn.read_to_end(&mut request).unwrap();
+        assert_eq!(request, b"request, then my half of the connection closes");
+        conn.write_all(&sent).unwrap();
+    });
+    let mut conn = net.connect(addr).unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    conn.write_all(b"request, then my half of the connection closes")
+        .unwrap();
+    conn.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert!(got == response, "response after the guest's FIN");
+    server.join().unwrap();
+}
+
+#[test]
+fn outbound_addr_sets_the_source_of_host_sockets() {
+    for (option, expected) in [
+        ("--outbound-addr=192.0.2.1", "192.0.2.1"),
+        ("--outbound-addr=hs0", "192.0.2.1"),
+    ] {
+        let net = Net::new(&[option]);
+        let listener = net.listen(&format!("{SERVER_V4}:0"));
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || listener.accept().unwrap().1);
+        let _conn = net.connect(addr).unwrap();
+        let peer = server.join().unwrap();
+        assert_eq!(peer.ip().to_string(), expected, "{option}");
+    }
+    // Without it, the host picks the source (here the server's own address, on the same link).
+    let net = Net::new(&[]);
+    let listener = net.listen(&format!("{SERVER_V4}:0"));
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || listener.accept().unwrap().1);
+    let _conn = net.connect(addr).unwrap();
+    assert_eq!(server.join().unwrap().ip().to_string(), SERVER_V4);
+}
+
+#[test]
+fn without_ping_sockets_only_the_virtual_hosts_answer_and_it_is_said_once() {
+    // host-sim keeps the default net.ipv4.ping_group_range ("1 0": nobody).
+    let mut net = Net::new(&[]);
+    assert!(!net.guest.ping("192.0.2.1"));
+    assert!(!net.guest.ping("198.51.100.1"));
+    assert!(net.guest.ping("10.0.2.2"));
+    net.slirp.stop();
+    let stderr = net.slirp.stderr();
+    assert_eq!(
+        stderr.matches("ping_group_range").count(),
+        1,
+        "one warning line: {stderr}"
+    );
+}

@@ -210,3 +210,24 @@ mod tests {
         assert!(table.needs_timer(slot, t + std::time::Duration::from_secs(3)));
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// The engine's own state per flow, as README states it: the table slot and index entry,
+    /// plus the TCP connection state on the heap. (The kernel's socket comes on top.)
+    #[test]
+    fn per_flow_state_stays_small() {
+        let slot = std::mem::size_of::<Option<Entry>>();
+        let index = std::mem::size_of::<(FlowKey, usize)>() + 1; // hashbrown: entry + control byte
+        let tcp = std::mem::size_of::<TcpConn>();
+        eprintln!("slot {slot} B, index {index} B, TCP connection {tcp} B");
+        assert!(slot <= 112, "flow table slot is {slot} bytes");
+        assert!(
+            slot + index + tcp <= 320,
+            "a TCP flow costs {} bytes",
+            slot + index + tcp
+        );
+    }
+}
