@@ -68,6 +68,16 @@ const MAX_RETRIES: u8 = 12;
 /// A connection closed in one direction only, with nothing moving either way for this long, is
 /// taken for dead and reset (a peer that vanished mid-close would otherwise hold it forever).
 const HALF_CLOSED_IDLE: Duration = Duration::from_secs(120);
+/// Below this, the window we advertised may starve the guest: the host socket drains without
+/// telling us (no write of ours failed, so no wake-up comes), so we look again after a while.
+const LOW_WINDOW_MIN: u32 = 256 << 10;
+const WINDOW_CHECK_FIRST: Duration = Duration::from_millis(1);
+const WINDOW_CHECK_MAX: Duration = Duration::from_millis(32);
+/// Data from the guest between two ACKs at most (within a batch; every batch ends with one):
+/// two full segments, but no less than ACK_EVERY_BYTES, where small segments would make
+/// the ACKs cost more than they bring.
+const ACK_EVERY_SEGMENTS: u32 = 2;
+const ACK_EVERY_BYTES: u32 = 128 << 10;
 /// How much of the host socket's send buffer we offer the guest as window.
 const SNDBUF_SHARE_NUM: usize = 3;
 const SNDBUF_SHARE_DEN: usize = 4;
@@ -128,11 +138,37 @@ pub struct TcpConn {
     ack_sent: u32,
     /// When the guest or the host last sent anything.
     last_activity: Instant,
+    /// The window in the last segment sent.
+    window_sent: u32,
+    /// Below this the advertised window counts as low (see LOW_WINDOW_MIN).
+    low_window: u32,
+    /// When to look whether a low window has opened, and how long to wait after that.
+    window_check: Option<Instant>,
+    window_check_interval: Duration,
 }
 
 impl TcpConn {
     pub fn deadline(&self) -> Option<Instant> {
-        self.timer
+        match (self.timer, self.window_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn window_is_low(&self) -> bool {
+        self.state == State::Established && !self.guest_fin && self.window_sent < self.low_window
+    }
+
+    /// A low window may have opened: if it has, tell the guest.
+    fn check_window(&mut self, core: &mut Core, tx: &mut TxQueue) {
+        let window = self.receive_window();
+        let mss = core.mtu().saturating_sub(40) as u32;
+        if window >= self.low_window || window >= self.window_sent.saturating_add(2 * mss) {
+            self.send_ack(core, tx);
+            self.window_check_interval = WINDOW_CHECK_FIRST;
+        } else {
+            self.window_check_interval = (self.window_check_interval * 2).min(WINDOW_CHECK_MAX);
+        }
     }
 
     fn in_flight(&self) -> u32 {
@@ -162,9 +198,13 @@ impl TcpConn {
     }
 
     fn send_control(&mut self, core: &mut Core, tx: &mut TxQueue, control: TcpControl, seq: u32) {
-        let seg = self.segment(seq, self.receive_window());
+        let window = self.receive_window();
+        let seg = self.segment(seq, window);
         match emit_control(core, tx, &seg, control, true, None) {
-            Ok(()) => self.ack_sent = seg.ack,
+            Ok(()) => {
+                self.ack_sent = seg.ack;
+                self.window_sent = window;
+            }
             Err(reason) => core.counters.count_drop(reason),
         }
     }
@@ -209,8 +249,14 @@ impl TcpConn {
         self.guest_fin != self.host_eof
     }
 
-    /// Keeps the timer in step with what is outstanding.
+    /// Keeps the timers in step with what is outstanding.
     fn update_timer(&mut self, now: Instant) {
+        if !self.window_is_low() {
+            self.window_check = None;
+            self.window_check_interval = WINDOW_CHECK_FIRST;
+        } else if self.window_check.is_none() {
+            self.window_check = Some(now + self.window_check_interval);
+        }
         let outstanding = self.in_flight() > 0
             || self.state == State::SynReceived
             || (self.snd_wnd == 0 && self.state == State::Established && !self.host_eof);
@@ -484,6 +530,13 @@ impl TcpConn {
                 self.host_full = true;
                 return None;
             }
+            // An ACK at least every two full segments, as a receiving kernel would: the
+            // guest's congestion control grows with ACKs, and a batch can hold many segments.
+            let unacked = self.rcv_nxt.wrapping_sub(self.ack_sent);
+            let segments = ACK_EVERY_SEGMENTS * (core.mtu() as u32).saturating_sub(40);
+            if unacked >= segments.max(ACK_EVERY_BYTES) {
+                self.send_ack(core, tx);
+            }
         }
         let end = seq.wrapping_add(payload.len() as u32);
         if fin && end == self.rcv_nxt {
@@ -503,12 +556,7 @@ impl TcpConn {
     }
 
     /// Sends the ACK owed at the end of a batch.
-    pub(crate) fn flush_ack(
-        &mut self,
-        core: &mut Core,
-        _now: Instant,
-        tx: &mut TxQueue,
-    ) -> Verdict {
+    pub(crate) fn flush_ack(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) -> Verdict {
         if !std::mem::take(&mut self.ack_owed) {
             return Verdict::Keep;
         }
@@ -520,6 +568,7 @@ impl TcpConn {
         if self.guest_fin && self.fin_acked {
             return Verdict::Close;
         }
+        self.update_timer(now);
         Verdict::Keep
     }
 
@@ -620,6 +669,7 @@ impl TcpConn {
                 Ok(Ok(n)) => {
                     self.last_activity = now;
                     self.ack_sent = seg.ack;
+                    self.window_sent = window;
                     self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
                     if self.timer.is_none() {
                         self.arm_timer(now);
@@ -646,6 +696,14 @@ impl TcpConn {
         now: Instant,
         tx: &mut TxQueue,
     ) -> Verdict {
+        if self.window_check.is_some_and(|at| at <= now) {
+            self.window_check = None;
+            self.check_window(core, tx);
+        }
+        if self.timer.is_none_or(|at| at > now) {
+            self.update_timer(now);
+            return Verdict::Keep;
+        }
         self.timer = None;
         let idle = self.in_flight() == 0 && self.state == State::Established;
         if idle && self.half_closed() && self.snd_wnd > 0 {
@@ -823,6 +881,10 @@ fn open(
             ack_owed: false,
             ack_sent: 0,
             last_activity: now,
+            window_sent: 0,
+            low_window: LOW_WINDOW_MIN.max(4 * mtu_mss as u32),
+            window_check: None,
+            window_check_interval: WINDOW_CHECK_FIRST,
         })))
     });
     match inserted {
