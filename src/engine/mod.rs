@@ -39,7 +39,7 @@ mod counters;
 pub mod dns;
 pub mod echo;
 pub mod flow;
-mod frames;
+pub(crate) mod frames;
 pub mod icmp;
 pub mod route;
 mod sockets;

@@ -1,0 +1,742 @@
+//! One guest TCP connection and its host socket: the state machine of the module above.
+
+use super::segment::{emit_control, emit_data, Segment, SynOptions};
+use crate::engine::flow::{FlowKey, Verdict};
+use crate::engine::{sockets, Core, Drop, Readiness, TxQueue};
+use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, Ipv4Repr, TcpControl, TcpRepr};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// MSS assumed when the guest's SYN names none (RFC 9293).
+pub(super) const DEFAULT_MSS: usize = 536;
+/// Our window scale: windows up to 2^30 bytes, in steps of 128 bytes.
+pub(super) const OUR_WINDOW_SCALE: u8 = 7;
+pub(super) const RTO_INITIAL: Duration = Duration::from_millis(200);
+const RTO_MAX: Duration = Duration::from_secs(30);
+const MAX_RETRIES: u8 = 12;
+/// A connection closed in one direction only, with nothing moving either way for this long, is
+/// taken for dead and reset (a peer that vanished mid-close would otherwise hold it forever).
+const HALF_CLOSED_IDLE: Duration = Duration::from_secs(120);
+/// Below this, the window we advertised may starve the guest: the host socket drains without
+/// telling us (no write of ours failed, so no wake-up comes), so we look again after a while.
+pub(super) const LOW_WINDOW_MIN: u32 = 256 << 10;
+pub(super) const WINDOW_CHECK_FIRST: Duration = Duration::from_millis(1);
+const WINDOW_CHECK_MAX: Duration = Duration::from_millis(32);
+/// Data from the guest between two ACKs at most (within a batch; every batch ends with one):
+/// two full segments, but no less than ACK_EVERY_BYTES, where small segments would make
+/// the ACKs cost more than they bring.
+const ACK_EVERY_SEGMENTS: u32 = 2;
+const ACK_EVERY_BYTES: u32 = 128 << 10;
+/// How much of the host socket's send buffer we offer the guest as window.
+const SNDBUF_SHARE_NUM: usize = 3;
+const SNDBUF_SHARE_DEN: usize = 4;
+/// Duplicate ACKs sent with a window update after the host socket drained, so the guest
+/// retransmits what it could not hand over at once instead of waiting for its timer.
+const DUP_ACKS_ON_REOPEN: usize = 3;
+
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// The host connect() is under way; the guest waits for its SYN-ACK.
+    Connecting,
+    /// The SYN-ACK is out; waiting for the guest's ACK of it.
+    SynReceived,
+    Established,
+}
+
+pub struct TcpConn {
+    pub(super) key: FlowKey,
+    /// Where the guest's segments last came from.
+    pub(super) guest_mac: EthernetAddress,
+    pub(super) stream: mio::net::TcpStream,
+    pub(super) state: State,
+    pub(super) rcv_nxt: u32,
+    pub(super) iss: u32,
+    pub(super) snd_una: u32,
+    pub(super) snd_nxt: u32,
+    pub(super) snd_wnd: u32,
+    pub(super) guest_wscale: u8,
+    /// Our window scale, 0 when the guest did not offer scaling.
+    pub(super) our_wscale: u8,
+    /// Payload bytes per segment to the guest.
+    pub(super) mss: usize,
+    /// The guest's FIN was received and passed on (shutdown of the host side).
+    pub(super) guest_fin: bool,
+    /// The host sent its end of stream.
+    pub(super) host_eof: bool,
+    /// The sequence number of our FIN, once sent.
+    pub(super) fin_seq: Option<u32>,
+    pub(super) fin_acked: bool,
+    /// The guest data we could not hand to the host socket (it was full): when it drains, the
+    /// guest must hear of it.
+    pub(super) host_full: bool,
+    pub(super) dup_acks: u8,
+    pub(super) rto: Duration,
+    pub(super) retries: u8,
+    /// Retransmission or probe deadline.
+    pub(super) timer: Option<Instant>,
+    /// Whether SO_PEEK_OFF is set on the socket (else the bytes in flight are skipped).
+    pub(super) peek_offset: bool,
+    /// An ACK is owed at the end of the batch (the flow is in the engine's list).
+    pub(super) ack_owed: bool,
+    /// The acknowledgement number of the last segment sent: a data segment already carries
+    /// an ACK that a bare one would repeat.
+    pub(super) ack_sent: u32,
+    /// When the guest or the host last sent anything.
+    pub(super) last_activity: Instant,
+    /// The window in the last segment sent.
+    pub(super) window_sent: u32,
+    /// Below this the advertised window counts as low (see LOW_WINDOW_MIN).
+    pub(super) low_window: u32,
+    /// When to look whether a low window has opened, and how long to wait after that.
+    pub(super) window_check: Option<Instant>,
+    pub(super) window_check_interval: Duration,
+}
+
+impl TcpConn {
+    /// A connection for the guest's `syn`, whose host socket `stream` is connecting.
+    pub(super) fn new(
+        key: FlowKey,
+        guest_mac: EthernetAddress,
+        stream: mio::net::TcpStream,
+        syn: &TcpRepr,
+        iss: u32,
+        mtu_mss: usize,
+        now: Instant,
+    ) -> Self {
+        let scaling = syn.window_scale.is_some();
+        TcpConn {
+            key,
+            guest_mac,
+            stream,
+            state: State::Connecting,
+            rcv_nxt: (syn.seq_number.0 as u32).wrapping_add(1),
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_wnd: u32::from(syn.window_len),
+            guest_wscale: syn.window_scale.unwrap_or(0).min(14),
+            our_wscale: if scaling { OUR_WINDOW_SCALE } else { 0 },
+            mss: usize::from(syn.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss),
+            guest_fin: false,
+            host_eof: false,
+            fin_seq: None,
+            fin_acked: false,
+            host_full: false,
+            dup_acks: 0,
+            rto: RTO_INITIAL,
+            retries: 0,
+            timer: None,
+            peek_offset: false,
+            ack_owed: false,
+            ack_sent: 0,
+            last_activity: now,
+            window_sent: 0,
+            low_window: LOW_WINDOW_MIN.max(4 * mtu_mss as u32),
+            window_check: None,
+            window_check_interval: WINDOW_CHECK_FIRST,
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        match (self.timer, self.window_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn window_is_low(&self) -> bool {
+        self.state == State::Established && !self.guest_fin && self.window_sent < self.low_window
+    }
+
+    /// A low window may have opened: if it has, tell the guest.
+    fn check_window(&mut self, core: &mut Core, tx: &mut TxQueue) {
+        let window = self.receive_window();
+        let mss = core.mtu().saturating_sub(40) as u32;
+        if window >= self.low_window || window >= self.window_sent.saturating_add(2 * mss) {
+            self.send_ack(core, tx);
+            self.window_check_interval = WINDOW_CHECK_FIRST;
+        } else {
+            self.window_check_interval = (self.window_check_interval * 2).min(WINDOW_CHECK_MAX);
+        }
+    }
+
+    fn in_flight(&self) -> u32 {
+        self.snd_nxt.wrapping_sub(self.snd_una)
+    }
+
+    /// The window we offer the guest: the room left in the host socket's send buffer.
+    fn receive_window(&self) -> u32 {
+        let fd = self.stream.as_fd();
+        let size =
+            nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SndBuf).unwrap_or(0);
+        let queued = crate::sys::send_queue_len(fd).unwrap_or(usize::MAX);
+        let room = (size * SNDBUF_SHARE_NUM / SNDBUF_SHARE_DEN).saturating_sub(queued);
+        room.min(u32::MAX as usize) as u32
+    }
+
+    fn segment(&self, seq: u32, window: u32) -> Segment {
+        let scaled = (window >> self.our_wscale).min(u16::MAX as u32) as u16;
+        Segment {
+            mac: self.guest_mac,
+            from: self.key.remote,
+            to: self.key.guest,
+            seq,
+            ack: self.rcv_nxt,
+            window: scaled,
+        }
+    }
+
+    fn send_control(&mut self, core: &mut Core, tx: &mut TxQueue, control: TcpControl, seq: u32) {
+        let window = self.receive_window();
+        let seg = self.segment(seq, window);
+        match emit_control(core, tx, &seg, control, true, None) {
+            Ok(()) => {
+                self.ack_sent = seg.ack;
+                self.window_sent = window;
+            }
+            Err(reason) => core.counters.count_drop(reason),
+        }
+    }
+
+    fn send_ack(&mut self, core: &mut Core, tx: &mut TxQueue) {
+        self.send_control(core, tx, TcpControl::None, self.snd_nxt);
+    }
+
+    fn send_syn_ack(&mut self, core: &mut Core, tx: &mut TxQueue) {
+        let mss = core.mtu().saturating_sub(40).clamp(64, u16::MAX as usize) as u16;
+        let options = SynOptions {
+            mss,
+            window_scale: (self.our_wscale > 0).then_some(self.our_wscale),
+        };
+        // The window in a SYN is never scaled.
+        let window = self.receive_window().min(u16::MAX as u32) as u16;
+        let seg = Segment {
+            window,
+            ..self.segment(self.iss, 0)
+        };
+        if let Err(reason) = emit_control(core, tx, &seg, TcpControl::Syn, true, Some(options)) {
+            core.counters.count_drop(reason);
+        }
+    }
+
+    /// Resets the guest's side.
+    fn reset_guest(&mut self, core: &mut Core, tx: &mut TxQueue) {
+        self.send_control(core, tx, TcpControl::Rst, self.snd_nxt);
+        core.counters.tcp_resets += 1;
+    }
+
+    /// Resets the host's side (the socket is closed when the flow is dropped).
+    fn reset_host(&self) {
+        sockets::reset_on_close(&self.stream);
+    }
+
+    fn arm_timer(&mut self, now: Instant) {
+        self.timer = Some(now + self.rto);
+    }
+
+    fn half_closed(&self) -> bool {
+        self.guest_fin != self.host_eof
+    }
+
+    /// Keeps the timers in step with what is outstanding.
+    fn update_timer(&mut self, now: Instant) {
+        if !self.window_is_low() {
+            self.window_check = None;
+            self.window_check_interval = WINDOW_CHECK_FIRST;
+        } else if self.window_check.is_none() {
+            self.window_check = Some(now + self.window_check_interval);
+        }
+        let outstanding = self.in_flight() > 0
+            || self.state == State::SynReceived
+            || (self.snd_wnd == 0 && self.state == State::Established && !self.host_eof);
+        if outstanding {
+            if self.timer.is_none() {
+                self.arm_timer(now);
+            }
+            return;
+        }
+        self.retries = 0;
+        self.rto = RTO_INITIAL;
+        self.timer = self
+            .half_closed()
+            .then(|| self.last_activity + HALF_CLOSED_IDLE);
+    }
+
+    /// Readiness of the host socket.
+    pub(crate) fn on_socket_event(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        readiness: Readiness,
+        tx: &mut TxQueue,
+    ) -> Verdict {
+        if self.state == State::Connecting {
+            if !(readiness.writable || readiness.error) {
+                return Verdict::Keep;
+            }
+            return self.connect_done(core, now, tx);
+        }
+        if readiness.writable && self.host_full {
+            self.host_full = false;
+            // Window update, then duplicates so the guest resends what it still holds.
+            for _ in 0..=DUP_ACKS_ON_REOPEN {
+                self.send_ack(core, tx);
+            }
+        }
+        if readiness.readable || readiness.error {
+            return self.send_data(core, slot, now, tx);
+        }
+        Verdict::Keep
+    }
+
+    fn connect_done(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) -> Verdict {
+        let error = match self.stream.take_error() {
+            Ok(None) => match self.stream.peer_addr() {
+                Ok(_) => None,
+                // Not connected yet after all (a spurious wake-up).
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Verdict::Keep,
+                Err(e) => Some(e),
+            },
+            Ok(Some(e)) | Err(e) => Some(e),
+        };
+        if let Some(e) = error {
+            log::debug!("tcp {:?}: connect: {e}", self.key);
+            self.refuse(core, tx, &e);
+            return Verdict::Close;
+        }
+        if core.cfg.tcp_peek_offset {
+            self.peek_offset = crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_ok();
+        }
+        self.state = State::SynReceived;
+        self.snd_nxt = self.iss.wrapping_add(1);
+        self.send_syn_ack(core, tx);
+        self.arm_timer(now);
+        Verdict::Keep
+    }
+
+    /// The host connection failed: tell the guest as a real network would.
+    fn refuse(&mut self, core: &mut Core, tx: &mut TxQueue, error: &io::Error) {
+        let unreachable = match error.raw_os_error() {
+            Some(libc::ENETUNREACH) => Some(Icmpv4DstUnreachable::NetUnreachable),
+            Some(libc::EHOSTUNREACH | libc::ETIMEDOUT) => {
+                Some(Icmpv4DstUnreachable::HostUnreachable)
+            }
+            _ => None,
+        };
+        match unreachable {
+            Some(reason) => {
+                let (original, quoted) = self.quoted_syn();
+                let (mac, from) = (self.guest_mac, *self.key.remote.ip());
+                let sent = core.emit_unreachable(tx, mac, from, reason, &original, &quoted);
+                if let Err(drop) = sent {
+                    core.counters.count_drop(drop);
+                }
+            }
+            None => self.reset_guest(core, tx),
+        }
+    }
+
+    /// The guest's SYN as an ICMP error quotes it: IPv4 header, ports and sequence number.
+    fn quoted_syn(&self) -> (Ipv4Repr, [u8; 8]) {
+        let original = Ipv4Repr {
+            src_addr: *self.key.guest.ip(),
+            dst_addr: *self.key.remote.ip(),
+            next_header: smoltcp::wire::IpProtocol::Tcp,
+            payload_len: super::segment::TCP_HEADER,
+            hop_limit: crate::engine::frames::HOP_LIMIT,
+        };
+        let mut quoted = [0u8; 8];
+        quoted[0..2].copy_from_slice(&self.key.guest.port().to_be_bytes());
+        quoted[2..4].copy_from_slice(&self.key.remote.port().to_be_bytes());
+        quoted[4..8].copy_from_slice(&self.rcv_nxt.wrapping_sub(1).to_be_bytes());
+        (original, quoted)
+    }
+
+    /// A segment from the guest for this connection.
+    pub(super) fn on_segment(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        seg: &TcpRepr,
+        tx: &mut TxQueue,
+    ) -> Verdict {
+        if seg.control == TcpControl::Rst {
+            self.reset_host();
+            return Verdict::Close;
+        }
+        self.last_activity = now;
+        match self.state {
+            // The guest retransmits its SYN while the host connects: nothing to say yet.
+            State::Connecting => return Verdict::Keep,
+            State::SynReceived => {
+                if seg.control == TcpControl::Syn {
+                    self.send_syn_ack(core, tx);
+                    return Verdict::Keep;
+                }
+                if seg.ack_number.map(|a| a.0 as u32) != Some(self.iss.wrapping_add(1)) {
+                    return Verdict::Keep;
+                }
+                self.state = State::Established;
+                self.snd_una = self.iss.wrapping_add(1);
+                self.timer = None;
+                self.rto = RTO_INITIAL;
+                self.retries = 0;
+            }
+            State::Established => {
+                if seg.control == TcpControl::Syn {
+                    // A stale SYN: answer with an ACK of where we are.
+                    self.owe_ack(core, slot);
+                    return Verdict::Keep;
+                }
+            }
+        }
+        if let Some(ack) = seg.ack_number {
+            if let Some(verdict) = self.on_ack(core, now, ack.0 as u32, seg, tx) {
+                return verdict;
+            }
+        }
+        if let Some(verdict) = self.on_data(core, slot, seg, tx) {
+            return verdict;
+        }
+        if self.guest_fin && self.fin_acked {
+            // Both directions are done; the ACK of the guest's FIN cannot wait for the batch
+            // to end, the flow is going now.
+            if std::mem::take(&mut self.ack_owed) {
+                self.send_ack(core, tx);
+            }
+            return Verdict::Close;
+        }
+        let verdict = self.send_data(core, slot, now, tx);
+        self.update_timer(now);
+        verdict
+    }
+
+    /// The guest acknowledged up to `ack` and advertised a window.
+    fn on_ack(
+        &mut self,
+        core: &mut Core,
+        now: Instant,
+        ack: u32,
+        seg: &TcpRepr,
+        tx: &mut TxQueue,
+    ) -> Option<Verdict> {
+        if seq_lt(self.snd_nxt, ack) {
+            // Acknowledges what we never sent: tell the guest where we are.
+            self.send_ack(core, tx);
+            return None;
+        }
+        let window = u32::from(seg.window_len) << self.guest_wscale;
+        if seq_lt(self.snd_una, ack) {
+            let mut acked = ack.wrapping_sub(self.snd_una);
+            if let Some(fin) = self.fin_seq {
+                if seq_lt(fin, ack) {
+                    self.fin_acked = true;
+                    acked -= 1;
+                }
+            }
+            if acked > 0 {
+                if let Err(e) = crate::sys::discard(self.stream.as_fd(), acked as usize) {
+                    log::debug!("tcp {:?}: discard: {e}", self.key);
+                    self.reset_guest(core, tx);
+                    self.reset_host();
+                    return Some(Verdict::Close);
+                }
+            }
+            self.snd_una = ack;
+            self.dup_acks = 0;
+            self.retries = 0;
+            self.rto = RTO_INITIAL;
+            self.timer = None;
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && seg.control == TcpControl::None
+            && self.in_flight() > 0
+            && window == self.snd_wnd
+        {
+            self.dup_acks = self.dup_acks.saturating_add(1);
+            if self.dup_acks == 3 {
+                core.counters.tcp_fast_retransmits += 1;
+                self.rewind();
+            }
+        }
+        self.snd_wnd = window;
+        self.update_timer(now);
+        None
+    }
+
+    /// Goes back to the first unacknowledged byte, to send everything after it again.
+    fn rewind(&mut self) {
+        if self.peek_offset && crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_err() {
+            self.peek_offset = false;
+        }
+        self.snd_nxt = self.snd_una;
+        if !self.fin_acked {
+            self.fin_seq = None;
+        }
+    }
+
+    /// Data and FIN from the guest.
+    fn on_data(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        seg: &TcpRepr,
+        tx: &mut TxQueue,
+    ) -> Option<Verdict> {
+        let seq = seg.seq_number.0 as u32;
+        let payload = seg.payload;
+        let fin = seg.control == TcpControl::Fin;
+        if payload.is_empty() && !fin {
+            // An empty segment out of sequence (a keepalive, a window probe) wants an ACK.
+            if seq != self.rcv_nxt {
+                self.owe_ack(core, slot);
+            }
+            return None;
+        }
+        self.owe_ack(core, slot);
+        if self.guest_fin || seq_lt(self.rcv_nxt, seq) {
+            // Already closed by the guest, or out of order: the ACK tells it what we miss.
+            return None;
+        }
+        let skip = self.rcv_nxt.wrapping_sub(seq) as usize;
+        if skip < payload.len() {
+            let rest = &payload[skip..];
+            let written = match self.stream.write(rest) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) => {
+                    log::debug!("tcp {:?}: write: {e}", self.key);
+                    self.reset_guest(core, tx);
+                    return Some(Verdict::Close);
+                }
+            };
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(written as u32);
+            core.counters.tcp_bytes_from_guest += written as u64;
+            if written < rest.len() {
+                self.host_full = true;
+                return None;
+            }
+            // An ACK at least every two full segments, as a receiving kernel would: the
+            // guest's congestion control grows with ACKs, and a batch can hold many segments.
+            let unacked = self.rcv_nxt.wrapping_sub(self.ack_sent);
+            let segments = ACK_EVERY_SEGMENTS * (core.mtu() as u32).saturating_sub(40);
+            if unacked >= segments.max(ACK_EVERY_BYTES) {
+                self.send_ack(core, tx);
+            }
+        }
+        let end = seq.wrapping_add(payload.len() as u32);
+        if fin && end == self.rcv_nxt {
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            self.guest_fin = true;
+            let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        }
+        None
+    }
+
+    /// Queues one ACK for the end of the batch, however many segments asked for it.
+    fn owe_ack(&mut self, core: &mut Core, slot: usize) {
+        if !self.ack_owed {
+            self.ack_owed = true;
+            core.ack_pending.push(slot);
+        }
+    }
+
+    /// Sends the ACK owed at the end of a batch.
+    pub(crate) fn flush_ack(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) -> Verdict {
+        if !std::mem::take(&mut self.ack_owed) {
+            return Verdict::Keep;
+        }
+        // Skip the ACK when a data segment sent since carried the same acknowledgement and
+        // the guest is not waiting on a window update.
+        if self.state == State::Established && (self.ack_sent != self.rcv_nxt || self.host_full) {
+            self.send_ack(core, tx);
+        }
+        if self.guest_fin && self.fin_acked {
+            return Verdict::Close;
+        }
+        self.update_timer(now);
+        Verdict::Keep
+    }
+
+    /// Sending stopped on a full transmit queue: go on.
+    pub(crate) fn resume_sending(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) -> Verdict {
+        let verdict = self.send_data(core, slot, now, tx);
+        self.update_timer(now);
+        verdict
+    }
+
+    /// Peeks the next `buf.len()` unsent bytes from the host socket.
+    fn peek(&mut self, buf: &mut [u8], skip_buf: &mut Vec<u8>) -> io::Result<usize> {
+        if self.peek_offset {
+            return self.stream.peek(buf);
+        }
+        // Without SO_PEEK_OFF every peek starts at the first unacknowledged byte: read the
+        // bytes in flight into a scratch area and keep what follows.
+        let in_flight = self.in_flight() as usize;
+        if skip_buf.len() < in_flight {
+            skip_buf.resize(in_flight, 0);
+        }
+        let mut iov = [
+            io::IoSliceMut::new(&mut skip_buf[..in_flight]),
+            io::IoSliceMut::new(buf),
+        ];
+        let n = nix::sys::socket::recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&self.stream),
+            &mut iov,
+            None,
+            nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)?
+        .bytes;
+        match n.checked_sub(in_flight) {
+            // Only end of stream empties a peek at the front of the queue.
+            Some(0) if in_flight > 0 => Err(io::ErrorKind::WouldBlock.into()),
+            Some(new) => Ok(new),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Sends the guest what the host has, as far as its window allows.
+    fn send_data(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) -> Verdict {
+        if self.state != State::Established || self.fin_seq.is_some() {
+            return Verdict::Keep;
+        }
+        let mut skip_buf = std::mem::take(&mut core.peek_skip);
+        // The window we advertise costs two system calls: once per burst is enough.
+        let window = self.receive_window();
+        let verdict = loop {
+            let room = self.snd_wnd.saturating_sub(self.in_flight()) as usize;
+            if room == 0 && !self.host_eof {
+                break Verdict::Keep;
+            }
+            if tx.is_full() {
+                core.send_pending.push(slot);
+                break Verdict::Keep;
+            }
+            let seg = self.segment(self.snd_nxt, window);
+            let max = self.mss.min(room);
+            let result = if max == 0 {
+                Ok(Ok(0))
+            } else {
+                emit_data(core, tx, &seg, max, |buf| self.peek(buf, &mut skip_buf))
+            };
+            match result {
+                Err(Drop::TxQueueFull) => {
+                    core.send_pending.push(slot);
+                    break Verdict::Keep;
+                }
+                Err(reason) => {
+                    core.counters.count_drop(reason);
+                    break Verdict::Keep;
+                }
+                Ok(Ok(0)) => {
+                    if max > 0 {
+                        self.host_eof = true;
+                    }
+                    if self.host_eof && self.fin_seq.is_none() {
+                        self.fin_seq = Some(self.snd_nxt);
+                        self.send_control(core, tx, TcpControl::Fin, self.snd_nxt);
+                        self.snd_nxt = self.snd_nxt.wrapping_add(1);
+                    }
+                    break Verdict::Keep;
+                }
+                Ok(Ok(n)) => {
+                    self.last_activity = now;
+                    self.ack_sent = seg.ack;
+                    self.window_sent = window;
+                    self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
+                    if self.timer.is_none() {
+                        self.arm_timer(now);
+                    }
+                }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => break Verdict::Keep,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(e)) => {
+                    log::debug!("tcp {:?}: read: {e}", self.key);
+                    self.reset_guest(core, tx);
+                    break Verdict::Close;
+                }
+            }
+        };
+        core.peek_skip = skip_buf;
+        verdict
+    }
+
+    /// The retransmission or probe timer fired.
+    pub(crate) fn on_timer(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) -> Verdict {
+        if self.window_check.is_some_and(|at| at <= now) {
+            self.window_check = None;
+            self.check_window(core, tx);
+        }
+        if self.timer.is_none_or(|at| at > now) {
+            self.update_timer(now);
+            return Verdict::Keep;
+        }
+        self.timer = None;
+        let idle = self.in_flight() == 0 && self.state == State::Established;
+        if idle && self.half_closed() && self.snd_wnd > 0 {
+            if now < self.last_activity + HALF_CLOSED_IDLE {
+                self.update_timer(now);
+                return Verdict::Keep;
+            }
+            log::debug!("tcp {:?}: half-closed and idle, resetting", self.key);
+            self.reset_guest(core, tx);
+            self.reset_host();
+            return Verdict::Close;
+        }
+        self.retries += 1;
+        if self.retries > MAX_RETRIES {
+            log::debug!("tcp {:?}: guest unresponsive, resetting", self.key);
+            self.reset_guest(core, tx);
+            self.reset_host();
+            return Verdict::Close;
+        }
+        self.rto = (self.rto * 2).min(RTO_MAX);
+        match self.state {
+            State::Connecting => {}
+            State::SynReceived => self.send_syn_ack(core, tx),
+            State::Established if self.in_flight() > 0 => {
+                core.counters.tcp_retransmits += 1;
+                self.rewind();
+                let verdict = self.send_data(core, slot, now, tx);
+                if verdict == Verdict::Close {
+                    return verdict;
+                }
+            }
+            State::Established => {
+                // Zero window: probe with an out-of-window ACK, which the guest answers with its
+                // current window.
+                self.send_control(core, tx, TcpControl::None, self.snd_una.wrapping_sub(1));
+            }
+        }
+        self.arm_timer(now);
+        self.update_timer(now);
+        Verdict::Keep
+    }
+}
