@@ -27,7 +27,10 @@ pub const FRAMES_PER_TURN: usize = 256;
 /// Frames the engine may queue for the guest within one turn.
 const TX_QUEUE_FRAMES: usize = 1024;
 /// Room for the largest frame a TAP can carry (MTU 65521 plus the Ethernet header).
-const RX_BUFFER: usize = 65536;
+const MAX_FRAME: usize = 65536;
+/// Frames of one batch are read into one arena, to be handled together: about 1 MiB of them
+/// (16 frames at MTU 65520, the per-turn limit at MTU 1500), plus room for one more.
+const RX_ARENA: usize = (1 << 20) + MAX_FRAME;
 
 /// Why the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +50,9 @@ pub struct EventLoop {
     tap: TapDevice,
     engine: Engine,
     tx: TxQueue,
-    rx_buf: Vec<u8>,
+    /// The frames of one batch, back to back, and where each ends.
+    rx_arena: Vec<u8>,
+    rx_ends: Vec<usize>,
     signals: Signals,
     /// Held open while it is registered.
     _exit_fd: Option<OwnedFd>,
@@ -85,7 +90,8 @@ impl EventLoop {
             tap,
             engine,
             tx: TxQueue::new(TX_QUEUE_FRAMES),
-            rx_buf: vec![0; RX_BUFFER],
+            rx_arena: vec![0; RX_ARENA],
+            rx_ends: Vec::with_capacity(FRAMES_PER_TURN),
             signals,
             _exit_fd: exit_fd,
             api,
@@ -181,28 +187,41 @@ impl EventLoop {
         self.engine_backlog = true;
     }
 
+    /// Reads a batch of frames (until EAGAIN, the per-turn limit, or a full arena) and hands
+    /// them to the engine together.
     fn read_tap(&mut self, now: Instant) -> Option<Exit> {
-        let mut frames = 0;
-        self.tap_backlog = false;
-        while frames < FRAMES_PER_TURN {
-            match self.tap.recv(&mut self.rx_buf) {
+        self.tap_backlog = true;
+        self.rx_ends.clear();
+        let mut used = 0;
+        let mut exit = None;
+        while self.rx_ends.len() < FRAMES_PER_TURN && used + MAX_FRAME <= self.rx_arena.len() {
+            match self.tap.recv(&mut self.rx_arena[used..used + MAX_FRAME]) {
                 Recv::Frame(len) => {
-                    frames += 1;
-                    if self.tx.is_full() {
-                        self.flush();
-                    }
-                    self.engine
-                        .handle_frame(now, &self.rx_buf[..len], &mut self.tx);
+                    used += len;
+                    self.rx_ends.push(used);
                 }
-                Recv::Empty => return None,
+                Recv::Empty => {
+                    self.tap_backlog = false;
+                    break;
+                }
                 Recv::Gone(errno) => {
                     log::warn!("TAP device is gone ({errno}); exiting");
-                    return Some(Exit::TapGone);
+                    exit = Some(Exit::TapGone);
+                    break;
                 }
             }
         }
-        self.tap_backlog = true;
-        None
+        if !self.tx.is_empty() {
+            self.flush();
+        }
+        let arena = &self.rx_arena;
+        let frames = self.rx_ends.iter().scan(0, |start, &end| {
+            let frame = &arena[*start..end];
+            *start = end;
+            Some(frame)
+        });
+        self.engine.handle_frames(now, frames, &mut self.tx);
+        exit
     }
 
     fn flush(&mut self) {

@@ -226,14 +226,38 @@ impl Engine {
 
     /// Handles one frame from the guest, queueing any replies in `tx`.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8], tx: &mut TxQueue) {
-        self.core.counters.frames_in += 1;
-        self.core.counters.bytes_in += frame.len() as u64;
-        if let Err(reason) = self.dispatch(now, frame, tx) {
-            self.core.counters.count_drop(reason);
-        }
+        self.handle_frames(now, [frame], tx);
     }
 
-    fn dispatch(&mut self, now: Instant, frame: &[u8], tx: &mut TxQueue) -> Result<(), Drop> {
+    /// Handles a batch of frames from the guest, in order, queueing replies in `tx`.
+    ///
+    /// Consecutive in-order data segments of one TCP connection are gathered and written to
+    /// its host socket with one call (the frames must stay put until this returns, which
+    /// their borrow guarantees).
+    pub fn handle_frames<'a>(
+        &mut self,
+        now: Instant,
+        frames: impl IntoIterator<Item = &'a [u8]>,
+        tx: &mut TxQueue,
+    ) {
+        let mut pending = tcp::PendingWrites::default();
+        for frame in frames {
+            self.core.counters.frames_in += 1;
+            self.core.counters.bytes_in += frame.len() as u64;
+            if let Err(reason) = self.dispatch(now, frame, tx, &mut pending) {
+                self.core.counters.count_drop(reason);
+            }
+        }
+        tcp::flush_pending(&mut self.core, &mut self.flows, &mut pending, now, tx);
+    }
+
+    fn dispatch<'a>(
+        &mut self,
+        now: Instant,
+        frame: &'a [u8],
+        tx: &mut TxQueue,
+        pending: &mut tcp::PendingWrites<'a>,
+    ) -> Result<(), Drop> {
         let eth = EthernetFrame::new_checked(frame).map_err(|_| Drop::Malformed)?;
         let src = eth.src_addr();
         if !src.is_unicast() {
@@ -250,18 +274,19 @@ impl Engine {
         }
         match eth.ethertype() {
             EthernetProtocol::Arp => arp::handle(core, eth.payload(), tx),
-            EthernetProtocol::Ipv4 => self.handle_ipv4(now, src, eth.payload(), tx),
+            EthernetProtocol::Ipv4 => self.handle_ipv4(now, src, eth.payload(), tx, pending),
             _ => Err(Drop::Unsupported),
         }
     }
 
     /// An IPv4 packet from the guest interface with MAC `mac` (where replies go).
-    fn handle_ipv4(
+    fn handle_ipv4<'a>(
         &mut self,
         now: Instant,
         mac: EthernetAddress,
-        packet: &[u8],
+        packet: &'a [u8],
         tx: &mut TxQueue,
+        pending: &mut tcp::PendingWrites<'a>,
     ) -> Result<(), Drop> {
         let checksums = ChecksumCapabilities::default();
         let packet = Ipv4Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
@@ -279,12 +304,16 @@ impl Engine {
             payload: packet.payload(),
         };
         let (core, flows) = (&mut self.core, &mut self.flows);
+        if ip.next_header != IpProtocol::Tcp {
+            // Keep the guest's order: gathered TCP data goes out before anything else.
+            tcp::flush_pending(core, flows, pending, now, tx);
+        }
         match ip.next_header {
             IpProtocol::Icmp if core.is_virtual_host(ip.dst_addr) => {
                 icmp::answer_echo(core, &packet, tx)
             }
             IpProtocol::Icmp => echo::handle(core, flows, now, &packet, tx),
-            IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx),
+            IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx, pending),
             IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx),
             _ => Err(Drop::Unsupported),
         }
@@ -343,7 +372,7 @@ impl Engine {
         }
         let pending = std::mem::take(&mut self.core.send_pending);
         for &slot in &pending {
-            if tx.is_full() {
+            if !tx.has_room_for_bulk() {
                 self.core.send_pending.push(slot);
                 continue;
             }

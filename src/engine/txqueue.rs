@@ -69,6 +69,12 @@ impl TxQueue {
         self.used == self.max_frames
     }
 
+    /// Whether bulk data may take more slots: a quarter of the queue stays free for the
+    /// replies (ACKs, ARP, ICMP) that the rest of a batch of guest frames may need.
+    pub fn has_room_for_bulk(&self) -> bool {
+        self.used < self.max_frames - self.max_frames / 4
+    }
+
     /// The queued frames, oldest first.
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
         self.slots[..self.used]

@@ -1,6 +1,7 @@
 //! One guest TCP connection and its host socket: the state machine of the module above.
 
 use super::segment::{emit_control, emit_data, Segment, SynOptions};
+use super::PendingWrites;
 use crate::engine::flow::{FlowKey, Verdict};
 use crate::engine::{sockets, Core, Drop, Readiness, TxQueue};
 use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, Ipv4Repr, TcpControl, TcpRepr};
@@ -359,13 +360,14 @@ impl TcpConn {
     }
 
     /// A segment from the guest for this connection.
-    pub(super) fn on_segment(
+    pub(super) fn on_segment<'a>(
         &mut self,
         core: &mut Core,
         slot: usize,
         now: Instant,
-        seg: &TcpRepr,
+        seg: &TcpRepr<'a>,
         tx: &mut TxQueue,
+        pending: &mut PendingWrites<'a>,
     ) -> Verdict {
         if seg.control == TcpControl::Rst {
             self.reset_host();
@@ -402,7 +404,7 @@ impl TcpConn {
                 return verdict;
             }
         }
-        if let Some(verdict) = self.on_data(core, slot, seg, tx) {
+        if let Some(verdict) = self.on_data(core, slot, now, seg, tx, pending) {
             return verdict;
         }
         if self.guest_fin && self.fin_acked {
@@ -483,12 +485,14 @@ impl TcpConn {
     }
 
     /// Data and FIN from the guest.
-    fn on_data(
+    fn on_data<'a>(
         &mut self,
         core: &mut Core,
         slot: usize,
-        seg: &TcpRepr,
+        now: Instant,
+        seg: &TcpRepr<'a>,
         tx: &mut TxQueue,
+        pending: &mut PendingWrites<'a>,
     ) -> Option<Verdict> {
         let seq = seg.seq_number.0 as u32;
         let payload = seg.payload;
@@ -501,6 +505,18 @@ impl TcpConn {
             return None;
         }
         self.owe_ack(core, slot);
+        if !fin && !self.guest_fin && seq == pending.end_for(slot, self.rcv_nxt) {
+            // In sequence after what is gathered already: gather it too.
+            pending.push(slot, payload);
+            if pending.is_full() {
+                return self.write_pending(core, slot, pending, now, tx);
+            }
+            return None;
+        }
+        // Anything else must see the gathered data written first.
+        if let Some(verdict) = self.write_pending(core, slot, pending, now, tx) {
+            return Some(verdict);
+        }
         if self.guest_fin || seq_lt(self.rcv_nxt, seq) {
             // Already closed by the guest, or out of order: the ACK tells it what we miss.
             return None;
@@ -508,28 +524,10 @@ impl TcpConn {
         let skip = self.rcv_nxt.wrapping_sub(seq) as usize;
         if skip < payload.len() {
             let rest = &payload[skip..];
-            let written = match self.stream.write(rest) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-                Err(e) => {
-                    log::debug!("tcp {:?}: write: {e}", self.key);
-                    self.reset_guest(core, tx);
-                    return Some(Verdict::Close);
-                }
-            };
-            self.rcv_nxt = self.rcv_nxt.wrapping_add(written as u32);
-            core.counters.tcp_bytes_from_guest += written as u64;
-            if written < rest.len() {
-                self.host_full = true;
-                return None;
-            }
-            // An ACK at least every two full segments, as a receiving kernel would: the
-            // guest's congestion control grows with ACKs, and a batch can hold many segments.
-            let unacked = self.rcv_nxt.wrapping_sub(self.ack_sent);
-            let segments = ACK_EVERY_SEGMENTS * (core.mtu() as u32).saturating_sub(40);
-            if unacked >= segments.max(ACK_EVERY_BYTES) {
-                self.send_ack(core, tx);
+            match self.write_to_host(core, &[io::IoSlice::new(rest)], rest.len(), tx) {
+                Err(verdict) => return Some(verdict),
+                Ok(false) => return None,
+                Ok(true) => {}
             }
         }
         let end = seq.wrapping_add(payload.len() as u32);
@@ -539,6 +537,58 @@ impl TcpConn {
             let _ = self.stream.shutdown(std::net::Shutdown::Write);
         }
         None
+    }
+
+    /// Writes guest data to the host socket; `Ok(true)` if it took all `len` bytes.
+    fn write_to_host(
+        &mut self,
+        core: &mut Core,
+        bufs: &[io::IoSlice],
+        len: usize,
+        tx: &mut TxQueue,
+    ) -> Result<bool, Verdict> {
+        let written = match self.stream.write_vectored(bufs) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => {
+                log::debug!("tcp {:?}: write: {e}", self.key);
+                self.reset_guest(core, tx);
+                return Err(Verdict::Close);
+            }
+        };
+        self.rcv_nxt = self.rcv_nxt.wrapping_add(written as u32);
+        core.counters.tcp_bytes_from_guest += written as u64;
+        if written < len {
+            self.host_full = true;
+            return Ok(false);
+        }
+        // An ACK at least every two full segments, as a receiving kernel would: the guest's
+        // congestion control grows with ACKs, and a batch can hold many segments.
+        let unacked = self.rcv_nxt.wrapping_sub(self.ack_sent);
+        let segments = ACK_EVERY_SEGMENTS * (core.mtu() as u32).saturating_sub(40);
+        if unacked >= segments.max(ACK_EVERY_BYTES) {
+            self.send_ack(core, tx);
+        }
+        Ok(true)
+    }
+
+    /// Writes the data gathered for this connection, if any.
+    pub(super) fn write_pending(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        pending: &mut PendingWrites,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) -> Option<Verdict> {
+        if pending.slot != Some(slot) || pending.bufs.is_empty() {
+            return None;
+        }
+        let result = self.write_to_host(core, &pending.bufs, pending.bytes, tx);
+        pending.clear();
+        self.update_timer(now);
+        result.err()
     }
 
     /// Queues one ACK for the end of the batch, however many segments asked for it.
@@ -629,7 +679,7 @@ impl TcpConn {
             if room == 0 && !self.host_eof {
                 break Verdict::Keep;
             }
-            if tx.is_full() {
+            if !tx.has_room_for_bulk() {
                 core.send_pending.push(slot);
                 break Verdict::Keep;
             }

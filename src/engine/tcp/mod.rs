@@ -58,13 +58,92 @@ use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, TcpControl, TcpPacket
 use std::io;
 use std::time::Instant;
 
+/// In-order guest data gathered from consecutive frames of one batch for one connection, to
+/// be written to its host socket with one `writev` instead of one `write` per segment.
+#[derive(Default)]
+pub(crate) struct PendingWrites<'a> {
+    slot: Option<usize>,
+    bufs: Vec<io::IoSlice<'a>>,
+    bytes: usize,
+}
+
+/// More than this many gathered segments or bytes are written at once.
+const GATHER_MAX_SEGMENTS: usize = 64;
+const GATHER_MAX_BYTES: usize = 512 << 10;
+
+impl<'a> PendingWrites<'a> {
+    /// The sequence number after the data gathered for `slot`, whose next expected is `next`.
+    fn end_for(&self, slot: usize, next: u32) -> u32 {
+        if self.slot == Some(slot) {
+            next.wrapping_add(self.bytes as u32)
+        } else {
+            next
+        }
+    }
+
+    fn push(&mut self, slot: usize, data: &'a [u8]) {
+        self.slot = Some(slot);
+        self.bufs.push(io::IoSlice::new(data));
+        self.bytes += data.len();
+    }
+
+    fn is_full(&self) -> bool {
+        self.bufs.len() >= GATHER_MAX_SEGMENTS || self.bytes >= GATHER_MAX_BYTES
+    }
+
+    fn clear(&mut self) {
+        self.slot = None;
+        self.bufs.clear();
+        self.bytes = 0;
+    }
+}
+
+/// Writes out what was gathered, if anything.
+pub(crate) fn flush_pending(
+    core: &mut Core,
+    flows: &mut FlowTable,
+    pending: &mut PendingWrites,
+    now: Instant,
+    tx: &mut TxQueue,
+) {
+    let Some(slot) = pending.slot else {
+        return;
+    };
+    if let Some(Flow::Tcp(conn)) = flows.get_mut(slot) {
+        let verdict = conn
+            .write_pending(core, slot, pending, now, tx)
+            .unwrap_or(Verdict::Keep);
+        let deadline = conn.deadline();
+        settle(core, flows, slot, verdict, deadline);
+    }
+    pending.clear();
+}
+
+/// Removes a finished connection, or makes sure its timer is scheduled.
+fn settle(
+    core: &mut Core,
+    flows: &mut FlowTable,
+    slot: usize,
+    verdict: Verdict,
+    deadline: Option<Instant>,
+) {
+    if verdict == Verdict::Close {
+        flows.remove(slot);
+    } else if let Some(deadline) = deadline {
+        if flows.needs_timer(slot, deadline) {
+            core.timers.schedule(deadline, slot);
+        }
+    }
+}
+
 /// A TCP segment from the guest.
-pub(crate) fn handle(
+pub(crate) fn handle<'a>(
     core: &mut Core,
     flows: &mut FlowTable,
     now: Instant,
-    guest: &GuestPacket,
+    guest: &GuestPacket<'a>,
     tx: &mut TxQueue,
+    pending: &mut PendingWrites<'a>,
 ) -> Result<(), Drop> {
     let ip = &guest.ip;
     let packet = TcpPacket::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
@@ -76,20 +155,21 @@ pub(crate) fn handle(
     )
     .map_err(|_| Drop::Malformed)?;
     let key = super::key(Proto::Tcp, ip, seg.src_port, seg.dst_port);
-    if let Some(slot) = flows.lookup(&key) {
+    let slot = flows.lookup(&key);
+    if pending.slot.is_some() && pending.slot != slot {
+        flush_pending(core, flows, pending, now, tx);
+    }
+    if let Some(slot) = slot {
         let Some(Flow::Tcp(conn)) = flows.get_mut(slot) else {
             return Err(Drop::Unsupported);
         };
         conn.guest_mac = guest.mac;
-        let verdict = conn.on_segment(core, slot, now, &seg, tx);
-        let deadline = conn.deadline();
-        if verdict == Verdict::Close {
-            flows.remove(slot);
-        } else if let Some(deadline) = deadline {
-            if flows.needs_timer(slot, deadline) {
-                core.timers.schedule(deadline, slot);
-            }
+        let verdict = conn.on_segment(core, slot, now, &seg, tx, pending);
+        if verdict == Verdict::Close && pending.slot == Some(slot) {
+            pending.clear();
         }
+        let deadline = conn.deadline();
+        settle(core, flows, slot, verdict, deadline);
         return Ok(());
     }
     match (seg.control, seg.ack_number) {
