@@ -5,7 +5,7 @@
 //!
 //! The engine sits between the guest's TAP device and the host. It knows nothing of namespaces
 //! or the command line: the event loop hands it each frame the guest sent
-//! ([`Engine::handle_frame`]), each readiness event of a host socket it registered
+//! ([`Engine::handle_frames`], a batch at a time), each readiness event of a host socket it registered
 //! ([`Engine::handle_socket_event`]) and the passing of time ([`Engine::handle_timers`],
 //! [`Engine::poll_at`]); the engine answers by queueing frames in a [`TxQueue`], which the loop
 //! writes to the TAP.

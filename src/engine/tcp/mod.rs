@@ -11,11 +11,14 @@
 //! it would on a real network. MSS and window scaling are negotiated with the guest (windows
 //! well above 64 KiB).
 //!
-//! Guest to host: a segment in sequence is written to the host socket with a non-blocking
-//! send; only what the socket took is acknowledged, and the window advertised to the guest is
-//! the room left in the socket's send buffer. A full socket means a zero (or short) window and
-//! no ACK for the rest: the guest keeps it and retransmits; when the socket drains, a window
-//! update (and duplicate ACKs, to trigger the guest's fast retransmit) go out.
+//! Guest to host: segments in sequence are written to the host socket with a non-blocking
+//! send — consecutive ones of a batch of frames gathered into one `writev` ([`PendingWrites`]);
+//! only what the socket took is acknowledged (at least every two full segments or 128 KiB, and
+//! at the end of each batch), and the window advertised to the guest is the room left in the
+//! socket's send buffer. A full socket means a zero (or short) window and no ACK for the rest:
+//! the guest keeps it and retransmits; when the socket drains, a window update (and duplicate
+//! ACKs, to trigger the guest's fast retransmit) go out. A low window is looked at again after
+//! a millisecond or so (backing off), since a socket draining on its own wakes nobody.
 //!
 //! Host to guest: data stays in the host socket's receive queue until the guest acknowledges
 //! it. New data is peeked (MSG_PEEK) straight into frames from the first unsent byte — with
