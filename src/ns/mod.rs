@@ -5,7 +5,7 @@
 //! short-lived helper, forked while slirp-ns is still single-threaded ([`helper`]). It joins the
 //! user namespace (when it differs from ours) and then the network namespace, opens the TAP
 //! device ([`tap`]), configures the links over rtnetlink when asked ([`netlink`]), passes the
-//! TAP descriptor back over SCM_RIGHTS ([`fdpass`]) and exits. The helper does not linger: a
+//! TAP descriptor back over SCM_RIGHTS (`fdpass`) and exits. The helper does not linger: a
 //! process left inside the namespace would keep it alive after its owner is gone.
 //!
 //! [`exec`] is slirp-ns's own mode: make a fresh namespace for a command and run it there.

@@ -12,7 +12,7 @@
 //! well above 64 KiB).
 //!
 //! Guest to host: segments in sequence are written to the host socket with a non-blocking
-//! send — consecutive ones of a batch of frames gathered into one `writev` ([`PendingWrites`]);
+//! send — consecutive ones of a batch of frames gathered into one `writev` (`PendingWrites`);
 //! only what the socket took is acknowledged (at least every two full segments or 128 KiB, and
 //! at the end of each batch), and the window advertised to the guest is the room left in the
 //! socket's send buffer. A full socket means a zero (or short) window and no ACK for the rest:
