@@ -6,9 +6,9 @@
 //! net.ipv4.ping_group_range leaves this user out, only the virtual hosts answer (said once
 //! in the log).
 
-use super::flow::{Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
+use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::route::Route;
-use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol};
 use std::io;
@@ -38,6 +38,10 @@ impl EchoFlow {
             guest_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
             last_seen: Instant::now(),
         }
+    }
+
+    pub(crate) fn socket_mut(&mut self) -> Option<&mut mio::net::UdpSocket> {
+        self.sock.as_mut()
     }
 
     pub fn deadline(&self) -> Instant {
@@ -151,27 +155,16 @@ fn open(
         Route::Closed | Route::Nowhere => return Err(Drop::Refused),
     };
     let source = core.cfg.outbound_addr.map(Into::into);
-    let registry = &core.registry;
-    let inserted = flows.insert(key, |slot| {
-        let mut sock = sockets::ping_connect(dst, source)?;
-        let token = mio::Token(FLOW_TOKEN_BASE + slot);
-        registry.register(&mut sock, token, mio::Interest::READABLE)?;
-        Ok::<_, io::Error>(Flow::Echo(EchoFlow {
-            sock: Some(sock),
+    let opened = open_flow(core, flows, key, || {
+        Ok(Flow::Echo(EchoFlow {
+            sock: Some(sockets::ping_connect(dst, source)?),
             key,
             guest_mac: guest.mac,
             last_seen: now,
         }))
     });
-    match inserted {
-        Ok(slot) => {
-            core.counters.flows_opened += 1;
-            let deadline = now + IDLE_TIMEOUT;
-            if flows.needs_timer(slot, deadline) {
-                core.timers.schedule(deadline, slot);
-            }
-            Ok(slot)
-        }
+    match opened {
+        Ok(slot) => Ok(slot),
         Err(InsertError::Full) => Err(Drop::FlowTableFull),
         Err(InsertError::Open(e)) => {
             if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) {

@@ -6,7 +6,7 @@
 //! (`FLOW_TOKEN_BASE + slot`). The table holds at most `max` flows: a new flow beyond that is
 //! refused, never a reason to grow.
 
-use super::{echo::EchoFlow, tcp::TcpConn, udp::UdpFlow};
+use super::{echo::EchoFlow, tcp::TcpConn, udp::UdpFlow, Core};
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::time::Instant;
@@ -36,6 +36,20 @@ pub enum Flow {
 }
 
 impl Flow {
+    /// Registers the flow's host socket with the poll, under the token of its slot.
+    fn register(&mut self, registry: &mio::Registry, slot: usize) -> std::io::Result<()> {
+        let token = mio::Token(FLOW_TOKEN_BASE + slot);
+        let readable = mio::Interest::READABLE;
+        match self {
+            Flow::Tcp(conn) => conn.register(registry, token),
+            Flow::Udp(udp) => registry.register(udp.socket_mut(), token, readable),
+            Flow::Echo(echo) => match echo.socket_mut() {
+                Some(sock) => registry.register(sock, token, readable),
+                None => Ok(()),
+            },
+        }
+    }
+
     pub fn deadline(&self) -> Option<Instant> {
         match self {
             Flow::Tcp(conn) => conn.deadline(),
@@ -43,6 +57,29 @@ impl Flow {
             Flow::Echo(echo) => Some(echo.deadline()),
         }
     }
+}
+
+/// Adds the flow `make` opens, registers its host socket and schedules its first deadline.
+pub(crate) fn open_flow(
+    core: &mut Core,
+    flows: &mut FlowTable,
+    key: FlowKey,
+    make: impl FnOnce() -> std::io::Result<Flow>,
+) -> Result<usize, InsertError<std::io::Error>> {
+    let registry = &core.registry;
+    let slot = flows.insert(key, |slot| {
+        let mut flow = make()?;
+        flow.register(registry, slot)?;
+        Ok(flow)
+    })?;
+    core.counters.flows_opened += 1;
+    let deadline = flows.get_mut(slot).and_then(|flow| flow.deadline());
+    if let Some(deadline) = deadline {
+        if flows.needs_timer(slot, deadline) {
+            core.timers.schedule(deadline, slot);
+        }
+    }
+    Ok(slot)
 }
 
 /// What a flow handler says about its flow afterwards.

@@ -5,9 +5,9 @@
 //! which becomes an ICMP port unreachable for the guest. A flow without traffic for the idle
 //! timeout is closed. Datagrams larger than the MTU reach the guest as IPv4 fragments.
 
-use super::flow::{Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
+use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::route::Route;
-use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, Icmpv4DstUnreachable, IpProtocol, Ipv4Repr, UdpPacket, UdpRepr,
@@ -27,6 +27,10 @@ pub struct UdpFlow {
 }
 
 impl UdpFlow {
+    pub(crate) fn socket_mut(&mut self) -> &mut mio::net::UdpSocket {
+        &mut self.sock
+    }
+
     pub fn deadline(&self) -> Instant {
         self.last_seen + self.idle_timeout
     }
@@ -172,28 +176,17 @@ fn open(
     };
     let source = core.cfg.outbound_addr.map(Into::into);
     let idle_timeout = core.cfg.udp_idle_timeout;
-    let registry = &core.registry;
-    let inserted = flows.insert(key, |slot| {
-        let mut sock = sockets::udp_connect(dst, source)?;
-        let token = mio::Token(FLOW_TOKEN_BASE + slot);
-        registry.register(&mut sock, token, mio::Interest::READABLE)?;
-        Ok::<_, io::Error>(Flow::Udp(UdpFlow {
-            sock,
+    let opened = open_flow(core, flows, key, || {
+        Ok(Flow::Udp(UdpFlow {
+            sock: sockets::udp_connect(dst, source)?,
             key,
             guest_mac: guest.mac,
             last_seen: now,
             idle_timeout,
         }))
     });
-    match inserted {
-        Ok(slot) => {
-            core.counters.flows_opened += 1;
-            let deadline = now + idle_timeout;
-            if flows.needs_timer(slot, deadline) {
-                core.timers.schedule(deadline, slot);
-            }
-            Ok(slot)
-        }
+    match opened {
+        Ok(slot) => Ok(slot),
         Err(InsertError::Full) => Err(Drop::FlowTableFull),
         Err(InsertError::Open(e)) => {
             log::debug!("udp {key:?}: cannot open a host socket to {dst}: {e}");

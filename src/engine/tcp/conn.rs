@@ -10,10 +10,10 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// MSS assumed when the guest's SYN names none (RFC 9293).
-pub(super) const DEFAULT_MSS: usize = 536;
+const DEFAULT_MSS: usize = 536;
 /// Our window scale: windows up to 2^30 bytes, in steps of 128 bytes.
-pub(super) const OUR_WINDOW_SCALE: u8 = 7;
-pub(super) const RTO_INITIAL: Duration = Duration::from_millis(200);
+const OUR_WINDOW_SCALE: u8 = 7;
+const RTO_INITIAL: Duration = Duration::from_millis(200);
 const RTO_MAX: Duration = Duration::from_secs(30);
 const MAX_RETRIES: u8 = 12;
 /// A connection closed in one direction only, with nothing moving either way for this long, is
@@ -21,8 +21,8 @@ const MAX_RETRIES: u8 = 12;
 const HALF_CLOSED_IDLE: Duration = Duration::from_secs(120);
 /// Below this, the window we advertised may starve the guest: the host socket drains without
 /// telling us (no write of ours failed, so no wake-up comes), so we look again after a while.
-pub(super) const LOW_WINDOW_MIN: u32 = 256 << 10;
-pub(super) const WINDOW_CHECK_FIRST: Duration = Duration::from_millis(1);
+const LOW_WINDOW_MIN: u32 = 256 << 10;
+const WINDOW_CHECK_FIRST: Duration = Duration::from_millis(1);
 const WINDOW_CHECK_MAX: Duration = Duration::from_millis(32);
 /// Data from the guest between two ACKs at most (within a batch; every batch ends with one):
 /// two full segments, but no less than ACK_EVERY_BYTES, where small segments would make
@@ -50,55 +50,71 @@ pub(super) enum State {
 }
 
 pub struct TcpConn {
-    pub(super) key: FlowKey,
+    key: FlowKey,
     /// Where the guest's segments last came from.
-    pub(super) guest_mac: EthernetAddress,
-    pub(super) stream: mio::net::TcpStream,
-    pub(super) state: State,
-    pub(super) rcv_nxt: u32,
-    pub(super) iss: u32,
-    pub(super) snd_una: u32,
-    pub(super) snd_nxt: u32,
-    pub(super) snd_wnd: u32,
-    pub(super) guest_wscale: u8,
+    guest_mac: EthernetAddress,
+    stream: mio::net::TcpStream,
+    state: State,
+    rcv_nxt: u32,
+    iss: u32,
+    snd_una: u32,
+    snd_nxt: u32,
+    snd_wnd: u32,
+    guest_wscale: u8,
     /// Our window scale, 0 when the guest did not offer scaling.
-    pub(super) our_wscale: u8,
+    our_wscale: u8,
     /// Payload bytes per segment to the guest.
-    pub(super) mss: usize,
+    mss: usize,
     /// The guest's FIN was received and passed on (shutdown of the host side).
-    pub(super) guest_fin: bool,
+    guest_fin: bool,
     /// The host sent its end of stream.
-    pub(super) host_eof: bool,
+    host_eof: bool,
     /// The sequence number of our FIN, once sent.
-    pub(super) fin_seq: Option<u32>,
-    pub(super) fin_acked: bool,
+    fin_seq: Option<u32>,
+    fin_acked: bool,
     /// The guest data we could not hand to the host socket (it was full): when it drains, the
     /// guest must hear of it.
-    pub(super) host_full: bool,
-    pub(super) dup_acks: u8,
-    pub(super) rto: Duration,
-    pub(super) retries: u8,
+    host_full: bool,
+    dup_acks: u8,
+    rto: Duration,
+    retries: u8,
     /// Retransmission or probe deadline.
-    pub(super) timer: Option<Instant>,
+    timer: Option<Instant>,
     /// Whether SO_PEEK_OFF is set on the socket (else the bytes in flight are skipped).
-    pub(super) peek_offset: bool,
+    peek_offset: bool,
     /// An ACK is owed at the end of the batch (the flow is in the engine's list).
-    pub(super) ack_owed: bool,
+    ack_owed: bool,
     /// The acknowledgement number of the last segment sent: a data segment already carries
     /// an ACK that a bare one would repeat.
-    pub(super) ack_sent: u32,
+    ack_sent: u32,
     /// When the guest or the host last sent anything.
-    pub(super) last_activity: Instant,
+    last_activity: Instant,
     /// The window in the last segment sent.
-    pub(super) window_sent: u32,
+    window_sent: u32,
     /// Below this the advertised window counts as low (see LOW_WINDOW_MIN).
-    pub(super) low_window: u32,
+    low_window: u32,
     /// When to look whether a low window has opened, and how long to wait after that.
-    pub(super) window_check: Option<Instant>,
-    pub(super) window_check_interval: Duration,
+    window_check: Option<Instant>,
+    window_check_interval: Duration,
 }
 
 impl TcpConn {
+    /// Registers the host socket: readable for data, writable for the connect and a drained
+    /// send buffer.
+    pub(crate) fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+    ) -> io::Result<()> {
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        registry.register(&mut self.stream, token, interest)
+    }
+
+    /// Replies go where the guest's segments last came from.
+    pub(super) fn set_guest_mac(&mut self, mac: EthernetAddress) {
+        self.guest_mac = mac;
+    }
+
     /// A connection for the guest's `syn`, whose host socket `stream` is connecting.
     pub(super) fn new(
         key: FlowKey,

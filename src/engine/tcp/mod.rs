@@ -52,9 +52,9 @@ mod segment;
 
 pub use conn::TcpConn;
 
-use super::flow::{Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
+use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::route::Route;
-use super::{sockets, Core, Drop, GuestPacket, TxQueue, FLOW_TOKEN_BASE};
+use super::{sockets, Core, Drop, GuestPacket, TxQueue};
 use segment::{emit_control, Segment};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, TcpControl, TcpPacket, TcpRepr};
@@ -166,7 +166,7 @@ pub(crate) fn handle<'a>(
         let Some(Flow::Tcp(conn)) = flows.get_mut(slot) else {
             return Err(Drop::Unsupported);
         };
-        conn.guest_mac = guest.mac;
+        conn.set_guest_mac(guest.mac);
         let verdict = conn.on_segment(core, slot, now, &seg, tx, pending);
         if verdict == Verdict::Close && pending.slot == Some(slot) {
             pending.clear();
@@ -239,24 +239,13 @@ fn open(
     let source = core.cfg.outbound_addr.map(Into::into);
     let iss = core.random_u32();
     let mtu_mss = core.mtu().saturating_sub(40).max(64);
-    let registry = &core.registry;
-    let inserted = flows.insert(key, |slot| {
-        let mut stream = sockets::tcp_connect(dst, source)?;
-        let token = mio::Token(FLOW_TOKEN_BASE + slot);
-        registry.register(
-            &mut stream,
-            token,
-            mio::Interest::READABLE | mio::Interest::WRITABLE,
-        )?;
-        Ok::<_, io::Error>(Flow::Tcp(Box::new(TcpConn::new(
-            key, guest.mac, stream, syn, iss, mtu_mss, now,
-        ))))
+    let opened = open_flow(core, flows, key, || {
+        let stream = sockets::tcp_connect(dst, source)?;
+        let conn = TcpConn::new(key, guest.mac, stream, syn, iss, mtu_mss, now);
+        Ok(Flow::Tcp(Box::new(conn)))
     });
-    match inserted {
-        Ok(_) => {
-            core.counters.flows_opened += 1;
-            Ok(())
-        }
+    match opened {
+        Ok(_) => Ok(()),
         Err(InsertError::Full) => {
             reset_unknown(core, tx, guest.mac, &key, syn);
             Err(Drop::FlowTableFull)
