@@ -7,10 +7,9 @@
 //! in the log).
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
-use super::route::Route;
 use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol};
+use smoltcp::wire::{EthernetAddress, Icmpv4Packet, Icmpv4Repr, IpProtocol};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -146,13 +145,8 @@ fn open(
     guest: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<usize, Drop> {
-    let dst = match core.route(now, Proto::Icmp, key.remote) {
-        Route::Host(dst) => dst,
-        Route::NetUnreachable => {
-            guest.unreachable(core, tx, Icmpv4DstUnreachable::NetUnreachable)?;
-            return Err(Drop::Refused);
-        }
-        Route::Closed | Route::Nowhere => return Err(Drop::Refused),
+    let Some(dst) = guest.route_new_flow(core, now, Proto::Icmp, key.remote, tx)? else {
+        return Err(Drop::Refused);
     };
     let source = core.cfg.outbound_addr.map(Into::into);
     let opened = open_flow(core, flows, key, || {

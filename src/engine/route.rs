@@ -8,7 +8,8 @@
 //! - everything else is itself.
 
 use super::flow::Proto;
-use super::Core;
+use super::{Core, Drop, GuestPacket, TxQueue};
+use smoltcp::wire::Icmpv4DstUnreachable;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
@@ -54,6 +55,30 @@ impl Core {
             return Route::Nowhere;
         }
         Route::Host(SocketAddr::V4(dst))
+    }
+}
+
+impl GuestPacket<'_> {
+    /// Where a new flow for this packet to `remote` goes on the host. A network the guest may
+    /// not reach is reported to it here (ICMP); `Ok(None)` is a destination where nothing
+    /// listens, which each protocol answers in its own way.
+    pub(crate) fn route_new_flow(
+        &self,
+        core: &mut Core,
+        now: Instant,
+        proto: Proto,
+        remote: SocketAddrV4,
+        tx: &mut TxQueue,
+    ) -> Result<Option<SocketAddr>, Drop> {
+        match core.route(now, proto, remote) {
+            Route::Host(dst) => Ok(Some(dst)),
+            Route::NetUnreachable => {
+                self.unreachable(core, tx, Icmpv4DstUnreachable::NetUnreachable)?;
+                Err(Drop::Refused)
+            }
+            Route::Closed => Ok(None),
+            Route::Nowhere => Err(Drop::Refused),
+        }
     }
 }
 

@@ -6,7 +6,6 @@
 //! timeout is closed. Datagrams larger than the MTU reach the guest as IPv4 fragments.
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
-use super::route::Route;
 use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -162,17 +161,9 @@ fn open(
     guest: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<usize, Drop> {
-    let dst = match core.route(now, Proto::Udp, key.remote) {
-        Route::Host(dst) => dst,
-        Route::NetUnreachable => {
-            guest.unreachable(core, tx, Icmpv4DstUnreachable::NetUnreachable)?;
-            return Err(Drop::Refused);
-        }
-        Route::Closed => {
-            guest.unreachable(core, tx, Icmpv4DstUnreachable::PortUnreachable)?;
-            return Err(Drop::Refused);
-        }
-        Route::Nowhere => return Err(Drop::Refused),
+    let Some(dst) = guest.route_new_flow(core, now, Proto::Udp, key.remote, tx)? else {
+        guest.unreachable(core, tx, Icmpv4DstUnreachable::PortUnreachable)?;
+        return Err(Drop::Refused);
     };
     let source = core.cfg.outbound_addr.map(Into::into);
     let idle_timeout = core.cfg.udp_idle_timeout;

@@ -53,7 +53,6 @@ mod segment;
 pub use conn::TcpConn;
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
-use super::route::Route;
 use super::{sockets, Core, Drop, GuestPacket, TxQueue};
 use segment::{emit_control, Segment};
 use smoltcp::phy::ChecksumCapabilities;
@@ -224,17 +223,9 @@ fn open(
     syn: &TcpRepr,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
-    let dst = match core.route(now, Proto::Tcp, key.remote) {
-        Route::Host(dst) => dst,
-        Route::NetUnreachable => {
-            guest.unreachable(core, tx, Icmpv4DstUnreachable::NetUnreachable)?;
-            return Err(Drop::Refused);
-        }
-        Route::Closed => {
-            reset_unknown(core, tx, guest.mac, &key, syn);
-            return Err(Drop::Refused);
-        }
-        Route::Nowhere => return Err(Drop::Refused),
+    let Some(dst) = guest.route_new_flow(core, now, Proto::Tcp, key.remote, tx)? else {
+        reset_unknown(core, tx, guest.mac, &key, syn);
+        return Err(Drop::Refused);
     };
     let source = core.cfg.outbound_addr.map(Into::into);
     let iss = core.random_u32();
