@@ -184,6 +184,10 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+VERSIONS="slirp-ns $("$SLIRP_NS" --version | head -1 | awk '{print $3}')"
+command -v slirp4netns >/dev/null && VERSIONS+=", slirp4netns $(slirp4netns --version | head -1 | awk '{print $3}')"
+command -v pasta >/dev/null && VERSIONS+=", pasta $(dpkg-query -W -f='${Version}' passt 2>/dev/null || echo unknown)"
+export VERSIONS
 python3 - "$RESULTS" "$OUT" "$ROUNDS" "$SECONDS_PER_TEST" <<'PY'
 import statistics, sys, collections, datetime, platform
 path, out, rounds, secs = sys.argv[1:]
@@ -207,7 +211,7 @@ others = [e for e in engines if e != "slirp-ns"]
 head = "| test | MTU | " + " | ".join(engines) + "".join(f" | vs {o}" for o in others) + " |"
 lines = [
     f"Benchmark {datetime.date.today()}, {platform.node()}, kernel {platform.release()}: "
-    f"median of {rounds} rounds, {secs} s each.",
+    f"median of {rounds} rounds, {secs} s each. Engines: {__import__('os').environ.get('VERSIONS', '?')}.",
     "",
     head,
     "|" + "---|" * (head.count("|") - 1),
