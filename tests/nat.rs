@@ -564,3 +564,24 @@ fn without_ping_sockets_only_the_virtual_hosts_answer_and_it_is_said_once() {
         "one warning line: {stderr}"
     );
 }
+
+#[test]
+fn a_guest_that_stops_reading_gets_everything_once_it_reads_again() {
+    // The guest's receive buffer fills, its window closes, and slirp-ns must wait (probing)
+    // and resume when the window opens, without losing or reordering a byte.
+    let net = Net::new(&[]);
+    let listener = net.listen(&format!("{SERVER_V4}:0"));
+    let addr = listener.local_addr().unwrap();
+    let data = pattern(24 << 20, 11);
+    let sent = data.clone();
+    let server = serve_once(listener, move |mut conn| {
+        conn.write_all(&sent).unwrap();
+    });
+    let mut conn = net.connect(addr).unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    assert!(got == data, "{} of {} bytes, intact", got.len(), data.len());
+    server.join().unwrap();
+}

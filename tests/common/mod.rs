@@ -226,6 +226,18 @@ impl Guest {
             .success()
     }
 
+    /// Whether `addr` answers ping within `limit`: after a flood, the guest's own transmit
+    /// queue may still be full of it (and drop a ping or two) while slirp-ns catches up.
+    pub fn ping_within(&self, addr: &str, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.ping(addr) {
+                return true;
+            }
+        }
+        false
+    }
+
     pub fn netns_path(&self) -> String {
         format!("/proc/{}/ns/net", self.pid)
     }
