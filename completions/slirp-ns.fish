@@ -14,6 +14,7 @@ complete -c slirp-ns -l target-type -d 'Target type (default=netns)' -r -f -a "n
 bess\t'A SOCK_SEQPACKET socket carrying Ethernet frames (User Mode Linux)'"
 complete -c slirp-ns -l dns-server -d 'Relay DNS to ADDR instead of the resolvers in /etc/resolv.conf (repeatable)' -r
 complete -c slirp-ns -l max-flows -d 'Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused' -r
+complete -c slirp-ns -s p -l publish -d 'Forward host port to guest port from the start: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable; an IPv6 HOST_ADDR goes in brackets)' -r
 complete -c slirp-ns -s c -l configure -d 'Bring up the interface: lo and TAP up, MTU, address network+100, default route via network+2'
 complete -c slirp-ns -s 6 -l enable-ipv6 -d 'Enable IPv6 on fd00::/64'
 complete -c slirp-ns -l disable-host-loopback -d 'Prohibit connecting to 127.0.0.1:* on the host through the gateway address'

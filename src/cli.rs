@@ -128,6 +128,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 65536)]
     pub max_flows: usize,
 
+    /// Forward host port to guest port from the start: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp]
+    /// (repeatable; an IPv6 HOST_ADDR goes in brackets)
+    #[arg(short = 'p', long, value_name = "SPEC")]
+    pub publish: Vec<String>,
+
     /// Show version and exit
     #[arg(short = 'v', long)]
     pub version: bool,

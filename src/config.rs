@@ -2,8 +2,10 @@
 //! the addresses derived from --cidr.
 
 use crate::cli::{Cli, NetnsType, TargetType};
+use crate::engine::fwd::{ForwardProto, ForwardSpec};
 use std::ffi::OsString;
 use std::fmt;
+use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -186,6 +188,44 @@ pub fn resolve_outbound_v4(text: &str) -> Result<Ipv4Addr, CliError> {
     Err(invalid())
 }
 
+/// `-p [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp|/tcp]`, as podman writes it.
+pub fn parse_publish(text: &str, guest: Ipv4Addr) -> Result<ForwardSpec, CliError> {
+    let invalid = || {
+        CliError(format!(
+            "invalid --publish {text:?}: expected [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp]"
+        ))
+    };
+    let (ports, proto) = match text.rsplit_once('/') {
+        Some((ports, "tcp")) => (ports, ForwardProto::Tcp),
+        Some((ports, "udp")) => (ports, ForwardProto::Udp),
+        Some(_) => return Err(invalid()),
+        None => (text, ForwardProto::Tcp),
+    };
+    let (rest, guest_port) = ports.rsplit_once(':').ok_or_else(invalid)?;
+    let (host_addr, host_port) = match rest.rsplit_once(':') {
+        None => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), rest),
+        Some((addr, port)) => {
+            let addr = addr
+                .strip_prefix('[')
+                .and_then(|a| a.strip_suffix(']'))
+                .unwrap_or(addr);
+            (addr.parse().map_err(|_| invalid())?, port)
+        }
+    };
+    let host_port: u16 = host_port.parse().map_err(|_| invalid())?;
+    let guest_port: u16 = guest_port.parse().map_err(|_| invalid())?;
+    if guest_port == 0 {
+        return Err(invalid());
+    }
+    Ok(ForwardSpec {
+        proto,
+        host_addr,
+        host_port,
+        guest_addr: guest,
+        guest_port,
+    })
+}
+
 /// Where the guest is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -222,6 +262,8 @@ pub struct Config {
     pub outbound_addr6: Option<String>,
     pub dns_servers: Vec<std::net::IpAddr>,
     pub max_flows: usize,
+    /// Port forwards present from the start (-p).
+    pub publish: Vec<ForwardSpec>,
     /// One line each, printed before start-up: options accepted but not acted on (yet).
     pub warnings: Vec<String>,
 }
@@ -383,6 +425,11 @@ impl Config {
         if cli.max_flows == 0 {
             return err("--max-flows must be at least 1");
         }
+        let publish = cli
+            .publish
+            .iter()
+            .map(|spec| parse_publish(spec, net.guest()))
+            .collect::<Result<Vec<_>, _>>()?;
 
         Ok(Config {
             target,
@@ -404,6 +451,7 @@ impl Config {
             outbound_addr6: cli.outbound_addr6,
             dns_servers: cli.dns_servers,
             max_flows: cli.max_flows,
+            publish,
             warnings,
         })
     }
@@ -603,6 +651,44 @@ mod tests {
         );
         assert!(error_of(&["--outbound-addr=nosuchif0", "1", "t"])
             .starts_with("outbound-addr has to be valid ipv4 address or interface name"));
+    }
+
+    #[test]
+    fn publish_specs() {
+        let guest = Ipv4Addr::new(10, 0, 2, 100);
+        let spec = parse_publish("8080:80", guest).unwrap();
+        assert_eq!(
+            (
+                spec.proto,
+                spec.host_addr.to_string(),
+                spec.host_port,
+                spec.guest_port
+            ),
+            (ForwardProto::Tcp, "0.0.0.0".to_string(), 8080, 80)
+        );
+        let spec = parse_publish("127.0.0.1:5353:53/udp", guest).unwrap();
+        assert_eq!(
+            (spec.proto, spec.host_addr.to_string()),
+            (ForwardProto::Udp, "127.0.0.1".into())
+        );
+        let spec = parse_publish("[::1]:8443:443/tcp", guest).unwrap();
+        assert_eq!(
+            (spec.host_addr.to_string(), spec.host_port),
+            ("::1".into(), 8443)
+        );
+        assert_eq!(spec.guest_addr, guest);
+        for bad in [
+            "80",
+            "a:80",
+            "8080:0",
+            "8080:80/sctp",
+            "1.2.3:8080:80",
+            "70000:80",
+        ] {
+            assert!(parse_publish(bad, guest).is_err(), "{bad}");
+        }
+        let cfg = parse(&["-p", "8080:80", "--publish=9090:90/udp", "1", "tap0"]).unwrap();
+        assert_eq!(cfg.publish.len(), 2);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! starving signals and the API, one turn reads at most [`FRAMES_PER_TURN`] frames and the next
 //! poll does not block while the TAP may still hold more.
 
-use crate::api::ApiSocket;
+use crate::api::{self, ApiServer};
 use crate::engine::{Engine, EngineConfig, Readiness, TxQueue, FLOW_TOKEN_BASE};
 use crate::transport::tap::{Recv, TapDevice};
 use mio::unix::SourceFd;
@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 const TAP: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const EXIT_FD: Token = Token(2);
-const API: Token = Token(3);
 
 /// Frames read from the TAP in one loop turn before other sources get a look.
 pub const FRAMES_PER_TURN: usize = 256;
@@ -56,7 +55,7 @@ pub struct EventLoop {
     signals: Signals,
     /// Held open while it is registered.
     _exit_fd: Option<OwnedFd>,
-    api: Option<ApiSocket>,
+    api: Option<ApiServer>,
     command: Option<Pid>,
     /// Whether the TAP may still hold frames (the last turn stopped at the per-turn limit).
     tap_backlog: bool,
@@ -69,7 +68,7 @@ impl EventLoop {
         tap: TapDevice,
         engine_config: EngineConfig,
         exit_fd: Option<OwnedFd>,
-        mut api: Option<ApiSocket>,
+        mut api: Option<ApiServer>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let engine = Engine::new(engine_config, poll.registry().try_clone()?);
@@ -83,7 +82,7 @@ impl EventLoop {
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot watch exit-fd: {e}")))?;
         }
         if let Some(api) = &mut api {
-            registry.register(api.listener_mut(), API, Interest::READABLE)?;
+            api.register(registry)?;
         }
         Ok(EventLoop {
             poll,
@@ -111,6 +110,10 @@ impl EventLoop {
         &self.engine
     }
 
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
     pub fn run(&mut self) -> io::Result<Exit> {
         let mut events = Events::with_capacity(64);
         // A command that died before the signal handler was in place sent its SIGCHLD early.
@@ -121,9 +124,12 @@ impl EventLoop {
             let timeout = if self.tap_backlog || self.engine_backlog {
                 Some(Duration::ZERO)
             } else {
-                self.engine
-                    .poll_at()
-                    .map(|at| at.saturating_duration_since(Instant::now()))
+                let api = self.api.as_ref().and_then(ApiServer::next_deadline);
+                let next = match (self.engine.poll_at(), api) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                next.map(|at| at.saturating_duration_since(Instant::now()))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -141,9 +147,23 @@ impl EventLoop {
                         }
                     }
                     EXIT_FD => return Ok(Exit::ExitFd),
-                    API => {
+                    api::LISTENER_TOKEN => {
                         if let Some(api) = &mut self.api {
-                            api.handle_ready();
+                            api.accept(self.poll.registry(), now);
+                        }
+                    }
+                    token if ApiServer::is_client(token) => {
+                        if let Some(api) = &mut self.api {
+                            let engine = &mut self.engine;
+                            api.on_client_event(self.poll.registry(), token, &mut |request| {
+                                api::execute(engine, request)
+                            });
+                        }
+                    }
+                    token if Engine::is_forward_token(token) => {
+                        self.engine.handle_forward_event(now, token, &mut self.tx);
+                        if self.tx.is_full() {
+                            self.flush();
                         }
                     }
                     token if token.0 >= FLOW_TOKEN_BASE => {
@@ -167,6 +187,9 @@ impl EventLoop {
                 }
             }
             self.engine.handle_timers(now, &mut self.tx);
+            if let Some(api) = &mut self.api {
+                api.expire(self.poll.registry(), now);
+            }
             self.finish_turn(now);
         }
     }

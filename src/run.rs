@@ -1,7 +1,7 @@
 //! Start-up in the order slirp4netns keeps: check the command line's descriptors, get the TAP
 //! (entering the namespace), create the API socket, then signal readiness and run the loop.
 
-use crate::api::ApiSocket;
+use crate::api::ApiServer;
 use crate::config::{Config, Target};
 use crate::engine::EngineConfig;
 use crate::event_loop::{EventLoop, Exit};
@@ -112,7 +112,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         }
     };
     let tap = TapDevice::new(tap_fd).map_err(|e| RunError(format!("TAP fd: {e}")))?;
-    let api = cfg.api_socket.as_deref().map(ApiSocket::bind).transpose()?;
+    let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
 
     let engine_config = EngineConfig {
         mtu: cfg.mtu,
@@ -128,6 +128,13 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     };
     let mut event_loop = EventLoop::new(tap, engine_config, exit_fd, api)
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
+    for spec in &cfg.publish {
+        let entry = event_loop
+            .engine_mut()
+            .add_forward(*spec)
+            .map_err(|e| RunError(format!("cannot publish {spec:?}: {e}")))?;
+        log::info!("forward {} added: {:?}", entry.id, entry.spec);
+    }
     if command.is_none() {
         print_banner(&cfg);
     }

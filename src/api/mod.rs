@@ -1,20 +1,46 @@
-//! The API socket (`-a PATH`): a unix stream listener at PATH, created with mode 0600 and
-//! removed again when slirp-ns exits.
+//! The API socket (`-a PATH`): a unix stream listener at PATH (mode 0600, removed on exit)
+//! serving the JSON protocol of [`protocol`] on the event loop.
 //!
-//! The JSON protocol (add_hostfwd, list_hostfwd, remove_hostfwd) is not served yet: a client
-//! that connects is closed at once rather than left waiting.
+//! Each client sends one request and gets one reply, then the connection closes. A request is
+//! complete when the client shuts down its side, or as soon as the bytes read form a whole JSON
+//! value (clients that wait for the reply without closing, with or without a newline). Every
+//! client is served without blocking: a slow or silent one holds only its own slot, and is
+//! dropped after [`CLIENT_TIMEOUT`]; at most [`MAX_CLIENTS`] are served at once, the rest wait
+//! in the listen backlog.
 
-use mio::net::UnixListener;
-use std::io;
+pub mod protocol;
+
+use mio::net::{UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-pub struct ApiSocket {
-    listener: UnixListener,
-    path: PathBuf,
+/// Token of the listener.
+pub const LISTENER_TOKEN: Token = Token(3);
+/// Tokens of clients: CLIENT_TOKEN_BASE + slot.
+pub const CLIENT_TOKEN_BASE: usize = 1024;
+pub const MAX_CLIENTS: usize = 512;
+/// A client that has not sent a whole request (or taken its reply) by then is dropped.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Client {
+    stream: UnixStream,
+    request: Vec<u8>,
+    /// The reply and how much of it is written.
+    reply: Option<(Vec<u8>, usize)>,
+    deadline: Instant,
 }
 
-impl ApiSocket {
+pub struct ApiServer {
+    listener: UnixListener,
+    path: PathBuf,
+    clients: Vec<Option<Client>>,
+    free: Vec<usize>,
+}
+
+impl ApiServer {
     /// Binds PATH, replacing a stale socket left there (but never any other kind of file).
     pub fn bind(path: &Path) -> Result<Self, String> {
         match std::fs::symlink_metadata(path) {
@@ -37,30 +63,217 @@ impl ApiSocket {
         nix::sys::stat::umask(old_mask);
         let listener =
             bound.map_err(|e| format!("cannot create API socket {}: {e}", path.display()))?;
-        Ok(ApiSocket {
+        Ok(ApiServer {
             listener,
             path: path.to_owned(),
+            clients: Vec::new(),
+            free: Vec::new(),
         })
     }
 
-    pub fn listener_mut(&mut self) -> &mut UnixListener {
-        &mut self.listener
+    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.register(&mut self.listener, LISTENER_TOKEN, Interest::READABLE)
     }
 
-    /// Accepts and closes every pending connection.
-    pub fn handle_ready(&mut self) {
-        loop {
-            match self.listener.accept() {
-                Ok((conn, _)) => drop(conn),
+    /// Accepts waiting clients, as many as there is room for.
+    pub fn accept(&mut self, registry: &Registry, now: Instant) {
+        while self.clients.len() - self.free.len() < MAX_CLIENTS {
+            let (mut stream, _) = match self.listener.accept() {
+                Ok(client) => client,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                Err(_) => return,
+            };
+            let slot = self.free.pop().unwrap_or(self.clients.len());
+            let token = Token(CLIENT_TOKEN_BASE + slot);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if registry.register(&mut stream, token, interest).is_err() {
+                continue;
+            }
+            let client = Client {
+                stream,
+                request: Vec::new(),
+                reply: None,
+                deadline: now + CLIENT_TIMEOUT,
+            };
+            if slot == self.clients.len() {
+                self.clients.push(Some(client));
+            } else {
+                self.clients[slot] = Some(client);
+            }
+        }
+    }
+
+    /// Whether `token` is one of the clients'.
+    pub fn is_client(token: Token) -> bool {
+        (CLIENT_TOKEN_BASE..CLIENT_TOKEN_BASE + MAX_CLIENTS).contains(&token.0)
+    }
+
+    /// Reads and answers the client behind `token`; `execute` turns a whole request into the
+    /// reply.
+    pub fn on_client_event(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        execute: &mut dyn FnMut(&[u8]) -> String,
+    ) {
+        let slot = token.0 - CLIENT_TOKEN_BASE;
+        let Some(Some(client)) = self.clients.get_mut(slot) else {
+            return;
+        };
+        let done = match client.reply {
+            None => client.read_request(execute),
+            Some(_) => false,
+        } || client.write_reply();
+        if done {
+            self.drop_client(registry, slot);
+        }
+    }
+
+    fn drop_client(&mut self, registry: &Registry, slot: usize) {
+        if let Some(mut client) = self.clients[slot].take() {
+            let _ = registry.deregister(&mut client.stream);
+            self.free.push(slot);
+        }
+    }
+
+    /// When the next silent client times out.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.clients.iter().flatten().map(|c| c.deadline).min()
+    }
+
+    /// Drops the clients whose time is up.
+    pub fn expire(&mut self, registry: &Registry, now: Instant) {
+        for slot in 0..self.clients.len() {
+            if self.clients[slot]
+                .as_ref()
+                .is_some_and(|c| c.deadline <= now)
+            {
+                self.drop_client(registry, slot);
             }
         }
     }
 }
 
-impl Drop for ApiSocket {
+impl Client {
+    /// Reads what is there; once the request is whole, sets the reply. Returns whether the
+    /// client is finished with (it went away).
+    fn read_request(&mut self, execute: &mut dyn FnMut(&[u8]) -> String) -> bool {
+        let mut buf = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    // The client closed its side: what came is the request, whole or not.
+                    self.reply = Some((execute(&self.request).into_bytes(), 0));
+                    return false;
+                }
+                Ok(n) => {
+                    self.request.extend_from_slice(&buf[..n]);
+                    if self.request.len() >= protocol::MAX_REQUEST
+                        || protocol::is_complete(&self.request)
+                    {
+                        let request = std::mem::take(&mut self.request);
+                        self.reply = Some((execute(&request).into_bytes(), 0));
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// Writes what is left of the reply; returns whether the client is done (all written, or
+    /// gone).
+    fn write_reply(&mut self) -> bool {
+        let Some((reply, written)) = &mut self.reply else {
+            return false;
+        };
+        while *written < reply.len() {
+            match self.stream.write(&reply[*written..]) {
+                Ok(n) => *written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
+        true
+    }
+}
+
+impl Drop for ApiServer {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// Carries out one request against the engine and returns the reply.
+pub fn execute(engine: &mut crate::engine::Engine, request: &[u8]) -> String {
+    use protocol::{BadRequest, Request};
+    let guest = engine.config().net.guest();
+    match protocol::parse(request, guest) {
+        Err(error) => protocol::error_reply(&error),
+        Ok(Request::AddHostFwd(spec)) => match engine.add_forward(spec) {
+            Ok(entry) => {
+                log::info!("forward {} added: {:?}", entry.id, entry.spec);
+                protocol::add_reply(entry.id)
+            }
+            Err(e) => {
+                log::warn!("add_hostfwd {spec:?}: {e}");
+                protocol::error_reply(&BadRequest::ADD_FAILED)
+            }
+        },
+        Ok(Request::ListHostFwd) => protocol::list_reply(&engine.forwards()),
+        Ok(Request::RemoveHostFwd(id)) => {
+            if engine.remove_forward(id) {
+                protocol::remove_reply()
+            } else {
+                protocol::error_reply(&BadRequest::REMOVE_FAILED)
+            }
+        }
+        Ok(Request::GetInfo) => protocol::info_reply(info(engine)),
+    }
+}
+
+/// What `get_info` reports: version, addresses, MTU, flows and counters.
+fn info(engine: &crate::engine::Engine) -> serde_json::Value {
+    let cfg = engine.config();
+    let c = engine.counters();
+    serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": option_env!("SLIRP_NS_COMMIT").unwrap_or("unknown"),
+        "network": cfg.net.to_string(),
+        "gateway": cfg.net.gateway().to_string(),
+        "dns": if cfg.dns_enabled { serde_json::json!(cfg.net.dns().to_string()) } else { serde_json::Value::Null },
+        "guest": cfg.net.guest().to_string(),
+        "mtu": cfg.mtu,
+        "host_loopback": cfg.host_loopback,
+        "flows": engine.flow_count(),
+        "max_flows": cfg.max_flows,
+        "forwards": engine.forwards().len(),
+        "counters": {
+            "frames_in": c.frames_in,
+            "bytes_in": c.bytes_in,
+            "frames_out": c.frames_out,
+            "bytes_out": c.bytes_out,
+            "dropped_malformed": c.dropped_malformed,
+            "dropped_unsupported": c.dropped_unsupported,
+            "dropped_not_for_us": c.dropped_not_for_us,
+            "dropped_tx_queue_full": c.dropped_tx_queue_full,
+            "dropped_flow_table_full": c.dropped_flow_table_full,
+            "dropped_refused": c.dropped_refused,
+            "dropped_host_socket": c.dropped_host_socket,
+            "arp_replies": c.arp_replies,
+            "icmp_echo_replies": c.icmp_echo_replies,
+            "flows_opened": c.flows_opened,
+            "forwarded_connections": c.forwarded_connections,
+            "tcp_bytes_from_guest": c.tcp_bytes_from_guest,
+            "tcp_bytes_to_guest": c.tcp_bytes_to_guest,
+            "tcp_retransmits": c.tcp_retransmits,
+            "tcp_fast_retransmits": c.tcp_fast_retransmits,
+            "tcp_resets": c.tcp_resets,
+            "udp_datagrams_from_guest": c.udp_datagrams_from_guest,
+            "udp_datagrams_to_guest": c.udp_datagrams_to_guest,
+        },
+    })
 }

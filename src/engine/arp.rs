@@ -1,7 +1,9 @@
-//! arp - answers the guest's requests for the virtual hosts (gateway and DNS).
+//! arp - answers the guest's requests for the virtual hosts (gateway and DNS), and asks the
+//! guest for its MAC when a port forward needs it.
 //!
-//! Only requests for an address the engine stands for get a reply; everything else (requests
-//! for other addresses, gratuitous ARP, replies) is dropped and counted as not for us.
+//! Every request or reply from an address of the virtual network teaches the engine that
+//! address's MAC (the neighbour table, [`Core::neighbor`]). Only requests for an address the
+//! engine stands for get a reply; other requests are dropped and counted as not for us.
 
 use super::{Core, Drop, TxQueue};
 use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetProtocol};
@@ -19,11 +21,18 @@ pub(super) fn handle(core: &mut Core, payload: &[u8], tx: &mut TxQueue) -> Resul
     else {
         return Err(Drop::Unsupported);
     };
-    if operation != ArpOperation::Request || !core.is_virtual_host(target_protocol_addr) {
-        return Err(Drop::NotForUs);
-    }
     if !source_hardware_addr.is_unicast() {
         return Err(Drop::Malformed);
+    }
+    if core.cfg.net.contains(source_protocol_addr) {
+        core.learn_neighbor(source_protocol_addr, source_hardware_addr);
+    }
+    if operation == ArpOperation::Reply && core.cfg.net.contains(source_protocol_addr) {
+        core.counters.arp_replies_received += 1;
+        return Ok(());
+    }
+    if operation != ArpOperation::Request || !core.is_virtual_host(target_protocol_addr) {
+        return Err(Drop::NotForUs);
     }
     let reply = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Reply,
@@ -42,4 +51,27 @@ pub(super) fn handle(core: &mut Core, payload: &[u8], tx: &mut TxQueue) -> Resul
     )?;
     core.counters.arp_replies += 1;
     Ok(())
+}
+
+/// Asks the guest, from the gateway, which MAC has `target`.
+pub(super) fn request(core: &mut Core, tx: &mut TxQueue, target: std::net::Ipv4Addr) {
+    let gateway = core.cfg.net.gateway();
+    let request = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: super::virtual_mac(gateway),
+        source_protocol_addr: gateway,
+        target_hardware_addr: smoltcp::wire::EthernetAddress([0; 6]),
+        target_protocol_addr: target,
+    };
+    let sent = core.emit_frame(
+        tx,
+        gateway,
+        smoltcp::wire::EthernetAddress::BROADCAST,
+        EthernetProtocol::Arp,
+        request.buffer_len(),
+        |buf| request.emit(&mut ArpPacket::new_unchecked(buf)),
+    );
+    if let Err(reason) = sent {
+        core.counters.count_drop(reason);
+    }
 }

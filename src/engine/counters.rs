@@ -16,9 +16,11 @@ pub struct Counters {
     pub dropped_refused: u64,
     pub dropped_host_socket: u64,
     pub arp_replies: u64,
+    pub arp_replies_received: u64,
     pub icmp_echo_replies: u64,
     pub icmp_errors_sent: u64,
     pub flows_opened: u64,
+    pub forwarded_connections: u64,
     pub tcp_bytes_from_guest: u64,
     pub tcp_bytes_to_guest: u64,
     pub tcp_retransmits: u64,
@@ -59,7 +61,7 @@ impl std::fmt::Display for Counters {
             f,
             "frames in {} ({} bytes), out {} ({} bytes); dropped: malformed {}, unsupported {}, \
              not for us {}, tx queue full {}, flow table full {}, refused {}, host socket {}; \
-             arp replies {}, echo replies {}, icmp errors {}; flows opened {}; \
+             arp replies {} (received {}), echo replies {}, icmp errors {}; flows opened {}, forwarded connections {}; \
              tcp bytes from guest {}, to guest {}, retransmits {}, fast retransmits {}, \
              resets {}; udp datagrams from guest {}, to guest {}",
             self.frames_in,
@@ -74,9 +76,11 @@ impl std::fmt::Display for Counters {
             self.dropped_refused,
             self.dropped_host_socket,
             self.arp_replies,
+            self.arp_replies_received,
             self.icmp_echo_replies,
             self.icmp_errors_sent,
             self.flows_opened,
+            self.forwarded_connections,
             self.tcp_bytes_from_guest,
             self.tcp_bytes_to_guest,
             self.tcp_retransmits,

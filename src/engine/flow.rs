@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::time::Instant;
 
-/// Tokens below this belong to the event loop (TAP, signals, API...).
-pub const FLOW_TOKEN_BASE: usize = 64;
+/// Tokens below this belong to the event loop (TAP, signals, API clients) and to port forwards.
+pub const FLOW_TOKEN_BASE: usize = 1 << 24;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Proto {

@@ -40,6 +40,7 @@ pub mod dns;
 pub mod echo;
 pub mod flow;
 pub(crate) mod frames;
+pub mod fwd;
 pub mod icmp;
 pub mod route;
 mod sockets;
@@ -58,6 +59,7 @@ use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -122,6 +124,9 @@ impl EngineConfig {
     }
 }
 
+/// Most guest addresses whose MACs are remembered.
+const MAX_NEIGHBORS: usize = 256;
+
 /// The MAC address of a virtual host: `52:55` followed by its IPv4 address.
 pub fn virtual_mac(addr: Ipv4Addr) -> EthernetAddress {
     let [a, b, c, d] = addr.octets();
@@ -149,6 +154,10 @@ pub(crate) struct Core {
     pub(crate) ping_refused_logged: bool,
     /// Source of initial sequence numbers and other unpredictable values.
     pub(crate) rng_state: u64,
+    /// MACs of the guest's addresses, learnt from its frames (bounded).
+    neighbors: HashMap<Ipv4Addr, EthernetAddress>,
+    /// Port forwards: listeners on the host for connections into the guest.
+    pub(crate) forwards: fwd::Forwards,
 }
 
 impl Core {
@@ -160,6 +169,19 @@ impl Core {
     /// The largest IPv4 packet the guest takes.
     pub fn mtu(&self) -> usize {
         self.cfg.mtu as usize
+    }
+
+    /// The MAC the guest uses for `addr`, if it has been seen.
+    pub fn neighbor(&self, addr: Ipv4Addr) -> Option<EthernetAddress> {
+        self.neighbors.get(&addr).copied()
+    }
+
+    pub(crate) fn learn_neighbor(&mut self, addr: Ipv4Addr, mac: EthernetAddress) {
+        if self.neighbors.len() >= MAX_NEIGHBORS && !self.neighbors.contains_key(&addr) {
+            // A guest with this many addresses is unusual: start over rather than grow.
+            self.neighbors.clear();
+        }
+        self.neighbors.insert(addr, mac);
     }
 
     pub fn random_u32(&mut self) -> u32 {
@@ -206,6 +228,8 @@ impl Engine {
                 peek_skip: Vec::new(),
                 ping_refused_logged: false,
                 rng_state,
+                neighbors: HashMap::new(),
+                forwards: fwd::Forwards::default(),
                 cfg,
             },
         }
@@ -298,6 +322,7 @@ impl Engine {
             // Only the guest's own network may be a source; anything else is spoofed.
             return Err(Drop::Refused);
         }
+        self.core.learn_neighbor(ip.src_addr, mac);
         let packet = GuestPacket {
             mac,
             ip,

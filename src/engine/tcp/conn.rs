@@ -23,6 +23,8 @@ const HALF_CLOSED_IDLE: Duration = Duration::from_secs(120);
 /// telling us (no write of ours failed, so no wake-up comes), so we look again after a while.
 const LOW_WINDOW_MIN: u32 = 256 << 10;
 const WINDOW_CHECK_FIRST: Duration = Duration::from_millis(1);
+/// How soon to ask again for a guest's MAC that a port forward needs.
+const ARP_RETRY: Duration = Duration::from_millis(20);
 const WINDOW_CHECK_MAX: Duration = Duration::from_millis(32);
 /// Data from the guest between two ACKs at most (within a batch; every batch ends with one):
 /// two full segments, but no less than ACK_EVERY_BYTES, where small segments would make
@@ -42,6 +44,9 @@ fn seq_lt(a: u32, b: u32) -> bool {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
+    /// A port forward's connection: our SYN is out to the guest (or, its MAC unknown yet, an
+    /// ARP request for it).
+    SynSent,
     /// The host connect() is under way; the guest waits for its SYN-ACK.
     Connecting,
     /// The SYN-ACK is out; waiting for the guest's ACK of it.
@@ -159,6 +164,94 @@ impl TcpConn {
         }
     }
 
+    /// A connection a port forward accepted on the host (`stream`), to be opened toward the
+    /// guest as `key` says.
+    pub(crate) fn forwarded(
+        key: FlowKey,
+        stream: mio::net::TcpStream,
+        iss: u32,
+        mtu_mss: usize,
+        now: Instant,
+    ) -> Self {
+        TcpConn {
+            key,
+            guest_mac: EthernetAddress::BROADCAST,
+            stream,
+            state: State::SynSent,
+            rcv_nxt: 0,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss.wrapping_add(1),
+            snd_wnd: 0,
+            guest_wscale: 0,
+            our_wscale: OUR_WINDOW_SCALE,
+            mss: mtu_mss,
+            guest_fin: false,
+            host_eof: false,
+            fin_seq: None,
+            fin_acked: false,
+            host_full: false,
+            dup_acks: 0,
+            rto: RTO_INITIAL,
+            retries: 0,
+            timer: None,
+            peek_offset: false,
+            ack_owed: false,
+            ack_sent: 0,
+            last_activity: now,
+            window_sent: 0,
+            low_window: LOW_WINDOW_MIN.max(4 * mtu_mss as u32),
+            window_check: None,
+            window_check_interval: WINDOW_CHECK_FIRST,
+        }
+    }
+
+    /// Sends our SYN to the guest, or asks for the guest's MAC first.
+    pub(crate) fn send_syn(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) {
+        let guest = *self.key.guest.ip();
+        let Some(mac) = core.neighbor(guest) else {
+            super::super::arp::request(core, tx, guest);
+            self.timer = Some(now + ARP_RETRY);
+            return;
+        };
+        self.guest_mac = mac;
+        let options = SynOptions {
+            mss: core.mtu().saturating_sub(40).clamp(64, u16::MAX as usize) as u16,
+            window_scale: Some(self.our_wscale),
+        };
+        let seg = Segment {
+            window: self.receive_window().min(u16::MAX as u32) as u16,
+            ..self.segment(self.iss, 0)
+        };
+        if let Err(reason) = emit_control(core, tx, &seg, TcpControl::Syn, false, Some(options)) {
+            core.counters.count_drop(reason);
+        }
+        self.timer = Some(now + self.rto);
+    }
+
+    /// The guest's SYN-ACK to our SYN: the connection is open.
+    fn on_syn_ack(&mut self, core: &mut Core, now: Instant, seg: &TcpRepr, tx: &mut TxQueue) {
+        self.rcv_nxt = (seg.seq_number.0 as u32).wrapping_add(1);
+        self.snd_una = self.iss.wrapping_add(1);
+        self.snd_nxt = self.snd_una;
+        self.snd_wnd = u32::from(seg.window_len);
+        match seg.window_scale {
+            Some(scale) => self.guest_wscale = scale.min(14),
+            None => self.our_wscale = 0,
+        }
+        let mtu_mss = core.mtu().saturating_sub(40).max(64);
+        self.mss = usize::from(seg.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss);
+        if core.cfg.tcp_peek_offset {
+            self.peek_offset = crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_ok();
+        }
+        self.state = State::Established;
+        self.timer = None;
+        self.retries = 0;
+        self.rto = RTO_INITIAL;
+        self.last_activity = now;
+        self.send_ack(core, tx);
+    }
+
     pub fn deadline(&self) -> Option<Instant> {
         match (self.timer, self.window_check) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -269,7 +362,7 @@ impl TcpConn {
             self.window_check = Some(now + self.window_check_interval);
         }
         let outstanding = self.in_flight() > 0
-            || self.state == State::SynReceived
+            || matches!(self.state, State::SynReceived | State::SynSent)
             || (self.snd_wnd == 0 && self.state == State::Established && !self.host_eof);
         if outstanding {
             if self.timer.is_none() {
@@ -298,6 +391,13 @@ impl TcpConn {
                 return Verdict::Keep;
             }
             return self.connect_done(core, now, tx);
+        }
+        if self.state == State::SynSent {
+            // The host side is connected already; its data waits until the guest answers.
+            if readiness.error {
+                return Verdict::Close;
+            }
+            return Verdict::Keep;
         }
         if readiness.writable && self.host_full {
             self.host_full = false;
@@ -393,6 +493,17 @@ impl TcpConn {
         match self.state {
             // The guest retransmits its SYN while the host connects: nothing to say yet.
             State::Connecting => return Verdict::Keep,
+            State::SynSent => {
+                if seg.control == TcpControl::Syn
+                    && seg.ack_number.map(|a| a.0 as u32) == Some(self.iss.wrapping_add(1))
+                {
+                    self.on_syn_ack(core, now, seg, tx);
+                    let verdict = self.send_data(core, slot, now, tx);
+                    self.update_timer(now);
+                    return verdict;
+                }
+                return Verdict::Keep;
+            }
             State::SynReceived => {
                 if seg.control == TcpControl::Syn {
                     self.send_syn_ack(core, tx);
@@ -785,6 +896,10 @@ impl TcpConn {
         }
         self.rto = (self.rto * 2).min(RTO_MAX);
         match self.state {
+            State::SynSent => {
+                self.send_syn(core, now, tx);
+                return Verdict::Keep;
+            }
             State::Connecting => {}
             State::SynReceived => self.send_syn_ack(core, tx),
             State::Established if self.in_flight() > 0 => {

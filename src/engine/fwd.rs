@@ -1,0 +1,234 @@
+//! fwd - port forwards: listeners on the host whose connections are carried into the guest.
+//!
+//! A TCP forward listens on `host_addr:host_port`. Each connection it accepts becomes a TCP
+//! flow opened *toward* the guest (our SYN to `guest_addr:guest_port`), with the client's
+//! address as its source, so the guest's server sees who connects; a client on the host's
+//! loopback (or on IPv6, which an IPv4 guest cannot see) appears as the gateway. From then on
+//! the flow is like any other (see [`super::tcp`]).
+//!
+//! Ids count up from 1 and are never reused. Removing a forward closes its listener at once;
+//! connections already made through it go on until they end.
+
+use super::flow::{open_flow, Flow, FlowKey, Proto};
+use super::tcp::TcpConn;
+use super::{Core, Engine, TxQueue};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Instant;
+
+/// Tokens of forward listeners: FORWARD_TOKEN_BASE + slot (below the flows' tokens).
+pub const FORWARD_TOKEN_BASE: usize = 1 << 20;
+/// Most forwards at once.
+pub const MAX_FORWARDS: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ForwardProto {
+    Tcp,
+    Udp,
+}
+
+impl ForwardProto {
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardProto::Tcp => "tcp",
+            ForwardProto::Udp => "udp",
+        }
+    }
+}
+
+/// A port forward as asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardSpec {
+    pub proto: ForwardProto,
+    /// Where to listen on the host (0.0.0.0 when not given).
+    pub host_addr: IpAddr,
+    /// 0 lets the kernel pick a free port; the forward's entry shows which.
+    pub host_port: u16,
+    /// Where connections go in the guest (network+100 when not given).
+    pub guest_addr: Ipv4Addr,
+    pub guest_port: u16,
+}
+
+/// A forward as listed: its id and what it is bound to (with the real port when 0 was asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardEntry {
+    pub id: u64,
+    pub spec: ForwardSpec,
+}
+
+struct Forward {
+    entry: ForwardEntry,
+    listener: mio::net::TcpListener,
+}
+
+/// Why a forward could not be added.
+#[derive(Debug)]
+pub enum AddError {
+    /// Not supported (yet): UDP forwards.
+    Unsupported(&'static str),
+    TooMany,
+    /// Binding or listening failed (port in use, address not local...).
+    Bind(io::Error),
+}
+
+impl std::fmt::Display for AddError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddError::Unsupported(what) => write!(f, "{what} is not supported yet"),
+            AddError::TooMany => write!(f, "too many forwards (at most {MAX_FORWARDS})"),
+            AddError::Bind(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Forwards {
+    slots: Vec<Option<Forward>>,
+    last_id: u64,
+}
+
+impl Forwards {
+    fn entries(&self) -> impl Iterator<Item = &Forward> {
+        self.slots.iter().flatten()
+    }
+}
+
+/// The address the guest sees for a host-side client.
+fn guest_view(core: &Core, client: SocketAddr) -> SocketAddrV4 {
+    let gateway = core.cfg.net.gateway();
+    let v4 = match client {
+        SocketAddr::V4(v4) => Some(*v4.ip()),
+        SocketAddr::V6(v6) => v6.ip().to_ipv4_mapped(),
+    };
+    let ip = match v4 {
+        Some(ip) if !ip.is_loopback() && !ip.is_unspecified() && !core.cfg.net.contains(ip) => ip,
+        _ => gateway,
+    };
+    SocketAddrV4::new(ip, client.port())
+}
+
+impl Engine {
+    /// Starts listening for a forward; returns its entry (with the port bound).
+    pub fn add_forward(&mut self, spec: ForwardSpec) -> Result<ForwardEntry, AddError> {
+        if spec.proto == ForwardProto::Udp {
+            return Err(AddError::Unsupported("UDP forwarding"));
+        }
+        let forwards = &mut self.core.forwards;
+        let slot = match forwards.slots.iter().position(Option::is_none) {
+            Some(slot) => slot,
+            None if forwards.slots.len() < MAX_FORWARDS => forwards.slots.len(),
+            None => return Err(AddError::TooMany),
+        };
+        let addr = SocketAddr::new(spec.host_addr, spec.host_port);
+        let mut listener = mio::net::TcpListener::bind(addr).map_err(AddError::Bind)?;
+        let bound = listener.local_addr().map_err(AddError::Bind)?;
+        let token = mio::Token(FORWARD_TOKEN_BASE + slot);
+        self.core
+            .registry
+            .register(&mut listener, token, mio::Interest::READABLE)
+            .map_err(AddError::Bind)?;
+        let forwards = &mut self.core.forwards;
+        forwards.last_id += 1;
+        let entry = ForwardEntry {
+            id: forwards.last_id,
+            spec: ForwardSpec {
+                host_port: bound.port(),
+                ..spec
+            },
+        };
+        let forward = Forward { entry, listener };
+        if slot == forwards.slots.len() {
+            forwards.slots.push(Some(forward));
+        } else {
+            forwards.slots[slot] = Some(forward);
+        }
+        Ok(entry)
+    }
+
+    /// Stops the forward `id` (its listener closes now); whether there was one.
+    pub fn remove_forward(&mut self, id: u64) -> bool {
+        let slots = &mut self.core.forwards.slots;
+        let Some(slot) = slots
+            .iter()
+            .position(|f| f.as_ref().is_some_and(|f| f.entry.id == id))
+        else {
+            return false;
+        };
+        if let Some(mut forward) = slots[slot].take() {
+            let _ = self.core.registry.deregister(&mut forward.listener);
+        }
+        true
+    }
+
+    /// The forwards, in the order they were added.
+    pub fn forwards(&self) -> Vec<ForwardEntry> {
+        let mut entries: Vec<ForwardEntry> =
+            self.core.forwards.entries().map(|f| f.entry).collect();
+        entries.sort_by_key(|e| e.id);
+        entries
+    }
+
+    /// Whether `token` belongs to a forward's listener.
+    pub fn is_forward_token(token: mio::Token) -> bool {
+        (FORWARD_TOKEN_BASE..FORWARD_TOKEN_BASE + MAX_FORWARDS).contains(&token.0)
+    }
+
+    /// Accepts the connections waiting at a forward's listener and opens each into the guest.
+    pub fn handle_forward_event(&mut self, now: Instant, token: mio::Token, tx: &mut TxQueue) {
+        let slot = token.0 - FORWARD_TOKEN_BASE;
+        loop {
+            let Some(Some(forward)) = self.core.forwards.slots.get(slot) else {
+                return;
+            };
+            let spec = forward.entry.spec;
+            let (stream, client) = match forward.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            self.open_forwarded(now, spec, stream, client, tx);
+        }
+    }
+
+    fn open_forwarded(
+        &mut self,
+        now: Instant,
+        spec: ForwardSpec,
+        stream: mio::net::TcpStream,
+        client: SocketAddr,
+        tx: &mut TxQueue,
+    ) {
+        let core = &mut self.core;
+        let key = FlowKey {
+            proto: Proto::Tcp,
+            guest: SocketAddrV4::new(spec.guest_addr, spec.guest_port),
+            remote: guest_view(core, client),
+        };
+        if self.flows.lookup(&key).is_some() {
+            // The same four-tuple is in use already (a guest connection to that client):
+            // refuse this one.
+            super::sockets::reset_on_close(&stream);
+            core.counters.count_drop(super::Drop::Refused);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let iss = core.random_u32();
+        let mtu_mss = core.mtu().saturating_sub(40).max(64);
+        let opened = open_flow(core, &mut self.flows, key, || {
+            Ok(Flow::Tcp(Box::new(TcpConn::forwarded(
+                key, stream, iss, mtu_mss, now,
+            ))))
+        });
+        let Ok(slot) = opened else {
+            core.counters.count_drop(super::Drop::FlowTableFull);
+            return;
+        };
+        core.counters.forwarded_connections += 1;
+        self.with_flow(slot, |core, flow| {
+            if let Flow::Tcp(conn) = flow {
+                conn.send_syn(core, now, tx);
+            }
+            super::flow::Verdict::Keep
+        });
+    }
+}
