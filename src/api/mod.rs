@@ -132,6 +132,10 @@ impl ApiServer {
     fn drop_client(&mut self, registry: &Registry, slot: usize) {
         if let Some(mut client) = self.clients[slot].take() {
             let _ = registry.deregister(&mut client.stream);
+            // Unread bytes at close would reset the connection under the client before it
+            // reads the reply (a request too large, say): read them away first.
+            let mut sink = [0u8; 4096];
+            while matches!(client.stream.read(&mut sink), Ok(n) if n > 0) {}
             self.free.push(slot);
         }
     }

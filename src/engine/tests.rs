@@ -197,7 +197,8 @@ fn random_and_mutated_frames_never_panic() {
     assert_eq!(
         c.dropped() + c.arp_replies + c.arp_replies_received + c.icmp_echo_replies,
         c.frames_in
-    );    assert_eq!(e.flow_count(), 0);
+    );
+    assert_eq!(e.flow_count(), 0);
 }
 
 #[test]

@@ -1,0 +1,374 @@
+//! The API socket and port forwarding, as podman, rootlesskit and scripts use them.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How a client ends its request.
+#[derive(Clone, Copy)]
+enum Ending {
+    /// Shuts down its write side (slirp4netns's own tests do this).
+    Shutdown,
+    /// Sends the JSON and waits (podman).
+    Nothing,
+    /// Sends the JSON and a newline and waits (rootlesskit).
+    Newline,
+}
+
+fn request_with(path: &Path, json: &str, ending: Ending) -> String {
+    let mut conn = UnixStream::connect(path).expect("connect to the API socket");
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    conn.write_all(json.as_bytes()).unwrap();
+    match ending {
+        Ending::Shutdown => conn.shutdown(Shutdown::Write).unwrap(),
+        Ending::Nothing => {}
+        Ending::Newline => conn.write_all(b"\n").unwrap(),
+    }
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)
+        .expect("a reply, then the connection closes");
+    reply
+}
+
+fn request(path: &Path, json: &str) -> String {
+    request_with(path, json, Ending::Shutdown)
+}
+
+fn add_tcp(path: &Path, host_addr: &str, host_port: u16, guest_port: u16) -> String {
+    request(
+        path,
+        &format!(
+            r#"{{"execute":"add_hostfwd","arguments":{{"proto":"tcp","host_addr":"{host_addr}","host_port":{host_port},"guest_addr":"","guest_port":{guest_port}}}}}"#
+        ),
+    )
+}
+
+struct Net {
+    hs: HostSim,
+    guest: Guest,
+    slirp: Slirp,
+    sock: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Net {
+    fn new(extra: &[&str]) -> Net {
+        let hs = HostSim::new();
+        let guest = hs.guest();
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("api.sock");
+        let pid = guest.pid.to_string();
+        let mut args = vec!["-c", "-a", sock.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&pid, "tap0"]);
+        let slirp = Slirp::start(&hs, &args);
+        Net {
+            hs,
+            guest,
+            slirp,
+            sock,
+            _dir: dir,
+        }
+    }
+
+    /// A port free in host-sim now.
+    fn free_port(&self) -> u16 {
+        in_netns(&self.hs.netns_path(), || {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+    }
+
+    /// A TCP server in the guest on `port`: each connection gets the client's address as the
+    /// guest sees it, a newline, then `body`.
+    fn guest_server(
+        &self,
+        port: u16,
+        connections: usize,
+        body: Vec<u8>,
+    ) -> std::thread::JoinHandle<()> {
+        let listener = in_netns(&self.guest.netns_path(), move || {
+            TcpListener::bind(("0.0.0.0", port)).unwrap()
+        });
+        std::thread::spawn(move || {
+            for _ in 0..connections {
+                let (mut conn, peer) = listener.accept().unwrap();
+                let body = body.clone();
+                std::thread::spawn(move || {
+                    let _ = conn.write_all(format!("{}\n", peer.ip()).as_bytes());
+                    let _ = conn.write_all(&body);
+                });
+            }
+        })
+    }
+
+    /// Connects from host-sim to `addr` and reads the guest server's answer: (who, body).
+    fn fetch(&self, addr: SocketAddr) -> std::io::Result<(String, Vec<u8>)> {
+        let mut conn = in_netns(&self.hs.netns_path(), move || {
+            TcpStream::connect_timeout(&addr, TIMEOUT)
+        })?;
+        conn.set_read_timeout(Some(TIMEOUT))?;
+        let mut all = Vec::new();
+        conn.read_to_end(&mut all)?;
+        let newline = all.iter().position(|b| *b == b'\n').unwrap_or(all.len());
+        let who = String::from_utf8_lossy(&all[..newline]).into_owned();
+        let body = all.get(newline + 1..).unwrap_or_default().to_vec();
+        Ok((who, body))
+    }
+}
+
+#[test]
+fn replies_and_errors_are_slirp4netns_exact() {
+    let net = Net::new(&[]);
+    let sock = &net.sock;
+    let (p1, p2) = (net.free_port(), net.free_port());
+    assert_eq!(add_tcp(sock, "", p1, 80), r#"{"return":{"id":1}}"#);
+    assert_eq!(
+        request(
+            sock,
+            &format!(
+                r#"{{"execute":"add_hostfwd","arguments":{{"proto":"tcp","host_port":{p2},"guest_port":8080}}}}"#
+            )
+        ),
+        r#"{"return":{"id":2}}"#
+    );
+    assert_eq!(
+        request(sock, r#"{"execute":"list_hostfwd"}"#),
+        format!(
+            r#"{{"entries":[{{"id":1,"proto":"tcp","host_addr":"0.0.0.0","host_port":{p1},"guest_addr":"10.0.2.100","guest_port":80}},{{"id":2,"proto":"tcp","host_addr":"0.0.0.0","host_port":{p2},"guest_addr":"10.0.2.100","guest_port":8080}}]}}"#
+        )
+    );
+    let remove = r#"{"execute":"remove_hostfwd","arguments":{"id":1}}"#;
+    assert_eq!(request(sock, remove), r#"{"return":{}}"#);
+    assert_eq!(
+        request(sock, remove),
+        r#"{"error":{"desc":"bad request: remove_hostfwd: slirp_remove_hostfwd failed"}}"#
+    );
+    // Ids are never reused.
+    assert_eq!(add_tcp(sock, "", p1, 80), r#"{"return":{"id":3}}"#);
+
+    let error = |desc: &str| format!(r#"{{"error":{{"desc":"bad request: {desc}"}}}}"#);
+    let cases = [
+        ("{", "cannot parse JSON"),
+        (r#"{"arguments":{}}"#, "no execute found"),
+        (r#"{"execute":"format_disk"}"#, "unknown execute"),
+        (
+            r#"{"execute":"add_hostfwd","arguments":{"proto":"sctp","host_port":1,"guest_port":1}}"#,
+            "add_hostfwd: bad arguments.proto",
+        ),
+        (
+            r#"{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_addr":"x","host_port":1,"guest_port":1}}"#,
+            "add_hostfwd: bad arguments.host_addr",
+        ),
+        (
+            r#"{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":"1","guest_port":1}}"#,
+            "add_hostfwd: bad arguments.host_port",
+        ),
+        (
+            r#"{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":1,"guest_addr":"y","guest_port":1}}"#,
+            "add_hostfwd: bad arguments.guest_addr",
+        ),
+        (
+            r#"{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_port":1,"guest_port":-1}}"#,
+            "add_hostfwd: bad arguments.guest_port",
+        ),
+        (
+            r#"{"execute":"remove_hostfwd","arguments":{}}"#,
+            "remove_hostfwd: bad arguments.id",
+        ),
+    ];
+    for (json, desc) in cases {
+        assert_eq!(request(sock, json), error(desc), "{json}");
+    }
+    let large = format!(
+        r#"{{"execute":"list_hostfwd","pad":"{}"}}"#,
+        "x".repeat(5000)
+    );
+    assert_eq!(request(sock, &large), error("too large message"));
+
+    // A port in use on the host.
+    let busy = in_netns(&net.hs.netns_path(), || {
+        TcpListener::bind("0.0.0.0:0").unwrap()
+    });
+    let busy_port = busy.local_addr().unwrap().port();
+    assert_eq!(
+        add_tcp(sock, "", busy_port, 80),
+        error("add_hostfwd: slirp_add_hostfwd failed")
+    );
+}
+
+#[test]
+fn clients_may_or_may_not_close_their_side() {
+    let net = Net::new(&[]);
+    for ending in [Ending::Shutdown, Ending::Nothing, Ending::Newline] {
+        assert_eq!(
+            request_with(&net.sock, r#"{"execute":"list_hostfwd"}"#, ending),
+            r#"{"entries":[]}"#
+        );
+    }
+    // A request in two pieces, without closing.
+    let mut conn = UnixStream::connect(&net.sock).unwrap();
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    conn.write_all(br#"{"execute":"list_"#).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    conn.write_all(br#"hostfwd"}"#).unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, r#"{"entries":[]}"#);
+}
+
+#[test]
+fn tcp_forward_carries_8_mib_and_shows_the_real_client_address() {
+    let net = Net::new(&[]);
+    let port = net.free_port();
+    assert_eq!(add_tcp(&net.sock, "", port, 80), r#"{"return":{"id":1}}"#);
+    let body = pattern(8 << 20, 21);
+    let server = net.guest_server(80, 2, body.clone());
+    // From host loopback: the guest sees the gateway.
+    let (who, got) = net
+        .fetch(format!("127.0.0.1:{port}").parse().unwrap())
+        .unwrap();
+    assert_eq!(who, "10.0.2.2");
+    assert!(
+        got == body,
+        "8 MiB through the forward ({} bytes)",
+        got.len()
+    );
+    // From a host-sim address: the guest sees that address.
+    let (who, got) = net
+        .fetch(format!("192.0.2.1:{port}").parse().unwrap())
+        .unwrap();
+    assert_eq!(who, "192.0.2.1");
+    assert!(got == body);
+    server.join().unwrap();
+}
+
+#[test]
+fn a_removed_forward_refuses_connections() {
+    let net = Net::new(&[]);
+    let port = net.free_port();
+    add_tcp(&net.sock, "127.0.0.1", port, 80);
+    let server = net.guest_server(80, 1, b"up".to_vec());
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(net.fetch(addr).unwrap().1, b"up");
+    server.join().unwrap();
+    assert_eq!(
+        request(
+            &net.sock,
+            r#"{"execute":"remove_hostfwd","arguments":{"id":1}}"#
+        ),
+        r#"{"return":{}}"#
+    );
+    let err = net.fetch(addr).expect_err("nothing listens any more");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn a_forward_to_a_closed_guest_port_is_reset() {
+    let net = Net::new(&[]);
+    let port = net.free_port();
+    add_tcp(&net.sock, "127.0.0.1", port, 81);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // The host connection is accepted, then reset when the guest refuses.
+    let result = net.fetch(addr);
+    match result {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        Ok((who, body)) => assert!(who.is_empty() && body.is_empty(), "got {who:?}"),
+    }
+}
+
+#[test]
+fn ipv6_host_address_and_port_zero() {
+    let net = Net::new(&[]);
+    let reply = add_tcp(&net.sock, "::1", 0, 80);
+    assert_eq!(reply, r#"{"return":{"id":1}}"#);
+    let list: serde_json::Value =
+        serde_json::from_str(&request(&net.sock, r#"{"execute":"list_hostfwd"}"#)).unwrap();
+    let entry = &list["entries"][0];
+    assert_eq!(entry["host_addr"], "::1");
+    let port = entry["host_port"].as_u64().unwrap();
+    assert_ne!(port, 0, "the port the kernel picked is listed");
+    let server = net.guest_server(80, 1, b"over IPv6".to_vec());
+    let (who, body) = net.fetch(format!("[::1]:{port}").parse().unwrap()).unwrap();
+    assert_eq!(
+        (who.as_str(), body.as_slice()),
+        ("10.0.2.2", &b"over IPv6"[..])
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn publish_at_start_and_get_info() {
+    let hs_port = 18080;
+    let net = Net::new(&["-p", &format!("127.0.0.1:{hs_port}:80")]);
+    let list: serde_json::Value =
+        serde_json::from_str(&request(&net.sock, r#"{"execute":"list_hostfwd"}"#)).unwrap();
+    assert_eq!(list["entries"][0]["host_port"], hs_port);
+    let server = net.guest_server(80, 1, b"published".to_vec());
+    let (_, body) = net
+        .fetch(format!("127.0.0.1:{hs_port}").parse().unwrap())
+        .unwrap();
+    assert_eq!(body, b"published");
+    server.join().unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&request(&net.sock, r#"{"execute":"get_info"}"#)).unwrap();
+    let info = &info["return"];
+    assert_eq!(info["guest"], "10.0.2.100");
+    assert_eq!(info["gateway"], "10.0.2.2");
+    assert_eq!(info["mtu"], 1500);
+    assert_eq!(info["forwards"], 1);
+    assert!(info["counters"]["forwarded_connections"].as_u64().unwrap() >= 1);
+    assert!(info["version"].is_string());
+}
+
+#[test]
+fn a_hundred_api_clients_and_a_silent_one_do_not_stall_traffic() {
+    let net = Net::new(&[]);
+    let port = net.free_port();
+    add_tcp(&net.sock, "127.0.0.1", port, 80);
+    let body = pattern(32 << 20, 3);
+    let server = net.guest_server(80, 1, body.clone());
+    // One client connects and never writes.
+    let silent = UnixStream::connect(&net.sock).unwrap();
+    let transfer = {
+        let hs = net.hs.netns_path();
+        std::thread::spawn(move || {
+            let mut conn = in_netns(&hs, move || {
+                TcpStream::connect(("127.0.0.1", port)).unwrap()
+            });
+            conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let mut all = Vec::new();
+            conn.read_to_end(&mut all).unwrap();
+            all
+        })
+    };
+    let clients: Vec<_> = (0..100)
+        .map(|_| {
+            let sock = net.sock.clone();
+            std::thread::spawn(move || request(&sock, r#"{"execute":"list_hostfwd"}"#))
+        })
+        .collect();
+    for client in clients {
+        let reply = client.join().unwrap();
+        assert!(reply.starts_with(r#"{"entries":[{"id":1,"#), "{reply}");
+    }
+    let all = transfer.join().unwrap();
+    let newline = all.iter().position(|b| *b == b'\n').unwrap();
+    assert!(
+        all[newline + 1..] == body[..],
+        "transfer intact while the API was busy"
+    );
+    server.join().unwrap();
+    drop(silent);
+    assert!(net.slirp.stderr().lines().all(|l| !l.contains("panicked")));
+}
