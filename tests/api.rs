@@ -372,3 +372,50 @@ fn a_hundred_api_clients_and_a_silent_one_do_not_stall_traffic() {
     drop(silent);
     assert!(net.slirp.stderr().lines().all(|l| !l.contains("panicked")));
 }
+
+#[test]
+fn udp_forward_echo_with_per_client_flows() {
+    use std::net::UdpSocket;
+    let net = Net::new(&[]);
+    let port = net.free_port();
+    let reply = request(
+        &net.sock,
+        &format!(
+            r#"{{"execute":"add_hostfwd","arguments":{{"proto":"udp","host_addr":"0.0.0.0","host_port":{port},"guest_port":5353}}}}"#
+        ),
+    );
+    assert_eq!(reply, r#"{"return":{"id":1}}"#);
+    // In the guest: echo each datagram back, prefixed with the sender's address.
+    let server = in_netns(&net.guest.netns_path(), || {
+        UdpSocket::bind("0.0.0.0:5353").unwrap()
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = server.recv_from(&mut buf) {
+            let mut answer = format!("{} ", from.ip()).into_bytes();
+            answer.extend_from_slice(&buf[..n]);
+            let _ = server.send_to(&answer, from);
+        }
+    });
+    for (source, seen) in [("127.0.0.1", "10.0.2.2"), ("192.0.2.1", "192.0.2.1")] {
+        let client = in_netns(&net.hs.netns_path(), move || {
+            UdpSocket::bind((source, 0)).unwrap()
+        });
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let target = format!("{source}:{port}");
+        let mut buf = [0u8; 2048];
+        let mut answer = None;
+        // The first datagram may go while slirp-ns still asks the guest for its MAC.
+        for _ in 0..20 {
+            client.send_to(b"ping", &target).unwrap();
+            if let Ok((n, from)) = client.recv_from(&mut buf) {
+                assert_eq!(from.to_string(), target, "the reply comes from the forward");
+                answer = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+                break;
+            }
+        }
+        assert_eq!(answer.as_deref(), Some(format!("{seen} ping").as_str()));
+    }
+}

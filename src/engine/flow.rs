@@ -42,7 +42,10 @@ impl Flow {
         let readable = mio::Interest::READABLE;
         match self {
             Flow::Tcp(conn) => conn.register(registry, token),
-            Flow::Udp(udp) => registry.register(udp.socket_mut(), token, readable),
+            Flow::Udp(udp) => match udp.socket_mut() {
+                Some(sock) => registry.register(sock, token, readable),
+                None => Ok(()),
+            },
             Flow::Echo(echo) => match echo.socket_mut() {
                 Some(sock) => registry.register(sock, token, readable),
                 None => Ok(()),

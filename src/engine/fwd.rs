@@ -1,5 +1,9 @@
 //! fwd - port forwards: listeners on the host whose connections are carried into the guest.
 //!
+//! A UDP forward binds `host_addr:host_port`; each client address it hears from gets a UDP
+//! flow to the guest (idle timeout as any UDP flow), whose replies leave from the forward's
+//! socket, so the client sees them come from the address it sent to.
+//!
 //! A TCP forward listens on `host_addr:host_port`. Each connection it accepts becomes a TCP
 //! flow opened *toward* the guest (our SYN to `guest_addr:guest_port`), with the client's
 //! address as its source, so the guest's server sees who connects; a client on the host's
@@ -11,6 +15,7 @@
 
 use super::flow::{open_flow, Flow, FlowKey, Proto};
 use super::tcp::TcpConn;
+use super::udp::{UdpFlow, UDP_HEADER};
 use super::{Core, Engine, TxQueue};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -56,9 +61,14 @@ pub struct ForwardEntry {
     pub spec: ForwardSpec,
 }
 
+enum Listener {
+    Tcp(mio::net::TcpListener),
+    Udp(mio::net::UdpSocket),
+}
+
 struct Forward {
     entry: ForwardEntry,
-    listener: mio::net::TcpListener,
+    listener: Listener,
 }
 
 /// Why a forward could not be added.
@@ -91,6 +101,22 @@ impl Forwards {
     fn entries(&self) -> impl Iterator<Item = &Forward> {
         self.slots.iter().flatten()
     }
+
+    /// Sends a guest's datagram to `client` from UDP forward `slot`'s address.
+    pub(crate) fn send_udp(
+        &self,
+        slot: usize,
+        payload: &[u8],
+        client: SocketAddr,
+    ) -> io::Result<usize> {
+        match self.slots.get(slot) {
+            Some(Some(Forward {
+                listener: Listener::Udp(sock),
+                ..
+            })) => sock.send_to(payload, client),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
 }
 
 /// The address the guest sees for a host-side client.
@@ -110,9 +136,6 @@ fn guest_view(core: &Core, client: SocketAddr) -> SocketAddrV4 {
 impl Engine {
     /// Starts listening for a forward; returns its entry (with the port bound).
     pub fn add_forward(&mut self, spec: ForwardSpec) -> Result<ForwardEntry, AddError> {
-        if spec.proto == ForwardProto::Udp {
-            return Err(AddError::Unsupported("UDP forwarding"));
-        }
         let forwards = &mut self.core.forwards;
         let slot = match forwards.slots.iter().position(Option::is_none) {
             Some(slot) => slot,
@@ -120,13 +143,27 @@ impl Engine {
             None => return Err(AddError::TooMany),
         };
         let addr = SocketAddr::new(spec.host_addr, spec.host_port);
-        let mut listener = mio::net::TcpListener::bind(addr).map_err(AddError::Bind)?;
-        let bound = listener.local_addr().map_err(AddError::Bind)?;
         let token = mio::Token(FORWARD_TOKEN_BASE + slot);
-        self.core
-            .registry
-            .register(&mut listener, token, mio::Interest::READABLE)
-            .map_err(AddError::Bind)?;
+        let registry = &self.core.registry;
+        let readable = mio::Interest::READABLE;
+        let (listener, bound) = match spec.proto {
+            ForwardProto::Tcp => {
+                let mut listener = mio::net::TcpListener::bind(addr).map_err(AddError::Bind)?;
+                let bound = listener.local_addr().map_err(AddError::Bind)?;
+                registry
+                    .register(&mut listener, token, readable)
+                    .map_err(AddError::Bind)?;
+                (Listener::Tcp(listener), bound)
+            }
+            ForwardProto::Udp => {
+                let mut sock = mio::net::UdpSocket::bind(addr).map_err(AddError::Bind)?;
+                let bound = sock.local_addr().map_err(AddError::Bind)?;
+                registry
+                    .register(&mut sock, token, readable)
+                    .map_err(AddError::Bind)?;
+                (Listener::Udp(sock), bound)
+            }
+        };
         let forwards = &mut self.core.forwards;
         forwards.last_id += 1;
         let entry = ForwardEntry {
@@ -154,8 +191,11 @@ impl Engine {
         else {
             return false;
         };
-        if let Some(mut forward) = slots[slot].take() {
-            let _ = self.core.registry.deregister(&mut forward.listener);
+        if let Some(forward) = slots[slot].take() {
+            let _ = match forward.listener {
+                Listener::Tcp(mut l) => self.core.registry.deregister(&mut l),
+                Listener::Udp(mut s) => self.core.registry.deregister(&mut s),
+            };
         }
         true
     }
@@ -173,20 +213,77 @@ impl Engine {
         (FORWARD_TOKEN_BASE..FORWARD_TOKEN_BASE + MAX_FORWARDS).contains(&token.0)
     }
 
-    /// Accepts the connections waiting at a forward's listener and opens each into the guest.
+    /// Takes what waits at a forward's listener: connections (each opened into the guest) or
+    /// datagrams (each passed to the guest on its client's flow).
     pub fn handle_forward_event(&mut self, now: Instant, token: mio::Token, tx: &mut TxQueue) {
         let slot = token.0 - FORWARD_TOKEN_BASE;
+        let mut buf = std::mem::take(&mut self.core.scratch);
         loop {
             let Some(Some(forward)) = self.core.forwards.slots.get(slot) else {
-                return;
+                break;
             };
             let spec = forward.entry.spec;
-            let (stream, client) = match forward.listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
-            };
-            self.open_forwarded(now, spec, stream, client, tx);
+            match &forward.listener {
+                Listener::Tcp(listener) => match listener.accept() {
+                    Ok((stream, client)) => self.open_forwarded(now, spec, stream, client, tx),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                },
+                Listener::Udp(sock) => match sock.recv_from(&mut buf[UDP_HEADER..]) {
+                    Ok((n, client)) => {
+                        let datagram = &mut buf[..UDP_HEADER + n];
+                        self.forward_datagram(now, slot, spec, client, datagram, tx);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                },
+            }
+        }
+        self.core.scratch = buf;
+    }
+
+    /// A datagram from `client` at UDP forward `forward`: to the guest, on the client's flow.
+    fn forward_datagram(
+        &mut self,
+        now: Instant,
+        forward: usize,
+        spec: ForwardSpec,
+        client: SocketAddr,
+        datagram: &mut [u8],
+        tx: &mut TxQueue,
+    ) {
+        let core = &mut self.core;
+        let key = FlowKey {
+            proto: Proto::Udp,
+            guest: SocketAddrV4::new(spec.guest_addr, spec.guest_port),
+            remote: guest_view(core, client),
+        };
+        let Some(guest_mac) = core.neighbor(spec.guest_addr) else {
+            // Learn where the guest is; the client will send again.
+            super::arp::request(core, tx, spec.guest_addr);
+            core.counters.count_drop(super::Drop::Unsupported);
+            return;
+        };
+        let slot = match self.flows.lookup(&key) {
+            Some(slot) => slot,
+            None => {
+                let idle = core.cfg.udp_idle_timeout;
+                let opened = open_flow(core, &mut self.flows, key, || {
+                    Ok(Flow::Udp(UdpFlow::forwarded(
+                        key, guest_mac, forward, client, now, idle,
+                    )))
+                });
+                match opened {
+                    Ok(slot) => slot,
+                    Err(_) => {
+                        core.counters.count_drop(super::Drop::FlowTableFull);
+                        return;
+                    }
+                }
+            }
+        };
+        if let Some(Flow::Udp(flow)) = self.flows.get_mut(slot) {
+            flow.to_guest(&mut self.core, now, datagram, tx);
         }
     }
 

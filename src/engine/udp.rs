@@ -14,10 +14,22 @@ use smoltcp::wire::{
 use std::io;
 use std::time::{Duration, Instant};
 
-const UDP_HEADER: usize = 8;
+pub(crate) const UDP_HEADER: usize = 8;
+
+/// Where a flow's datagrams to the host go.
+pub(crate) enum HostSide {
+    /// A socket of its own, connected to the destination (flows the guest starts).
+    Own(mio::net::UdpSocket),
+    /// The listening socket of UDP forward `forward`, to the client `client` (flows a client
+    /// of a port forward starts): replies leave from the forwarded address, as clients expect.
+    Forward {
+        forward: usize,
+        client: std::net::SocketAddr,
+    },
+}
 
 pub struct UdpFlow {
-    sock: mio::net::UdpSocket,
+    host: HostSide,
     key: FlowKey,
     /// Where the guest's datagrams last came from.
     guest_mac: EthernetAddress,
@@ -26,8 +38,45 @@ pub struct UdpFlow {
 }
 
 impl UdpFlow {
-    pub(crate) fn socket_mut(&mut self) -> &mut mio::net::UdpSocket {
-        &mut self.sock
+    /// A flow for the client of a UDP port forward.
+    pub(crate) fn forwarded(
+        key: FlowKey,
+        guest_mac: EthernetAddress,
+        forward: usize,
+        client: std::net::SocketAddr,
+        now: Instant,
+        idle_timeout: Duration,
+    ) -> Self {
+        UdpFlow {
+            host: HostSide::Forward { forward, client },
+            key,
+            guest_mac,
+            last_seen: now,
+            idle_timeout,
+        }
+    }
+
+    /// The flow's own socket (none for a forward's client).
+    pub(crate) fn socket_mut(&mut self) -> Option<&mut mio::net::UdpSocket> {
+        match &mut self.host {
+            HostSide::Own(sock) => Some(sock),
+            HostSide::Forward { .. } => None,
+        }
+    }
+
+    /// A datagram from the host side for the guest (UDP header room first, payload after).
+    pub(crate) fn to_guest(
+        &mut self,
+        core: &mut Core,
+        now: Instant,
+        datagram: &mut [u8],
+        tx: &mut TxQueue,
+    ) {
+        self.last_seen = now;
+        core.counters.udp_datagrams_to_guest += 1;
+        if let Err(reason) = self.deliver(core, datagram, tx) {
+            core.counters.count_drop(reason);
+        }
     }
 
     pub fn deadline(&self) -> Instant {
@@ -46,14 +95,11 @@ impl UdpFlow {
         }
         let mut buf = std::mem::take(&mut core.scratch);
         loop {
-            match self.sock.recv(&mut buf[UDP_HEADER..]) {
-                Ok(n) => {
-                    self.last_seen = now;
-                    core.counters.udp_datagrams_to_guest += 1;
-                    if let Err(reason) = self.deliver(core, &mut buf[..UDP_HEADER + n], tx) {
-                        core.counters.count_drop(reason);
-                    }
-                }
+            let HostSide::Own(sock) = &self.host else {
+                break;
+            };
+            match sock.recv(&mut buf[UDP_HEADER..]) {
+                Ok(n) => self.to_guest(core, now, &mut buf[..UDP_HEADER + n], tx),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
@@ -111,7 +157,13 @@ impl UdpFlow {
 
     fn send(&mut self, core: &mut Core, now: Instant, payload: &[u8], tx: &mut TxQueue) {
         self.last_seen = now;
-        match self.sock.send(payload) {
+        let sent = match &self.host {
+            HostSide::Own(sock) => sock.send(payload),
+            HostSide::Forward { forward, client } => {
+                core.forwards.send_udp(*forward, payload, *client)
+            }
+        };
+        match sent {
             Ok(_) => core.counters.udp_datagrams_from_guest += 1,
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
                 self.port_unreachable(core, tx)
@@ -169,7 +221,7 @@ fn open(
     let idle_timeout = core.cfg.udp_idle_timeout;
     let opened = open_flow(core, flows, key, || {
         Ok(Flow::Udp(UdpFlow {
-            sock: sockets::udp_connect(dst, source)?,
+            host: HostSide::Own(sockets::udp_connect(dst, source)?),
             key,
             guest_mac: guest.mac,
             last_seen: now,
