@@ -150,12 +150,12 @@ fn open(
     };
     let source = core.cfg.outbound_addr.map(Into::into);
     let opened = open_flow(core, flows, key, || {
-        Ok(Flow::Echo(EchoFlow {
+        Ok(Flow::Echo(Box::new(EchoFlow {
             sock: Some(sockets::ping_connect(dst, source)?),
             key,
             guest_mac: guest.mac,
             last_seen: now,
-        }))
+        })))
     });
     match opened {
         Ok(slot) => Ok(slot),

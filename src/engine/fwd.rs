@@ -218,10 +218,7 @@ impl Engine {
     pub fn handle_forward_event(&mut self, now: Instant, token: mio::Token, tx: &mut TxQueue) {
         let slot = token.0 - FORWARD_TOKEN_BASE;
         let mut buf = std::mem::take(&mut self.core.scratch);
-        loop {
-            let Some(Some(forward)) = self.core.forwards.slots.get(slot) else {
-                break;
-            };
+        while let Some(Some(forward)) = self.core.forwards.slots.get(slot) {
             let spec = forward.entry.spec;
             match &forward.listener {
                 Listener::Tcp(listener) => match listener.accept() {
@@ -269,9 +266,9 @@ impl Engine {
             None => {
                 let idle = core.cfg.udp_idle_timeout;
                 let opened = open_flow(core, &mut self.flows, key, || {
-                    Ok(Flow::Udp(UdpFlow::forwarded(
+                    Ok(Flow::Udp(Box::new(UdpFlow::forwarded(
                         key, guest_mac, forward, client, now, idle,
-                    )))
+                    ))))
                 });
                 match opened {
                     Ok(slot) => slot,
@@ -283,7 +280,7 @@ impl Engine {
             }
         };
         if let Some(Flow::Udp(flow)) = self.flows.get_mut(slot) {
-            flow.to_guest(&mut self.core, now, datagram, tx);
+            flow.deliver_from_host(&mut self.core, now, datagram, tx);
         }
     }
 

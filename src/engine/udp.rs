@@ -65,7 +65,7 @@ impl UdpFlow {
     }
 
     /// A datagram from the host side for the guest (UDP header room first, payload after).
-    pub(crate) fn to_guest(
+    pub(crate) fn deliver_from_host(
         &mut self,
         core: &mut Core,
         now: Instant,
@@ -94,12 +94,9 @@ impl UdpFlow {
             return Verdict::Keep;
         }
         let mut buf = std::mem::take(&mut core.scratch);
-        loop {
-            let HostSide::Own(sock) = &self.host else {
-                break;
-            };
+        while let HostSide::Own(sock) = &self.host {
             match sock.recv(&mut buf[UDP_HEADER..]) {
-                Ok(n) => self.to_guest(core, now, &mut buf[..UDP_HEADER + n], tx),
+                Ok(n) => self.deliver_from_host(core, now, &mut buf[..UDP_HEADER + n], tx),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
@@ -220,13 +217,13 @@ fn open(
     let source = core.cfg.outbound_addr.map(Into::into);
     let idle_timeout = core.cfg.udp_idle_timeout;
     let opened = open_flow(core, flows, key, || {
-        Ok(Flow::Udp(UdpFlow {
+        Ok(Flow::Udp(Box::new(UdpFlow {
             host: HostSide::Own(sockets::udp_connect(dst, source)?),
             key,
             guest_mac: guest.mac,
             last_seen: now,
             idle_timeout,
-        }))
+        })))
     });
     match opened {
         Ok(slot) => Ok(slot),
