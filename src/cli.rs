@@ -133,6 +133,11 @@ pub struct Cli {
     #[arg(short = 'p', long, value_name = "SPEC")]
     pub publish: Vec<String>,
 
+    /// Send port-forward clients on host loopback through the TAP too, instead of joining them
+    /// to the guest with splice()
+    #[arg(long)]
+    pub no_splice: bool,
+
     /// Show version and exit
     #[arg(short = 'v', long)]
     pub version: bool,

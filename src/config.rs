@@ -264,6 +264,8 @@ pub struct Config {
     pub max_flows: usize,
     /// Port forwards present from the start (-p).
     pub publish: Vec<ForwardSpec>,
+    /// Whether loopback clients of port forwards take the splice path.
+    pub splice: bool,
     /// One line each, printed before start-up: options accepted but not acted on (yet).
     pub warnings: Vec<String>,
 }
@@ -452,6 +454,7 @@ impl Config {
             dns_servers: cli.dns_servers,
             max_flows: cli.max_flows,
             publish,
+            splice: !cli.no_splice,
             warnings,
         })
     }

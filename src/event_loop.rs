@@ -6,6 +6,7 @@
 
 use crate::api::{self, ApiServer};
 use crate::engine::{Engine, EngineConfig, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use crate::splice::{self, Splicer};
 use crate::transport::tap::{Recv, TapDevice};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -56,6 +57,7 @@ pub struct EventLoop {
     /// Held open while it is registered.
     _exit_fd: Option<OwnedFd>,
     api: Option<ApiServer>,
+    splicer: Option<Splicer>,
     command: Option<Pid>,
     /// Whether the TAP may still hold frames (the last turn stopped at the per-turn limit).
     tap_backlog: bool,
@@ -69,6 +71,7 @@ impl EventLoop {
         engine_config: EngineConfig,
         exit_fd: Option<OwnedFd>,
         mut api: Option<ApiServer>,
+        mut splicer: Option<Splicer>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let engine = Engine::new(engine_config, poll.registry().try_clone()?);
@@ -84,6 +87,9 @@ impl EventLoop {
         if let Some(api) = &mut api {
             api.register(registry)?;
         }
+        if let Some(splicer) = &mut splicer {
+            splicer.register(registry)?;
+        }
         Ok(EventLoop {
             poll,
             tap,
@@ -94,6 +100,7 @@ impl EventLoop {
             signals,
             _exit_fd: exit_fd,
             api,
+            splicer,
             command: None,
             tap_backlog: true,
             engine_backlog: false,
@@ -164,6 +171,21 @@ impl EventLoop {
                         self.engine.handle_forward_event(now, token, &mut self.tx);
                         if self.tx.is_full() {
                             self.flush();
+                        }
+                        for (client, dst) in self.engine.take_splice_candidates() {
+                            if let Some(splicer) = &mut self.splicer {
+                                splicer.start(client, dst);
+                            }
+                        }
+                    }
+                    splice::HELPER_TOKEN => {
+                        if let Some(splicer) = &mut self.splicer {
+                            splicer.on_helper_readable(self.poll.registry());
+                        }
+                    }
+                    token if Splicer::is_pair_token(token) => {
+                        if let Some(splicer) = &mut self.splicer {
+                            splicer.on_pair_event(self.poll.registry(), token);
                         }
                     }
                     token if token.0 >= FLOW_TOKEN_BASE => {

@@ -14,5 +14,6 @@ pub mod engine;
 pub mod event_loop;
 pub mod ns;
 pub mod run;
+pub mod splice;
 pub mod sys;
 pub mod transport;

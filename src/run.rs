@@ -93,22 +93,28 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     // Everything that forks happens here, before the event loop exists.
     let setup = cfg.configure.then(|| link_setup(&cfg));
     let mut command = None;
-    let tap_fd = match &cfg.target {
-        Target::TapFd(fd) => take_inherited_fd(*fd, "TAP fd")?,
-        Target::Pid(pid) => {
-            open_tap_in(NamespaceFiles::of_pid(*pid)?, &cfg.tapname, setup.as_ref())?
-        }
+    // The helper stays in the namespace for the splice path of port forwards.
+    let keep = cfg.splice;
+    let (tap_fd, helper) = match &cfg.target {
+        Target::TapFd(fd) => (take_inherited_fd(*fd, "TAP fd")?, None),
+        Target::Pid(pid) => open_tap_in(
+            NamespaceFiles::of_pid(*pid)?,
+            &cfg.tapname,
+            setup.as_ref(),
+            keep,
+        )?,
         Target::Path(path) => open_tap_in(
             NamespaceFiles::of_paths(path, cfg.userns_path.as_deref())?,
             &cfg.tapname,
             setup.as_ref(),
+            keep,
         )?,
         Target::Exec(argv) => {
             let child = ExecChild::spawn(argv)?;
             let ns = NamespaceFiles::of_pid(child.pid().as_raw())?;
-            let fd = open_tap_in(ns, &cfg.tapname, setup.as_ref())?;
+            let opened = open_tap_in(ns, &cfg.tapname, setup.as_ref(), keep)?;
             command = Some(child);
-            fd
+            opened
         }
     };
     let tap = TapDevice::new(tap_fd).map_err(|e| RunError(format!("TAP fd: {e}")))?;
@@ -122,11 +128,13 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         outbound_addr: cfg.outbound_addr,
         max_flows: cfg.max_flows,
         // SLIRP_NS_NO_PEEK_OFF forces the path for kernels without SO_PEEK_OFF (for tests).
+        splice_loopback: helper.is_some(),
         tcp_peek_offset: crate::sys::tcp_peek_offset_supported()
             && std::env::var_os("SLIRP_NS_NO_PEEK_OFF").is_none(),
         ..EngineConfig::new(cfg.net)
     };
-    let mut event_loop = EventLoop::new(tap, engine_config, exit_fd, api)
+    let splicer = helper.map(crate::splice::Splicer::new);
+    let mut event_loop = EventLoop::new(tap, engine_config, exit_fd, api, splicer)
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
     for spec in &cfg.publish {
         let entry = event_loop

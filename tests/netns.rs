@@ -141,6 +141,11 @@ fn sigterm_exits_and_removes_the_api_socket() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert!(slirp.stop().success());
     assert!(!sock.exists(), "API socket removed on SIGTERM");
+    // The namespace helper (kept for the splice path) went with it.
+    assert!(
+        processes_with_arg(sock_arg).is_empty(),
+        "no process left behind"
+    );
 }
 
 #[test]

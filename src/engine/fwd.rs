@@ -293,6 +293,12 @@ impl Engine {
         tx: &mut TxQueue,
     ) {
         let core = &mut self.core;
+        let guest = SocketAddrV4::new(spec.guest_addr, spec.guest_port);
+        if core.cfg.splice_loopback && client.ip().is_loopback() {
+            core.counters.forwarded_connections += 1;
+            core.splice_candidates.push((stream, guest));
+            return;
+        }
         let key = FlowKey {
             proto: Proto::Tcp,
             guest: SocketAddrV4::new(spec.guest_addr, spec.guest_port),

@@ -51,6 +51,7 @@ pub mod udp;
 
 pub use counters::Counters;
 pub use flow::FLOW_TOKEN_BASE;
+pub use sockets::reset_on_close;
 pub use txqueue::TxQueue;
 
 use crate::config::Ipv4Network;
@@ -104,6 +105,9 @@ pub struct EngineConfig {
     pub udp_idle_timeout: Duration,
     /// Whether TCP sockets take SO_PEEK_OFF (probed once at start-up).
     pub tcp_peek_offset: bool,
+    /// Whether port-forward clients on host loopback are handed over to the splice path
+    /// ([`Engine::take_splice_candidates`]) instead of going through the TAP.
+    pub splice_loopback: bool,
 }
 
 impl EngineConfig {
@@ -120,6 +124,7 @@ impl EngineConfig {
             max_flows: 65536,
             udp_idle_timeout: Duration::from_secs(180),
             tcp_peek_offset: false,
+            splice_loopback: false,
         }
     }
 }
@@ -158,6 +163,8 @@ pub(crate) struct Core {
     neighbors: HashMap<Ipv4Addr, EthernetAddress>,
     /// Port forwards: listeners on the host for connections into the guest.
     pub(crate) forwards: fwd::Forwards,
+    /// Forwarded connections for the splice path, with where they go in the guest.
+    pub(crate) splice_candidates: Vec<(mio::net::TcpStream, std::net::SocketAddrV4)>,
 }
 
 impl Core {
@@ -230,6 +237,7 @@ impl Engine {
                 rng_state,
                 neighbors: HashMap::new(),
                 forwards: fwd::Forwards::default(),
+                splice_candidates: Vec::new(),
                 cfg,
             },
         }
@@ -241,6 +249,11 @@ impl Engine {
 
     pub fn counters(&self) -> &Counters {
         &self.core.counters
+    }
+
+    /// Forwarded connections to be spliced (when `splice_loopback` is on), taken.
+    pub fn take_splice_candidates(&mut self) -> Vec<(mio::net::TcpStream, std::net::SocketAddrV4)> {
+        std::mem::take(&mut self.core.splice_candidates)
     }
 
     /// Flows open now.

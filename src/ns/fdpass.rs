@@ -38,21 +38,37 @@ pub fn send_result(sock: &OwnedFd, result: Result<&OwnedFd, &str>) -> nix::Resul
 
 /// Receives what [`send_result`] sent. An empty read means the sender died first.
 pub fn recv_result(sock: &OwnedFd) -> Result<OwnedFd, String> {
+    receive(sock, MsgFlags::empty()).unwrap_or_else(|| Err("no answer".into()))
+}
+
+/// Like [`recv_result`] without waiting: `None` when nothing is there yet.
+pub fn try_recv_result(sock: &OwnedFd) -> Option<Result<OwnedFd, String>> {
+    receive(sock, MsgFlags::MSG_DONTWAIT)
+}
+
+fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<OwnedFd, String>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
+    let msg = match recvmsg::<()>(
         sock.as_raw_fd(),
         &mut iov,
         Some(&mut cmsg_space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| format!("cannot receive from the namespace helper: {e}"))?;
+        MsgFlags::MSG_CMSG_CLOEXEC | flags,
+    ) {
+        Ok(msg) => msg,
+        Err(nix::errno::Errno::EAGAIN) => return None,
+        Err(e) => {
+            return Some(Err(format!(
+                "cannot receive from the namespace helper: {e}"
+            )))
+        }
+    };
     let mut received = None;
-    for cmsg in msg
-        .cmsgs()
-        .map_err(|e| format!("bad control message: {e}"))?
-    {
+    let Ok(cmsgs) = msg.cmsgs() else {
+        return Some(Err("bad control message".into()));
+    };
+    for cmsg in cmsgs {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             for fd in fds {
                 // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
@@ -63,9 +79,9 @@ pub fn recv_result(sock: &OwnedFd) -> Result<OwnedFd, String> {
     }
     let len = msg.bytes;
     let text = String::from_utf8_lossy(&buf[..len]).into_owned();
-    match (len, received) {
+    Some(match (len, received) {
         (0, _) => Err("the namespace helper exited without an answer".into()),
         (_, Some(fd)) if text.as_bytes() == OK => Ok(fd),
         _ => Err(text),
-    }
+    })
 }

@@ -10,7 +10,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::stat::{fstat, stat};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The namespaces to join, opened by the parent so that a bad PID or path is reported before
@@ -107,13 +107,114 @@ fn helper_main(
     Ok(tap)
 }
 
+/// The helper kept alive inside the target namespaces, making sockets there on request (for
+/// the splice path of port forwards). It exits when slirp-ns closes its end or dies.
+pub struct Helper {
+    sock: OwnedFd,
+    pid: nix::unistd::Pid,
+}
+
+/// A request: b'c', an IPv4 address and a port: a TCP socket connecting to them.
+const CONNECT_REQUEST: u8 = b'c';
+
+impl Helper {
+    /// The socket to talk to the helper over (register it for readability).
+    pub fn socket(&self) -> &OwnedFd {
+        &self.sock
+    }
+
+    /// Asks for a non-blocking TCP socket inside the namespace, connecting to `dst`; the
+    /// answer comes through [`Helper::try_receive`], in the order of the requests.
+    pub fn request_connect(&self, dst: std::net::SocketAddrV4) -> Result<(), String> {
+        let mut msg = [0u8; 7];
+        msg[0] = CONNECT_REQUEST;
+        msg[1..5].copy_from_slice(&dst.ip().octets());
+        msg[5..7].copy_from_slice(&dst.port().to_be_bytes());
+        nix::sys::socket::send(
+            std::os::fd::AsRawFd::as_raw_fd(&self.sock),
+            &msg,
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        )
+        .map(drop)
+        .map_err(|e| format!("namespace helper: {e}"))
+    }
+
+    /// The next answer, if one is there.
+    pub fn try_receive(&self) -> Option<Result<OwnedFd, String>> {
+        fdpass::try_recv_result(&self.sock)
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        // Closing our end makes the helper exit; reap it.
+        let _ = nix::sys::socket::shutdown(
+            std::os::fd::AsRawFd::as_raw_fd(&self.sock),
+            nix::sys::socket::Shutdown::Both,
+        );
+        let _ = waitpid(self.pid, None);
+    }
+}
+
+/// Serves connect requests inside the namespaces until slirp-ns goes away.
+fn serve(sock: &OwnedFd) -> ! {
+    let mut msg = [0u8; 16];
+    loop {
+        let n = match nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(sock),
+            &mut msg,
+            nix::sys::socket::MsgFlags::empty(),
+        ) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => super::exit_child(0),
+        };
+        if n == 0 {
+            super::exit_child(0);
+        }
+        let result = if n == 7 && msg[0] == CONNECT_REQUEST {
+            let ip = std::net::Ipv4Addr::new(msg[1], msg[2], msg[3], msg[4]);
+            let port = u16::from_be_bytes([msg[5], msg[6]]);
+            connect_inside(std::net::SocketAddrV4::new(ip, port))
+        } else {
+            Err("bad request".to_string())
+        };
+        let sent = match &result {
+            Ok(fd) => fdpass::send_result(sock, Ok(fd)),
+            Err(text) => fdpass::send_result(sock, Err(text)),
+        };
+        if sent.is_err() {
+            super::exit_child(0);
+        }
+    }
+}
+
+fn connect_inside(dst: std::net::SocketAddrV4) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{connect, socket, SockaddrIn};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("socket: {e}"))?;
+    match connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(dst)) {
+        Ok(()) | Err(Errno::EINPROGRESS) => Ok(fd),
+        Err(e) => Err(format!("connect {dst}: {e}")),
+    }
+}
+
 /// Opens TAP device `tapname` inside the namespaces `ns` (configuring it when `setup` is given)
 /// and returns its descriptor. Must be called while the process is single-threaded.
+///
+/// With `keep_helper`, the helper stays in the namespaces afterwards to make sockets there
+/// ([`Helper`]).
 pub fn open_tap_in(
     ns: NamespaceFiles,
     tapname: &str,
     setup: Option<&LinkSetup>,
-) -> Result<OwnedFd, String> {
+    keep_helper: bool,
+) -> Result<(OwnedFd, Option<Helper>), String> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -126,20 +227,47 @@ pub fn open_tap_in(
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             drop(ours);
+            // The helper may outlive start-up: it must not hold slirp-ns's other descriptors
+            // (a ready-fd kept open would keep its reader waiting for the end of it).
+            let mut keep = vec![theirs.as_raw_fd(), ns.netns.1.as_raw_fd()];
+            keep.extend(ns.userns.as_ref().map(|(_, fd)| fd.as_raw_fd()));
+            super::close_other_fds(&keep);
             let result = helper_main(&ns, tapname, setup);
             let sent = match &result {
                 Ok(fd) => fdpass::send_result(&theirs, Ok(fd)),
                 Err(text) => fdpass::send_result(&theirs, Err(text)),
             };
-            super::exit_child(if result.is_ok() && sent.is_ok() { 0 } else { 1 });
+            let ok = result.is_ok() && sent.is_ok();
+            // The TAP belongs to slirp-ns now: the helper must not keep it open.
+            drop(result);
+            if ok && keep_helper {
+                serve(&theirs);
+            }
+            super::exit_child(if ok { 0 } else { 1 });
         }
         ForkResult::Parent { child } => {
             drop(theirs);
             drop(ns);
             let result = fdpass::recv_result(&ours);
+            if keep_helper && result.is_ok() {
+                let flags = nix::fcntl::OFlag::from_bits_retain(
+                    nix::fcntl::fcntl(&ours, nix::fcntl::FcntlArg::F_GETFL)
+                        .map_err(|e| format!("fcntl: {e}"))?,
+                );
+                nix::fcntl::fcntl(
+                    &ours,
+                    nix::fcntl::FcntlArg::F_SETFL(flags | nix::fcntl::OFlag::O_NONBLOCK),
+                )
+                .map_err(|e| format!("fcntl: {e}"))?;
+                let helper = Helper {
+                    sock: ours,
+                    pid: child,
+                };
+                return result.map(|fd| (fd, Some(helper)));
+            }
             // The helper exits right after answering; reap it so nothing is left behind.
             let _ = waitpid(child, None);
-            result
+            result.map(|fd| (fd, None))
         }
     }
 }

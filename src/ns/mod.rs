@@ -22,3 +22,21 @@ fn exit_child(code: i32) -> ! {
     // SAFETY: _exit is async-signal-safe and takes no pointers.
     unsafe { libc::_exit(code) }
 }
+
+/// Closes every descriptor above stderr but those in `keep`, in a forked child.
+fn close_other_fds(keep: &[std::os::fd::RawFd]) {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let open: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: in a forked child that never returns to the code owning these
+            // descriptors; closing one that read_dir's own descriptor was is harmless.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
