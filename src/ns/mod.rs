@@ -2,11 +2,13 @@
 //!
 //! A process that has started threads may not join a user namespace, and joining changes the
 //! whole process's view of the network; so the work inside the target namespace is done by a
-//! short-lived helper, forked while slirp-ns is still single-threaded ([`helper`]). It joins the
-//! user namespace (when it differs from ours) and then the network namespace, opens the TAP
-//! device ([`tap`]), configures the links over rtnetlink when asked ([`netlink`]), passes the
-//! TAP descriptor back over SCM_RIGHTS (`fdpass`) and exits. The helper does not linger: a
-//! process left inside the namespace would keep it alive after its owner is gone.
+//! helper, forked while slirp-ns is still single-threaded ([`helper`]). It joins the user
+//! namespace (when it differs from ours) and then the network namespace, opens the TAP device
+//! ([`tap`]), configures the links over rtnetlink when asked ([`netlink`]) and passes the TAP
+//! descriptor back over SCM_RIGHTS (`fdpass`). Then it either exits or, for the splice path of
+//! port forwards, stays to make sockets inside the namespace on request; it holds nothing but
+//! its socket to slirp-ns and goes when slirp-ns does. (Keeping it does not keep the namespace
+//! alive any longer than the TAP descriptor already does.)
 //!
 //! [`exec`] is slirp-ns's own mode: make a fresh namespace for a command and run it there.
 
