@@ -29,6 +29,8 @@ MTUS=${MTUS:-"65520 1500"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/results.md}
 SERVER=198.51.100.1
+FWD_PORT=5301
+GUEST_IPERF_PORT=5201
 HS=slirpns-bench-$$
 WORK=$(mktemp -d)
 chmod 1777 "$WORK"  # pasta, run unprivileged, writes its PID file here
@@ -96,6 +98,8 @@ sleep 0.3
 start_engine() {
     local engine=$1 mtu=$2
     ENGINE_PID="" GUEST_PID=""
+    # A fresh forward port each time: the last engine's listener may linger a moment.
+    FWD_PORT=$((FWD_PORT + 1))
     case $engine in
         slirp-ns|slirp4netns)
             ip netns exec "$HS" unshare --net sleep 1000 &
@@ -109,14 +113,19 @@ start_engine() {
             [ "$(stat -L -c %i /proc/$GUEST_PID/ns/net)" != "$(stat -L -c %i /run/netns/$HS)" ] \
                 && [ "$(stat -L -c %i /proc/$GUEST_PID/ns/net)" != "$(stat -L -c %i /proc/self/ns/net)" ] \
                 || { echo "guest namespace not ready" >&2; return 1; }
-            local bin=$SLIRP_NS
-            [ "$engine" = slirp4netns ] && bin=slirp4netns
-            ip netns exec "$HS" "$bin" -c -m "$mtu" "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 &
+            if [ "$engine" = slirp4netns ]; then
+                rm -f "$WORK/api.sock"
+                ip netns exec "$HS" slirp4netns -c -m "$mtu" -a "$WORK/api.sock" "$GUEST_PID" tap0 \
+                    >"$WORK/engine.log" 2>&1 &
+            else
+                ip netns exec "$HS" "$SLIRP_NS" -c -m "$mtu" -p $FWD_PORT:$GUEST_IPERF_PORT \
+                    "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 &
+            fi
             ENGINE_PID=$!
             ;;
         pasta)
             ip netns exec "$HS" setpriv --reuid 65534 --regid 65534 --clear-groups -- \
-                pasta --config-net -q -f -m "$mtu" -t none -u none -T none -U none \
+                pasta --config-net -q -f -m "$mtu" -t $FWD_PORT:$GUEST_IPERF_PORT -u none -T none -U none \
                 -P "$WORK/pasta.pid" -- sleep 1000 >"$WORK/engine.log" 2>&1 &
             local wrapper=$!
             for _ in $(seq 50); do [ -s "$WORK/pasta.pid" ] && break; sleep 0.1; done
@@ -135,7 +144,35 @@ start_engine() {
     return 1
 }
 
+# The port forward host:FWD_PORT -> guest:GUEST_IPERF_PORT (slirp-ns and pasta take it on their
+# command line; slirp4netns through its API socket), and an iperf3 server behind it.
+start_forward() {
+    local engine=$1
+    if [ "$engine" = slirp4netns ]; then
+        ip netns exec "$HS" python3 - "$WORK/api.sock" $FWD_PORT $GUEST_IPERF_PORT <<'PY' >/dev/null
+import socket, sys, json
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(json.dumps({"execute": "add_hostfwd", "arguments": {"proto": "tcp",
+    "host_addr": "0.0.0.0", "host_port": int(sys.argv[2]), "guest_port": int(sys.argv[3])}}).encode())
+s.shutdown(socket.SHUT_WR)
+print(s.recv(1024))
+PY
+    fi
+    in_guest iperf3 -s -p $GUEST_IPERF_PORT -D
+    sleep 0.3
+}
+
+# iperf3 from host-sim to the forward at ADDR; prints "gbits bytes".
+iperf_forward() {
+    ip netns exec "$HS" iperf3 -c "$1" -p $FWD_PORT -t "$SECONDS_PER_TEST" -J | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["end"]["sum_received"]
+print(r["bits_per_second"] / 1e9, r["bytes"])'
+}
+
 stop_engine() {
+    pkill -f "iperf3 -s -p $GUEST_IPERF_PORT" 2>/dev/null || true
     kill "$ENGINE_PID" "$GUEST_PID" 2>/dev/null || true
     for _ in $(seq 50); do
         kill -0 "$ENGINE_PID" 2>/dev/null || break
@@ -175,6 +212,15 @@ for round in $(seq "$ROUNDS"); do
                 record "$engine" "$mtu" "cpu_per_gb_$dir" \
                     "$(python3 -c "print(($after - $before) / $hz / ($bytes / 1e9))")"
             done
+            start_forward "$engine"
+            # From host loopback (slirp-ns: the splice path) and from a host-sim address
+            # (slirp-ns: through the TAP).
+            for client in lo tap; do
+                addr=127.0.0.1; [ $client = tap ] && addr=192.0.2.1
+                if read -r gbits _ < <(iperf_forward $addr); then
+                    record "$engine" "$mtu" "fwd_$client" "$gbits"
+                fi
+            done
             if [ "$mtu" = 1500 ]; then
                 record "$engine" "$mtu" crr "$(in_guest "$BENCH_TCP" crr $SERVER:7777 "$SECONDS_PER_TEST")"
                 record "$engine" "$mtu" rr "$(in_guest "$BENCH_TCP" rr $SERVER:7777 "$SECONDS_PER_TEST")"
@@ -204,6 +250,8 @@ tests = [
     ("tcp_down", "host -> guest, Gbit/s", True),
     ("cpu_per_gb_up", "CPU s per GB, guest -> host", False),
     ("cpu_per_gb_down", "CPU s per GB, host -> guest", False),
+    ("fwd_lo", "port forward host->guest from 127.0.0.1, Gbit/s", True),
+    ("fwd_tap", "port forward host->guest from a host address, Gbit/s", True),
     ("crr", "TCP connections per second", True),
     ("rr", "1-byte round trip, µs", False),
 ]
