@@ -432,3 +432,56 @@ fn udp_forward_echo_with_per_client_flows() {
         assert_eq!(answer.as_deref(), Some(format!("{seen} ping").as_str()));
     }
 }
+
+#[test]
+fn connections_made_through_a_forward_outlive_its_removal() {
+    let net = Net::new(&[]);
+    let port = net.free_port();
+    add_tcp(&net.sock, "", port, 80);
+    // The guest server sends its first line, waits for a byte from the client, then the rest.
+    let listener = in_netns(&net.guest.netns_path(), || {
+        TcpListener::bind("0.0.0.0:80").unwrap()
+    });
+    let body = pattern(1 << 20, 8);
+    let sent = body.clone();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut conn, _) = listener.accept().unwrap();
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                conn.write_all(b"hello\n").unwrap();
+                let mut go = [0u8; 1];
+                conn.read_exact(&mut go).unwrap();
+                conn.write_all(&sent).unwrap();
+            });
+        }
+    });
+    // One connection spliced (loopback), one through the TAP (host-sim address).
+    let hs = net.hs.netns_path();
+    let mut conns: Vec<TcpStream> = ["127.0.0.1", "192.0.2.1"]
+        .iter()
+        .map(|ip| {
+            let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+            let mut conn = in_netns(&hs, move || TcpStream::connect(addr).unwrap());
+            conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let mut hello = [0u8; 6];
+            conn.read_exact(&mut hello).unwrap();
+            assert_eq!(&hello, b"hello\n");
+            conn
+        })
+        .collect();
+    assert_eq!(
+        request(
+            &net.sock,
+            r#"{"execute":"remove_hostfwd","arguments":{"id":1}}"#
+        ),
+        r#"{"return":{}}"#
+    );
+    for conn in &mut conns {
+        conn.write_all(b"g").unwrap();
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).unwrap();
+        assert!(rest == body, "the connection goes on after the removal");
+    }
+    server.join().unwrap();
+}
