@@ -132,35 +132,12 @@ impl TcpConn {
     ) -> Self {
         let scaling = syn.window_scale.is_some();
         TcpConn {
-            key,
-            guest_mac,
-            stream,
-            state: State::Connecting,
             rcv_nxt: (syn.seq_number.0 as u32).wrapping_add(1),
-            iss,
-            snd_una: iss,
-            snd_nxt: iss,
             snd_wnd: u32::from(syn.window_len),
             guest_wscale: syn.window_scale.unwrap_or(0).min(14),
             our_wscale: if scaling { OUR_WINDOW_SCALE } else { 0 },
             mss: usize::from(syn.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss),
-            guest_fin: false,
-            host_eof: false,
-            fin_seq: None,
-            fin_acked: false,
-            host_full: false,
-            dup_acks: 0,
-            rto: RTO_INITIAL,
-            retries: 0,
-            timer: None,
-            peek_offset: false,
-            ack_owed: false,
-            ack_sent: 0,
-            last_activity: now,
-            window_sent: 0,
-            low_window: LOW_WINDOW_MIN.max(4 * mtu_mss as u32),
-            window_check: None,
-            window_check_interval: WINDOW_CHECK_FIRST,
+            ..Self::base(key, guest_mac, stream, State::Connecting, iss, mtu_mss, now)
         }
     }
 
@@ -173,15 +150,33 @@ impl TcpConn {
         mtu_mss: usize,
         now: Instant,
     ) -> Self {
+        let unknown_mac = EthernetAddress::BROADCAST;
+        TcpConn {
+            // Our SYN takes a sequence number.
+            snd_nxt: iss.wrapping_add(1),
+            ..Self::base(key, unknown_mac, stream, State::SynSent, iss, mtu_mss, now)
+        }
+    }
+
+    /// What every connection starts from; the constructors set what the handshake knows.
+    fn base(
+        key: FlowKey,
+        guest_mac: EthernetAddress,
+        stream: mio::net::TcpStream,
+        state: State,
+        iss: u32,
+        mtu_mss: usize,
+        now: Instant,
+    ) -> Self {
         TcpConn {
             key,
-            guest_mac: EthernetAddress::BROADCAST,
+            guest_mac,
             stream,
-            state: State::SynSent,
+            state,
             rcv_nxt: 0,
             iss,
             snd_una: iss,
-            snd_nxt: iss.wrapping_add(1),
+            snd_nxt: iss,
             snd_wnd: 0,
             guest_wscale: 0,
             our_wscale: OUR_WINDOW_SCALE,
