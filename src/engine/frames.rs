@@ -1,6 +1,7 @@
 //! Building frames for the guest: Ethernet from a virtual host, IPv4 (fragmented when larger
 //! than the MTU), ICMP errors.
 
+use super::flow::FlowKey;
 use super::{virtual_mac, Core, Drop, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -116,6 +117,35 @@ impl Core {
             )?;
         }
         Ok(())
+    }
+
+    /// Tells the guest a packet of flow `key` could not be delivered, quoting what a router
+    /// on the way would: its IPv4 header (`protocol`, `payload_len`), its ports and the four
+    /// bytes after them (`rest`). A frame that cannot be queued is counted.
+    pub(crate) fn emit_flow_unreachable(
+        &mut self,
+        tx: &mut TxQueue,
+        guest_mac: EthernetAddress,
+        key: &FlowKey,
+        (protocol, payload_len): (IpProtocol, usize),
+        rest: [u8; 4],
+        reason: Icmpv4DstUnreachable,
+    ) {
+        let original = Ipv4Repr {
+            src_addr: *key.guest.ip(),
+            dst_addr: *key.remote.ip(),
+            next_header: protocol,
+            payload_len,
+            hop_limit: HOP_LIMIT,
+        };
+        let mut quoted = [0u8; 8];
+        quoted[0..2].copy_from_slice(&key.guest.port().to_be_bytes());
+        quoted[2..4].copy_from_slice(&key.remote.port().to_be_bytes());
+        quoted[4..8].copy_from_slice(&rest);
+        let from = *key.remote.ip();
+        if let Err(drop) = self.emit_unreachable(tx, guest_mac, from, reason, &original, &quoted) {
+            self.counters.count_drop(drop);
+        }
     }
 
     /// Tells the guest its packet could not be delivered: an ICMP destination unreachable from

@@ -8,9 +8,7 @@
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    EthernetAddress, Icmpv4DstUnreachable, IpProtocol, Ipv4Repr, UdpPacket, UdpRepr,
-};
+use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, IpProtocol, UdpPacket, UdpRepr};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -133,23 +131,15 @@ impl UdpFlow {
 
     /// The destination refused: tell the guest as its kernel would hear it from a real host.
     fn port_unreachable(&self, core: &mut Core, tx: &mut TxQueue) {
-        let original = Ipv4Repr {
-            src_addr: *self.key.guest.ip(),
-            dst_addr: *self.key.remote.ip(),
-            next_header: IpProtocol::Udp,
-            payload_len: UDP_HEADER,
-            hop_limit: super::frames::HOP_LIMIT,
-        };
-        let mut header = [0u8; UDP_HEADER];
-        header[0..2].copy_from_slice(&self.key.guest.port().to_be_bytes());
-        header[2..4].copy_from_slice(&self.key.remote.port().to_be_bytes());
-        header[4..6].copy_from_slice(&(UDP_HEADER as u16).to_be_bytes());
-        let from = *self.key.remote.ip();
-        let reason = Icmpv4DstUnreachable::PortUnreachable;
-        let mac = self.guest_mac;
-        if let Err(drop) = core.emit_unreachable(tx, mac, from, reason, &original, &header) {
-            core.counters.count_drop(drop);
-        }
+        let [len_hi, len_lo] = (UDP_HEADER as u16).to_be_bytes();
+        core.emit_flow_unreachable(
+            tx,
+            self.guest_mac,
+            &self.key,
+            (IpProtocol::Udp, UDP_HEADER),
+            [len_hi, len_lo, 0, 0],
+            Icmpv4DstUnreachable::PortUnreachable,
+        );
     }
 
     fn send(&mut self, core: &mut Core, now: Instant, payload: &[u8], tx: &mut TxQueue) {

@@ -4,7 +4,7 @@ use super::segment::{emit_control, emit_data, Segment, SynOptions};
 use super::PendingWrites;
 use crate::engine::flow::{FlowKey, Verdict};
 use crate::engine::{sockets, Core, Drop, Readiness, TxQueue};
-use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, Ipv4Repr, TcpControl, TcpRepr};
+use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, TcpControl, TcpRepr};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -442,32 +442,17 @@ impl TcpConn {
             _ => None,
         };
         match unreachable {
-            Some(reason) => {
-                let (original, quoted) = self.quoted_syn();
-                let (mac, from) = (self.guest_mac, *self.key.remote.ip());
-                let sent = core.emit_unreachable(tx, mac, from, reason, &original, &quoted);
-                if let Err(drop) = sent {
-                    core.counters.count_drop(drop);
-                }
-            }
+            // Quoting the guest's SYN: its headers, ports and sequence number.
+            Some(reason) => core.emit_flow_unreachable(
+                tx,
+                self.guest_mac,
+                &self.key,
+                (smoltcp::wire::IpProtocol::Tcp, super::segment::TCP_HEADER),
+                self.rcv_nxt.wrapping_sub(1).to_be_bytes(),
+                reason,
+            ),
             None => self.reset_guest(core, tx),
         }
-    }
-
-    /// The guest's SYN as an ICMP error quotes it: IPv4 header, ports and sequence number.
-    fn quoted_syn(&self) -> (Ipv4Repr, [u8; 8]) {
-        let original = Ipv4Repr {
-            src_addr: *self.key.guest.ip(),
-            dst_addr: *self.key.remote.ip(),
-            next_header: smoltcp::wire::IpProtocol::Tcp,
-            payload_len: super::segment::TCP_HEADER,
-            hop_limit: crate::engine::frames::HOP_LIMIT,
-        };
-        let mut quoted = [0u8; 8];
-        quoted[0..2].copy_from_slice(&self.key.guest.port().to_be_bytes());
-        quoted[2..4].copy_from_slice(&self.key.remote.port().to_be_bytes());
-        quoted[4..8].copy_from_slice(&self.rcv_nxt.wrapping_sub(1).to_be_bytes());
-        (original, quoted)
     }
 
     /// A segment from the guest for this connection.
