@@ -184,6 +184,10 @@ impl Core {
     }
 
     pub(crate) fn learn_neighbor(&mut self, addr: Ipv4Addr, mac: EthernetAddress) {
+        // Called for every packet: the steady state (nothing new) costs one lookup.
+        if self.neighbors.get(&addr) == Some(&mac) {
+            return;
+        }
         if self.neighbors.len() >= MAX_NEIGHBORS && !self.neighbors.contains_key(&addr) {
             // A guest with this many addresses is unusual: start over rather than grow.
             self.neighbors.clear();
