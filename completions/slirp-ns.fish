@@ -1,6 +1,7 @@
 complete -c slirp-ns -s e -l exit-fd -d 'Exit when FD is closed (or reports any event)' -r
 complete -c slirp-ns -s r -l ready-fd -d 'Write "1" to FD and close it once the network is ready' -r
 complete -c slirp-ns -s m -l mtu -d 'MTU of the TAP device (default=1500, max=65521)' -r
+complete -c slirp-ns -l cidr6 -d 'The guest\'s IPv6 network with --enable-ipv6 (default=fd00::/64; must be a /64)' -r
 complete -c slirp-ns -s a -l api-socket -d 'Serve the JSON API (port forwarding) on a unix socket at PATH' -r -F
 complete -c slirp-ns -l cidr -d 'Network address CIDR (default=10.0.2.0/24)' -r
 complete -c slirp-ns -l netns-type -d 'Network namespace type (default=pid)' -r -f -a "pid\t'The positional argument is the PID of a process in the target namespace'
@@ -14,7 +15,7 @@ complete -c slirp-ns -l target-type -d 'Target type (default=netns)' -r -f -a "n
 bess\t'A SOCK_SEQPACKET socket carrying Ethernet frames (User Mode Linux)'"
 complete -c slirp-ns -l dns-server -d 'Relay DNS to ADDR instead of the resolvers in /etc/resolv.conf (repeatable)' -r
 complete -c slirp-ns -l max-flows -d 'Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused' -r
-complete -c slirp-ns -s p -l publish -d 'Forward host port to guest port from the start: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable; an IPv6 HOST_ADDR goes in brackets)' -r
+complete -c slirp-ns -s p -l publish -d 'Forward a host port to the guest from the start: [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp] (repeatable; IPv6 addresses go in brackets)' -r
 complete -c slirp-ns -s c -l configure -d 'Bring up the interface: lo and TAP up, MTU, address network+100, default route via network+2'
 complete -c slirp-ns -s 6 -l enable-ipv6 -d 'Enable IPv6 on fd00::/64'
 complete -c slirp-ns -l disable-host-loopback -d 'Prohibit connecting to 127.0.0.1:* on the host through the gateway address'

@@ -64,6 +64,10 @@ pub struct Cli {
     #[arg(short = '6', long)]
     pub enable_ipv6: bool,
 
+    /// The guest's IPv6 network with --enable-ipv6 (default=fd00::/64; must be a /64)
+    #[arg(long, value_name = "PREFIX/64")]
+    pub cidr6: Option<String>,
+
     /// Serve the JSON API (port forwarding) on a unix socket at PATH
     #[arg(short = 'a', long, value_name = "PATH")]
     pub api_socket: Option<PathBuf>,
@@ -128,8 +132,9 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 65536)]
     pub max_flows: usize,
 
-    /// Forward host port to guest port from the start: [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp]
-    /// (repeatable; an IPv6 HOST_ADDR goes in brackets)
+    /// Forward a host port to the guest from the start:
+    /// [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp] (repeatable; IPv6 addresses go in
+    /// brackets)
     #[arg(short = 'p', long, value_name = "SPEC")]
     pub publish: Vec<String>,
 

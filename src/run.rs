@@ -51,6 +51,7 @@ fn link_setup(cfg: &Config) -> LinkSetup {
         prefix_len: cfg.net.prefix_len(),
         broadcast: cfg.net.broadcast(),
         gateway: cfg.net.gateway(),
+        ipv6: cfg.ipv6.is_some(),
     }
 }
 
@@ -70,6 +71,16 @@ fn print_banner(cfg: &Config) {
     }
     if let Some(addr) = cfg.outbound_addr {
         println!("* Outbound IPv4:   {addr}");
+    }
+    if let Some(prefix) = cfg.ipv6 {
+        println!("* IPv6 prefix:     {prefix}");
+        println!("* IPv6 gateway:    {}", prefix.gateway());
+        if !cfg.disable_dns {
+            println!("* IPv6 DNS:        {}", prefix.dns());
+        }
+    }
+    if let Some(addr) = cfg.outbound_addr6 {
+        println!("* Outbound IPv6:   {addr}");
     }
     if let Some([a, b, c, d, e, f]) = cfg.mac {
         println!("* MAC address:     {a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}");
@@ -126,6 +137,8 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         host_loopback: !cfg.disable_host_loopback,
         dns_servers: cfg.dns_servers.clone(),
         outbound_addr: cfg.outbound_addr,
+        outbound_addr6: cfg.outbound_addr6,
+        ipv6: cfg.ipv6,
         max_flows: cfg.max_flows,
         // SLIRP_NS_NO_PEEK_OFF forces the path for kernels without SO_PEEK_OFF (for tests).
         splice_loopback: helper.is_some(),

@@ -19,7 +19,7 @@ use mio::{Interest, Registry, Token};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use std::collections::VecDeque;
-use std::net::{Shutdown, SocketAddrV4};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::OwnedFd;
 
 /// The helper's socket.
@@ -130,7 +130,7 @@ impl Splicer {
     }
 
     /// Starts joining `client` to `dst` inside the namespace.
-    pub fn start(&mut self, client: TcpStream, dst: SocketAddrV4) {
+    pub fn start(&mut self, client: TcpStream, dst: SocketAddr) {
         if self.pairs.len() - self.free.len() + self.waiting.len() >= MAX_PAIRS {
             log::debug!("splice: {MAX_PAIRS} connections already, refusing one");
             return;

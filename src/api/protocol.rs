@@ -80,7 +80,9 @@ fn parse_add(
         .ok_or(BadRequest("add_hostfwd: bad arguments.host_addr"))?;
     let host_port =
         port(args, "host_port", 0).ok_or(BadRequest("add_hostfwd: bad arguments.host_port"))?;
-    let guest_addr = address(args, "guest_addr", default_guest)
+    // The guest is a unicast host: loopback, multicast and the like cannot be it.
+    let guest_addr = address(args, "guest_addr", IpAddr::V4(default_guest))
+        .filter(|addr| crate::engine::route::is_forwardable(*addr))
         .ok_or(BadRequest("add_hostfwd: bad arguments.guest_addr"))?;
     let guest_port =
         port(args, "guest_port", 1).ok_or(BadRequest("add_hostfwd: bad arguments.guest_port"))?;
@@ -164,12 +166,13 @@ pub fn info_reply(info: Value) -> String {
 mod tests {
     use super::*;
 
-    const GUEST: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 100);
+    const GUEST_V4: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 100);
+    const GUEST: IpAddr = IpAddr::V4(GUEST_V4);
 
     fn add(args: &str) -> Result<Request, BadRequest> {
         parse(
             format!(r#"{{"execute":"add_hostfwd","arguments":{args}}}"#).as_bytes(),
-            GUEST,
+            GUEST_V4,
         )
     }
 
@@ -241,6 +244,10 @@ mod tests {
                 "guest_addr",
             ),
             (
+                r#"{"proto":"tcp","host_port":1,"guest_addr":"224.0.0.1","guest_port":1}"#,
+                "guest_addr",
+            ),
+            (
                 r#"{"proto":"tcp","host_port":1,"guest_port":0}"#,
                 "guest_port",
             ),
@@ -258,7 +265,7 @@ mod tests {
 
     #[test]
     fn request_level_errors() {
-        let parse = |s: &str| parse(s.as_bytes(), GUEST).unwrap_err().0;
+        let parse = |s: &str| parse(s.as_bytes(), GUEST_V4).unwrap_err().0;
         assert_eq!(parse("{"), "cannot parse JSON");
         assert_eq!(parse("[1]"), "cannot parse JSON");
         assert_eq!(parse(r#"{"arguments":{}}"#), "no execute found");
@@ -281,7 +288,7 @@ mod tests {
     #[test]
     fn newline_and_whitespace_are_fine() {
         assert_eq!(
-            parse(b"{\"execute\":\"list_hostfwd\"}\n", GUEST),
+            parse(b"{\"execute\":\"list_hostfwd\"}\n", GUEST_V4),
             Ok(Request::ListHostFwd)
         );
         assert!(is_complete(b" {\"execute\":\"list_hostfwd\"} \n"));

@@ -25,13 +25,13 @@ pub(super) fn handle(core: &mut Core, payload: &[u8], tx: &mut TxQueue) -> Resul
         return Err(Drop::Malformed);
     }
     if core.cfg.net.contains(source_protocol_addr) {
-        core.learn_neighbor(source_protocol_addr, source_hardware_addr);
+        core.learn_neighbor(source_protocol_addr.into(), source_hardware_addr);
     }
     if operation == ArpOperation::Reply && core.cfg.net.contains(source_protocol_addr) {
         core.counters.arp_replies_received += 1;
         return Ok(());
     }
-    if operation != ArpOperation::Request || !core.is_virtual_host(target_protocol_addr) {
+    if operation != ArpOperation::Request || !core.is_virtual_host(target_protocol_addr.into()) {
         return Err(Drop::NotForUs);
     }
     let reply = ArpRepr::EthernetIpv4 {

@@ -28,6 +28,9 @@ pub struct Counters {
     pub tcp_resets: u64,
     pub udp_datagrams_from_guest: u64,
     pub udp_datagrams_to_guest: u64,
+    /// Router and neighbour advertisements sent (IPv6).
+    pub ndp_adverts: u64,
+    pub dhcpv6_replies: u64,
 }
 
 impl Counters {
@@ -63,7 +66,8 @@ impl std::fmt::Display for Counters {
              not for us {}, tx queue full {}, flow table full {}, refused {}, host socket {}; \
              arp replies {} (received {}), echo replies {}, icmp errors {}; flows opened {}, forwarded connections {}; \
              tcp bytes from guest {}, to guest {}, retransmits {}, fast retransmits {}, \
-             resets {}; udp datagrams from guest {}, to guest {}",
+             resets {}; udp datagrams from guest {}, to guest {}; ndp adverts {}, \
+             dhcpv6 replies {}",
             self.frames_in,
             self.bytes_in,
             self.frames_out,
@@ -87,7 +91,9 @@ impl std::fmt::Display for Counters {
             self.tcp_fast_retransmits,
             self.tcp_resets,
             self.udp_datagrams_from_guest,
-            self.udp_datagrams_to_guest
+            self.udp_datagrams_to_guest,
+            self.ndp_adverts,
+            self.dhcpv6_replies
         )
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! `--dns-server` fixes them; otherwise they are the `nameserver` lines of the host's
 //! /etc/resolv.conf, read again when the file changes (checked at most once a second, when a
-//! new DNS flow starts). The relaying itself is ordinary UDP and TCP translation.
+//! new DNS flow starts). The relaying itself is ordinary UDP and TCP translation. The file's
+//! `search` domains are what DHCPv6 tells the guest to search.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ pub struct Resolver {
     fixed: Vec<IpAddr>,
     path: PathBuf,
     from_file: Vec<IpAddr>,
+    search: Vec<String>,
     modified: Option<SystemTime>,
     checked: Option<Instant>,
 }
@@ -24,6 +26,7 @@ impl Resolver {
             fixed,
             path,
             from_file: Vec::new(),
+            search: Vec::new(),
             modified: None,
             checked: None,
         }
@@ -34,6 +37,17 @@ impl Resolver {
         if !self.fixed.is_empty() {
             return &self.fixed;
         }
+        self.refresh(now);
+        &self.from_file
+    }
+
+    /// The host's search domains.
+    pub fn search_domains(&mut self, now: Instant) -> &[String] {
+        self.refresh(now);
+        &self.search
+    }
+
+    fn refresh(&mut self, now: Instant) {
         if self
             .checked
             .is_none_or(|at| now.duration_since(at) >= RECHECK_INTERVAL)
@@ -46,14 +60,15 @@ impl Resolver {
                 self.modified = modified;
                 let text = std::fs::read_to_string(&self.path).unwrap_or_default();
                 self.from_file = parse_resolv_conf(&text);
+                self.search = parse_search(&text);
                 log::debug!(
-                    "resolvers from {}: {:?}",
+                    "resolvers from {}: {:?}, search {:?}",
                     self.path.display(),
-                    self.from_file
+                    self.from_file,
+                    self.search
                 );
             }
         }
-        &self.from_file
     }
 }
 
@@ -72,6 +87,22 @@ pub fn parse_resolv_conf(text: &str) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The domains of the last `search` (or `domain`) line of a resolv.conf, as the resolver
+/// library takes them.
+pub fn parse_search(text: &str) -> Vec<String> {
+    let mut search = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if matches!(words.next(), Some("search" | "domain")) {
+            search = words
+                .filter(|d| d.len() < 254 && *d != ".")
+                .map(|d| d.trim_end_matches('.').to_owned())
+                .collect();
+        }
+    }
+    search
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +117,11 @@ mod tests {
             .map(|a| a.to_string())
             .collect();
         assert_eq!(servers, ["127.0.0.53", "192.0.2.53", "fe80::1"]);
+        assert_eq!(parse_search(text), ["example.org"]);
+        assert_eq!(
+            parse_search("domain a.example\nsearch b.example. c.example\n"),
+            ["b.example", "c.example"]
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! echo - ICMP echo to the outside through unprivileged ping sockets.
+//! echo - ICMP and ICMPv6 echo to the outside through unprivileged ping sockets.
 //!
 //! One ping socket per (guest, echo identifier, destination). The kernel gives the socket an
 //! identifier of its own and rewrites requests with it; replies come back with it and are
@@ -9,8 +9,12 @@
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{EthernetAddress, Icmpv4Packet, Icmpv4Repr, IpProtocol};
+use smoltcp::wire::{
+    EthernetAddress, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv6Message, Icmpv6Packet,
+    Icmpv6Repr, IpProtocol,
+};
 use std::io;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How long an echo flow lives without traffic.
@@ -24,16 +28,16 @@ pub struct EchoFlow {
 }
 
 impl EchoFlow {
+    pub(crate) fn key(&self) -> &FlowKey {
+        &self.key
+    }
+
     /// A flow with no socket, for table tests.
     #[cfg(test)]
-    pub fn placeholder(_slot: usize) -> Self {
+    pub fn placeholder(key: FlowKey) -> Self {
         EchoFlow {
             sock: None,
-            key: FlowKey {
-                proto: Proto::Icmp,
-                guest: "10.0.2.100:1".parse().unwrap(),
-                remote: "192.0.2.1:0".parse().unwrap(),
-            },
+            key,
             guest_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
             last_seen: Instant::now(),
         }
@@ -65,7 +69,7 @@ impl EchoFlow {
             match sock.recv(&mut buf) {
                 Ok(n) => {
                     self.last_seen = now;
-                    if let Err(reason) = self.deliver(core, &buf[..n], tx) {
+                    if let Err(reason) = self.deliver(core, &mut buf[..n], tx) {
                         core.counters.count_drop(reason);
                     }
                 }
@@ -77,27 +81,35 @@ impl EchoFlow {
         Verdict::Keep
     }
 
-    /// Passes an echo reply on to the guest with the guest's identifier.
-    fn deliver(&self, core: &mut Core, reply: &[u8], tx: &mut TxQueue) -> Result<(), Drop> {
-        let packet = Icmpv4Packet::new_checked(reply).map_err(|_| Drop::Malformed)?;
-        let Ok(Icmpv4Repr::EchoReply { seq_no, data, .. }) =
-            Icmpv4Repr::parse(&packet, &ChecksumCapabilities::ignored())
-        else {
-            return Err(Drop::Unsupported);
+    /// Passes an echo reply on to the guest with the guest's identifier (rewritten in place).
+    fn deliver(&self, core: &mut Core, reply: &mut [u8], tx: &mut TxQueue) -> Result<(), Drop> {
+        let (src, dst) = (self.key.remote.ip(), self.key.guest.ip());
+        let ident = self.key.guest.port();
+        let protocol = match (src, dst) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => {
+                let mut packet =
+                    Icmpv4Packet::new_checked(&mut *reply).map_err(|_| Drop::Malformed)?;
+                if packet.msg_type() != Icmpv4Message::EchoReply {
+                    return Err(Drop::Unsupported);
+                }
+                packet.set_echo_ident(ident);
+                packet.fill_checksum();
+                IpProtocol::Icmp
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let mut packet =
+                    Icmpv6Packet::new_checked(&mut *reply).map_err(|_| Drop::Malformed)?;
+                if packet.msg_type() != Icmpv6Message::EchoReply {
+                    return Err(Drop::Unsupported);
+                }
+                packet.set_echo_ident(ident);
+                packet.fill_checksum(&src, &dst);
+                IpProtocol::Icmpv6
+            }
+            _ => return Err(Drop::Unsupported),
         };
-        let repr = Icmpv4Repr::EchoReply {
-            ident: self.key.guest.port(),
-            seq_no,
-            data,
-        };
-        let mut out = vec![0u8; repr.buffer_len()];
-        repr.emit(
-            &mut Icmpv4Packet::new_unchecked(&mut out[..]),
-            &ChecksumCapabilities::default(),
-        );
         core.counters.icmp_echo_replies += 1;
-        let (src, dst) = (*self.key.remote.ip(), *self.key.guest.ip());
-        core.emit_ipv4(tx, self.guest_mac, src, dst, IpProtocol::Icmp, &out)
+        core.emit_ip(tx, self.guest_mac, src, dst, protocol, reply)
     }
 
     fn send(&mut self, core: &mut Core, now: Instant, request: &[u8]) {
@@ -109,7 +121,30 @@ impl EchoFlow {
     }
 }
 
-/// An ICMP message from the guest to a destination beyond the virtual hosts.
+/// The identifier of an echo request (ICMP or ICMPv6) from the guest; other messages are not
+/// for passing on.
+fn echo_request_ident(guest: &GuestPacket) -> Result<u16, Drop> {
+    let checksums = ChecksumCapabilities::default();
+    match (guest.src, guest.dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => {
+            let packet = Icmpv4Packet::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
+            match Icmpv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)? {
+                Icmpv4Repr::EchoRequest { ident, .. } => Ok(ident),
+                _ => Err(Drop::Unsupported),
+            }
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let packet = Icmpv6Packet::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
+            match Icmpv6Repr::parse(&src, &dst, &packet, &checksums).map_err(|_| Drop::Malformed)? {
+                Icmpv6Repr::EchoRequest { ident, .. } => Ok(ident),
+                _ => Err(Drop::Unsupported),
+            }
+        }
+        _ => Err(Drop::Malformed),
+    }
+}
+
+/// An ICMP or ICMPv6 message from the guest to a destination beyond the virtual hosts.
 pub(crate) fn handle(
     core: &mut Core,
     flows: &mut FlowTable,
@@ -117,14 +152,9 @@ pub(crate) fn handle(
     guest: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
-    let (ip, payload) = (&guest.ip, guest.payload);
-    let packet = Icmpv4Packet::new_checked(payload).map_err(|_| Drop::Malformed)?;
-    let repr = Icmpv4Repr::parse(&packet, &ChecksumCapabilities::default())
-        .map_err(|_| Drop::Malformed)?;
-    let Icmpv4Repr::EchoRequest { ident, .. } = repr else {
-        return Err(Drop::Unsupported);
-    };
-    let key = super::key(Proto::Icmp, ip, ident, 0);
+    let payload = guest.payload;
+    let ident = echo_request_ident(guest)?;
+    let key = super::key(Proto::Icmp, guest, ident, 0);
     let slot = match flows.lookup(&key) {
         Some(slot) => slot,
         None => open(core, flows, now, key, guest, tx)?,
@@ -148,7 +178,11 @@ fn open(
     let Some(dst) = guest.route_new_flow(core, now, Proto::Icmp, key.remote, tx)? else {
         return Err(Drop::Refused);
     };
-    let source = core.cfg.outbound_addr.map(Into::into);
+    if dst.is_ipv4() != key.guest.is_ipv4() {
+        // Echo is not translated between IPv4 and IPv6.
+        return Err(Drop::Refused);
+    }
+    let source = core.outbound_source(dst.ip());
     let opened = open_flow(core, flows, key, || {
         Ok(Flow::Echo(Box::new(EchoFlow {
             sock: Some(sockets::ping_connect(dst, source)?),
@@ -166,9 +200,8 @@ fn open(
                     core.ping_refused_logged = true;
                     log::warn!(
                         "ICMP echo beyond the gateway is unavailable: the host refuses ping \
-                         sockets to this user (net.ipv4.ping_group_range); only {} and {} answer",
-                        core.cfg.net.gateway(),
-                        core.cfg.net.dns()
+                         sockets to this user (net.ipv4.ping_group_range); only the gateway \
+                         and the DNS address answer"
                     );
                 }
             } else {

@@ -1,26 +1,75 @@
-//! Building frames for the guest: Ethernet from a virtual host, IPv4 (fragmented when larger
-//! than the MTU), ICMP errors.
+//! Building frames for the guest: Ethernet from a virtual host, IPv4 and IPv6 (fragmented when
+//! larger than the MTU), ICMP and ICMPv6 errors.
 
 use super::flow::FlowKey;
-use super::{virtual_mac, Core, Drop, TxQueue};
+use super::{Core, Drop, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4DstUnreachable,
-    Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    Icmpv4Packet, Icmpv4Repr, Icmpv6DstUnreachable, Icmpv6Packet, Icmpv6Repr, IpProtocol,
+    Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
 };
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const ETHERNET_HEADER: usize = 14;
 pub const IPV4_HEADER: usize = 20;
+pub const IPV6_HEADER: usize = 40;
+const IPV6_FRAGMENT_HEADER: usize = 8;
 /// TTL of packets the virtual hosts send.
 pub const HOP_LIMIT: u8 = 64;
 
+/// The IP header in front of a packet from or to `addr`.
+pub fn ip_header_len(addr: IpAddr) -> usize {
+    match addr {
+        IpAddr::V4(_) => IPV4_HEADER,
+        IpAddr::V6(_) => IPV6_HEADER,
+    }
+}
+
+/// Why a packet could not be delivered, in terms both ICMP versions have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unreachable {
+    /// No route: the guest's connect() fails with ENETUNREACH.
+    Net,
+    /// The host (or address) does not answer: EHOSTUNREACH.
+    Host,
+    /// Nothing listens on the port: ECONNREFUSED.
+    Port,
+}
+
+impl Unreachable {
+    fn v4(self) -> Icmpv4DstUnreachable {
+        match self {
+            Unreachable::Net => Icmpv4DstUnreachable::NetUnreachable,
+            Unreachable::Host => Icmpv4DstUnreachable::HostUnreachable,
+            Unreachable::Port => Icmpv4DstUnreachable::PortUnreachable,
+        }
+    }
+
+    fn v6(self) -> Icmpv6DstUnreachable {
+        match self {
+            Unreachable::Net => Icmpv6DstUnreachable::NoRoute,
+            Unreachable::Host => Icmpv6DstUnreachable::AddrUnreachable,
+            Unreachable::Port => Icmpv6DstUnreachable::PortUnreachable,
+        }
+    }
+}
+
+/// The header of a packet an ICMP error quotes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quoted {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: IpProtocol,
+    pub payload_len: usize,
+}
+
 impl Core {
-    /// The MAC a frame from `addr` carries: its own for a virtual host, else the gateway's
-    /// (everything beyond the virtual network is reached through the gateway).
-    fn source_mac(&self, addr: Ipv4Addr) -> EthernetAddress {
-        if self.is_virtual_host(addr) {
-            virtual_mac(addr)
+    /// The MAC a frame from `addr` carries: the DNS relay's for its addresses, else the
+    /// gateway's (everything beyond the virtual network is reached through the gateway).
+    pub(crate) fn source_mac(&self, addr: IpAddr) -> EthernetAddress {
+        if self.is_dns(addr) {
+            self.dns_mac
         } else {
             self.gateway_mac
         }
@@ -31,14 +80,14 @@ impl Core {
     pub(crate) fn emit_frame(
         &mut self,
         tx: &mut TxQueue,
-        from: Ipv4Addr,
+        from: impl Into<IpAddr>,
         to: EthernetAddress,
         ethertype: EthernetProtocol,
         payload_len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<(), Drop> {
         let eth_repr = EthernetRepr {
-            src_addr: self.source_mac(from),
+            src_addr: self.source_mac(from.into()),
             dst_addr: to,
             ethertype,
         };
@@ -52,9 +101,31 @@ impl Core {
         Ok(())
     }
 
+    /// Queues an IP packet for the guest carrying `payload` (the transport header and data,
+    /// checksummed by the caller), fragmented when it exceeds the MTU.
+    pub(crate) fn emit_ip(
+        &mut self,
+        tx: &mut TxQueue,
+        guest_mac: EthernetAddress,
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: IpProtocol,
+        payload: &[u8],
+    ) -> Result<(), Drop> {
+        match (src, dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                self.emit_ipv4(tx, guest_mac, src, dst, protocol, payload)
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                self.emit_ipv6(tx, guest_mac, src, dst, protocol, payload)
+            }
+            _ => Err(Drop::Unsupported),
+        }
+    }
+
     /// Queues an IPv4 packet for the guest carrying `payload` (the transport header and data,
     /// checksummed by the caller), split into fragments when it exceeds the MTU.
-    pub(crate) fn emit_ipv4(
+    fn emit_ipv4(
         &mut self,
         tx: &mut TxQueue,
         guest_mac: EthernetAddress,
@@ -119,8 +190,71 @@ impl Core {
         Ok(())
     }
 
+    fn emit_ipv6(
+        &mut self,
+        tx: &mut TxQueue,
+        guest_mac: EthernetAddress,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        protocol: IpProtocol,
+        payload: &[u8],
+    ) -> Result<(), Drop> {
+        let repr = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: protocol,
+            payload_len: payload.len(),
+            hop_limit: HOP_LIMIT,
+        };
+        if IPV6_HEADER + payload.len() <= self.mtu() {
+            return self.emit_frame(
+                tx,
+                src,
+                guest_mac,
+                EthernetProtocol::Ipv6,
+                IPV6_HEADER + payload.len(),
+                |buf| {
+                    let mut packet = Ipv6Packet::new_unchecked(buf);
+                    repr.emit(&mut packet);
+                    packet.payload_mut().copy_from_slice(payload);
+                },
+            );
+        }
+        // Fragment (RFC 8200, 4.5): every fragment but the last carries a multiple of 8 bytes.
+        let per_fragment = self
+            .mtu()
+            .saturating_sub(IPV6_HEADER + IPV6_FRAGMENT_HEADER)
+            & !7;
+        if per_fragment == 0 {
+            return Err(Drop::Unsupported);
+        }
+        let ident = self.random_u32();
+        for (index, chunk) in payload.chunks(per_fragment).enumerate() {
+            let offset = index * per_fragment;
+            let more = offset + chunk.len() < payload.len();
+            let fragment = Ipv6Repr {
+                next_header: IpProtocol::Ipv6Frag,
+                payload_len: IPV6_FRAGMENT_HEADER + chunk.len(),
+                ..repr
+            };
+            let len = IPV6_HEADER + IPV6_FRAGMENT_HEADER + chunk.len();
+            self.emit_frame(tx, src, guest_mac, EthernetProtocol::Ipv6, len, |buf| {
+                let mut packet = Ipv6Packet::new_unchecked(buf);
+                fragment.emit(&mut packet);
+                let body = packet.payload_mut();
+                body[0] = u8::from(protocol);
+                body[1] = 0;
+                let offset_and_flag = (offset as u16) | u16::from(more);
+                body[2..4].copy_from_slice(&offset_and_flag.to_be_bytes());
+                body[4..8].copy_from_slice(&ident.to_be_bytes());
+                body[IPV6_FRAGMENT_HEADER..].copy_from_slice(chunk);
+            })?;
+        }
+        Ok(())
+    }
+
     /// Tells the guest a packet of flow `key` could not be delivered, quoting what a router
-    /// on the way would: its IPv4 header (`protocol`, `payload_len`), its ports and the four
+    /// on the way would: its IP header (`protocol`, `payload_len`), its ports and the four
     /// bytes after them (`rest`). A frame that cannot be queued is counted.
     pub(crate) fn emit_flow_unreachable(
         &mut self,
@@ -129,58 +263,85 @@ impl Core {
         key: &FlowKey,
         (protocol, payload_len): (IpProtocol, usize),
         rest: [u8; 4],
-        reason: Icmpv4DstUnreachable,
+        reason: Unreachable,
     ) {
-        let original = Ipv4Repr {
-            src_addr: *key.guest.ip(),
-            dst_addr: *key.remote.ip(),
-            next_header: protocol,
+        let original = Quoted {
+            src: key.guest.ip(),
+            dst: key.remote.ip(),
+            protocol,
             payload_len,
-            hop_limit: HOP_LIMIT,
         };
         let mut quoted = [0u8; 8];
         quoted[0..2].copy_from_slice(&key.guest.port().to_be_bytes());
         quoted[2..4].copy_from_slice(&key.remote.port().to_be_bytes());
         quoted[4..8].copy_from_slice(&rest);
-        let from = *key.remote.ip();
+        let from = key.remote.ip();
         if let Err(drop) = self.emit_unreachable(tx, guest_mac, from, reason, &original, &quoted) {
             self.counters.count_drop(drop);
         }
     }
 
-    /// Tells the guest its packet could not be delivered: an ICMP destination unreachable from
-    /// `from`, quoting the packet's IPv4 header (`original`) and first bytes (`quoted`, at most
-    /// 8 are used).
+    /// Tells the guest its packet could not be delivered: an ICMP or ICMPv6 destination
+    /// unreachable from `from`, quoting the packet's header (`original`) and first bytes
+    /// (`quoted`, at most 8 are used).
     pub(crate) fn emit_unreachable(
         &mut self,
         tx: &mut TxQueue,
         guest_mac: EthernetAddress,
-        from: Ipv4Addr,
-        reason: Icmpv4DstUnreachable,
-        original: &Ipv4Repr,
+        from: IpAddr,
+        reason: Unreachable,
+        original: &Quoted,
         quoted: &[u8],
     ) -> Result<(), Drop> {
         let checksums = ChecksumCapabilities::default();
         let quoted = &quoted[..quoted.len().min(8)];
-        let icmp = Icmpv4Repr::DstUnreachable {
-            reason,
-            header: *original,
-            data: quoted,
+        let mut buf = [0u8; 96];
+        let (len, protocol) = match (from, original.src, original.dst) {
+            (IpAddr::V4(_), IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let header = Ipv4Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    next_header: original.protocol,
+                    payload_len: original.payload_len,
+                    hop_limit: HOP_LIMIT,
+                };
+                let icmp = Icmpv4Repr::DstUnreachable {
+                    reason: reason.v4(),
+                    header,
+                    data: quoted,
+                };
+                let len = icmp.buffer_len();
+                icmp.emit(
+                    &mut Icmpv4Packet::new_unchecked(&mut buf[..len]),
+                    &checksums,
+                );
+                (len, IpProtocol::Icmp)
+            }
+            (IpAddr::V6(from_v6), IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let header = Ipv6Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    next_header: original.protocol,
+                    payload_len: original.payload_len,
+                    hop_limit: HOP_LIMIT,
+                };
+                let icmp = Icmpv6Repr::DstUnreachable {
+                    reason: reason.v6(),
+                    header,
+                    data: quoted,
+                };
+                let len = icmp.buffer_len();
+                icmp.emit(
+                    &from_v6,
+                    &src,
+                    &mut Icmpv6Packet::new_unchecked(&mut buf[..len]),
+                    &checksums,
+                );
+                (len, IpProtocol::Icmpv6)
+            }
+            _ => return Err(Drop::Unsupported),
         };
-        let mut buf = [0u8; 64];
-        let len = icmp.buffer_len();
-        icmp.emit(
-            &mut Icmpv4Packet::new_unchecked(&mut buf[..len]),
-            &checksums,
-        );
         self.counters.icmp_errors_sent += 1;
-        self.emit_ipv4(
-            tx,
-            guest_mac,
-            from,
-            original.src_addr,
-            IpProtocol::Icmp,
-            &buf[..len],
-        )
+        self.emit_ip(tx, guest_mac, from, original.src, protocol, &buf[..len])
     }
 }

@@ -6,9 +6,10 @@
 //!
 //! A TCP forward listens on `host_addr:host_port`. Each connection it accepts becomes a TCP
 //! flow opened *toward* the guest (our SYN to `guest_addr:guest_port`), with the client's
-//! address as its source, so the guest's server sees who connects; a client on the host's
-//! loopback (or on IPv6, which an IPv4 guest cannot see) appears as the gateway. From then on
-//! the flow is like any other (see [`super::tcp`]).
+//! address as its source, so the guest's server sees who connects; a client the guest could not
+//! answer directly (on the host's loopback, or of the other IP family) appears as the gateway.
+//! The guest address may be IPv4 or IPv6, whatever the listener's family. From then on the
+//! flow is like any other (see [`super::tcp`]).
 //!
 //! Ids count up from 1 and are never reused. Removing a forward closes its listener at once;
 //! connections already made through it go on until they end.
@@ -18,7 +19,7 @@ use super::tcp::TcpConn;
 use super::udp::{UdpFlow, UDP_HEADER};
 use super::{Core, Engine, TxQueue};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// Tokens of forward listeners: FORWARD_TOKEN_BASE + slot (below the flows' tokens).
@@ -50,7 +51,7 @@ pub struct ForwardSpec {
     /// 0 lets the kernel pick a free port; the forward's entry shows which.
     pub host_port: u16,
     /// Where connections go in the guest (network+100 when not given).
-    pub guest_addr: Ipv4Addr,
+    pub guest_addr: IpAddr,
     pub guest_port: u16,
 }
 
@@ -119,18 +120,22 @@ impl Forwards {
     }
 }
 
-/// The address the guest sees for a host-side client.
-fn guest_view(core: &Core, client: SocketAddr) -> SocketAddrV4 {
-    let gateway = core.cfg.net.gateway();
-    let v4 = match client {
-        SocketAddr::V4(v4) => Some(*v4.ip()),
-        SocketAddr::V6(v6) => v6.ip().to_ipv4_mapped(),
+/// The address the guest at `guest` sees for a host-side client.
+fn guest_view(core: &Core, client: SocketAddr, guest: IpAddr) -> SocketAddr {
+    let client_ip = match client.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
     };
-    let ip = match v4 {
-        Some(ip) if !ip.is_loopback() && !ip.is_unspecified() && !core.cfg.net.contains(ip) => ip,
-        _ => gateway,
+    let visible = client_ip.is_ipv4() == guest.is_ipv4()
+        && super::route::is_forwardable(client_ip)
+        && !core.in_guest_network(client_ip)
+        && !core.is_virtual_host(client_ip);
+    let ip = if visible {
+        client_ip
+    } else {
+        core.gateway_like(guest)
     };
-    SocketAddrV4::new(ip, client.port())
+    SocketAddr::new(ip, client.port())
 }
 
 impl Engine {
@@ -252,12 +257,12 @@ impl Engine {
         let core = &mut self.core;
         let key = FlowKey {
             proto: Proto::Udp,
-            guest: SocketAddrV4::new(spec.guest_addr, spec.guest_port),
-            remote: guest_view(core, client),
+            guest: SocketAddr::new(spec.guest_addr, spec.guest_port),
+            remote: guest_view(core, client, spec.guest_addr),
         };
         let Some(guest_mac) = core.neighbor(spec.guest_addr) else {
             // Learn where the guest is; the client will send again.
-            super::arp::request(core, tx, spec.guest_addr);
+            core.solicit(tx, spec.guest_addr);
             core.counters.count_drop(super::Drop::Unsupported);
             return;
         };
@@ -293,7 +298,7 @@ impl Engine {
         tx: &mut TxQueue,
     ) {
         let core = &mut self.core;
-        let guest = SocketAddrV4::new(spec.guest_addr, spec.guest_port);
+        let guest = SocketAddr::new(spec.guest_addr, spec.guest_port);
         if core.cfg.splice_loopback && client.ip().is_loopback() {
             core.counters.forwarded_connections += 1;
             core.splice_candidates.push((stream, guest));
@@ -301,8 +306,8 @@ impl Engine {
         }
         let key = FlowKey {
             proto: Proto::Tcp,
-            guest: SocketAddrV4::new(spec.guest_addr, spec.guest_port),
-            remote: guest_view(core, client),
+            guest,
+            remote: guest_view(core, client, spec.guest_addr),
         };
         if self.flows.lookup(&key).is_some() {
             // The same four-tuple is in use already (a guest connection to that client):
@@ -313,7 +318,7 @@ impl Engine {
         }
         let _ = stream.set_nodelay(true);
         let iss = core.random_u32();
-        let mtu_mss = core.mtu().saturating_sub(40).max(64);
+        let mtu_mss = core.mtu_mss(spec.guest_addr);
         let opened = open_flow(core, &mut self.flows, key, || {
             Ok(Flow::Tcp(Box::new(TcpConn::forwarded(
                 key, stream, iss, mtu_mss, now,

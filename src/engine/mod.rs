@@ -22,6 +22,9 @@
 //! - [`route`]: where a destination really is: the gateway is host loopback, the DNS address is
 //!   the host's resolver ([`dns`]), some destinations are refused.
 //! - [`arp`] and [`icmp`]: the virtual hosts' own answers.
+//! - [`ipv6`], [`ndp`] and [`dhcpv6`]: with IPv6 on, the same for the guest's /64 (fd00::/64
+//!   unless --cidr6 moves it): gateway prefix::2 (link-local fe80::2, the router), DNS
+//!   prefix::3; the guest picks its address by SLAAC from our router advertisements.
 //!
 //! Flows live in a bounded table ([`flow`]); when it is full, new flows are refused and counted.
 //!
@@ -36,12 +39,15 @@
 
 pub mod arp;
 mod counters;
+pub mod dhcpv6;
 pub mod dns;
 pub mod echo;
 pub mod flow;
 pub(crate) mod frames;
 pub mod fwd;
 pub mod icmp;
+pub mod ipv6;
+pub mod ndp;
 pub mod route;
 mod sockets;
 pub mod tcp;
@@ -54,14 +60,13 @@ pub use flow::FLOW_TOKEN_BASE;
 pub use sockets::reset_on_close;
 pub use txqueue::TxQueue;
 
-use crate::config::Ipv4Network;
+use crate::config::{Ipv4Network, Ipv6Prefix};
 use flow::{Flow, FlowKey, FlowTable, Proto};
+pub(crate) use frames::Unreachable;
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr,
-};
+use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -88,6 +93,8 @@ pub enum Drop {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub net: Ipv4Network,
+    /// The guest's IPv6 network; `None` leaves IPv6 off (its frames are dropped and counted).
+    pub ipv6: Option<Ipv6Prefix>,
     pub mtu: u32,
     /// Whether the DNS relay address exists (false with --disable-dns).
     pub dns_enabled: bool,
@@ -99,6 +106,8 @@ pub struct EngineConfig {
     pub resolv_conf: PathBuf,
     /// Source address for outbound IPv4 sockets (--outbound-addr).
     pub outbound_addr: Option<Ipv4Addr>,
+    /// Source address for outbound IPv6 sockets (--outbound-addr6).
+    pub outbound_addr6: Option<Ipv6Addr>,
     /// Most flows (TCP connections, UDP flows, echo flows) at once.
     pub max_flows: usize,
     /// How long a UDP or echo flow lives without traffic.
@@ -115,12 +124,14 @@ impl EngineConfig {
     pub fn new(net: Ipv4Network) -> Self {
         EngineConfig {
             net,
+            ipv6: None,
             mtu: 1500,
             dns_enabled: true,
             host_loopback: true,
             dns_servers: Vec::new(),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             outbound_addr: None,
+            outbound_addr6: None,
             max_flows: 65536,
             udp_idle_timeout: Duration::from_secs(180),
             tcp_peek_offset: false,
@@ -142,8 +153,8 @@ pub fn virtual_mac(addr: Ipv4Addr) -> EthernetAddress {
 /// borrowed at once.
 pub(crate) struct Core {
     pub(crate) cfg: EngineConfig,
-    gateway_mac: EthernetAddress,
-    dns_mac: EthernetAddress,
+    pub(crate) gateway_mac: EthernetAddress,
+    pub(crate) dns_mac: EthernetAddress,
     pub(crate) counters: Counters,
     pub(crate) registry: mio::Registry,
     pub(crate) timers: timers::Timers,
@@ -160,30 +171,93 @@ pub(crate) struct Core {
     /// Source of initial sequence numbers and other unpredictable values.
     pub(crate) rng_state: u64,
     /// MACs of the guest's addresses, learnt from its frames (bounded).
-    neighbors: HashMap<Ipv4Addr, EthernetAddress>,
+    neighbors: HashMap<IpAddr, EthernetAddress>,
+    /// When the next unsolicited router advertisement is due (IPv6 on).
+    pub(crate) next_router_advert: Option<Instant>,
+    pub(crate) router_adverts_sent: u32,
     /// Port forwards: listeners on the host for connections into the guest.
     pub(crate) forwards: fwd::Forwards,
     /// Forwarded connections for the splice path, with where they go in the guest.
-    pub(crate) splice_candidates: Vec<(mio::net::TcpStream, std::net::SocketAddrV4)>,
+    pub(crate) splice_candidates: Vec<(mio::net::TcpStream, SocketAddr)>,
 }
 
 impl Core {
     /// Whether `addr` is one of the virtual hosts the engine answers for itself.
-    pub fn is_virtual_host(&self, addr: Ipv4Addr) -> bool {
-        addr == self.cfg.net.gateway() || (self.cfg.dns_enabled && addr == self.cfg.net.dns())
+    pub fn is_virtual_host(&self, addr: IpAddr) -> bool {
+        self.is_gateway(addr) || self.is_dns(addr)
     }
 
-    /// The largest IPv4 packet the guest takes.
+    /// Whether `addr` is the gateway (IPv4, or IPv6 global or link-local).
+    pub fn is_gateway(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(v4) => v4 == self.cfg.net.gateway(),
+            IpAddr::V6(v6) => self
+                .cfg
+                .ipv6
+                .is_some_and(|p| v6 == p.gateway() || v6 == ndp::ROUTER_LINK_LOCAL),
+        }
+    }
+
+    /// Whether `addr` is the DNS relay (and it is on).
+    pub fn is_dns(&self, addr: IpAddr) -> bool {
+        self.cfg.dns_enabled
+            && match addr {
+                IpAddr::V4(v4) => v4 == self.cfg.net.dns(),
+                IpAddr::V6(v6) => self.cfg.ipv6.is_some_and(|p| v6 == p.dns()),
+            }
+    }
+
+    /// Whether `addr` belongs to the virtual network (IPv4 or IPv6) the guest is on.
+    pub fn in_guest_network(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(v4) => self.cfg.net.contains(v4),
+            IpAddr::V6(v6) => self.cfg.ipv6.is_some_and(|p| p.contains(v6)),
+        }
+    }
+
+    /// The gateway's address in the family of `like`.
+    pub fn gateway_like(&self, like: IpAddr) -> IpAddr {
+        match (like, self.cfg.ipv6) {
+            (IpAddr::V6(_), Some(prefix)) => IpAddr::V6(prefix.gateway()),
+            _ => IpAddr::V4(self.cfg.net.gateway()),
+        }
+    }
+
+    /// The address outbound sockets to `dst` bind to (--outbound-addr, --outbound-addr6).
+    pub fn outbound_source(&self, dst: IpAddr) -> Option<IpAddr> {
+        match dst {
+            IpAddr::V4(_) => self.cfg.outbound_addr.map(IpAddr::V4),
+            IpAddr::V6(_) => self.cfg.outbound_addr6.map(IpAddr::V6),
+        }
+    }
+
+    /// The largest IP packet the guest takes.
     pub fn mtu(&self) -> usize {
         self.cfg.mtu as usize
     }
 
+    /// The TCP payload that fits a packet of the MTU to or from `addr`'s family.
+    pub fn mtu_mss(&self, addr: IpAddr) -> usize {
+        let headers = frames::ip_header_len(addr) + tcp::TCP_HEADER;
+        self.mtu()
+            .saturating_sub(headers)
+            .clamp(64, u16::MAX as usize)
+    }
+
     /// The MAC the guest uses for `addr`, if it has been seen.
-    pub fn neighbor(&self, addr: Ipv4Addr) -> Option<EthernetAddress> {
+    pub fn neighbor(&self, addr: IpAddr) -> Option<EthernetAddress> {
         self.neighbors.get(&addr).copied()
     }
 
-    pub(crate) fn learn_neighbor(&mut self, addr: Ipv4Addr, mac: EthernetAddress) {
+    /// Asks the guest which MAC has `addr` (ARP or neighbour solicitation).
+    pub(crate) fn solicit(&mut self, tx: &mut TxQueue, addr: IpAddr) {
+        match addr {
+            IpAddr::V4(v4) => arp::request(self, tx, v4),
+            IpAddr::V6(v6) => ndp::solicit(self, tx, v6),
+        }
+    }
+
+    pub(crate) fn learn_neighbor(&mut self, addr: IpAddr, mac: EthernetAddress) {
         // Called for every packet: the steady state (nothing new) costs one lookup.
         if self.neighbors.get(&addr) == Some(&mac) {
             return;
@@ -240,6 +314,8 @@ impl Engine {
                 ping_refused_logged: false,
                 rng_state,
                 neighbors: HashMap::new(),
+                next_router_advert: cfg.ipv6.map(|_| Instant::now()),
+                router_adverts_sent: 0,
                 forwards: fwd::Forwards::default(),
                 splice_candidates: Vec::new(),
                 cfg,
@@ -256,7 +332,7 @@ impl Engine {
     }
 
     /// Forwarded connections to be spliced (when `splice_loopback` is on), taken.
-    pub fn take_splice_candidates(&mut self) -> Vec<(mio::net::TcpStream, std::net::SocketAddrV4)> {
+    pub fn take_splice_candidates(&mut self) -> Vec<(mio::net::TcpStream, SocketAddr)> {
         std::mem::take(&mut self.core.splice_candidates)
     }
 
@@ -316,6 +392,10 @@ impl Engine {
         match eth.ethertype() {
             EthernetProtocol::Arp => arp::handle(core, eth.payload(), tx),
             EthernetProtocol::Ipv4 => self.handle_ipv4(now, src, eth.payload(), tx, pending),
+            EthernetProtocol::Ipv6 if self.core.cfg.ipv6.is_some() => {
+                let packet = ipv6::parse(&mut self.core, src, eth.payload())?;
+                self.handle_ip(now, packet, tx, pending)
+            }
             _ => Err(Drop::Unsupported),
         }
     }
@@ -334,28 +414,44 @@ impl Engine {
         if packet.more_frags() || packet.frag_offset() != 0 {
             return Err(Drop::Unsupported);
         }
-        let ip = Ipv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)?;
+        let ip =
+            smoltcp::wire::Ipv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)?;
         if !self.core.cfg.net.contains(ip.src_addr) {
             // Only the guest's own network may be a source; anything else is spoofed.
             return Err(Drop::Refused);
         }
-        self.core.learn_neighbor(ip.src_addr, mac);
+        self.core.learn_neighbor(IpAddr::V4(ip.src_addr), mac);
         let packet = GuestPacket {
             mac,
-            ip,
+            src: IpAddr::V4(ip.src_addr),
+            dst: IpAddr::V4(ip.dst_addr),
+            protocol: ip.next_header,
             payload: packet.payload(),
         };
+        self.handle_ip(now, packet, tx, pending)
+    }
+
+    /// A checked IPv4 or IPv6 packet from the guest: to the protocol that handles it.
+    fn handle_ip<'a>(
+        &mut self,
+        now: Instant,
+        packet: GuestPacket<'a>,
+        tx: &mut TxQueue,
+        pending: &mut tcp::PendingWrites<'a>,
+    ) -> Result<(), Drop> {
         let (core, flows) = (&mut self.core, &mut self.flows);
-        if ip.next_header != IpProtocol::Tcp {
+        if packet.protocol != IpProtocol::Tcp {
             // Keep the guest's order: gathered TCP data goes out before anything else.
             tcp::flush_pending(core, flows, pending, now, tx);
         }
-        match ip.next_header {
-            IpProtocol::Icmp if core.is_virtual_host(ip.dst_addr) => {
+        match packet.protocol {
+            IpProtocol::Icmpv6 if ndp::is_ndp(&packet) => ndp::handle(core, now, &packet, tx),
+            IpProtocol::Icmp | IpProtocol::Icmpv6 if core.is_virtual_host(packet.dst) => {
                 icmp::answer_echo(core, &packet, tx)
             }
-            IpProtocol::Icmp => echo::handle(core, flows, now, &packet, tx),
+            IpProtocol::Icmp | IpProtocol::Icmpv6 => echo::handle(core, flows, now, &packet, tx),
             IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx, pending),
+            IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) => dhcpv6::handle(core, now, &packet, tx),
             IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx),
             _ => Err(Drop::Unsupported),
         }
@@ -428,11 +524,17 @@ impl Engine {
 
     /// When the engine next needs [`Engine::handle_timers`].
     pub fn poll_at(&self) -> Option<Instant> {
-        self.core.timers.next()
+        match (self.core.timers.next(), self.core.next_router_advert) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs the timers that are due.
     pub fn handle_timers(&mut self, now: Instant, tx: &mut TxQueue) {
+        if self.core.next_router_advert.is_some_and(|when| when <= now) {
+            ndp::advertise_unsolicited(&mut self.core, now, tx);
+        }
         while let Some(slot) = self.core.timers.pop_due(now) {
             self.flows.timer_fired(slot);
             let Some(flow) = self.flows.get_mut(slot) else {
@@ -457,10 +559,13 @@ impl Engine {
     }
 }
 
-/// An IPv4 packet from the guest, checked: its sender's MAC, header and payload.
+/// An IP packet from the guest, checked: its sender's MAC, addresses, protocol and payload
+/// (after any IPv6 extension headers).
 pub(crate) struct GuestPacket<'a> {
     pub mac: EthernetAddress,
-    pub ip: Ipv4Repr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: IpProtocol,
     pub payload: &'a [u8],
 }
 
@@ -470,25 +575,24 @@ impl GuestPacket<'_> {
         &self,
         core: &mut Core,
         tx: &mut TxQueue,
-        reason: smoltcp::wire::Icmpv4DstUnreachable,
+        reason: Unreachable,
     ) -> Result<(), Drop> {
-        core.emit_unreachable(
-            tx,
-            self.mac,
-            self.ip.dst_addr,
-            reason,
-            &self.ip,
-            self.payload,
-        )
+        let original = frames::Quoted {
+            src: self.src,
+            dst: self.dst,
+            protocol: self.protocol,
+            payload_len: self.payload.len(),
+        };
+        core.emit_unreachable(tx, self.mac, self.dst, reason, &original, self.payload)
     }
 }
 
 /// A flow key from the guest's point of view.
-pub(crate) fn key(proto: Proto, ip: &Ipv4Repr, src_port: u16, dst_port: u16) -> FlowKey {
+pub(crate) fn key(proto: Proto, packet: &GuestPacket, src_port: u16, dst_port: u16) -> FlowKey {
     FlowKey {
         proto,
-        guest: std::net::SocketAddrV4::new(ip.src_addr, src_port),
-        remote: std::net::SocketAddrV4::new(ip.dst_addr, dst_port),
+        guest: SocketAddr::new(packet.src, src_port),
+        remote: SocketAddr::new(packet.dst, dst_port),
     }
 }
 

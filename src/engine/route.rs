@@ -1,16 +1,18 @@
 //! route - where a guest's destination really is on the host.
 //!
-//! - the gateway (network+2) is the host itself: host loopback (127.0.0.1), unless
-//!   --disable-host-loopback, in which case the guest is told the network is unreachable;
-//! - the DNS address (network+3) port 53 is the host's resolver;
-//! - loopback, unspecified, broadcast and multicast destinations, and other addresses of the
-//!   virtual network, lead nowhere;
+//! - the gateway (network+2; with IPv6 also prefix::2 and fe80::2) is the host itself: host
+//!   loopback (127.0.0.1, or ::1 for IPv6), unless --disable-host-loopback, in which case the
+//!   guest is told the network is unreachable;
+//! - the DNS address (network+3, prefix::3) port 53 is the host's resolver;
+//! - loopback, unspecified, broadcast, multicast and link-local destinations, IPv4-mapped IPv6
+//!   addresses (a way around the IPv4 rules), and other addresses of the virtual networks lead
+//!   nowhere;
 //! - everything else is itself.
 
 use super::flow::Proto;
+use super::Unreachable;
 use super::{Core, Drop, GuestPacket, TxQueue};
-use smoltcp::wire::Icmpv4DstUnreachable;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 const DNS_PORT: u16 = 53;
@@ -29,17 +31,20 @@ pub enum Route {
 }
 
 impl Core {
-    pub(crate) fn route(&mut self, now: Instant, proto: Proto, dst: SocketAddrV4) -> Route {
-        let net = self.cfg.net;
-        let ip = *dst.ip();
-        if ip == net.gateway() {
+    pub(crate) fn route(&mut self, now: Instant, proto: Proto, dst: SocketAddr) -> Route {
+        let ip = dst.ip();
+        if self.is_gateway(ip) {
+            let loopback = match ip {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            };
             return if self.cfg.host_loopback {
-                Route::Host(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), dst.port()))
+                Route::Host(SocketAddr::new(loopback, dst.port()))
             } else {
                 Route::NetUnreachable
             };
         }
-        if ip == net.dns() && self.cfg.dns_enabled {
+        if self.is_dns(ip) {
             if proto == Proto::Icmp {
                 return Route::Nowhere;
             }
@@ -51,10 +56,10 @@ impl Core {
                 None => Route::Closed,
             };
         }
-        if net.contains(ip) || !is_forwardable(IpAddr::V4(ip)) {
+        if self.in_guest_network(ip) || !is_forwardable(ip) {
             return Route::Nowhere;
         }
-        Route::Host(SocketAddr::V4(dst))
+        Route::Host(dst)
     }
 }
 
@@ -67,13 +72,13 @@ impl GuestPacket<'_> {
         core: &mut Core,
         now: Instant,
         proto: Proto,
-        remote: SocketAddrV4,
+        remote: SocketAddr,
         tx: &mut TxQueue,
     ) -> Result<Option<SocketAddr>, Drop> {
         match core.route(now, proto, remote) {
             Route::Host(dst) => Ok(Some(dst)),
             Route::NetUnreachable => {
-                self.unreachable(core, tx, Icmpv4DstUnreachable::NetUnreachable)?;
+                self.unreachable(core, tx, Unreachable::Net)?;
                 Err(Drop::Refused)
             }
             Route::Closed => Ok(None),
@@ -92,7 +97,13 @@ pub fn is_forwardable(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.octets()[0] == 0)
         }
-        IpAddr::V6(v6) => !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast()),
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.is_unicast_link_local()
+                || v6.to_ipv4_mapped().is_some())
+        }
     }
 }
 
@@ -102,11 +113,16 @@ mod tests {
     use crate::engine::testutil::engine;
 
     fn route(loopback: bool, dns: Vec<IpAddr>, proto: Proto, dst: [u8; 4], port: u16) -> Route {
+        route_to(loopback, dns, proto, Ipv4Addr::from(dst).into(), port)
+    }
+
+    fn route_to(loopback: bool, dns: Vec<IpAddr>, proto: Proto, dst: IpAddr, port: u16) -> Route {
         let mut e = engine();
+        e.core.cfg.ipv6 = Some(Default::default());
         e.core.cfg.host_loopback = loopback;
         e.core.resolver = crate::engine::dns::Resolver::new(dns, "/nonexistent".into());
         e.core
-            .route(Instant::now(), proto, SocketAddrV4::new(dst.into(), port))
+            .route(Instant::now(), proto, SocketAddr::new(dst, port))
     }
 
     #[test]
@@ -156,6 +172,51 @@ mod tests {
         assert_eq!(
             route(true, vec![], Proto::Udp, [198, 51, 100, 7], 9),
             Route::Host("198.51.100.7:9".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn ipv6_destinations() {
+        let v6 = |text: &str| text.parse::<IpAddr>().unwrap();
+        for gateway in ["fd00::2", "fe80::2"] {
+            assert_eq!(
+                route_to(true, vec![], Proto::Tcp, v6(gateway), 80),
+                Route::Host("[::1]:80".parse().unwrap()),
+                "{gateway}"
+            );
+            assert_eq!(
+                route_to(false, vec![], Proto::Tcp, v6(gateway), 80),
+                Route::NetUnreachable
+            );
+        }
+        assert_eq!(
+            route_to(
+                true,
+                vec![v6("2001:db8::53")],
+                Proto::Udp,
+                v6("fd00::3"),
+                53
+            ),
+            Route::Host("[2001:db8::53]:53".parse().unwrap())
+        );
+        for nowhere in [
+            "::1",
+            "::",
+            "ff02::1",
+            "fe80::1",
+            "fd00::77",
+            "::ffff:127.0.0.1",
+            "::ffff:192.0.2.1",
+        ] {
+            assert_eq!(
+                route_to(true, vec![], Proto::Tcp, v6(nowhere), 80),
+                Route::Nowhere,
+                "{nowhere}"
+            );
+        }
+        assert_eq!(
+            route_to(true, vec![], Proto::Tcp, v6("2001:db8::1"), 80),
+            Route::Host("[2001:db8::1]:80".parse().unwrap())
         );
     }
 }

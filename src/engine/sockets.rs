@@ -71,7 +71,11 @@ pub fn udp_connect(dst: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::n
 /// An unprivileged ICMP echo ("ping") socket connected to `dst`. Fails with EACCES when the
 /// host's net.ipv4.ping_group_range leaves this user out.
 pub fn ping_connect(dst: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::net::UdpSocket> {
-    let fd = new_socket(&dst, SockType::Datagram, Some(SockProtocol::Icmp), source)?;
+    let protocol = match dst {
+        SocketAddr::V4(_) => SockProtocol::Icmp,
+        SocketAddr::V6(_) => SockProtocol::IcmpV6,
+    };
+    let fd = new_socket(&dst, SockType::Datagram, Some(protocol), source)?;
     connect(fd.as_raw_fd(), &SockaddrStorage::from(dst))?;
     // A ping socket reads and writes like a connected datagram socket.
     Ok(mio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd)))

@@ -80,7 +80,7 @@ fn arp_for_other_addresses_is_ignored_and_replies_are_learnt() {
     reply[21] = 2;
     assert!(exchange(&mut e, &reply).is_empty());
     assert_eq!(e.counters().arp_replies_received, 1);
-    assert_eq!(e.core.neighbor(GUEST_IP), Some(GUEST_MAC));
+    assert_eq!(e.core.neighbor(GUEST_IP.into()), Some(GUEST_MAC));
     assert_eq!(e.counters().frames_out, 0);
 }
 

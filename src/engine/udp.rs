@@ -3,12 +3,12 @@
 //! A flow is (guest address:port, destination address:port); its host socket is connected to
 //! the routed destination, so replies need no lookup and ICMP errors arrive as ECONNREFUSED,
 //! which becomes an ICMP port unreachable for the guest. A flow without traffic for the idle
-//! timeout is closed. Datagrams larger than the MTU reach the guest as IPv4 fragments.
+//! timeout is closed. Datagrams larger than the MTU reach the guest as IP fragments.
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
-use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue};
+use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue, Unreachable};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, IpProtocol, UdpPacket, UdpRepr};
+use smoltcp::wire::{EthernetAddress, IpProtocol, UdpPacket, UdpRepr};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,10 @@ pub struct UdpFlow {
 }
 
 impl UdpFlow {
+    pub(crate) fn key(&self) -> &FlowKey {
+        &self.key
+    }
+
     /// A flow for the client of a UDP port forward.
     pub(crate) fn forwarded(
         key: FlowKey,
@@ -112,7 +116,7 @@ impl UdpFlow {
 
     /// Sends a datagram (UDP header first, payload after) to the guest from the flow's remote.
     fn deliver(&self, core: &mut Core, datagram: &mut [u8], tx: &mut TxQueue) -> Result<(), Drop> {
-        let (src, dst) = (*self.key.remote.ip(), *self.key.guest.ip());
+        let (src, dst) = (self.key.remote.ip(), self.key.guest.ip());
         let repr = UdpRepr {
             src_port: self.key.remote.port(),
             dst_port: self.key.guest.port(),
@@ -126,7 +130,7 @@ impl UdpFlow {
             |_| {},
             &ChecksumCapabilities::default(),
         );
-        core.emit_ipv4(tx, self.guest_mac, src, dst, IpProtocol::Udp, datagram)
+        core.emit_ip(tx, self.guest_mac, src, dst, IpProtocol::Udp, datagram)
     }
 
     /// The destination refused: tell the guest as its kernel would hear it from a real host.
@@ -138,7 +142,7 @@ impl UdpFlow {
             &self.key,
             (IpProtocol::Udp, UDP_HEADER),
             [len_hi, len_lo, 0, 0],
-            Icmpv4DstUnreachable::PortUnreachable,
+            Unreachable::Port,
         );
     }
 
@@ -171,16 +175,15 @@ pub(crate) fn handle(
     guest: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
-    let ip = &guest.ip;
     let packet = UdpPacket::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
     let repr = UdpRepr::parse(
         &packet,
-        &ip.src_addr.into(),
-        &ip.dst_addr.into(),
+        &guest.src.into(),
+        &guest.dst.into(),
         &ChecksumCapabilities::default(),
     )
     .map_err(|_| Drop::Malformed)?;
-    let key = super::key(Proto::Udp, ip, repr.src_port, repr.dst_port);
+    let key = super::key(Proto::Udp, guest, repr.src_port, repr.dst_port);
     let slot = match flows.lookup(&key) {
         Some(slot) => slot,
         None => open(core, flows, now, key, guest, tx)?,
@@ -201,10 +204,10 @@ fn open(
     tx: &mut TxQueue,
 ) -> Result<usize, Drop> {
     let Some(dst) = guest.route_new_flow(core, now, Proto::Udp, key.remote, tx)? else {
-        guest.unreachable(core, tx, Icmpv4DstUnreachable::PortUnreachable)?;
+        guest.unreachable(core, tx, Unreachable::Port)?;
         return Err(Drop::Refused);
     };
-    let source = core.cfg.outbound_addr.map(Into::into);
+    let source = core.outbound_source(dst.ip());
     let idle_timeout = core.cfg.udp_idle_timeout;
     let opened = open_flow(core, flows, key, || {
         Ok(Flow::Udp(Box::new(UdpFlow {

@@ -125,14 +125,24 @@ impl Helper {
 
     /// Asks for a non-blocking TCP socket inside the namespace, connecting to `dst`; the
     /// answer comes through [`Helper::try_receive`], in the order of the requests.
-    pub fn request_connect(&self, dst: std::net::SocketAddrV4) -> Result<(), String> {
-        let mut msg = [0u8; 7];
+    pub fn request_connect(&self, dst: std::net::SocketAddr) -> Result<(), String> {
+        // Request byte, port, then the 4 or 16 bytes of the address.
+        let mut msg = [0u8; 19];
         msg[0] = CONNECT_REQUEST;
-        msg[1..5].copy_from_slice(&dst.ip().octets());
-        msg[5..7].copy_from_slice(&dst.port().to_be_bytes());
+        msg[1..3].copy_from_slice(&dst.port().to_be_bytes());
+        let len = match dst.ip() {
+            std::net::IpAddr::V4(v4) => {
+                msg[3..7].copy_from_slice(&v4.octets());
+                7
+            }
+            std::net::IpAddr::V6(v6) => {
+                msg[3..19].copy_from_slice(&v6.octets());
+                19
+            }
+        };
         nix::sys::socket::send(
             std::os::fd::AsRawFd::as_raw_fd(&self.sock),
-            &msg,
+            &msg[..len],
             nix::sys::socket::MsgFlags::MSG_DONTWAIT,
         )
         .map(drop)
@@ -158,7 +168,7 @@ impl Drop for Helper {
 
 /// Serves connect requests inside the namespaces until slirp-ns goes away.
 fn serve(sock: &OwnedFd) -> ! {
-    let mut msg = [0u8; 16];
+    let mut msg = [0u8; 32];
     loop {
         let n = match nix::sys::socket::recv(
             std::os::fd::AsRawFd::as_raw_fd(sock),
@@ -172,10 +182,14 @@ fn serve(sock: &OwnedFd) -> ! {
         if n == 0 {
             super::exit_child(0);
         }
-        let result = if n == 7 && msg[0] == CONNECT_REQUEST {
-            let ip = std::net::Ipv4Addr::new(msg[1], msg[2], msg[3], msg[4]);
-            let port = u16::from_be_bytes([msg[5], msg[6]]);
-            connect_inside(std::net::SocketAddrV4::new(ip, port))
+        let port = u16::from_be_bytes([msg[1], msg[2]]);
+        let ip: Option<std::net::IpAddr> = match n {
+            7 => <[u8; 4]>::try_from(&msg[3..7]).ok().map(Into::into),
+            19 => <[u8; 16]>::try_from(&msg[3..19]).ok().map(Into::into),
+            _ => None,
+        };
+        let result = if let (Some(ip), CONNECT_REQUEST) = (ip, msg[0]) {
+            connect_inside(std::net::SocketAddr::new(ip, port))
         } else {
             Err("bad request".to_string())
         };
@@ -189,16 +203,23 @@ fn serve(sock: &OwnedFd) -> ! {
     }
 }
 
-fn connect_inside(dst: std::net::SocketAddrV4) -> Result<OwnedFd, String> {
-    use nix::sys::socket::{connect, socket, SockaddrIn};
+fn connect_inside(dst: std::net::SocketAddr) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{connect, socket, SockaddrStorage};
+    let family = match dst {
+        std::net::SocketAddr::V4(_) => AddressFamily::Inet,
+        std::net::SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
     let fd = socket(
-        AddressFamily::Inet,
+        family,
         SockType::Stream,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )
     .map_err(|e| format!("socket: {e}"))?;
-    match connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(dst)) {
+    match connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(dst),
+    ) {
         Ok(()) | Err(Errno::EINPROGRESS) => Ok(fd),
         Err(e) => Err(format!("connect {dst}: {e}")),
     }

@@ -25,6 +25,8 @@ pub struct LinkSetup {
     pub prefix_len: u8,
     pub broadcast: Ipv4Addr,
     pub gateway: Ipv4Addr,
+    /// IPv6 is on: the TAP skips duplicate address detection (see `skip_dad`).
+    pub ipv6: bool,
 }
 
 struct Rtnl {
@@ -104,6 +106,18 @@ fn step<T>(what: &str, result: io::Result<T>) -> Result<T, String> {
     result.map_err(|e| format!("{what}: {e}"))
 }
 
+/// Turns off duplicate address detection on the TAP, before it comes up: slirp-ns is the only
+/// other node on its link, so no address can be taken twice, and detection would hold the
+/// guest's SLAAC address back for a second or two. Best effort: a kernel without IPv6 has no
+/// such setting, and the guest works without this.
+fn skip_dad(tapname: &str) {
+    // /proc/sys/net shows the settings of the reader's network namespace: this one.
+    let path = format!("/proc/sys/net/ipv6/conf/{tapname}/accept_dad");
+    if let Err(e) = std::fs::write(&path, "0") {
+        log::debug!("cannot turn off DAD ({path}): {e}");
+    }
+}
+
 /// Configures the links of the current network namespace as `setup` says.
 pub fn configure(setup: &LinkSetup) -> Result<(), String> {
     let mut rtnl = step("cannot open rtnetlink", Rtnl::open())?;
@@ -117,6 +131,9 @@ pub fn configure(setup: &LinkSetup) -> Result<(), String> {
     }
     let what = format!("cannot set MTU {} / MAC of {}", setup.mtu, setup.tapname);
     step(&what, rtnl.set_link(tap, attributes, false))?;
+    if setup.ipv6 {
+        skip_dad(&setup.tapname);
+    }
     let what = format!("cannot set {} up", setup.tapname);
     step(&what, rtnl.set_link(tap, vec![], true))?;
 

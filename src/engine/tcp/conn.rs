@@ -3,8 +3,8 @@
 use super::segment::{emit_control, emit_data, Segment, SynOptions};
 use super::PendingWrites;
 use crate::engine::flow::{FlowKey, Verdict};
-use crate::engine::{sockets, Core, Drop, Readiness, TxQueue};
-use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, TcpControl, TcpRepr};
+use crate::engine::{sockets, Core, Drop, Readiness, TxQueue, Unreachable};
+use smoltcp::wire::{EthernetAddress, TcpControl, TcpRepr};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -104,6 +104,10 @@ pub struct TcpConn {
 }
 
 impl TcpConn {
+    pub(crate) fn key(&self) -> &FlowKey {
+        &self.key
+    }
+
     /// Registers the host socket: readable for data, writable for the connect and a drained
     /// send buffer.
     pub(crate) fn register(
@@ -203,15 +207,15 @@ impl TcpConn {
 
     /// Sends our SYN to the guest, or asks for the guest's MAC first.
     pub(crate) fn send_syn(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) {
-        let guest = *self.key.guest.ip();
+        let guest = self.key.guest.ip();
         let Some(mac) = core.neighbor(guest) else {
-            super::super::arp::request(core, tx, guest);
+            core.solicit(tx, guest);
             self.timer = Some(now + ARP_RETRY);
             return;
         };
         self.guest_mac = mac;
         let options = SynOptions {
-            mss: core.mtu().saturating_sub(40).clamp(64, u16::MAX as usize) as u16,
+            mss: core.mtu_mss(guest) as u16,
             window_scale: Some(self.our_wscale),
         };
         let seg = Segment {
@@ -234,7 +238,7 @@ impl TcpConn {
             Some(scale) => self.guest_wscale = scale.min(14),
             None => self.our_wscale = 0,
         }
-        let mtu_mss = core.mtu().saturating_sub(40).max(64);
+        let mtu_mss = core.mtu_mss(self.key.guest.ip());
         self.mss = usize::from(seg.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss);
         if core.cfg.tcp_peek_offset {
             self.peek_offset = crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_ok();
@@ -261,7 +265,7 @@ impl TcpConn {
     /// A low window may have opened: if it has, tell the guest.
     fn check_window(&mut self, core: &mut Core, tx: &mut TxQueue) {
         let window = self.receive_window();
-        let mss = core.mtu().saturating_sub(40) as u32;
+        let mss = core.mtu_mss(self.key.guest.ip()) as u32;
         if window >= self.low_window || window >= self.window_sent.saturating_add(2 * mss) {
             self.send_ack(core, tx);
             self.window_check_interval = WINDOW_CHECK_FIRST;
@@ -313,7 +317,7 @@ impl TcpConn {
     }
 
     fn send_syn_ack(&mut self, core: &mut Core, tx: &mut TxQueue) {
-        let mss = core.mtu().saturating_sub(40).clamp(64, u16::MAX as usize) as u16;
+        let mss = core.mtu_mss(self.key.guest.ip()) as u16;
         let options = SynOptions {
             mss,
             window_scale: (self.our_wscale > 0).then_some(self.our_wscale),
@@ -435,10 +439,8 @@ impl TcpConn {
     /// The host connection failed: tell the guest as a real network would.
     fn refuse(&mut self, core: &mut Core, tx: &mut TxQueue, error: &io::Error) {
         let unreachable = match error.raw_os_error() {
-            Some(libc::ENETUNREACH) => Some(Icmpv4DstUnreachable::NetUnreachable),
-            Some(libc::EHOSTUNREACH | libc::ETIMEDOUT) => {
-                Some(Icmpv4DstUnreachable::HostUnreachable)
-            }
+            Some(libc::ENETUNREACH) => Some(Unreachable::Net),
+            Some(libc::EHOSTUNREACH | libc::ETIMEDOUT) => Some(Unreachable::Host),
             _ => None,
         };
         match unreachable {
@@ -673,7 +675,7 @@ impl TcpConn {
         // An ACK at least every two full segments, as a receiving kernel would: the guest's
         // congestion control grows with ACKs, and a batch can hold many segments.
         let unacked = self.rcv_nxt.wrapping_sub(self.ack_sent);
-        let segments = ACK_EVERY_SEGMENTS * (core.mtu() as u32).saturating_sub(40);
+        let segments = ACK_EVERY_SEGMENTS * self.mss as u32;
         if unacked >= segments.max(ACK_EVERY_BYTES) {
             self.send_ack(core, tx);
         }

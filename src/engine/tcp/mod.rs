@@ -53,10 +53,11 @@ mod segment;
 pub use conn::TcpConn;
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
-use super::{sockets, Core, Drop, GuestPacket, TxQueue};
+use super::{sockets, Core, Drop, GuestPacket, TxQueue, Unreachable};
+pub(crate) use segment::TCP_HEADER;
 use segment::{emit_control, Segment};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{EthernetAddress, Icmpv4DstUnreachable, TcpControl, TcpPacket, TcpRepr};
+use smoltcp::wire::{EthernetAddress, TcpControl, TcpPacket, TcpRepr};
 use std::io;
 use std::time::Instant;
 
@@ -147,16 +148,15 @@ pub(crate) fn handle<'a>(
     tx: &mut TxQueue,
     pending: &mut PendingWrites<'a>,
 ) -> Result<(), Drop> {
-    let ip = &guest.ip;
     let packet = TcpPacket::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
     let seg = TcpRepr::parse(
         &packet,
-        &ip.src_addr.into(),
-        &ip.dst_addr.into(),
+        &guest.src.into(),
+        &guest.dst.into(),
         &ChecksumCapabilities::default(),
     )
     .map_err(|_| Drop::Malformed)?;
-    let key = super::key(Proto::Tcp, ip, seg.src_port, seg.dst_port);
+    let key = super::key(Proto::Tcp, guest, seg.src_port, seg.dst_port);
     let slot = flows.lookup(&key);
     if pending.slot.is_some() && pending.slot != slot {
         flush_pending(core, flows, pending, now, tx);
@@ -227,9 +227,9 @@ fn open(
         reset_unknown(core, tx, guest.mac, &key, syn);
         return Err(Drop::Refused);
     };
-    let source = core.cfg.outbound_addr.map(Into::into);
+    let source = core.outbound_source(dst.ip());
     let iss = core.random_u32();
-    let mtu_mss = core.mtu().saturating_sub(40).max(64);
+    let mtu_mss = core.mtu_mss(key.guest.ip());
     let opened = open_flow(core, flows, key, || {
         let stream = sockets::tcp_connect(dst, source)?;
         let conn = TcpConn::new(key, guest.mac, stream, syn, iss, mtu_mss, now);
@@ -245,12 +245,8 @@ fn open(
             log::debug!("tcp {key:?}: cannot connect to {dst}: {e}");
             // The connection failed at once: tell the guest as a real network would.
             match e.raw_os_error() {
-                Some(libc::ENETUNREACH) => {
-                    guest.unreachable(core, tx, Icmpv4DstUnreachable::NetUnreachable)?
-                }
-                Some(libc::EHOSTUNREACH) => {
-                    guest.unreachable(core, tx, Icmpv4DstUnreachable::HostUnreachable)?
-                }
+                Some(libc::ENETUNREACH) => guest.unreachable(core, tx, Unreachable::Net)?,
+                Some(libc::EHOSTUNREACH) => guest.unreachable(core, tx, Unreachable::Host)?,
                 _ => reset_unknown(core, tx, guest.mac, &key, syn),
             }
             Err(Drop::HostSocket)

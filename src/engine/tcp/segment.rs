@@ -5,19 +5,29 @@
 //! host socket straight into the rest, and the headers and checksum are written around it — the
 //! data is copied once, kernel to frame.
 
-use super::super::frames::{ETHERNET_HEADER, HOP_LIMIT, IPV4_HEADER};
+use super::super::frames::{ip_header_len, ETHERNET_HEADER, HOP_LIMIT};
 use super::super::{Core, Drop, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
+    EthernetAddress, EthernetProtocol, IpAddress, IpProtocol, IpRepr, TcpControl, TcpPacket,
     TcpRepr, TcpSeqNumber,
 };
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 pub const TCP_HEADER: usize = 20;
-/// Ethernet, IPv4 and TCP headers in front of a data segment's payload.
-pub const DATA_HEADERS: usize = ETHERNET_HEADER + IPV4_HEADER + TCP_HEADER;
+
+/// Ethernet, IP and TCP headers in front of a data segment's payload.
+fn data_headers(addr: IpAddr) -> usize {
+    ETHERNET_HEADER + ip_header_len(addr) + TCP_HEADER
+}
+
+fn ethertype(addr: IpAddr) -> EthernetProtocol {
+    match addr {
+        IpAddr::V4(_) => EthernetProtocol::Ipv4,
+        IpAddr::V6(_) => EthernetProtocol::Ipv6,
+    }
+}
 
 /// The addresses and sequence state a segment to the guest carries.
 #[derive(Debug, Clone, Copy)]
@@ -25,9 +35,9 @@ pub struct Segment {
     /// The guest interface's MAC.
     pub mac: EthernetAddress,
     /// The remote end as the guest sees it: the segment's source.
-    pub from: SocketAddrV4,
+    pub from: SocketAddr,
     /// The guest end: the segment's destination.
-    pub to: SocketAddrV4,
+    pub to: SocketAddr,
     pub seq: u32,
     pub ack: u32,
     pub window: u16,
@@ -40,14 +50,14 @@ pub struct SynOptions {
     pub window_scale: Option<u8>,
 }
 
-fn ipv4(seg: &Segment, tcp_len: usize) -> Ipv4Repr {
-    Ipv4Repr {
-        src_addr: *seg.from.ip(),
-        dst_addr: *seg.to.ip(),
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp_len,
-        hop_limit: HOP_LIMIT,
-    }
+fn ip(seg: &Segment, tcp_len: usize) -> IpRepr {
+    IpRepr::new(
+        seg.from.ip().into(),
+        seg.to.ip().into(),
+        IpProtocol::Tcp,
+        tcp_len,
+        HOP_LIMIT,
+    )
 }
 
 /// Queues a segment without data: `control` says SYN, FIN or RST (or none: a bare ACK).
@@ -74,21 +84,21 @@ pub fn emit_control(
         timestamp: None,
         payload: &[],
     };
-    let ip = ipv4(seg, repr.buffer_len());
+    let ip = ip(seg, repr.buffer_len());
     let checksums = ChecksumCapabilities::default();
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
     core.emit_frame(
         tx,
-        *seg.from.ip(),
+        seg.from.ip(),
         seg.mac,
-        EthernetProtocol::Ipv4,
-        ip.buffer_len() + repr.buffer_len(),
+        ethertype(seg.from.ip()),
+        ip.header_len() + repr.buffer_len(),
         |buf| {
-            let mut packet = Ipv4Packet::new_unchecked(buf);
-            ip.emit(&mut packet, &checksums);
+            ip.emit(&mut *buf, &checksums);
             repr.emit(
-                &mut TcpPacket::new_unchecked(packet.payload_mut()),
-                &ip.src_addr.into(),
-                &ip.dst_addr.into(),
+                &mut TcpPacket::new_unchecked(&mut buf[ip.header_len()..]),
+                &src,
+                &dst,
                 &checksums,
             );
         },
@@ -105,28 +115,28 @@ pub fn emit_data(
     max_payload: usize,
     read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
 ) -> Result<io::Result<usize>, Drop> {
-    let gateway_mac = super::super::virtual_mac(core.cfg.net.gateway());
-    let buf = tx
-        .push(DATA_HEADERS + max_payload)
-        .ok_or(Drop::TxQueueFull)?;
-    let n = match read(&mut buf[DATA_HEADERS..]) {
+    let gateway_mac = core.gateway_mac;
+    let headers = data_headers(seg.from.ip());
+    let buf = tx.push(headers + max_payload).ok_or(Drop::TxQueueFull)?;
+    let n = match read(&mut buf[headers..]) {
         Ok(n) if n > 0 => n.min(max_payload),
         other => {
             tx.pop_last();
             return Ok(other);
         }
     };
-    tx.truncate_last(DATA_HEADERS + n);
+    tx.truncate_last(headers + n);
     let Some(frame) = tx.last_mut() else {
         return Err(Drop::TxQueueFull);
     };
     frame[0..6].copy_from_slice(&seg.mac.0);
     frame[6..12].copy_from_slice(&gateway_mac.0);
-    frame[12..14].copy_from_slice(&u16::from(EthernetProtocol::Ipv4).to_be_bytes());
-    let ip = ipv4(seg, TCP_HEADER + n);
-    let mut packet = Ipv4Packet::new_unchecked(&mut frame[ETHERNET_HEADER..]);
-    ip.emit(&mut packet, &ChecksumCapabilities::default());
-    let mut tcp = TcpPacket::new_unchecked(packet.payload_mut());
+    frame[12..14].copy_from_slice(&u16::from(ethertype(seg.from.ip())).to_be_bytes());
+    let ip = ip(seg, TCP_HEADER + n);
+    let ip_buf = &mut frame[ETHERNET_HEADER..];
+    ip.emit(&mut *ip_buf, &ChecksumCapabilities::default());
+    let (src, dst): (IpAddress, IpAddress) = (ip.src_addr(), ip.dst_addr());
+    let mut tcp = TcpPacket::new_unchecked(&mut ip_buf[ip.header_len()..]);
     tcp.set_src_port(seg.from.port());
     tcp.set_dst_port(seg.to.port());
     tcp.set_seq_number(TcpSeqNumber(seg.seq as i32));
@@ -137,9 +147,9 @@ pub fn emit_data(
     tcp.set_psh(true);
     tcp.set_window_len(seg.window);
     tcp.set_urgent_at(0);
-    tcp.fill_checksum(&ip.src_addr.into(), &ip.dst_addr.into());
+    tcp.fill_checksum(&src, &dst);
     core.counters.frames_out += 1;
-    core.counters.bytes_out += (DATA_HEADERS + n) as u64;
+    core.counters.bytes_out += (headers + n) as u64;
     core.counters.tcp_bytes_to_guest += n as u64;
     Ok(Ok(n))
 }

@@ -10,6 +10,9 @@ use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
+mod network;
+pub use network::{resolve_outbound_v4, resolve_outbound_v6, Ipv4Network, Ipv6Prefix};
+
 pub const DEFAULT_MTU: u32 = 1500;
 /// The largest MTU a TAP device takes: 65535 minus the Ethernet header.
 pub const MAX_MTU: u32 = 65521;
@@ -19,14 +22,6 @@ pub const DEFAULT_TAPNAME: &str = "tap0";
 const SUN_PATH_MAX: usize = 108;
 /// Linux's IFNAMSIZ is 16 including the terminating NUL.
 const IFNAME_MAX: usize = 15;
-
-const GATEWAY_OFFSET: u32 = 2;
-const DNS_OFFSET: u32 = 3;
-const DHCP_START_OFFSET: u32 = 15;
-const GUEST_OFFSET: u32 = 100;
-const PREFIX_MIN: u8 = 1;
-// The guest's address is network+100, so a /26 or longer has no room for it.
-const PREFIX_MAX: u8 = 25;
 
 /// A command-line error: the message is printed as is and the process exits 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,110 +37,6 @@ impl std::error::Error for CliError {}
 
 fn err<T>(msg: impl Into<String>) -> Result<T, CliError> {
     Err(CliError(msg.into()))
-}
-
-/// The virtual IPv4 network the guest lives in, and the well-known hosts on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipv4Network {
-    network: Ipv4Addr,
-    prefix_len: u8,
-}
-
-impl Ipv4Network {
-    /// Parses `a.b.c.d/n` with slirp4netns's checks and messages, in its order.
-    pub fn parse_cidr(cidr: &str) -> Result<Self, CliError> {
-        let invalid = || CliError(format!("invalid CIDR: {cidr}"));
-        let (addr, prefix) = cidr.split_once('/').ok_or_else(invalid)?;
-        let digits = |s: &str, max: usize| {
-            !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
-        };
-        let groups: Vec<&str> = addr.split('.').collect();
-        if groups.len() != 4 || !groups.iter().all(|g| digits(g, 3)) || !digits(prefix, 2) {
-            return Err(invalid());
-        }
-        let network: Ipv4Addr = addr
-            .parse()
-            .map_err(|_| CliError(format!("invalid network address: {addr}")))?;
-        let prefix_len: u8 = prefix.parse().map_err(|_| invalid())?;
-        if !(PREFIX_MIN..=PREFIX_MAX).contains(&prefix_len) {
-            return err(format!(
-                "prefix length needs to be {PREFIX_MIN}-{PREFIX_MAX}"
-            ));
-        }
-        let net = Ipv4Network {
-            network,
-            prefix_len,
-        };
-        if u32::from(network) & net.mask_bits() != u32::from(network) {
-            return err(
-                "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24",
-            );
-        }
-        Ok(net)
-    }
-
-    fn mask_bits(&self) -> u32 {
-        u32::MAX << (32 - u32::from(self.prefix_len))
-    }
-
-    fn host(&self, offset: u32) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) + offset)
-    }
-
-    pub fn network(&self) -> Ipv4Addr {
-        self.network
-    }
-
-    pub fn prefix_len(&self) -> u8 {
-        self.prefix_len
-    }
-
-    pub fn netmask(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.mask_bits())
-    }
-
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) | !self.mask_bits())
-    }
-
-    /// The gateway, which stands for the host (network+2).
-    pub fn gateway(&self) -> Ipv4Addr {
-        self.host(GATEWAY_OFFSET)
-    }
-
-    /// The DNS relay (network+3).
-    pub fn dns(&self) -> Ipv4Addr {
-        self.host(DNS_OFFSET)
-    }
-
-    /// The first address handed out by DHCP (network+15).
-    pub fn dhcp_start(&self) -> Ipv4Addr {
-        self.host(DHCP_START_OFFSET)
-    }
-
-    /// The address `--configure` gives the guest (network+100).
-    pub fn guest(&self) -> Ipv4Addr {
-        self.host(GUEST_OFFSET)
-    }
-
-    pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        u32::from(addr) & self.mask_bits() == u32::from(self.network)
-    }
-}
-
-impl Default for Ipv4Network {
-    fn default() -> Self {
-        Ipv4Network {
-            network: Ipv4Addr::new(10, 0, 2, 0),
-            prefix_len: 24,
-        }
-    }
-}
-
-impl fmt::Display for Ipv4Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix_len)
-    }
 }
 
 /// Parses `xx:xx:xx:xx:xx:xx`; a multicast or all-zero address cannot be a device's own.
@@ -166,33 +57,13 @@ pub fn parse_mac(text: &str) -> Result<[u8; 6], CliError> {
     Ok(mac)
 }
 
-/// `--outbound-addr`: an IPv4 address, or the name of an interface whose IPv4 address to use.
-pub fn resolve_outbound_v4(text: &str) -> Result<Ipv4Addr, CliError> {
-    if let Ok(addr) = text.parse::<Ipv4Addr>() {
-        return Ok(addr);
-    }
-    let invalid = || {
-        CliError(format!(
-            "outbound-addr has to be valid ipv4 address or interface name: {text}"
-        ))
-    };
-    let addrs = nix::ifaddrs::getifaddrs().map_err(|_| invalid())?;
-    for ifaddr in addrs {
-        if ifaddr.interface_name != text {
-            continue;
-        }
-        if let Some(v4) = ifaddr.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
-            return Ok(v4.ip());
-        }
-    }
-    Err(invalid())
-}
-
-/// `-p [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp|/tcp]`, as podman writes it.
+/// `-p [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp|/tcp]`; IPv6 addresses in brackets.
+/// `guest` is where connections go when no GUEST_ADDR is given.
 pub fn parse_publish(text: &str, guest: Ipv4Addr) -> Result<ForwardSpec, CliError> {
     let invalid = || {
         CliError(format!(
-            "invalid --publish {text:?}: expected [HOST_ADDR:]HOST_PORT:GUEST_PORT[/udp]"
+            "invalid --publish {text:?}: expected \
+             [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp]"
         ))
     };
     let (ports, proto) = match text.rsplit_once('/') {
@@ -201,19 +72,38 @@ pub fn parse_publish(text: &str, guest: Ipv4Addr) -> Result<ForwardSpec, CliErro
         Some(_) => return Err(invalid()),
         None => (text, ForwardProto::Tcp),
     };
-    let (rest, guest_port) = ports.rsplit_once(':').ok_or_else(invalid)?;
-    let (host_addr, host_port) = match rest.rsplit_once(':') {
-        None => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), rest),
-        Some((addr, port)) => {
-            let addr = addr
-                .strip_prefix('[')
-                .and_then(|a| a.strip_suffix(']'))
-                .unwrap_or(addr);
-            (addr.parse().map_err(|_| invalid())?, port)
+    // Split on the colons outside brackets.
+    let mut fields = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in ports.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ':' if depth == 0 => {
+                fields.push(&ports[start..i]);
+                start = i + 1;
+            }
+            _ => {}
         }
+    }
+    fields.push(&ports[start..]);
+    let addr = |field: &str| -> Result<IpAddr, CliError> {
+        let bare = field
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .unwrap_or(field);
+        bare.parse().map_err(|_| invalid())
     };
-    let host_port: u16 = host_port.parse().map_err(|_| invalid())?;
-    let guest_port: u16 = guest_port.parse().map_err(|_| invalid())?;
+    let port = |field: &str| field.parse::<u16>().map_err(|_| invalid());
+    let is_port = |field: &str| !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit());
+    let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let (host_addr, host_port, guest_addr, guest_port) = match fields[..] {
+        [hp, gp] => (unspecified, port(hp)?, IpAddr::V4(guest), port(gp)?),
+        [hp, ga, gp] if is_port(hp) => (unspecified, port(hp)?, addr(ga)?, port(gp)?),
+        [ha, hp, gp] => (addr(ha)?, port(hp)?, IpAddr::V4(guest), port(gp)?),
+        [ha, hp, ga, gp] => (addr(ha)?, port(hp)?, addr(ga)?, port(gp)?),
+        _ => return Err(invalid()),
+    };
     if guest_port == 0 {
         return Err(invalid());
     }
@@ -221,7 +111,7 @@ pub fn parse_publish(text: &str, guest: Ipv4Addr) -> Result<ForwardSpec, CliErro
         proto,
         host_addr,
         host_port,
-        guest_addr: guest,
+        guest_addr,
         guest_port,
     })
 }
@@ -252,14 +142,16 @@ pub struct Config {
     pub net: Ipv4Network,
     pub mac: Option<[u8; 6]>,
     pub api_socket: Option<PathBuf>,
-    pub enable_ipv6: bool,
+    /// The guest's IPv6 network; none without --enable-ipv6.
+    pub ipv6: Option<Ipv6Prefix>,
     pub disable_host_loopback: bool,
     pub enable_sandbox: bool,
     pub enable_seccomp: bool,
     pub disable_dns: bool,
     /// Source address of outbound IPv4 sockets, resolved from an address or interface name.
     pub outbound_addr: Option<Ipv4Addr>,
-    pub outbound_addr6: Option<String>,
+    /// Source address of outbound IPv6 sockets.
+    pub outbound_addr6: Option<std::net::Ipv6Addr>,
     pub dns_servers: Vec<std::net::IpAddr>,
     pub max_flows: usize,
     /// Port forwards present from the start (-p).
@@ -408,10 +300,8 @@ impl Config {
         }
 
         let unimplemented = [
-            (cli.enable_ipv6, "--enable-ipv6"),
             (cli.enable_sandbox || cli.create_sandbox, "--enable-sandbox"),
             (cli.enable_seccomp, "--enable-seccomp"),
-            (cli.outbound_addr6.is_some(), "--outbound-addr6"),
         ];
         for (given, flag) in unimplemented {
             if given {
@@ -424,6 +314,21 @@ impl Config {
             .as_deref()
             .map(resolve_outbound_v4)
             .transpose()?;
+        let outbound_addr6 = cli
+            .outbound_addr6
+            .as_deref()
+            .map(resolve_outbound_v6)
+            .transpose()?;
+        let ipv6 = match (cli.enable_ipv6, cli.cidr6.as_deref()) {
+            (false, None) => None,
+            (false, Some(_)) => return err("--cidr6 needs --enable-ipv6"),
+            (true, cidr6) => Some(
+                cidr6
+                    .map(Ipv6Prefix::parse)
+                    .transpose()?
+                    .unwrap_or_default(),
+            ),
+        };
         if cli.max_flows == 0 {
             return err("--max-flows must be at least 1");
         }
@@ -444,13 +349,13 @@ impl Config {
             net,
             mac,
             api_socket: cli.api_socket,
-            enable_ipv6: cli.enable_ipv6,
+            ipv6,
             disable_host_loopback: cli.disable_host_loopback || cli.no_host_loopback,
             enable_sandbox: cli.enable_sandbox || cli.create_sandbox,
             enable_seccomp: cli.enable_seccomp,
             disable_dns: cli.disable_dns,
             outbound_addr,
-            outbound_addr6: cli.outbound_addr6,
+            outbound_addr6,
             dns_servers: cli.dns_servers,
             max_flows: cli.max_flows,
             publish,
@@ -634,8 +539,29 @@ mod tests {
     #[test]
     fn unimplemented_options_warn_once_each() {
         let cfg = parse(&["--enable-sandbox", "--enable-seccomp", "-6", "1", "tap0"]).unwrap();
-        assert_eq!(cfg.warnings.len(), 3);
-        assert!(cfg.enable_sandbox && cfg.enable_seccomp && cfg.enable_ipv6);
+        assert_eq!(cfg.warnings.len(), 2);
+        assert!(cfg.enable_sandbox && cfg.enable_seccomp);
+    }
+
+    #[test]
+    fn ipv6_options() {
+        assert_eq!(parse(&["1", "tap0"]).unwrap().ipv6, None);
+        let cfg = parse(&["-6", "1", "tap0"]).unwrap();
+        assert_eq!(cfg.ipv6.unwrap().to_string(), "fd00::/64");
+        let cfg = parse(&["--enable-ipv6", "--cidr6=2001:db8:5::/64", "1", "tap0"]).unwrap();
+        assert_eq!(cfg.ipv6.unwrap().gateway().to_string(), "2001:db8:5::2");
+        assert_eq!(
+            error_of(&["--cidr6=2001:db8:5::/64", "1", "tap0"]),
+            "--cidr6 needs --enable-ipv6"
+        );
+        assert_eq!(
+            error_of(&["-6", "--cidr6=fd00::/56", "1", "tap0"]),
+            "IPv6 prefix length needs to be 64: fd00::/56"
+        );
+        let cfg = parse(&["-6", "--outbound-addr6=2001:db8::9", "1", "tap0"]).unwrap();
+        assert_eq!(cfg.outbound_addr6, Some("2001:db8::9".parse().unwrap()));
+        assert!(error_of(&["--outbound-addr6=bogus0", "1", "tap0"])
+            .starts_with("outbound-addr6 has to be valid ipv6 address or interface name"));
     }
 
     #[test]
@@ -679,8 +605,20 @@ mod tests {
             (spec.host_addr.to_string(), spec.host_port),
             ("::1".into(), 8443)
         );
-        assert_eq!(spec.guest_addr, guest);
+        assert_eq!(spec.guest_addr, IpAddr::V4(guest));
+        let spec = parse_publish("[::]:8443:[fd00::5054:ff:fe12:3456]:443", guest).unwrap();
+        assert_eq!(
+            (spec.host_addr.to_string(), spec.guest_addr.to_string()),
+            ("::".into(), "fd00::5054:ff:fe12:3456".into())
+        );
+        let spec = parse_publish("8080:10.0.2.99:80/udp", guest).unwrap();
+        assert_eq!(
+            (spec.host_port, spec.guest_addr.to_string(), spec.guest_port),
+            (8080, "10.0.2.99".into(), 80)
+        );
         for bad in [
+            "[::1:80:80",
+            "1:2:3:4:5",
             "80",
             "a:80",
             "8080:0",

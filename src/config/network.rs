@@ -1,0 +1,294 @@
+//! The guest's networks (--cidr, --cidr6) and the host addresses outbound sockets bind to
+//! (--outbound-addr, --outbound-addr6).
+
+use super::{err, CliError};
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+const GATEWAY_OFFSET: u32 = 2;
+const DNS_OFFSET: u32 = 3;
+const DHCP_START_OFFSET: u32 = 15;
+const GUEST_OFFSET: u32 = 100;
+const PREFIX_MIN: u8 = 1;
+// The guest's address is network+100, so a /26 or longer has no room for it.
+const PREFIX_MAX: u8 = 25;
+
+/// The virtual IPv4 network the guest lives in, and the well-known hosts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Network {
+    network: Ipv4Addr,
+    prefix_len: u8,
+}
+
+impl Ipv4Network {
+    /// Parses `a.b.c.d/n` with slirp4netns's checks and messages, in its order.
+    pub fn parse_cidr(cidr: &str) -> Result<Self, CliError> {
+        let invalid = || CliError(format!("invalid CIDR: {cidr}"));
+        let (addr, prefix) = cidr.split_once('/').ok_or_else(invalid)?;
+        let digits = |s: &str, max: usize| {
+            !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        let groups: Vec<&str> = addr.split('.').collect();
+        if groups.len() != 4 || !groups.iter().all(|g| digits(g, 3)) || !digits(prefix, 2) {
+            return Err(invalid());
+        }
+        let network: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| CliError(format!("invalid network address: {addr}")))?;
+        let prefix_len: u8 = prefix.parse().map_err(|_| invalid())?;
+        if !(PREFIX_MIN..=PREFIX_MAX).contains(&prefix_len) {
+            return err(format!(
+                "prefix length needs to be {PREFIX_MIN}-{PREFIX_MAX}"
+            ));
+        }
+        let net = Ipv4Network {
+            network,
+            prefix_len,
+        };
+        if u32::from(network) & net.mask_bits() != u32::from(network) {
+            return err(
+                "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24",
+            );
+        }
+        Ok(net)
+    }
+
+    fn mask_bits(&self) -> u32 {
+        u32::MAX << (32 - u32::from(self.prefix_len))
+    }
+
+    fn host(&self, offset: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + offset)
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        self.network
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.mask_bits())
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !self.mask_bits())
+    }
+
+    /// The gateway, which stands for the host (network+2).
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.host(GATEWAY_OFFSET)
+    }
+
+    /// The DNS relay (network+3).
+    pub fn dns(&self) -> Ipv4Addr {
+        self.host(DNS_OFFSET)
+    }
+
+    /// The first address handed out by DHCP (network+15).
+    pub fn dhcp_start(&self) -> Ipv4Addr {
+        self.host(DHCP_START_OFFSET)
+    }
+
+    /// The address `--configure` gives the guest (network+100).
+    pub fn guest(&self) -> Ipv4Addr {
+        self.host(GUEST_OFFSET)
+    }
+
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & self.mask_bits() == u32::from(self.network)
+    }
+}
+
+impl Default for Ipv4Network {
+    fn default() -> Self {
+        Ipv4Network {
+            network: Ipv4Addr::new(10, 0, 2, 0),
+            prefix_len: 24,
+        }
+    }
+}
+
+impl fmt::Display for Ipv4Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix_len)
+    }
+}
+
+/// The guest's IPv6 network: a /64 (fd00::/64 unless --cidr6 moves it), on which the guest
+/// picks its own address by SLAAC from our router advertisements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Prefix {
+    prefix: Ipv6Addr,
+}
+
+/// SLAAC needs a /64: the other half of the address is the interface identifier.
+const IPV6_PREFIX_LEN: u8 = 64;
+
+impl Ipv6Prefix {
+    /// Parses `PREFIX/64`: a unicast network address (not link-local, loopback or multicast).
+    pub fn parse(text: &str) -> Result<Self, CliError> {
+        let invalid = || CliError(format!("invalid IPv6 CIDR: {text}"));
+        let (addr, len) = text.split_once('/').ok_or_else(invalid)?;
+        let prefix: Ipv6Addr = addr.parse().map_err(|_| invalid())?;
+        if len.parse::<u8>().ok() != Some(IPV6_PREFIX_LEN) {
+            return err(format!("IPv6 prefix length needs to be 64: {text}"));
+        }
+        let bits = u128::from(prefix);
+        if bits & u128::from(u64::MAX) != 0 {
+            return err(format!(
+                "IPv6 CIDR needs to be a network address like fd00::/64, not like {text}"
+            ));
+        }
+        if prefix.is_multicast()
+            || prefix.is_unspecified()
+            || prefix.is_loopback()
+            || prefix.is_unicast_link_local()
+            || prefix.to_ipv4_mapped().is_some()
+        {
+            return err(format!("IPv6 CIDR needs to be a unicast network: {text}"));
+        }
+        Ok(Ipv6Prefix { prefix })
+    }
+
+    fn host(&self, offset: u64) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.prefix) | u128::from(offset))
+    }
+
+    pub fn prefix(&self) -> Ipv6Addr {
+        self.prefix
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        IPV6_PREFIX_LEN
+    }
+
+    /// The gateway, which stands for the host (prefix::2).
+    pub fn gateway(&self) -> Ipv6Addr {
+        self.host(u64::from(GATEWAY_OFFSET))
+    }
+
+    /// The DNS relay (prefix::3).
+    pub fn dns(&self) -> Ipv6Addr {
+        self.host(u64::from(DNS_OFFSET))
+    }
+
+    pub fn contains(&self, addr: Ipv6Addr) -> bool {
+        addr.octets()[..8] == self.prefix.octets()[..8]
+    }
+}
+
+impl Default for Ipv6Prefix {
+    fn default() -> Self {
+        Ipv6Prefix {
+            prefix: Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0),
+        }
+    }
+}
+
+impl fmt::Display for Ipv6Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.prefix, IPV6_PREFIX_LEN)
+    }
+}
+
+/// `--outbound-addr`: an IPv4 address, or the name of an interface whose IPv4 address to use.
+pub fn resolve_outbound_v4(text: &str) -> Result<Ipv4Addr, CliError> {
+    if let Ok(addr) = text.parse::<Ipv4Addr>() {
+        return Ok(addr);
+    }
+    let invalid = || {
+        CliError(format!(
+            "outbound-addr has to be valid ipv4 address or interface name: {text}"
+        ))
+    };
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|_| invalid())?;
+    for ifaddr in addrs {
+        if ifaddr.interface_name != text {
+            continue;
+        }
+        if let Some(v4) = ifaddr.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
+            return Ok(v4.ip());
+        }
+    }
+    Err(invalid())
+}
+
+/// `--outbound-addr6`: an IPv6 address, or the name of an interface whose global IPv6 address
+/// to use.
+pub fn resolve_outbound_v6(text: &str) -> Result<Ipv6Addr, CliError> {
+    if let Ok(addr) = text.parse::<Ipv6Addr>() {
+        return Ok(addr);
+    }
+    let invalid = || {
+        CliError(format!(
+            "outbound-addr6 has to be valid ipv6 address or interface name: {text}"
+        ))
+    };
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|_| invalid())?;
+    for ifaddr in addrs {
+        if ifaddr.interface_name != text {
+            continue;
+        }
+        if let Some(v6) = ifaddr.address.as_ref().and_then(|a| a.as_sockaddr_in6()) {
+            // A link-local source cannot reach anything beyond the link.
+            if !v6.ip().is_unicast_link_local() {
+                return Ok(v6.ip());
+            }
+        }
+    }
+    Err(invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_prefix() {
+        let default = Ipv6Prefix::default();
+        assert_eq!(default.to_string(), "fd00::/64");
+        assert_eq!(default.gateway(), "fd00::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(default.dns(), "fd00::3".parse::<Ipv6Addr>().unwrap());
+        let moved = Ipv6Prefix::parse("2001:db8:1:2::/64").unwrap();
+        assert_eq!(
+            moved.gateway(),
+            "2001:db8:1:2::2".parse::<Ipv6Addr>().unwrap()
+        );
+        assert!(moved.contains("2001:db8:1:2:5054:ff:fe12:3456".parse().unwrap()));
+        assert!(!moved.contains("2001:db8:1:3::1".parse().unwrap()));
+        for (bad, message) in [
+            ("fd00::", "invalid IPv6 CIDR: fd00::"),
+            ("fd00::/48", "IPv6 prefix length needs to be 64: fd00::/48"),
+            ("10.0.2.0/64", "invalid IPv6 CIDR: 10.0.2.0/64"),
+            (
+                "fd00::1/64",
+                "IPv6 CIDR needs to be a network address like fd00::/64, not like fd00::1/64",
+            ),
+            (
+                "fe80::/64",
+                "IPv6 CIDR needs to be a unicast network: fe80::/64",
+            ),
+            (
+                "ff02::/64",
+                "IPv6 CIDR needs to be a unicast network: ff02::/64",
+            ),
+        ] {
+            assert_eq!(Ipv6Prefix::parse(bad).unwrap_err().0, message, "{bad}");
+        }
+    }
+
+    #[test]
+    fn outbound_addr6_takes_an_address_or_an_interface() {
+        assert_eq!(
+            resolve_outbound_v6("2001:db8::5").unwrap(),
+            "2001:db8::5".parse::<Ipv6Addr>().unwrap()
+        );
+        assert!(resolve_outbound_v6("nosuchif0")
+            .unwrap_err()
+            .0
+            .starts_with("outbound-addr6 has to be valid ipv6 address or interface name"));
+    }
+}

@@ -1,0 +1,101 @@
+//! ipv6 - checking an IPv6 packet from the guest and finding its upper-layer header.
+//!
+//! Sources are the guest's own: an address of its /64 or a link-local one (neighbour discovery,
+//! DHCPv6), or the unspecified address while it checks its own address for duplicates.
+//! Hop-by-hop, routing and destination options headers are stepped over (MLD reports carry
+//! one); fragments are dropped and counted, as for IPv4 (no reassembly).
+
+use super::{Core, Drop, GuestPacket};
+use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv6Packet, Ipv6Repr};
+use std::net::IpAddr;
+
+/// Most extension headers stepped over before giving up on a packet.
+const MAX_EXTENSION_HEADERS: usize = 8;
+
+pub(super) fn parse<'a>(
+    core: &mut Core,
+    mac: EthernetAddress,
+    packet: &'a [u8],
+) -> Result<GuestPacket<'a>, Drop> {
+    let packet = Ipv6Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
+    let ip = Ipv6Repr::parse(&packet).map_err(|_| Drop::Malformed)?;
+    let src = ip.src_addr;
+    let (protocol, payload) = upper_layer(ip.next_header, packet.payload())?;
+    let own_network = core.in_guest_network(IpAddr::V6(src));
+    if own_network || src.is_unicast_link_local() {
+        core.learn_neighbor(IpAddr::V6(src), mac);
+    } else if !(src.is_unspecified() && protocol == IpProtocol::Icmpv6) {
+        // Anything else is spoofed.
+        return Err(Drop::Refused);
+    }
+    Ok(GuestPacket {
+        mac,
+        src: IpAddr::V6(src),
+        dst: IpAddr::V6(ip.dst_addr),
+        protocol,
+        payload,
+    })
+}
+
+/// Steps over extension headers to the upper-layer protocol and its bytes.
+fn upper_layer(mut next: IpProtocol, mut rest: &[u8]) -> Result<(IpProtocol, &[u8]), Drop> {
+    for _ in 0..MAX_EXTENSION_HEADERS {
+        match next {
+            IpProtocol::HopByHop | IpProtocol::Ipv6Route | IpProtocol::Ipv6Opts => {
+                // Next header, then the length in 8-byte units after the first eight.
+                let [header, units, ..] = *rest else {
+                    return Err(Drop::Malformed);
+                };
+                let len = (usize::from(units) + 1) * 8;
+                if rest.len() < len {
+                    return Err(Drop::Malformed);
+                }
+                next = IpProtocol::from(header);
+                rest = &rest[len..];
+            }
+            IpProtocol::Ipv6Frag => return Err(Drop::Unsupported),
+            IpProtocol::Ipv6NoNxt => return Err(Drop::Unsupported),
+            protocol => return Ok((protocol, rest)),
+        }
+    }
+    Err(Drop::Unsupported)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_headers_are_stepped_over() {
+        let mut chain = vec![u8::from(IpProtocol::Ipv6Opts), 0, 1, 4, 0, 0, 0, 0];
+        chain.extend_from_slice(&[u8::from(IpProtocol::Udp), 1]);
+        chain.extend_from_slice(&[0; 14]);
+        chain.extend_from_slice(b"udp!");
+        let (protocol, rest) = upper_layer(IpProtocol::HopByHop, &chain).unwrap();
+        assert_eq!((protocol, rest), (IpProtocol::Udp, &b"udp!"[..]));
+    }
+
+    #[test]
+    fn bad_chains_are_dropped() {
+        // Length beyond the packet.
+        let short = [u8::from(IpProtocol::Udp), 3, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            upper_layer(IpProtocol::HopByHop, &short),
+            Err(Drop::Malformed)
+        );
+        assert_eq!(
+            upper_layer(IpProtocol::HopByHop, &[0]),
+            Err(Drop::Malformed)
+        );
+        assert_eq!(
+            upper_layer(IpProtocol::Ipv6Frag, &[0; 16]),
+            Err(Drop::Unsupported)
+        );
+        // A chain longer than we follow.
+        let looping = [u8::from(IpProtocol::HopByHop), 0, 0, 0, 0, 0, 0, 0].repeat(10);
+        assert_eq!(
+            upper_layer(IpProtocol::HopByHop, &looping),
+            Err(Drop::Unsupported)
+        );
+    }
+}
