@@ -4,42 +4,10 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How a client ends its request.
-#[derive(Clone, Copy)]
-enum Ending {
-    /// Shuts down its write side (slirp4netns's own tests do this).
-    Shutdown,
-    /// Sends the JSON and waits (podman).
-    Nothing,
-    /// Sends the JSON and a newline and waits (rootlesskit).
-    Newline,
-}
-
-fn request_with(path: &Path, json: &str, ending: Ending) -> String {
-    let mut conn = UnixStream::connect(path).expect("connect to the API socket");
-    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
-    conn.write_all(json.as_bytes()).unwrap();
-    match ending {
-        Ending::Shutdown => conn.shutdown(Shutdown::Write).unwrap(),
-        Ending::Nothing => {}
-        Ending::Newline => conn.write_all(b"\n").unwrap(),
-    }
-    let mut reply = String::new();
-    conn.read_to_string(&mut reply)
-        .expect("a reply, then the connection closes");
-    reply
-}
-
-fn request(path: &Path, json: &str) -> String {
-    request_with(path, json, Ending::Shutdown)
-}
 
 fn add_tcp(path: &Path, host_addr: &str, host_port: u16, guest_port: u16) -> String {
     request(
@@ -50,34 +18,7 @@ fn add_tcp(path: &Path, host_addr: &str, host_port: u16, guest_port: u16) -> Str
     )
 }
 
-struct Net {
-    hs: HostSim,
-    guest: Guest,
-    slirp: Slirp,
-    sock: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 impl Net {
-    fn new(extra: &[&str]) -> Net {
-        let hs = HostSim::new();
-        let guest = hs.guest();
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("api.sock");
-        let pid = guest.pid.to_string();
-        let mut args = vec!["-c", "-a", sock.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[&pid, "tap0"]);
-        let slirp = Slirp::start(&hs, &args);
-        Net {
-            hs,
-            guest,
-            slirp,
-            sock,
-            _dir: dir,
-        }
-    }
-
     /// A port free in host-sim now.
     fn free_port(&self) -> u16 {
         in_netns(&self.hs.netns_path(), || {

@@ -164,12 +164,7 @@ fn unknown_flags_and_bad_enum_values_exit_1() {
 #[test]
 fn unimplemented_options_warn_but_are_accepted() {
     // Accepted by the parser: the run then fails only on the bogus PID.
-    let out = slirp(&[
-        "--enable-sandbox",
-        "--enable-seccomp",
-        "999999999",
-        "tap0",
-    ]);
+    let out = slirp(&["--enable-sandbox", "--enable-seccomp", "999999999", "tap0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     for flag in ["--enable-sandbox", "--enable-seccomp"] {
         assert_eq!(

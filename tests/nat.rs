@@ -4,60 +4,10 @@ mod common;
 
 use common::*;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 const SERVER_V4: &str = "198.51.100.1";
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A host-sim, a guest, and slirp-ns (with `extra` arguments) connecting them.
-struct Net {
-    hs: HostSim,
-    guest: Guest,
-    slirp: Slirp,
-}
-
-impl Net {
-    fn new(extra: &[&str]) -> Net {
-        let hs = HostSim::new();
-        let guest = hs.guest();
-        let pid = guest.pid.to_string();
-        let mut args = vec!["-c"];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[&pid, "tap0"]);
-        let slirp = Slirp::start(&hs, &args);
-        Net { hs, guest, slirp }
-    }
-
-    fn host<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        in_netns(&self.hs.netns_path(), f)
-    }
-
-    fn in_guest<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        in_netns(&self.guest.netns_path(), f)
-    }
-
-    /// A TCP listener in host-sim.
-    fn listen(&self, addr: &str) -> TcpListener {
-        let addr = addr.to_string();
-        self.host(move || TcpListener::bind(addr).expect("bind in host-sim"))
-    }
-
-    /// A TCP connection from the guest.
-    fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
-        self.in_guest(move || TcpStream::connect_timeout(&addr, TIMEOUT))
-    }
-}
-
-fn serve_once(
-    listener: TcpListener,
-    f: impl FnOnce(TcpStream) + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let (conn, _) = listener.accept().expect("accept");
-        f(conn)
-    })
-}
 
 #[test]
 fn tcp_download_64_mib_and_upload_16_mib_arrive_intact() {
@@ -80,7 +30,7 @@ fn tcp_transfers_intact_without_so_peek_off() {
         },
     );
     slirp.expect_ready();
-    transfer_both_ways(&Net { hs, guest, slirp });
+    transfer_both_ways(&Net::from_parts(hs, guest, slirp));
 }
 
 fn transfer_both_ways(net: &Net) {
@@ -372,90 +322,14 @@ fn the_flow_limit_refuses_cleanly() {
 }
 
 /// An A query for `name` with id `id`.
-fn dns_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
-/// The answer our test server gives to any query: one A record, 192.0.2.99.
-fn dns_answer(query: &[u8]) -> Vec<u8> {
-    let mut a = query.to_vec();
-    a[2] = 0x81;
-    a[3] = 0x80;
-    a[7] = 1; // one answer
-    a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 99]);
-    a
-}
-
-/// A DNS server in host-sim answering over UDP and TCP at `addr`.
-fn start_dns_server(net: &Net, addr: &str) {
-    let udp = net.host({
-        let addr = addr.to_string();
-        move || UdpSocket::bind(addr).unwrap()
-    });
-    let tcp = net.listen(addr);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        while let Ok((n, from)) = udp.recv_from(&mut buf) {
-            let _ = udp.send_to(&dns_answer(&buf[..n]), from);
-        }
-    });
-    std::thread::spawn(move || {
-        for conn in tcp.incoming() {
-            let Ok(mut conn) = conn else { break };
-            let mut len = [0u8; 2];
-            if conn.read_exact(&mut len).is_err() {
-                continue;
-            }
-            let mut query = vec![0u8; u16::from_be_bytes(len) as usize];
-            if conn.read_exact(&mut query).is_err() {
-                continue;
-            }
-            let answer = dns_answer(&query);
-            let _ = conn.write_all(&(answer.len() as u16).to_be_bytes());
-            let _ = conn.write_all(&answer);
-        }
-    });
-}
-
-fn assert_answer(answer: &[u8], id: u16) {
-    assert_eq!(&answer[..2], &id.to_be_bytes(), "answer to our query");
-    assert_eq!(
-        &answer[answer.len() - 4..],
-        &[192, 0, 2, 99],
-        "the A record"
-    );
-}
-
 /// DNS on 10.0.2.3 over UDP and TCP.
 fn check_dns_both_ways(net: &Net) {
     let udp = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
     udp.set_read_timeout(Some(TIMEOUT)).unwrap();
-    udp.send_to(&dns_query(0x1234, "example.test"), "10.0.2.3:53")
-        .unwrap();
-    let mut buf = [0u8; 512];
-    let (n, from) = udp.recv_from(&mut buf).expect("UDP answer");
-    assert_eq!(from, "10.0.2.3:53".parse::<SocketAddr>().unwrap());
-    assert_answer(&buf[..n], 0x1234);
-
-    let mut tcp = net
-        .connect("10.0.2.3:53".parse().unwrap())
-        .expect("TCP to the DNS address");
+    let server: SocketAddr = "10.0.2.3:53".parse().unwrap();
+    let tcp = net.connect(server).expect("TCP to the DNS address");
     tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let query = dns_query(0x4321, "example.test");
-    tcp.write_all(&(query.len() as u16).to_be_bytes()).unwrap();
-    tcp.write_all(&query).unwrap();
-    let mut len = [0u8; 2];
-    tcp.read_exact(&mut len).unwrap();
-    let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
-    tcp.read_exact(&mut answer).unwrap();
-    assert_answer(&answer, 0x4321);
+    dns::check_both_ways(&udp, server, tcp, dns::A, &dns::ANSWER_A);
 }
 
 #[test]
@@ -475,25 +349,25 @@ fn dns_relay_to_the_resolver_of_resolv_conf_over_udp_and_tcp() {
     let _cleanup = RemoveDir(conf_dir);
     let guest = hs.guest();
     let slirp = Slirp::start(&hs, &["-c", &guest.pid.to_string(), "tap0"]);
-    let net = Net { hs, guest, slirp };
-    start_dns_server(&net, "127.0.0.53:53");
+    let net = Net::from_parts(hs, guest, slirp);
+    dns::serve(&net.hs.netns_path(), "127.0.0.53:53");
     check_dns_both_ways(&net);
 }
 
 #[test]
 fn dns_server_option_overrides_resolv_conf() {
     let net = Net::new(&["--dns-server", "192.0.2.1"]);
-    start_dns_server(&net, "192.0.2.1:53");
+    dns::serve(&net.hs.netns_path(), "192.0.2.1:53");
     check_dns_both_ways(&net);
 }
 
 #[test]
 fn disable_dns_leaves_the_dns_address_silent() {
     let net = Net::new(&["--disable-dns", "--dns-server", "192.0.2.1"]);
-    start_dns_server(&net, "192.0.2.1:53");
+    dns::serve(&net.hs.netns_path(), "192.0.2.1:53");
     let udp = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
     udp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    let _ = udp.send_to(&dns_query(1, "example.test"), "10.0.2.3:53");
+    let _ = udp.send_to(&dns::query(1, "example.test", dns::A), "10.0.2.3:53");
     let mut buf = [0u8; 512];
     assert!(
         udp.recv_from(&mut buf).is_err(),

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use slirp_ns::config::Ipv4Network;
+use slirp_ns::config::{Ipv4Network, Ipv6Prefix};
 use slirp_ns::engine::{Engine, EngineConfig, Readiness, TxQueue};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let mut poll = mio::Poll::new().expect("epoll");
     let cfg = EngineConfig {
         max_flows: 64,
+        ipv6: Some(Ipv6Prefix::default()),
         dns_servers: vec!["127.0.0.1".parse().unwrap()],
         ..EngineConfig::new(Ipv4Network::default())
     };

@@ -252,6 +252,9 @@ fn info(engine: &crate::engine::Engine) -> serde_json::Value {
         "guest": cfg.net.guest().to_string(),
         "mtu": cfg.mtu,
         "host_loopback": cfg.host_loopback,
+        "ipv6": cfg.ipv6.map(|p| p.to_string()),
+        "gateway6": cfg.ipv6.map(|p| p.gateway().to_string()),
+        "dns6": cfg.ipv6.filter(|_| cfg.dns_enabled).map(|p| p.dns().to_string()),
         "flows": engine.flow_count(),
         "max_flows": cfg.max_flows,
         "forwards": engine.forwards().len(),
@@ -278,6 +281,8 @@ fn info(engine: &crate::engine::Engine) -> serde_json::Value {
             "tcp_resets": c.tcp_resets,
             "udp_datagrams_from_guest": c.udp_datagrams_from_guest,
             "udp_datagrams_to_guest": c.udp_datagrams_to_guest,
+            "ndp_adverts": c.ndp_adverts,
+            "dhcpv6_replies": c.dhcpv6_replies,
         },
     })
 }

@@ -8,6 +8,11 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
+mod net;
+#[allow(unused_imports)]
+pub use net::{request, request_with, serve_once, Ending, Net, TIMEOUT};
+
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -84,6 +89,8 @@ impl HostSim {
             "link add hs0 type veth peer name hs1",
             "addr add 192.0.2.1/24 dev hs0",
             "addr add 198.51.100.1/24 dev hs1",
+            "addr add 2001:db8::1/64 dev hs0 nodad",
+            "addr add 2001:db8:1::1/64 dev hs1 nodad",
             "link set hs0 up",
             "link set hs1 up",
         ] {

@@ -1,0 +1,112 @@
+//! A ready-made topology: host-sim, a guest below it, and slirp-ns (`-c`, an API socket, and
+//! the caller's extra arguments) joining them.
+
+use super::*;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct Net {
+    pub hs: HostSim,
+    pub guest: Guest,
+    pub slirp: Slirp,
+    /// The API socket (none when made `from_parts`).
+    pub sock: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Net {
+    pub fn new(extra: &[&str]) -> Net {
+        let hs = HostSim::new();
+        let guest = hs.guest();
+        let dir = tempfile::tempdir().unwrap();
+        let sock = socket_path(dir.path());
+        let pid = guest.pid.to_string();
+        let mut args = vec!["-c", "-a", sock.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&pid, "tap0"]);
+        let slirp = Slirp::start(&hs, &args);
+        Net {
+            hs,
+            guest,
+            slirp,
+            sock,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A topology whose slirp-ns the caller started in its own way.
+    pub fn from_parts(hs: HostSim, guest: Guest, slirp: Slirp) -> Net {
+        Net {
+            hs,
+            guest,
+            slirp,
+            sock: PathBuf::new(),
+            _dir: None,
+        }
+    }
+
+    /// Runs `f` in host-sim.
+    pub fn host<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_netns(&self.hs.netns_path(), f)
+    }
+
+    /// Runs `f` in the guest.
+    pub fn in_guest<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_netns(&self.guest.netns_path(), f)
+    }
+
+    /// A TCP listener in host-sim.
+    pub fn listen(&self, addr: &str) -> TcpListener {
+        let addr = addr.to_string();
+        self.host(move || TcpListener::bind(addr).expect("bind in host-sim"))
+    }
+
+    /// A TCP connection from the guest.
+    pub fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        self.in_guest(move || TcpStream::connect_timeout(&addr, TIMEOUT))
+    }
+}
+
+/// Accepts one connection on `listener` and hands it to `f`, on a thread.
+pub fn serve_once(
+    listener: TcpListener,
+    f: impl FnOnce(TcpStream) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        f(conn)
+    })
+}
+
+/// How a client ends its request.
+#[derive(Clone, Copy)]
+pub enum Ending {
+    /// Shuts down its write side (slirp4netns's own tests do this).
+    Shutdown,
+    /// Sends the JSON and waits (podman).
+    Nothing,
+    /// Sends the JSON and a newline and waits (rootlesskit).
+    Newline,
+}
+
+pub fn request_with(path: &Path, json: &str, ending: Ending) -> String {
+    let mut conn = UnixStream::connect(path).expect("connect to the API socket");
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    conn.write_all(json.as_bytes()).unwrap();
+    match ending {
+        Ending::Shutdown => conn.shutdown(Shutdown::Write).unwrap(),
+        Ending::Nothing => {}
+        Ending::Newline => conn.write_all(b"\n").unwrap(),
+    }
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)
+        .expect("a reply, then the connection closes");
+    reply
+}
+
+pub fn request(path: &Path, json: &str) -> String {
+    request_with(path, json, Ending::Shutdown)
+}
