@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::net::{Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 const SERVER_V6: &str = "2001:db8::1";
@@ -82,31 +82,7 @@ fn the_guest_autoconfigures_within_two_seconds() {
 #[test]
 fn tcp_over_ipv6_both_ways_arrives_intact() {
     let net = ipv6_net(&[]);
-    let listener = net.listen(&format!("[{SERVER_V6}]:0"));
-    let addr = listener.local_addr().unwrap();
-    let download = pattern(16 << 20, 11);
-    let upload = pattern(4 << 20, 12);
-    let (down, up) = (download.clone(), upload.clone());
-    let server = serve_once(listener, move |mut conn| {
-        conn.write_all(&down).unwrap();
-        conn.shutdown(Shutdown::Write).unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).unwrap();
-        assert!(
-            got == up,
-            "upload differs ({} of {} bytes)",
-            got.len(),
-            up.len()
-        );
-    });
-    let mut conn = net.connect(addr).expect("connect over IPv6");
-    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut got = Vec::new();
-    conn.read_to_end(&mut got).unwrap();
-    assert!(got == download, "download differs ({} bytes)", got.len());
-    conn.write_all(&upload).unwrap();
-    conn.shutdown(Shutdown::Write).unwrap();
-    server.join().unwrap();
+    net.transfer_both_ways(&format!("[{SERVER_V6}]:0"), 16 << 20, 4 << 20);
 }
 
 #[test]

@@ -34,36 +34,7 @@ fn tcp_transfers_intact_without_so_peek_off() {
 }
 
 fn transfer_both_ways(net: &Net) {
-    let listener = net.listen(&format!("{SERVER_V4}:0"));
-    let addr = listener.local_addr().unwrap();
-    let download = pattern(64 << 20, 1);
-    let upload = pattern(16 << 20, 2);
-    let (down, up) = (download.clone(), upload.clone());
-    let server = serve_once(listener, move |mut conn| {
-        conn.write_all(&down).unwrap();
-        conn.shutdown(Shutdown::Write).unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).unwrap();
-        assert!(
-            got == up,
-            "upload differs (len {} vs {})",
-            got.len(),
-            up.len()
-        );
-    });
-    let mut conn = net.connect(addr).expect("connect through slirp-ns");
-    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut got = Vec::new();
-    conn.read_to_end(&mut got).unwrap();
-    assert!(
-        got == download,
-        "download differs (len {} vs {})",
-        got.len(),
-        download.len()
-    );
-    conn.write_all(&upload).unwrap();
-    conn.shutdown(Shutdown::Write).unwrap();
-    server.join().unwrap();
+    net.transfer_both_ways(&format!("{SERVER_V4}:0"), 64 << 20, 16 << 20);
 }
 
 #[test]

@@ -64,6 +64,41 @@ impl Net {
         self.host(move || TcpListener::bind(addr).expect("bind in host-sim"))
     }
 
+    /// Downloads `down` bytes from a server in host-sim listening on `listen`, then uploads
+    /// `up` bytes, and checks both arrive byte for byte.
+    pub fn transfer_both_ways(&self, listen: &str, down: usize, up: usize) {
+        let listener = self.listen(listen);
+        let addr = listener.local_addr().unwrap();
+        let download = pattern(down, 1);
+        let upload = pattern(up, 2);
+        let (down, up) = (download.clone(), upload.clone());
+        let server = serve_once(listener, move |mut conn| {
+            conn.write_all(&down).unwrap();
+            conn.shutdown(Shutdown::Write).unwrap();
+            let mut got = Vec::new();
+            conn.read_to_end(&mut got).unwrap();
+            assert!(
+                got == up,
+                "upload differs (len {} vs {})",
+                got.len(),
+                up.len()
+            );
+        });
+        let mut conn = self.connect(addr).expect("connect through slirp-ns");
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).unwrap();
+        assert!(
+            got == download,
+            "download differs (len {} vs {})",
+            got.len(),
+            download.len()
+        );
+        conn.write_all(&upload).unwrap();
+        conn.shutdown(Shutdown::Write).unwrap();
+        server.join().unwrap();
+    }
+
     /// A TCP connection from the guest.
     pub fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
         self.in_guest(move || TcpStream::connect_timeout(&addr, TIMEOUT))
