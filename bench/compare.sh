@@ -10,13 +10,15 @@
 # iproute2, python3. Builds slirp-ns and the bench_tcp example in release mode.
 #
 # Topology: a throwaway "host-sim" network namespace holding 192.0.2.1/24 (default route via
-# 192.0.2.254, nothing behind it) and 198.51.100.1/24, where the servers listen. Each engine
+# 192.0.2.254, nothing behind it) and 198.51.100.1/24, where the servers listen (and, for the
+# IPv6 runs, 2001:db8::1/64 and 2001:db8:1::1/64). Each engine
 # runs in host-sim and gives a guest namespace networking; the clients run in the guest.
 # Nothing leaves host-sim. pasta runs in its own exec mode (it makes the namespace) with
 # --config-net; slirp-ns and slirp4netns attach to a namespace made by unshare, with -c.
 #
 # Per test, engine and MTU: the median of ROUNDS runs, rounds interleaved between engines.
-# Measured: iperf3 throughput guest->host and host->guest; CPU seconds of the engine process
+# Measured: iperf3 throughput guest->host and host->guest over IPv4, and over IPv6 for the
+# engines that give the guest IPv6 routes (slirp-ns, slirp4netns); CPU seconds of the engine process
 # per GB moved; TCP connections per second (connect, 64-byte echo, close, sequential) and the
 # mean 1-byte request/response time on one connection. Ratios are slirp-ns / other engine
 # (for CPU per GB and latency, lower is better, so the ratio is other / slirp-ns).
@@ -29,6 +31,7 @@ MTUS=${MTUS:-"65520 1500"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/results.md}
 SERVER=198.51.100.1
+SERVER6=2001:db8:1::1
 FWD_PORT=5301
 GUEST_IPERF_PORT=5201
 HS=slirpns-bench-$$
@@ -68,6 +71,7 @@ cleanup() {
     [ -n "${ENGINE_PID:-}" ] && kill "$ENGINE_PID" 2>/dev/null
     [ -n "${GUEST_PID:-}" ] && kill "$GUEST_PID" 2>/dev/null
     pkill -f "iperf3 -s -B $SERVER" 2>/dev/null
+    pkill -f "iperf3 -s -B $SERVER6" 2>/dev/null
     [ -n "${SERVER_PIDS:-}" ] && kill $SERVER_PIDS 2>/dev/null
     ip netns del "$HS" 2>/dev/null
     rm -rf "$WORK"
@@ -83,14 +87,19 @@ hs ip link set lo up
 hs ip link add hs0 type veth peer name hs1
 hs ip addr add 192.0.2.1/24 dev hs0
 hs ip addr add $SERVER/24 dev hs1
+hs ip addr add 2001:db8::1/64 dev hs0 nodad
+hs ip addr add $SERVER6/64 dev hs1 nodad
 hs ip link set hs0 up
 hs ip link set hs1 up
 hs ip route add default via 192.0.2.254 dev hs0
 # The engines' host sockets close actively (TIME_WAIT); let connection-rate runs reuse ports.
 hs sysctl -qw net.ipv4.tcp_tw_reuse=1
 hs iperf3 -s -B $SERVER -D
+hs iperf3 -s -B $SERVER6 -p 5202 -D
 ip netns exec "$HS" "$BENCH_TCP" server $SERVER:7777 &
 SERVER_PIDS=$!
+ip netns exec "$HS" "$BENCH_TCP" server "[$SERVER6]:7777" &
+SERVER_PIDS+=" $!"
 sleep 0.3
 
 # Starts ENGINE for a guest at MTU; sets ENGINE_PID (whose CPU is measured) and GUEST_PID
@@ -115,10 +124,10 @@ start_engine() {
                 || { echo "guest namespace not ready" >&2; return 1; }
             if [ "$engine" = slirp4netns ]; then
                 rm -f "$WORK/api.sock"
-                ip netns exec "$HS" slirp4netns -c -m "$mtu" -a "$WORK/api.sock" "$GUEST_PID" tap0 \
+                ip netns exec "$HS" slirp4netns -c -6 -m "$mtu" -a "$WORK/api.sock" "$GUEST_PID" tap0 \
                     >"$WORK/engine.log" 2>&1 &
             else
-                ip netns exec "$HS" "$SLIRP_NS" -c -m "$mtu" -p $FWD_PORT:$GUEST_IPERF_PORT \
+                ip netns exec "$HS" "$SLIRP_NS" -c -6 -m "$mtu" -p $FWD_PORT:$GUEST_IPERF_PORT \
                     "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 &
             fi
             ENGINE_PID=$!
@@ -189,9 +198,12 @@ RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"; }
 
-# iperf3 run: prints "gbits bytes" from the receiver's side.
+# iperf3 run to SERVER (or, with -6 first, to SERVER6): prints "gbits bytes" from the
+# receiver's side.
 iperf() {
-    in_guest iperf3 -c $SERVER -t "$SECONDS_PER_TEST" -J "$@" | python3 -c '
+    local target=(-c $SERVER)
+    [ "${1:-}" = -6 ] && { target=(-c $SERVER6 -p 5202); shift; }
+    in_guest iperf3 "${target[@]}" -t "$SECONDS_PER_TEST" -J "$@" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)["end"]["sum_received"]
 print(r["bits_per_second"] / 1e9, r["bytes"])'
@@ -212,6 +224,19 @@ for round in $(seq "$ROUNDS"); do
                 record "$engine" "$mtu" "cpu_per_gb_$dir" \
                     "$(python3 -c "print(($after - $before) / $hz / ($bytes / 1e9))")"
             done
+            # IPv6, where the engine routes it: once the guest has its address and route.
+            if [ "$engine" != pasta ]; then
+                for _ in $(seq 50); do
+                    in_guest "$BENCH_TCP" probe "[$SERVER6]:7777" >/dev/null 2>&1 && break
+                    sleep 0.1
+                done
+                for dir in up down; do
+                    flag=""; [ $dir = down ] && flag="-R"
+                    if read -r gbits _ < <(iperf -6 $flag); then
+                        record "$engine" "$mtu" "tcp6_$dir" "$gbits"
+                    fi
+                done
+            fi
             start_forward "$engine"
             # From host loopback (slirp-ns: the splice path) and from a host-sim address
             # (slirp-ns: through the TAP).
@@ -248,6 +273,8 @@ engines = [e for e in ["slirp-ns", "slirp4netns", "pasta"] if any(k[0] == e for 
 tests = [
     ("tcp_up", "guest -> host, Gbit/s", True),
     ("tcp_down", "host -> guest, Gbit/s", True),
+    ("tcp6_up", "guest -> host over IPv6, Gbit/s", True),
+    ("tcp6_down", "host -> guest over IPv6, Gbit/s", True),
     ("cpu_per_gb_up", "CPU s per GB, guest -> host", False),
     ("cpu_per_gb_down", "CPU s per GB, host -> guest", False),
     ("fwd_lo", "port forward host->guest from 127.0.0.1, Gbit/s", True),
@@ -278,6 +305,10 @@ for test, label, higher_better in tests:
             else:
                 ratios.append("-")
         lines.append(f"| {label} | {mtu} | " + " | ".join(cells + ratios) + " |")
+lines += ["", "slirp-ns over IPv6 against IPv4 (same run): " + ", ".join(
+    f"{d} {mtu}: {statistics.median(runs[('slirp-ns', mtu, 'tcp6_' + d)]) / statistics.median(runs[('slirp-ns', mtu, 'tcp_' + d)]):.2f}"
+    for mtu in sorted({k[1] for k in runs}, reverse=True) for d in ("up", "down")
+    if runs.get(("slirp-ns", mtu, "tcp6_" + d)) and runs.get(("slirp-ns", mtu, "tcp_" + d)))]
 text = "\n".join(lines) + "\n\nRatios: above 1 means slirp-ns is better.\n"
 print(text)
 open(out, "w").write(text)

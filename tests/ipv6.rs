@@ -328,3 +328,49 @@ fn stateless_dhcpv6_names_the_dns_address_and_search_domains() {
         b"\x04corp\x07example\x00\x03lab\x07example\x00".to_vec()
     );
 }
+
+#[test]
+fn outbound_addr6_sets_the_source_of_host_sockets() {
+    // hs0 holds 2001:db8::1; the server listens on hs1's 2001:db8:1::1.
+    for option in ["--outbound-addr6=2001:db8::1", "--outbound-addr6=hs0"] {
+        let net = ipv6_net(&[option]);
+        let listener = net.listen("[2001:db8:1::1]:0");
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || listener.accept().unwrap().1);
+        let _conn = net.connect(addr).unwrap();
+        let peer = server.join().unwrap();
+        assert_eq!(peer.ip().to_string(), SERVER_V6, "{option}");
+    }
+}
+
+#[test]
+fn refused_and_unreachable_over_ipv6_fail_at_once() {
+    let net = ipv6_net(&[]);
+    let closed = net.host(|| {
+        let sock = TcpListener::bind(format!("[{SERVER_V6}]:0")).unwrap();
+        sock.local_addr().unwrap().port()
+    });
+    for (target, errors) in [
+        (format!("[{SERVER_V6}]:{closed}"), &[libc::ECONNREFUSED][..]),
+        // host-sim has no IPv6 default route.
+        (
+            "[2001:db8:99::1]:80".to_string(),
+            &[libc::ENETUNREACH, libc::EHOSTUNREACH][..],
+        ),
+    ] {
+        let start = Instant::now();
+        let err = net.connect(target.parse().unwrap()).unwrap_err();
+        assert!(
+            errors.contains(&err.raw_os_error().unwrap_or(0)),
+            "{target}: {err}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(3), "{target}");
+    }
+    // A closed UDP port: ICMPv6 port unreachable, which the guest's socket reports.
+    let client = net.in_guest(|| UdpSocket::bind("[::]:0").unwrap());
+    client.set_read_timeout(Some(TIMEOUT)).unwrap();
+    client.connect(format!("[{SERVER_V6}]:9")).unwrap();
+    client.send(b"anyone?").unwrap();
+    let err = client.recv(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED), "{err}");
+}

@@ -444,12 +444,20 @@ impl Engine {
             // Keep the guest's order: gathered TCP data goes out before anything else.
             tcp::flush_pending(core, flows, pending, now, tx);
         }
+        // ICMP of the packet's own IP version; the other one is nonsense here.
+        let icmp = if packet.src.is_ipv4() {
+            IpProtocol::Icmp
+        } else {
+            IpProtocol::Icmpv6
+        };
         match packet.protocol {
-            IpProtocol::Icmpv6 if ndp::is_ndp(&packet) => ndp::handle(core, now, &packet, tx),
-            IpProtocol::Icmp | IpProtocol::Icmpv6 if core.is_virtual_host(packet.dst) => {
+            p if p == icmp && ndp::is_ndp(&packet) && packet.src.is_ipv6() => {
+                ndp::handle(core, now, &packet, tx)
+            }
+            p if p == icmp && core.is_virtual_host(packet.dst) => {
                 icmp::answer_echo(core, &packet, tx)
             }
-            IpProtocol::Icmp | IpProtocol::Icmpv6 => echo::handle(core, flows, now, &packet, tx),
+            p if p == icmp => echo::handle(core, flows, now, &packet, tx),
             IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx, pending),
             IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) => dhcpv6::handle(core, now, &packet, tx),
             IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx),
