@@ -25,5 +25,6 @@ complete -c slirp-ns -l create-sandbox -d 'Deprecated spelling of --enable-sandb
 complete -c slirp-ns -l enable-seccomp -d 'Restrict the system calls slirp-ns may make'
 complete -c slirp-ns -l disable-dns -d 'Disable the DNS relay on network+3'
 complete -c slirp-ns -l no-splice -d 'Send port-forward clients on host loopback through the TAP too, instead of joining them to the guest with splice()'
+complete -c slirp-ns -l no-offload -d 'Use no TAP offloads (checksum, TCP and UDP segmentation): every frame MTU-sized and fully checksummed, both ways'
 complete -c slirp-ns -s v -l version -d 'Show version and exit'
 complete -c slirp-ns -s h -l help -d 'Print help (see more with \'--help\')'

@@ -143,6 +143,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_splice: bool,
 
+    /// Use no TAP offloads (checksum, TCP and UDP segmentation): every frame MTU-sized and
+    /// fully checksummed, both ways
+    #[arg(long)]
+    pub no_offload: bool,
+
     /// Show version and exit
     #[arg(short = 'v', long)]
     pub version: bool,

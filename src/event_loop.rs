@@ -5,6 +5,7 @@
 //! poll does not block while the TAP may still hold more.
 
 use crate::api::{self, ApiServer};
+use crate::engine::offload::RxOffload;
 use crate::engine::{Engine, EngineConfig, Readiness, TxQueue, FLOW_TOKEN_BASE};
 use crate::splice::{self, Splicer};
 use crate::transport::tap::{Recv, TapDevice};
@@ -26,8 +27,9 @@ const EXIT_FD: Token = Token(2);
 pub const FRAMES_PER_TURN: usize = 256;
 /// Frames the engine may queue for the guest within one turn.
 const TX_QUEUE_FRAMES: usize = 1024;
-/// Room for the largest frame a TAP can carry (MTU 65521 plus the Ethernet header).
-const MAX_FRAME: usize = 65536;
+/// Room for the largest frame a TAP can carry: MTU 65521 plus the Ethernet header, or a GSO
+/// super-packet (an IPv6 header and 65535 bytes of payload, plus the Ethernet header).
+const MAX_FRAME: usize = 14 + 40 + 65535;
 /// Frames of one batch are read into one arena, to be handled together: about 1 MiB of them
 /// (16 frames at MTU 65520, the per-turn limit at MTU 1500), plus room for one more.
 const RX_ARENA: usize = (1 << 20) + MAX_FRAME;
@@ -53,6 +55,7 @@ pub struct EventLoop {
     /// The frames of one batch, back to back, and where each ends.
     rx_arena: Vec<u8>,
     rx_ends: Vec<usize>,
+    rx_offloads: Vec<RxOffload>,
     signals: Signals,
     /// Held open while it is registered.
     _exit_fd: Option<OwnedFd>,
@@ -96,6 +99,7 @@ impl EventLoop {
             engine,
             tx: TxQueue::new(TX_QUEUE_FRAMES),
             rx_arena: vec![0; RX_ARENA],
+            rx_offloads: Vec::with_capacity(FRAMES_PER_TURN),
             rx_ends: Vec::with_capacity(FRAMES_PER_TURN),
             signals,
             _exit_fd: exit_fd,
@@ -237,13 +241,15 @@ impl EventLoop {
     fn read_tap(&mut self, now: Instant) -> Option<Exit> {
         self.tap_backlog = true;
         self.rx_ends.clear();
+        self.rx_offloads.clear();
         let mut used = 0;
         let mut exit = None;
         while self.rx_ends.len() < FRAMES_PER_TURN && used + MAX_FRAME <= self.rx_arena.len() {
             match self.tap.recv(&mut self.rx_arena[used..used + MAX_FRAME]) {
-                Recv::Frame(len) => {
+                Recv::Frame(len, offload) => {
                     used += len;
                     self.rx_ends.push(used);
+                    self.rx_offloads.push(offload);
                 }
                 Recv::Empty => {
                     self.tap_backlog = false;
@@ -265,13 +271,14 @@ impl EventLoop {
             *start = end;
             Some(frame)
         });
+        let frames = frames.zip(self.rx_offloads.iter().copied());
         self.engine.handle_frames(now, frames, &mut self.tx);
         exit
     }
 
     fn flush(&mut self) {
-        for frame in self.tx.frames() {
-            if let Err(e) = self.tap.send(frame) {
+        for (frame, offload) in self.tx.frames_with_offload() {
+            if let Err(e) = self.tap.send(frame, offload) {
                 log::debug!("TAP write failed: {e}");
             }
         }

@@ -111,24 +111,27 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         Target::Pid(pid) => open_tap_in(
             NamespaceFiles::of_pid(*pid)?,
             &cfg.tapname,
+            cfg.offload,
             setup.as_ref(),
             keep,
         )?,
         Target::Path(path) => open_tap_in(
             NamespaceFiles::of_paths(path, cfg.userns_path.as_deref())?,
             &cfg.tapname,
+            cfg.offload,
             setup.as_ref(),
             keep,
         )?,
         Target::Exec(argv) => {
             let child = ExecChild::spawn(argv)?;
             let ns = NamespaceFiles::of_pid(child.pid().as_raw())?;
-            let opened = open_tap_in(ns, &cfg.tapname, setup.as_ref(), keep)?;
+            let opened = open_tap_in(ns, &cfg.tapname, cfg.offload, setup.as_ref(), keep)?;
             command = Some(child);
             opened
         }
     };
-    let tap = TapDevice::new(tap_fd).map_err(|e| RunError(format!("TAP fd: {e}")))?;
+    let tap = TapDevice::new(tap_fd, cfg.offload).map_err(|e| RunError(format!("TAP fd: {e}")))?;
+    log::debug!("TAP offloads: {}", tap.offloads());
     let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
 
     let engine_config = EngineConfig {
@@ -139,6 +142,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         outbound_addr: cfg.outbound_addr,
         outbound_addr6: cfg.outbound_addr6,
         ipv6: cfg.ipv6,
+        tap_offload: tap.offloads(),
         max_flows: cfg.max_flows,
         // SLIRP_NS_NO_PEEK_OFF forces the path for kernels without SO_PEEK_OFF (for tests).
         splice_loopback: helper.is_some(),

@@ -2,12 +2,15 @@
 //! between. Run it inside an empty network namespace (`unshare -n`): whatever the frames ask
 //! for, nothing can then leave the machine.
 //!
-//! Input: a sequence of frames, each a 2-byte big-endian length and that many bytes.
+//! Input: a sequence of frames, each a 2-byte big-endian field and then the frame: the field's
+//! low 14 bits are the frame's length, its top two bits the TAP's offload metadata (checksum
+//! left partial; a UDP super-datagram to split).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use slirp_ns::config::{Ipv4Network, Ipv6Prefix};
+use slirp_ns::engine::offload::RxOffload;
 use slirp_ns::engine::{Engine, EngineConfig, Readiness, TxQueue};
 use std::time::{Duration, Instant};
 
@@ -25,10 +28,15 @@ fuzz_target!(|data: &[u8]| {
     let mut now = Instant::now();
     let mut rest = data;
     while rest.len() >= 2 {
-        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 2);
+        let field = u16::from_be_bytes([rest[0], rest[1]]);
+        let len = usize::from(field & 0x3fff).min(rest.len() - 2);
         let (frame, tail) = rest[2..].split_at(len);
         rest = tail;
-        engine.handle_frame(now, frame, &mut tx);
+        let offload = RxOffload {
+            checksum_trusted: field & 0x4000 != 0,
+            udp_segment: (field & 0x8000 != 0).then_some(len as u16 % 1500 + 1),
+        };
+        engine.handle_frames(now, [(frame, offload)], &mut tx);
         tx.clear();
         let _ = poll.poll(&mut events, Some(Duration::ZERO));
         for event in events.iter() {

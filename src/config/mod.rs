@@ -158,6 +158,8 @@ pub struct Config {
     pub publish: Vec<ForwardSpec>,
     /// Whether loopback clients of port forwards take the splice path.
     pub splice: bool,
+    /// Whether to ask the TAP for offloads (virtio-net header, checksum, TSO, USO).
+    pub offload: bool,
     /// One line each, printed before start-up: options accepted but not acted on (yet).
     pub warnings: Vec<String>,
 }
@@ -360,6 +362,7 @@ impl Config {
             max_flows: cli.max_flows,
             publish,
             splice: !cli.no_splice,
+            offload: !cli.no_offload,
             warnings,
         })
     }

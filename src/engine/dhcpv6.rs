@@ -74,7 +74,7 @@ pub(super) fn handle(
         &udp,
         &packet.src.into(),
         &packet.dst.into(),
-        &ChecksumCapabilities::default(),
+        &packet.transport_checksums(),
     )
     .map_err(|_| Drop::Malformed)?;
     let message = udp.payload();

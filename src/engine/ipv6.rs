@@ -5,7 +5,7 @@
 //! Hop-by-hop, routing and destination options headers are stepped over (MLD reports carry
 //! one); fragments are dropped and counted, as for IPv4 (no reassembly).
 
-use super::{Core, Drop, GuestPacket};
+use super::{offload::RxOffload, Core, Drop, GuestPacket};
 use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv6Packet, Ipv6Repr};
 use std::net::IpAddr;
 
@@ -16,6 +16,7 @@ pub(super) fn parse<'a>(
     core: &mut Core,
     mac: EthernetAddress,
     packet: &'a [u8],
+    offload: RxOffload,
 ) -> Result<GuestPacket<'a>, Drop> {
     let packet = Ipv6Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
     let ip = Ipv6Repr::parse(&packet).map_err(|_| Drop::Malformed)?;
@@ -34,6 +35,7 @@ pub(super) fn parse<'a>(
         dst: IpAddr::V6(ip.dst_addr),
         protocol,
         payload,
+        offload,
     })
 }
 

@@ -48,6 +48,7 @@ pub mod fwd;
 pub mod icmp;
 pub mod ipv6;
 pub mod ndp;
+pub mod offload;
 pub mod route;
 mod sockets;
 pub mod tcp;
@@ -63,6 +64,7 @@ pub use txqueue::TxQueue;
 use crate::config::{Ipv4Network, Ipv6Prefix};
 use flow::{Flow, FlowKey, FlowTable, Proto};
 pub(crate) use frames::Unreachable;
+use offload::RxOffload;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet};
 use std::collections::HashMap;
@@ -114,6 +116,9 @@ pub struct EngineConfig {
     pub udp_idle_timeout: Duration,
     /// Whether TCP sockets take SO_PEEK_OFF (probed once at start-up).
     pub tcp_peek_offset: bool,
+    /// Whether the TAP takes offloaded frames: TCP data to the guest then goes in super-packets
+    /// of up to 64 KiB with partial checksums, which the guest's kernel takes whole.
+    pub tap_offload: bool,
     /// Whether port-forward clients on host loopback are handed over to the splice path
     /// ([`Engine::take_splice_candidates`]) instead of going through the TAP.
     pub splice_loopback: bool,
@@ -135,6 +140,7 @@ impl EngineConfig {
             max_flows: 65536,
             udp_idle_timeout: Duration::from_secs(180),
             tcp_peek_offset: false,
+            tap_offload: false,
             splice_loopback: false,
         }
     }
@@ -343,10 +349,11 @@ impl Engine {
 
     /// Handles one frame from the guest, queueing any replies in `tx`.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8], tx: &mut TxQueue) {
-        self.handle_frames(now, [frame], tx);
+        self.handle_frames(now, [(frame, RxOffload::default())], tx);
     }
 
-    /// Handles a batch of frames from the guest, in order, queueing replies in `tx`.
+    /// Handles a batch of frames from the guest, each with what its TAP header said, in order,
+    /// queueing replies in `tx`.
     ///
     /// Consecutive in-order data segments of one TCP connection are gathered and written to
     /// its host socket with one call (the frames must stay put until this returns, which
@@ -354,14 +361,15 @@ impl Engine {
     pub fn handle_frames<'a>(
         &mut self,
         now: Instant,
-        frames: impl IntoIterator<Item = &'a [u8]>,
+        frames: impl IntoIterator<Item = (&'a [u8], RxOffload)>,
         tx: &mut TxQueue,
     ) {
         let mut pending = tcp::PendingWrites::default();
-        for frame in frames {
+        for (frame, offload) in frames {
             self.core.counters.frames_in += 1;
+            self.core.counters.partial_checksums_in += u64::from(offload.checksum_trusted);
             self.core.counters.bytes_in += frame.len() as u64;
-            if let Err(reason) = self.dispatch(now, frame, tx, &mut pending) {
+            if let Err(reason) = self.dispatch(now, frame, offload, tx, &mut pending) {
                 self.core.counters.count_drop(reason);
             }
         }
@@ -372,6 +380,7 @@ impl Engine {
         &mut self,
         now: Instant,
         frame: &'a [u8],
+        offload: RxOffload,
         tx: &mut TxQueue,
         pending: &mut tcp::PendingWrites<'a>,
     ) -> Result<(), Drop> {
@@ -391,9 +400,12 @@ impl Engine {
         }
         match eth.ethertype() {
             EthernetProtocol::Arp => arp::handle(core, eth.payload(), tx),
-            EthernetProtocol::Ipv4 => self.handle_ipv4(now, src, eth.payload(), tx, pending),
+            EthernetProtocol::Ipv4 => {
+                let packet = self.parse_ipv4(src, eth.payload(), offload)?;
+                self.handle_ip(now, packet, tx, pending)
+            }
             EthernetProtocol::Ipv6 if self.core.cfg.ipv6.is_some() => {
-                let packet = ipv6::parse(&mut self.core, src, eth.payload())?;
+                let packet = ipv6::parse(&mut self.core, src, eth.payload(), offload)?;
                 self.handle_ip(now, packet, tx, pending)
             }
             _ => Err(Drop::Unsupported),
@@ -401,14 +413,12 @@ impl Engine {
     }
 
     /// An IPv4 packet from the guest interface with MAC `mac` (where replies go).
-    fn handle_ipv4<'a>(
+    fn parse_ipv4<'a>(
         &mut self,
-        now: Instant,
         mac: EthernetAddress,
         packet: &'a [u8],
-        tx: &mut TxQueue,
-        pending: &mut tcp::PendingWrites<'a>,
-    ) -> Result<(), Drop> {
+        offload: RxOffload,
+    ) -> Result<GuestPacket<'a>, Drop> {
         let checksums = ChecksumCapabilities::default();
         let packet = Ipv4Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
         if packet.more_frags() || packet.frag_offset() != 0 {
@@ -427,8 +437,9 @@ impl Engine {
             dst: IpAddr::V4(ip.dst_addr),
             protocol: ip.next_header,
             payload: packet.payload(),
+            offload,
         };
-        self.handle_ip(now, packet, tx, pending)
+        Ok(packet)
     }
 
     /// A checked IPv4 or IPv6 packet from the guest: to the protocol that handles it.
@@ -575,9 +586,22 @@ pub(crate) struct GuestPacket<'a> {
     pub dst: IpAddr,
     pub protocol: IpProtocol,
     pub payload: &'a [u8],
+    /// What the TAP said of the frame.
+    pub offload: RxOffload,
 }
 
 impl GuestPacket<'_> {
+    /// How to check the transport header: its checksum is skipped when the guest's kernel left
+    /// it partial or had it verified.
+    pub(crate) fn transport_checksums(&self) -> ChecksumCapabilities {
+        let mut caps = ChecksumCapabilities::default();
+        if self.offload.checksum_trusted {
+            caps.tcp = smoltcp::phy::Checksum::Tx;
+            caps.udp = smoltcp::phy::Checksum::Tx;
+        }
+        caps
+    }
+
     /// Tells the guest this packet could not be delivered, from its destination.
     pub(crate) fn unreachable(
         &self,

@@ -4,9 +4,17 @@
 //! steady flow of frames allocates nothing after warm-up. A slot handed out by [`TxQueue::push`]
 //! still holds an older frame's bytes: builders write every byte of the frame they claim.
 
+use super::offload::TxOffload;
+
+/// Bulk data stops being queued beyond this many bytes in one turn: with 64 KiB frames the
+/// slots would otherwise keep tens of MiB around, and the TAP takes what it takes anyway.
+const BULK_BYTES: usize = 2 << 20;
+
 pub struct TxQueue {
     slots: Vec<Vec<u8>>,
+    bytes: usize,
     lens: Vec<usize>,
+    offloads: Vec<TxOffload>,
     used: usize,
     max_frames: usize,
 }
@@ -16,6 +24,8 @@ impl TxQueue {
         TxQueue {
             slots: Vec::new(),
             lens: Vec::new(),
+            bytes: 0,
+            offloads: Vec::new(),
             used: 0,
             max_frames,
         }
@@ -29,12 +39,15 @@ impl TxQueue {
         if self.used == self.slots.len() {
             self.slots.push(Vec::new());
             self.lens.push(0);
+            self.offloads.push(TxOffload::default());
         }
         let slot = &mut self.slots[self.used];
         if slot.len() < len {
             slot.resize(len, 0);
         }
         self.lens[self.used] = len;
+        self.bytes += len;
+        self.offloads[self.used] = TxOffload::default();
         self.used += 1;
         Some(&mut slot[..len])
     }
@@ -42,7 +55,9 @@ impl TxQueue {
     /// Shortens the last frame pushed (when less payload arrived than room was made for).
     pub fn truncate_last(&mut self, len: usize) {
         if let Some(last) = self.used.checked_sub(1) {
-            self.lens[last] = self.lens[last].min(len);
+            let new = self.lens[last].min(len);
+            self.bytes -= self.lens[last] - new;
+            self.lens[last] = new;
         }
     }
 
@@ -52,9 +67,19 @@ impl TxQueue {
         Some(&mut self.slots[last][..self.lens[last]])
     }
 
+    /// Says what the last frame pushed leaves to the guest's kernel.
+    pub fn set_last_offload(&mut self, offload: TxOffload) {
+        if let Some(last) = self.used.checked_sub(1) {
+            self.offloads[last] = offload;
+        }
+    }
+
     /// Takes back the last frame pushed (nothing was there to send after all).
     pub fn pop_last(&mut self) {
-        self.used = self.used.saturating_sub(1);
+        if let Some(last) = self.used.checked_sub(1) {
+            self.bytes -= self.lens[last];
+            self.used = last;
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -70,9 +95,10 @@ impl TxQueue {
     }
 
     /// Whether bulk data may take more slots: a quarter of the queue stays free for the
-    /// replies (ACKs, ARP, ICMP) that the rest of a batch of guest frames may need.
+    /// replies (ACKs, ARP, ICMP) that the rest of a batch of guest frames may need, and the
+    /// bytes queued stay within a budget.
     pub fn has_room_for_bulk(&self) -> bool {
-        self.used < self.max_frames - self.max_frames / 4
+        self.used < self.max_frames - self.max_frames / 4 && self.bytes < BULK_BYTES
     }
 
     /// The queued frames, oldest first.
@@ -83,8 +109,14 @@ impl TxQueue {
             .map(|(slot, &len)| &slot[..len])
     }
 
+    /// The queued frames with their offload metadata, oldest first.
+    pub fn frames_with_offload(&self) -> impl Iterator<Item = (&[u8], &TxOffload)> {
+        self.frames().zip(&self.offloads)
+    }
+
     pub fn clear(&mut self) {
         self.used = 0;
+        self.bytes = 0;
     }
 }
 

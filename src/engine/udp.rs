@@ -180,7 +180,7 @@ pub(crate) fn handle(
         &packet,
         &guest.src.into(),
         &guest.dst.into(),
-        &ChecksumCapabilities::default(),
+        &guest.transport_checksums(),
     )
     .map_err(|_| Drop::Malformed)?;
     let key = super::key(Proto::Udp, guest, repr.src_port, repr.dst_port);
@@ -190,7 +190,14 @@ pub(crate) fn handle(
     };
     if let Some(Flow::Udp(flow)) = flows.get_mut(slot) {
         flow.guest_mac = guest.mac;
-        flow.send(core, now, packet.payload(), tx);
+        // A super-datagram (UDP segmentation offload) is the datagrams it stands for.
+        let size = guest.offload.udp_segment.map_or(usize::MAX, usize::from);
+        for datagram in packet.payload().chunks(size.max(1)) {
+            flow.send(core, now, datagram, tx);
+        }
+        if packet.payload().is_empty() {
+            flow.send(core, now, &[], tx);
+        }
     }
     Ok(())
 }

@@ -94,13 +94,14 @@ fn join(ns: &NamespaceFiles) -> Result<(), String> {
 fn helper_main(
     ns: &NamespaceFiles,
     tapname: &str,
+    vnet_hdr: bool,
     setup: Option<&LinkSetup>,
 ) -> Result<OwnedFd, String> {
     // The helper must not outlive slirp-ns, whatever happens to it.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
     join(ns)?;
-    let tap = tap::open_tap(tapname)?;
+    let tap = tap::open_tap(tapname, vnet_hdr)?;
     if let Some(setup) = setup {
         netlink::configure(setup)?;
     }
@@ -228,11 +229,13 @@ fn connect_inside(dst: std::net::SocketAddr) -> Result<OwnedFd, String> {
 /// Opens TAP device `tapname` inside the namespaces `ns` (configuring it when `setup` is given)
 /// and returns its descriptor. Must be called while the process is single-threaded.
 ///
-/// With `keep_helper`, the helper stays in the namespaces afterwards to make sockets there
+/// With `vnet_hdr`, the TAP is opened with a virtio-net header on its frames if the kernel
+/// allows (for offloads). With `keep_helper`, the helper stays in the namespaces afterwards to make sockets there
 /// ([`Helper`]).
 pub fn open_tap_in(
     ns: NamespaceFiles,
     tapname: &str,
+    vnet_hdr: bool,
     setup: Option<&LinkSetup>,
     keep_helper: bool,
 ) -> Result<(OwnedFd, Option<Helper>), String> {
@@ -253,7 +256,7 @@ pub fn open_tap_in(
             let mut keep = vec![theirs.as_raw_fd(), ns.netns.1.as_raw_fd()];
             keep.extend(ns.userns.as_ref().map(|(_, fd)| fd.as_raw_fd()));
             super::close_other_fds(&keep);
-            let result = helper_main(&ns, tapname, setup);
+            let result = helper_main(&ns, tapname, vnet_hdr, setup);
             let sent = match &result {
                 Ok(fd) => fdpass::send_result(&theirs, Ok(fd)),
                 Err(text) => fdpass::send_result(&theirs, Err(text)),

@@ -7,8 +7,18 @@ use std::os::fd::{AsRawFd, OwnedFd};
 nix::ioctl_write_ptr_bad!(tunsetiff, libc::TUNSETIFF, libc::ifreq);
 
 /// Opens /dev/net/tun and attaches it to the TAP device `name`, creating it if it does not
-/// exist. Frames carry no packet-information header (IFF_NO_PI).
-pub fn open_tap(name: &str) -> Result<OwnedFd, String> {
+/// exist. Frames carry no packet-information header (IFF_NO_PI); with `vnet_hdr`, they carry a
+/// virtio-net header if the kernel takes the flag (it is tried without it otherwise).
+pub fn open_tap(name: &str, vnet_hdr: bool) -> Result<OwnedFd, String> {
+    if vnet_hdr {
+        if let Ok(fd) = attach(name, libc::IFF_VNET_HDR) {
+            return Ok(fd);
+        }
+    }
+    attach(name, 0)
+}
+
+fn attach(name: &str, extra_flags: libc::c_int) -> Result<OwnedFd, String> {
     let fd = open(
         "/dev/net/tun",
         OFlag::O_RDWR | OFlag::O_CLOEXEC,
@@ -29,7 +39,7 @@ pub fn open_tap(name: &str) -> Result<OwnedFd, String> {
     for (dst, src) in ifr.ifr_name.iter_mut().zip(name_bytes) {
         *dst = *src as libc::c_char;
     }
-    ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | extra_flags) as libc::c_short;
     // SAFETY: TUNSETIFF reads a struct ifreq, which `ifr` is, and the fd is open.
     unsafe { tunsetiff(fd.as_raw_fd(), &ifr) }.map_err(|e| {
         let hint = match e {

@@ -1,17 +1,35 @@
-//! Frames on a TAP descriptor: one read returns one frame, one write sends one.
+//! Frames on a TAP descriptor: one read returns one frame, one write sends one. With a
+//! virtio-net header (IFF_VNET_HDR) each frame carries its offload metadata too
+//! ([`super::vnet`]).
 
+use super::vnet::{self, RxOffload, TxOffload, VNET_HDR_LEN};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+nix::ioctl_read_bad!(tungetiff, libc::TUNGETIFF, libc::ifreq);
+nix::ioctl_write_int_bad!(tunsetoffload, libc::TUNSETOFFLOAD);
+nix::ioctl_write_ptr_bad!(tunsetvnetle, libc::TUNSETVNETLE, libc::c_int);
+nix::ioctl_write_ptr_bad!(tunsetvnethdrsz, libc::TUNSETVNETHDRSZ, libc::c_int);
+
+/// What the guest's kernel may leave to us: checksums, TCP segmentation (with ECN), and UDP
+/// segmentation where the kernel has it (6.2+).
+const OFFLOADS: libc::c_uint =
+    libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+const UDP_OFFLOADS: libc::c_uint = libc::TUN_F_USO4 | libc::TUN_F_USO6;
 
 pub struct TapDevice {
     fd: OwnedFd,
+    /// Frames carry a virtio-net header.
+    vnet: bool,
+    /// The offloads the kernel took (TUN_F_*), 0 without a header.
+    offloads: libc::c_uint,
 }
 
 /// What a read from the TAP gave.
 pub enum Recv {
-    Frame(usize),
+    Frame(usize, RxOffload),
     /// Nothing more to read now.
     Empty,
     /// The device is gone (its namespace was destroyed, or it was deleted).
@@ -19,17 +37,59 @@ pub enum Recv {
 }
 
 impl TapDevice {
-    /// Takes a TAP descriptor and makes it non-blocking.
-    pub fn new(fd: OwnedFd) -> io::Result<Self> {
+    /// Takes a TAP descriptor and makes it non-blocking. If it was opened with IFF_VNET_HDR,
+    /// offloads are turned on when `offload` says so (and the kernel agrees).
+    pub fn new(fd: OwnedFd, offload: bool) -> io::Result<Self> {
         let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL)?);
         fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-        Ok(TapDevice { fd })
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        // SAFETY: TUNGETIFF fills a struct ifreq, which `ifr` is; the fd is open.
+        let vnet = unsafe { tungetiff(fd.as_raw_fd(), &mut ifr) }.is_ok()
+            // SAFETY: TUNGETIFF set the flags member of the union.
+            && i32::from(unsafe { ifr.ifr_ifru.ifru_flags }) & libc::IFF_VNET_HDR != 0;
+        let mut tap = TapDevice {
+            fd,
+            vnet,
+            offloads: 0,
+        };
+        if vnet {
+            let raw = tap.fd.as_raw_fd();
+            let size = VNET_HDR_LEN as libc::c_int;
+            // SAFETY: both ioctls read one int from the pointer given; the fd is open.
+            unsafe { tunsetvnethdrsz(raw, &size) }?;
+            // Little-endian fields everywhere (the default on little-endian machines; kernels
+            // without cross-endian support refuse, harmlessly, there).
+            let _ = unsafe { tunsetvnetle(raw, &1) };
+            if offload {
+                tap.offloads = [OFFLOADS | UDP_OFFLOADS, OFFLOADS, libc::TUN_F_CSUM]
+                    .into_iter()
+                    // SAFETY: TUNSETOFFLOAD takes its argument by value; the fd is open.
+                    .find(|&flags| unsafe { tunsetoffload(raw, flags as libc::c_int) }.is_ok())
+                    .unwrap_or(0);
+            }
+        }
+        Ok(tap)
     }
 
+    /// Whether frames from the guest may be large and partly checksummed, and frames to it
+    /// may be too.
+    pub fn offloads(&self) -> bool {
+        self.offloads & libc::TUN_F_TSO4 != 0
+    }
+
+    /// Reads one frame into `buf`.
     pub fn recv(&self, buf: &mut [u8]) -> Recv {
+        let mut header = [0u8; VNET_HDR_LEN];
         loop {
-            match nix::unistd::read(&self.fd, buf) {
-                Ok(n) => return Recv::Frame(n),
+            let read = if self.vnet {
+                let mut iov = [IoSliceMut::new(&mut header), IoSliceMut::new(buf)];
+                nix::sys::uio::readv(&self.fd, &mut iov).map(|n| n.saturating_sub(VNET_HDR_LEN))
+            } else {
+                nix::unistd::read(&self.fd, buf)
+            };
+            match read {
+                Ok(n) => return Recv::Frame(n, vnet::parse(&header)),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return Recv::Empty,
                 Err(e) => return Recv::Gone(e),
@@ -39,9 +99,15 @@ impl TapDevice {
 
     /// Writes one frame. A TAP whose queue is full drops the frame itself; EAGAIN here means
     /// the same, and the caller counts it.
-    pub fn send(&self, frame: &[u8]) -> Result<(), Errno> {
+    pub fn send(&self, frame: &[u8], offload: &TxOffload) -> Result<(), Errno> {
+        let header = vnet::header(offload);
         loop {
-            match nix::unistd::write(&self.fd, frame) {
+            let written = if self.vnet {
+                nix::sys::uio::writev(&self.fd, &[IoSlice::new(&header), IoSlice::new(frame)])
+            } else {
+                nix::unistd::write(&self.fd, frame)
+            };
+            match written {
                 Ok(_) => return Ok(()),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e),

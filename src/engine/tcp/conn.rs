@@ -1,6 +1,6 @@
 //! One guest TCP connection and its host socket: the state machine of the module above.
 
-use super::segment::{emit_control, emit_data, Segment, SynOptions};
+use super::segment::{emit_control, emit_data, Segment, SynOptions, GSO_MAX_PAYLOAD};
 use super::PendingWrites;
 use crate::engine::flow::{FlowKey, Verdict};
 use crate::engine::{sockets, Core, Drop, Readiness, TxQueue, Unreachable};
@@ -793,11 +793,19 @@ impl TcpConn {
                 break Verdict::Keep;
             }
             let seg = self.segment(self.snd_nxt, window);
-            let max = self.mss.min(room);
+            // With offloads, whole segments of the guest's MSS in one super-packet.
+            let (max, offload_mss) = if core.cfg.tap_offload {
+                let segments = (GSO_MAX_PAYLOAD / self.mss).max(1);
+                ((segments * self.mss).min(room), Some(self.mss as u16))
+            } else {
+                (self.mss.min(room), None)
+            };
             let result = if max == 0 {
                 Ok(Ok(0))
             } else {
-                emit_data(core, tx, &seg, max, |buf| self.peek(buf, &mut skip_buf))
+                emit_data(core, tx, &seg, max, offload_mss, |buf| {
+                    self.peek(buf, &mut skip_buf)
+                })
             };
             match result {
                 Err(Drop::TxQueueFull) => {

@@ -56,7 +56,6 @@ use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdi
 use super::{sockets, Core, Drop, GuestPacket, TxQueue, Unreachable};
 pub(crate) use segment::TCP_HEADER;
 use segment::{emit_control, Segment};
-use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{EthernetAddress, TcpControl, TcpPacket, TcpRepr};
 use std::io;
 use std::time::Instant;
@@ -153,7 +152,7 @@ pub(crate) fn handle<'a>(
         &packet,
         &guest.src.into(),
         &guest.dst.into(),
-        &ChecksumCapabilities::default(),
+        &guest.transport_checksums(),
     )
     .map_err(|_| Drop::Malformed)?;
     let key = super::key(Proto::Tcp, guest, seg.src_port, seg.dst_port);

@@ -1,0 +1,31 @@
+//! Offload metadata of frames: what the guest's kernel left undone in a frame it sent (so the
+//! engine need not check it), and what the engine leaves undone in a frame to the guest (so the
+//! guest's kernel takes it as done). The TAP carries it in a virtio-net header
+//! ([`crate::transport::vnet`]).
+
+/// What the header of a frame from the guest says, as far as the engine cares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxOffload {
+    /// The transport checksum need not (or cannot) be verified: it is partial (to be filled by
+    /// "hardware") or the kernel verified it already.
+    pub checksum_trusted: bool,
+    /// A UDP super-datagram, to be sent on as datagrams of this many payload bytes (USO).
+    pub udp_segment: Option<u16>,
+}
+
+/// What a frame to the guest leaves to the guest's kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// Where the checksum to fill starts (from the frame's first byte) and where in there it
+    /// goes; `None` for a frame whose checksums are all complete.
+    pub partial_checksum: Option<(u16, u16)>,
+    /// A TCP super-packet: its segment size, whether it is IPv6, and its header length.
+    pub tcp_segments: Option<TcpGso>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpGso {
+    pub segment_size: u16,
+    pub ipv6: bool,
+    pub header_len: u16,
+}
