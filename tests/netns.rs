@@ -44,6 +44,10 @@ fn configure_sets_address_mtu_route_and_gateway_answers() {
     let tap = tap_info(&guest, "tap0");
     assert_eq!(inet_addr(&tap), ("10.0.2.100".to_string(), 24));
     assert_eq!(tap["mtu"], 9000);
+    assert_eq!(
+        tap["txqlen"], 5000,
+        "a transmit queue for the guest's bursts"
+    );
     assert!(tap["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
     let lo = tap_info(&guest, "lo");
     assert!(lo["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
