@@ -20,8 +20,11 @@
 # Measured: iperf3 throughput guest->host and host->guest over IPv4, and over IPv6 for the
 # engines that give the guest IPv6 routes (slirp-ns, slirp4netns); CPU seconds of the engine process
 # per GB moved; TCP connections per second (connect, 64-byte echo, close, sequential) and the
-# mean 1-byte request/response time on one connection. Ratios are slirp-ns / other engine
-# (for CPU per GB and latency, lower is better, so the ratio is other / slirp-ns).
+# mean 1-byte request/response time on one connection; UDP throughput both ways (iperf3 -u,
+# 1400-byte datagrams, unlimited rate: what arrives); the engine's RSS idle and with 10,000 TCP
+# connections open through it (and how many of them opened). Ratios are slirp-ns / other engine
+# (for CPU per GB, latency and memory, lower is better, so the ratio is other / slirp-ns).
+# The throughput figures are also drawn in bench/results.png (gnuplot, when installed).
 set -euo pipefail
 
 ROUNDS=${1:-3}
@@ -30,6 +33,8 @@ ENGINES=${ENGINES:-"slirp-ns slirp4netns pasta"}
 MTUS=${MTUS:-"65520 1500"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/results.md}
+PLOT=${PLOT:-${OUT%.md}.png}
+CONNECTIONS=${CONNECTIONS:-10000}
 SERVER=198.51.100.1
 SERVER6=2001:db8:1::1
 FWD_PORT=5301
@@ -70,6 +75,7 @@ cleanup() {
     set +e
     [ -n "${ENGINE_PID:-}" ] && kill "$ENGINE_PID" 2>/dev/null
     [ -n "${GUEST_PID:-}" ] && kill "$GUEST_PID" 2>/dev/null
+    pkill -f "bench_tcp sink" 2>/dev/null
     pkill -f "iperf3 -s -B $SERVER" 2>/dev/null
     pkill -f "iperf3 -s -B $SERVER6" 2>/dev/null
     [ -n "${SERVER_PIDS:-}" ] && kill $SERVER_PIDS 2>/dev/null
@@ -191,6 +197,36 @@ stop_engine() {
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_mib() { awk '/^VmRSS/ {print $2 / 1024}' "/proc/$1/status"; }
+
+# Opens CONNECTIONS TCP connections from the guest to a server that holds them; records how
+# many opened and the engine's RSS with them open.
+hold_connections() {
+    local engine=$1 mtu=$2
+    ip netns exec "$HS" "$BENCH_TCP" sink $SERVER:7778 &
+    local sink=$!
+    sleep 0.2
+    local fifo=$WORK/hold.in
+    rm -f "$fifo"; mkfifo "$fifo"
+    in_guest "$BENCH_TCP" hold $SERVER:7778 "$CONNECTIONS" <"$fifo" >"$WORK/hold.out" &
+    local holder=$!
+    exec {keep}>"$fifo"
+    for _ in $(seq 600); do [ -s "$WORK/hold.out" ] && break; sleep 0.1; done
+    if read -r opened failed <"$WORK/hold.out"; then
+        record "$engine" "$mtu" conn_opened "$opened"
+        record "$engine" "$mtu" rss_conns "$(rss_mib "$ENGINE_PID")"
+    fi
+    exec {keep}>&-
+    wait "$holder" 2>/dev/null || true
+    kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null || true
+}
+
+# iperf3 UDP run, 1400-byte datagrams as fast as they go: prints the Gbit/s that arrived.
+iperf_udp() {
+    in_guest iperf3 -c $SERVER -u -b 0 -l 1400 -t "$SECONDS_PER_TEST" -J "$@" | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["end"]["sum"]["bits_per_second"] / 1e9)'
+}
 
 in_guest() { nsenter -t "$GUEST_PID" -n "$@"; }
 
@@ -215,6 +251,7 @@ for round in $(seq "$ROUNDS"); do
         for engine in $available; do
             echo "round $round, MTU $mtu, $engine" >&2
             start_engine "$engine" "$mtu" || { stop_engine; continue; }
+            [ "$mtu" = 1500 ] && record "$engine" "$mtu" rss_idle "$(rss_mib "$ENGINE_PID")"
             for dir in up down; do
                 flag=""; [ $dir = down ] && flag="-R"
                 before=$(cpu_ticks "$ENGINE_PID")
@@ -247,6 +284,13 @@ for round in $(seq "$ROUNDS"); do
                 fi
             done
             if [ "$mtu" = 1500 ]; then
+                for dir in up down; do
+                    flag=""; [ $dir = down ] && flag="-R"
+                    if read -r gbits < <(iperf_udp $flag); then
+                        record "$engine" "$mtu" "udp_$dir" "$gbits"
+                    fi
+                done
+                hold_connections "$engine" "$mtu"
                 record "$engine" "$mtu" crr "$(in_guest "$BENCH_TCP" crr $SERVER:7777 "$SECONDS_PER_TEST")"
                 record "$engine" "$mtu" rr "$(in_guest "$BENCH_TCP" rr $SERVER:7777 "$SECONDS_PER_TEST")"
             fi
@@ -258,10 +302,10 @@ done
 VERSIONS="slirp-ns $("$SLIRP_NS" --version | head -1 | awk '{print $3}')"
 command -v slirp4netns >/dev/null && VERSIONS+=", slirp4netns $(slirp4netns --version | head -1 | awk '{print $3}')"
 command -v pasta >/dev/null && VERSIONS+=", pasta $(dpkg-query -W -f='${Version}' passt 2>/dev/null || echo unknown)"
-export VERSIONS
-python3 - "$RESULTS" "$OUT" "$ROUNDS" "$SECONDS_PER_TEST" <<'PY'
+export VERSIONS CONNECTIONS
+python3 - "$RESULTS" "$OUT" "$ROUNDS" "$SECONDS_PER_TEST" "$WORK/plot.dat" <<'PY'
 import statistics, sys, collections, datetime, platform
-path, out, rounds, secs = sys.argv[1:]
+path, out, rounds, secs, plot_data = sys.argv[1:]
 runs = collections.defaultdict(list)
 for line in open(path):
     engine, mtu, test, value = line.rstrip("\n").split("\t")
@@ -279,8 +323,13 @@ tests = [
     ("cpu_per_gb_down", "CPU s per GB, host -> guest", False),
     ("fwd_lo", "port forward host->guest from 127.0.0.1, Gbit/s", True),
     ("fwd_tap", "port forward host->guest from a host address, Gbit/s", True),
+    ("udp_up", "UDP guest -> host, Gbit/s", True),
+    ("udp_down", "UDP host -> guest, Gbit/s", True),
     ("crr", "TCP connections per second", True),
     ("rr", "1-byte round trip, µs", False),
+    ("rss_idle", "engine RSS idle, MiB", False),
+    ("conn_opened", "TCP connections held open (of %s)" % __import__("os").environ.get("CONNECTIONS", "10000"), True),
+    ("rss_conns", "engine RSS with them open, MiB", False),
 ]
 others = [e for e in engines if e != "slirp-ns"]
 head = "| test | MTU | " + " | ".join(engines) + "".join(f" | vs {o}" for o in others) + " |"
@@ -309,7 +358,41 @@ lines += ["", "slirp-ns over IPv6 against IPv4 (same run): " + ", ".join(
     f"{d} {mtu}: {statistics.median(runs[('slirp-ns', mtu, 'tcp6_' + d)]) / statistics.median(runs[('slirp-ns', mtu, 'tcp_' + d)]):.2f}"
     for mtu in sorted({k[1] for k in runs}, reverse=True) for d in ("up", "down")
     if runs.get(("slirp-ns", mtu, "tcp6_" + d)) and runs.get(("slirp-ns", mtu, "tcp_" + d)))]
+# The throughput medians, one row per test and MTU, one column per engine, for gnuplot.
+with open(plot_data, "w") as f:
+    f.write("test " + " ".join(engines) + "\n")
+    for test, label, higher_better in tests:
+        if not label.endswith("Gbit/s"):
+            continue
+        for mtu in sorted({k[1] for k in runs}, reverse=True):
+            if not runs.get(("slirp-ns", mtu, test)):
+                continue
+            name = '"%s, MTU %d"' % (label.replace(", Gbit/s", ""), mtu)
+            f.write(name + " " + " ".join(
+                "%.3f" % statistics.median(runs[(e, mtu, test)]) if runs.get((e, mtu, test)) else "0"
+                for e in engines) + "\n")
 text = "\n".join(lines) + "\n\nRatios: above 1 means slirp-ns is better.\n"
 print(text)
 open(out, "w").write(text)
 PY
+
+if command -v gnuplot >/dev/null; then
+    columns=$(head -1 "$WORK/plot.dat" | wc -w)
+    gnuplot <<GP
+set terminal pngcairo size 1400,700 font ",9"
+set output "$PLOT"
+set title "slirp-ns, slirp4netns and pasta: throughput (Gbit/s, medians of $ROUNDS rounds)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set key top right autotitle columnheader
+set ylabel "Gbit/s"
+set xtics rotate by -35 scale 0 noenhanced
+set grid ytics
+plot for [i=2:$columns] "$WORK/plot.dat" using i:xtic(1)
+GP
+    echo "plot: $PLOT"
+else
+    echo "no gnuplot: plot skipped (apt-get install gnuplot-nox)" >&2
+fi

@@ -87,6 +87,20 @@ fn print_banner(cfg: &Config) {
     }
 }
 
+/// Every flow holds a host socket: take as many descriptors as the hard limit allows (the
+/// soft limit is often 1024, far below --max-flows). Done once the exec-mode command and the
+/// helper are forked, so that they keep the limits slirp-ns was started with.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::debug!("cannot raise the descriptor limit to {hard}: {e}");
+            }
+        }
+    }
+}
+
 /// Runs slirp-ns with a checked configuration; returns the process's exit status.
 pub fn run(cfg: Config) -> Result<i32, RunError> {
     for warning in &cfg.warnings {
@@ -132,6 +146,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     };
     let tap = TapDevice::new(tap_fd, cfg.offload).map_err(|e| RunError(format!("TAP fd: {e}")))?;
     log::debug!("TAP offloads: {}", tap.offloads());
+    raise_fd_limit();
     let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
 
     let engine_config = EngineConfig {
