@@ -208,13 +208,19 @@ hold_connections() {
     sleep 0.2
     local fifo=$WORK/hold.in
     rm -f "$fifo"; mkfifo "$fifo"
+    local before
+    before=$(rss_mib "$ENGINE_PID")
     in_guest "$BENCH_TCP" hold $SERVER:7778 "$CONNECTIONS" <"$fifo" >"$WORK/hold.out" &
     local holder=$!
     exec {keep}>"$fifo"
     for _ in $(seq 600); do [ -s "$WORK/hold.out" ] && break; sleep 0.1; done
     if read -r opened failed <"$WORK/hold.out"; then
         record "$engine" "$mtu" conn_opened "$opened"
-        record "$engine" "$mtu" rss_conns "$(rss_mib "$ENGINE_PID")"
+        local after
+        after=$(rss_mib "$ENGINE_PID")
+        record "$engine" "$mtu" rss_conns "$after"
+        [ "$opened" -gt 0 ] && record "$engine" "$mtu" bytes_per_conn \
+            "$(python3 -c "print(($after - $before) * 1048576 / $opened)")"
     fi
     exec {keep}>&-
     wait "$holder" 2>/dev/null || true
@@ -330,6 +336,7 @@ tests = [
     ("rss_idle", "engine RSS idle, MiB", False),
     ("conn_opened", "TCP connections held open (of %s)" % __import__("os").environ.get("CONNECTIONS", "10000"), True),
     ("rss_conns", "engine RSS with them open, MiB", False),
+    ("bytes_per_conn", "engine memory per open connection, bytes", False),
 ]
 others = [e for e in engines if e != "slirp-ns"]
 head = "| test | MTU | " + " | ".join(engines) + "".join(f" | vs {o}" for o in others) + " |"
