@@ -63,3 +63,39 @@ pub fn send_queue_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) })?;
     Ok(queued.max(0) as usize)
 }
+
+/// Most datagrams one [`send_datagrams`] call passes to the kernel.
+pub const MAX_DATAGRAM_BATCH: usize = 64;
+
+/// Sends datagrams on a connected socket with one sendmmsg(2): returns how many went (at least
+/// one), or the error that stopped the first. At most [`MAX_DATAGRAM_BATCH`] are looked at.
+pub fn send_datagrams(fd: BorrowedFd<'_>, datagrams: &[&[u8]]) -> io::Result<usize> {
+    let count = datagrams.len().min(MAX_DATAGRAM_BATCH);
+    let mut iovecs = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_DATAGRAM_BATCH];
+    // SAFETY: mmsghdr is plain old data; all-zero (no name, no control data) is valid.
+    let mut headers: [libc::mmsghdr; MAX_DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
+    for (i, datagram) in datagrams[..count].iter().enumerate() {
+        iovecs[i] = libc::iovec {
+            iov_base: datagram.as_ptr() as *mut libc::c_void,
+            iov_len: datagram.len(),
+        };
+    }
+    for (header, iovec) in headers.iter_mut().zip(iovecs.iter_mut()).take(count) {
+        header.msg_hdr.msg_iov = iovec;
+        header.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `count` headers each point at one iovec, which points into a datagram borrowed
+    // for the call; the kernel only reads them (and writes msg_len).
+    let sent = unsafe {
+        libc::sendmmsg(
+            fd.as_raw_fd(),
+            headers.as_mut_ptr(),
+            count as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    check(sent).map(|n| n as usize)
+}

@@ -317,6 +317,7 @@ impl Engine {
             return;
         }
         let _ = stream.set_nodelay(true);
+        super::sockets::size_send_buffer(&stream);
         let iss = core.random_u32();
         let mtu_mss = core.mtu_mss(spec.guest_addr);
         let opened = open_flow(core, &mut self.flows, key, || {

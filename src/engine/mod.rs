@@ -364,7 +364,7 @@ impl Engine {
         frames: impl IntoIterator<Item = (&'a [u8], RxOffload)>,
         tx: &mut TxQueue,
     ) {
-        let mut pending = tcp::PendingWrites::default();
+        let mut pending = Pending::default();
         for (frame, offload) in frames {
             self.core.counters.frames_in += 1;
             self.core.counters.partial_checksums_in += u64::from(offload.checksum_trusted);
@@ -373,7 +373,7 @@ impl Engine {
                 self.core.counters.count_drop(reason);
             }
         }
-        tcp::flush_pending(&mut self.core, &mut self.flows, &mut pending, now, tx);
+        pending.flush(&mut self.core, &mut self.flows, now, tx);
     }
 
     fn dispatch<'a>(
@@ -382,7 +382,7 @@ impl Engine {
         frame: &'a [u8],
         offload: RxOffload,
         tx: &mut TxQueue,
-        pending: &mut tcp::PendingWrites<'a>,
+        pending: &mut Pending<'a>,
     ) -> Result<(), Drop> {
         let eth = EthernetFrame::new_checked(frame).map_err(|_| Drop::Malformed)?;
         let src = eth.src_addr();
@@ -448,12 +448,15 @@ impl Engine {
         now: Instant,
         packet: GuestPacket<'a>,
         tx: &mut TxQueue,
-        pending: &mut tcp::PendingWrites<'a>,
+        pending: &mut Pending<'a>,
     ) -> Result<(), Drop> {
         let (core, flows) = (&mut self.core, &mut self.flows);
+        // Keep the guest's order: what was gathered goes out before anything else.
         if packet.protocol != IpProtocol::Tcp {
-            // Keep the guest's order: gathered TCP data goes out before anything else.
-            tcp::flush_pending(core, flows, pending, now, tx);
+            tcp::flush_pending(core, flows, &mut pending.tcp, now, tx);
+        }
+        if packet.protocol != IpProtocol::Udp {
+            udp::flush_pending(core, flows, &mut pending.udp, now, tx);
         }
         // ICMP of the packet's own IP version; the other one is nonsense here.
         let icmp = if packet.src.is_ipv4() {
@@ -469,9 +472,9 @@ impl Engine {
                 icmp::answer_echo(core, &packet, tx)
             }
             p if p == icmp => echo::handle(core, flows, now, &packet, tx),
-            IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx, pending),
+            IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx, &mut pending.tcp),
             IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) => dhcpv6::handle(core, now, &packet, tx),
-            IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx),
+            IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx, &mut pending.udp),
             _ => Err(Drop::Unsupported),
         }
     }
@@ -575,6 +578,22 @@ impl Engine {
                 Flow::Udp(_) | Flow::Echo(_) => flow::Verdict::Close,
             });
         }
+    }
+}
+
+/// Guest data gathered over consecutive frames of a batch, to be passed on with fewer system
+/// calls: TCP segments of one connection (one writev), UDP datagrams of one flow (one
+/// sendmmsg).
+#[derive(Default)]
+struct Pending<'a> {
+    tcp: tcp::PendingWrites<'a>,
+    udp: udp::PendingDatagrams<'a>,
+}
+
+impl Pending<'_> {
+    fn flush(&mut self, core: &mut Core, flows: &mut FlowTable, now: Instant, tx: &mut TxQueue) {
+        tcp::flush_pending(core, flows, &mut self.tcp, now, tx);
+        udp::flush_pending(core, flows, &mut self.udp, now, tx);
     }
 }
 

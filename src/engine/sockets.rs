@@ -50,15 +50,20 @@ pub fn tcp_connect(dst: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::n
     let fd = new_socket(&dst, SockType::Stream, None, source)?;
     // Guest segments are already sized by the guest's own Nagle: pass them on at once.
     setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
-    // The send buffer is the guest's receive window (nothing else buffers its data), and
-    // autotuning would never grow it: it grows only for writers that overrun it, which we
-    // avoid. Ask for the most the host allows (net.core.wmem_max caps it).
-    let _ = setsockopt(&fd, sockopt::SndBuf, &SEND_BUFFER);
+    size_send_buffer(&fd);
     match connect(fd.as_raw_fd(), &SockaddrStorage::from(dst)) {
         Ok(()) | Err(Errno::EINPROGRESS) => {}
         Err(e) => return Err(e.into()),
     }
     Ok(mio::net::TcpStream::from_std(std::net::TcpStream::from(fd)))
+}
+
+/// Sizes the send buffer of a TCP socket that carries guest data. It is the guest's receive
+/// window (nothing else buffers the guest's data), and autotuning would never grow it: it grows
+/// only for writers that overrun it, which we avoid. So ask for the most the host allows
+/// (net.core.wmem_max caps it); the size is then fixed for the socket's life.
+pub fn size_send_buffer(fd: &impl std::os::fd::AsFd) {
+    let _ = setsockopt(fd, sockopt::SndBuf, &SEND_BUFFER);
 }
 
 /// A UDP socket connected to `dst`.

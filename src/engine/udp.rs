@@ -10,6 +10,7 @@ use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue, Unreachable};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{EthernetAddress, IpProtocol, UdpPacket, UdpRepr};
 use std::io;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 pub(crate) const UDP_HEADER: usize = 8;
@@ -146,6 +147,37 @@ impl UdpFlow {
         );
     }
 
+    /// Sends gathered datagrams on the flow's own socket, as few calls as the kernel allows.
+    fn send_batch(&mut self, core: &mut Core, now: Instant, datagrams: &[&[u8]], tx: &mut TxQueue) {
+        self.last_seen = now;
+        let HostSide::Own(sock) = &self.host else {
+            for datagram in datagrams {
+                self.send(core, now, datagram, tx);
+            }
+            return;
+        };
+        let mut rest = datagrams;
+        while !rest.is_empty() {
+            match crate::sys::send_datagrams(sock.as_fd(), rest) {
+                Ok(n) => {
+                    core.counters.udp_datagrams_from_guest += n as u64;
+                    rest = &rest[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // The first datagram could not go: answer for it and go on with the rest.
+                    if e.raw_os_error() == Some(libc::ECONNREFUSED) {
+                        self.port_unreachable(core, tx);
+                    } else {
+                        log::debug!("udp {:?}: send: {e}", self.key);
+                        core.counters.count_drop(Drop::HostSocket);
+                    }
+                    rest = &rest[1..];
+                }
+            }
+        }
+    }
+
     fn send(&mut self, core: &mut Core, now: Instant, payload: &[u8], tx: &mut TxQueue) {
         self.last_seen = now;
         let sent = match &self.host {
@@ -167,13 +199,39 @@ impl UdpFlow {
     }
 }
 
+/// Guest datagrams of one flow gathered from consecutive frames of a batch, to be sent with one
+/// sendmmsg instead of one send each.
+#[derive(Default)]
+pub(crate) struct PendingDatagrams<'a> {
+    slot: Option<usize>,
+    datagrams: Vec<&'a [u8]>,
+}
+
+/// Sends what was gathered, if anything.
+pub(crate) fn flush_pending(
+    core: &mut Core,
+    flows: &mut FlowTable,
+    pending: &mut PendingDatagrams,
+    now: Instant,
+    tx: &mut TxQueue,
+) {
+    let Some(slot) = pending.slot.take() else {
+        return;
+    };
+    if let Some(Flow::Udp(flow)) = flows.get_mut(slot) {
+        flow.send_batch(core, now, &pending.datagrams, tx);
+    }
+    pending.datagrams.clear();
+}
+
 /// A UDP datagram from the guest.
-pub(crate) fn handle(
+pub(crate) fn handle<'a>(
     core: &mut Core,
     flows: &mut FlowTable,
     now: Instant,
-    guest: &GuestPacket,
+    guest: &GuestPacket<'a>,
     tx: &mut TxQueue,
+    pending: &mut PendingDatagrams<'a>,
 ) -> Result<(), Drop> {
     let packet = UdpPacket::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
     let repr = UdpRepr::parse(
@@ -188,15 +246,25 @@ pub(crate) fn handle(
         Some(slot) => slot,
         None => open(core, flows, now, key, guest, tx)?,
     };
-    if let Some(Flow::Udp(flow)) = flows.get_mut(slot) {
-        flow.guest_mac = guest.mac;
-        // A super-datagram (UDP segmentation offload) is the datagrams it stands for.
-        let size = guest.offload.udp_segment.map_or(usize::MAX, usize::from);
-        for datagram in packet.payload().chunks(size.max(1)) {
-            flow.send(core, now, datagram, tx);
-        }
-        if packet.payload().is_empty() {
-            flow.send(core, now, &[], tx);
+    if pending.slot.is_some_and(|gathering| gathering != slot) {
+        flush_pending(core, flows, pending, now, tx);
+    }
+    match flows.get_mut(slot) {
+        Some(Flow::Udp(flow)) => flow.guest_mac = guest.mac,
+        _ => return Err(Drop::Unsupported),
+    }
+    pending.slot = Some(slot);
+    // A super-datagram (UDP segmentation offload) is the datagrams it stands for.
+    let payload: &'a [u8] = packet.payload();
+    let size = guest.offload.udp_segment.map_or(usize::MAX, usize::from);
+    if payload.is_empty() {
+        pending.datagrams.push(payload);
+    }
+    for datagram in payload.chunks(size.max(1)) {
+        pending.datagrams.push(datagram);
+        if pending.datagrams.len() >= crate::sys::MAX_DATAGRAM_BATCH {
+            flush_pending(core, flows, pending, now, tx);
+            pending.slot = Some(slot);
         }
     }
     Ok(())

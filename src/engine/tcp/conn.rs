@@ -96,6 +96,9 @@ pub struct TcpConn {
     last_activity: Instant,
     /// The window in the last segment sent.
     window_sent: u32,
+    /// The host socket's send buffer, in bytes: fixed when the socket was made (its size was
+    /// set, which stops the kernel from tuning it), so read once.
+    send_buffer: u32,
     /// Below this the advertised window counts as low (see LOW_WINDOW_MIN).
     low_window: u32,
     /// When to look whether a low window has opened, and how long to wait after that.
@@ -172,7 +175,10 @@ impl TcpConn {
         mtu_mss: usize,
         now: Instant,
     ) -> Self {
+        let send_buffer =
+            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::SndBuf).unwrap_or(0);
         TcpConn {
+            send_buffer: send_buffer.min(u32::MAX as usize) as u32,
             key,
             guest_mac,
             stream,
@@ -280,10 +286,8 @@ impl TcpConn {
 
     /// The window we offer the guest: the room left in the host socket's send buffer.
     fn receive_window(&self) -> u32 {
-        let fd = self.stream.as_fd();
-        let size =
-            nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SndBuf).unwrap_or(0);
-        let queued = crate::sys::send_queue_len(fd).unwrap_or(usize::MAX);
+        let size = self.send_buffer as usize;
+        let queued = crate::sys::send_queue_len(self.stream.as_fd()).unwrap_or(usize::MAX);
         let room = (size * SNDBUF_SHARE_NUM / SNDBUF_SHARE_DEN).saturating_sub(queued);
         room.min(u32::MAX as usize) as u32
     }
