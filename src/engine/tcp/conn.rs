@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 const DEFAULT_MSS: usize = 536;
 /// Our window scale: windows up to 2^30 bytes, in steps of 128 bytes.
 const OUR_WINDOW_SCALE: u8 = 7;
-const RTO_INITIAL: Duration = Duration::from_millis(200);
-const RTO_MAX: Duration = Duration::from_secs(30);
+const RTO_INITIAL_MS: u32 = 200;
+const RTO_MAX_MS: u32 = 30_000;
 const MAX_RETRIES: u8 = 12;
 /// A connection closed in one direction only, with nothing moving either way for this long, is
 /// taken for dead and reset (a peer that vanished mid-close would otherwise hold it forever).
@@ -22,10 +22,10 @@ const HALF_CLOSED_IDLE: Duration = Duration::from_secs(120);
 /// Below this, the window we advertised may starve the guest: the host socket drains without
 /// telling us (no write of ours failed, so no wake-up comes), so we look again after a while.
 const LOW_WINDOW_MIN: u32 = 256 << 10;
-const WINDOW_CHECK_FIRST: Duration = Duration::from_millis(1);
+const WINDOW_CHECK_FIRST_MS: u32 = 1;
 /// How soon to ask again for a guest's MAC that a port forward needs.
 const ARP_RETRY: Duration = Duration::from_millis(20);
-const WINDOW_CHECK_MAX: Duration = Duration::from_millis(32);
+const WINDOW_CHECK_MAX_MS: u32 = 32;
 /// Data from the guest between two ACKs at most (within a batch; every batch ends with one):
 /// two full segments, but no less than ACK_EVERY_BYTES, where small segments would make
 /// the ACKs cost more than they bring.
@@ -77,11 +77,15 @@ pub struct TcpConn {
     /// The sequence number of our FIN, once sent.
     fin_seq: Option<u32>,
     fin_acked: bool,
+    /// The last look found the host socket's receive queue empty beyond what is in flight:
+    /// until it reports new data (or a rewind), there is nothing to peek for.
+    host_drained: bool,
     /// The guest data we could not hand to the host socket (it was full): when it drains, the
     /// guest must hear of it.
     host_full: bool,
     dup_acks: u8,
-    rto: Duration,
+    /// Retransmission timeout, milliseconds (a Duration would take 16 bytes per connection).
+    rto_ms: u32,
     retries: u8,
     /// Retransmission or probe deadline.
     timer: Option<Instant>,
@@ -99,11 +103,16 @@ pub struct TcpConn {
     /// The host socket's send buffer, in bytes: fixed when the socket was made (its size was
     /// set, which stops the kernel from tuning it), so read once.
     send_buffer: u32,
+    /// The room in the host socket's send buffer when last measured, and the guest bytes
+    /// written to it since: their difference is a safe (low) estimate of the room now, which
+    /// saves the measuring system call while it stays large.
+    room_measured: u32,
+    written_since_measure: u32,
     /// Below this the advertised window counts as low (see LOW_WINDOW_MIN).
     low_window: u32,
     /// When to look whether a low window has opened, and how long to wait after that.
     window_check: Option<Instant>,
-    window_check_interval: Duration,
+    window_check_ms: u32,
 }
 
 impl TcpConn {
@@ -179,6 +188,8 @@ impl TcpConn {
             nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::SndBuf).unwrap_or(0);
         TcpConn {
             send_buffer: send_buffer.min(u32::MAX as usize) as u32,
+            room_measured: 0,
+            written_since_measure: 0,
             key,
             guest_mac,
             stream,
@@ -196,8 +207,9 @@ impl TcpConn {
             fin_seq: None,
             fin_acked: false,
             host_full: false,
+            host_drained: false,
             dup_acks: 0,
-            rto: RTO_INITIAL,
+            rto_ms: RTO_INITIAL_MS,
             retries: 0,
             timer: None,
             peek_offset: false,
@@ -207,7 +219,7 @@ impl TcpConn {
             window_sent: 0,
             low_window: LOW_WINDOW_MIN.max(4 * mtu_mss as u32),
             window_check: None,
-            window_check_interval: WINDOW_CHECK_FIRST,
+            window_check_ms: WINDOW_CHECK_FIRST_MS,
         }
     }
 
@@ -231,7 +243,7 @@ impl TcpConn {
         if let Err(reason) = emit_control(core, tx, &seg, TcpControl::Syn, false, Some(options)) {
             core.counters.count_drop(reason);
         }
-        self.timer = Some(now + self.rto);
+        self.timer = Some(now + Duration::from_millis(self.rto_ms.into()));
     }
 
     /// The guest's SYN-ACK to our SYN: the connection is open.
@@ -252,7 +264,7 @@ impl TcpConn {
         self.state = State::Established;
         self.timer = None;
         self.retries = 0;
-        self.rto = RTO_INITIAL;
+        self.rto_ms = RTO_INITIAL_MS;
         self.last_activity = now;
         self.send_ack(core, tx);
     }
@@ -270,13 +282,13 @@ impl TcpConn {
 
     /// A low window may have opened: if it has, tell the guest.
     fn check_window(&mut self, core: &mut Core, tx: &mut TxQueue) {
-        let window = self.receive_window();
+        let window = self.measure_window();
         let mss = core.mtu_mss(self.key.guest.ip()) as u32;
         if window >= self.low_window || window >= self.window_sent.saturating_add(2 * mss) {
             self.send_ack(core, tx);
-            self.window_check_interval = WINDOW_CHECK_FIRST;
+            self.window_check_ms = WINDOW_CHECK_FIRST_MS;
         } else {
-            self.window_check_interval = (self.window_check_interval * 2).min(WINDOW_CHECK_MAX);
+            self.window_check_ms = (self.window_check_ms * 2).min(WINDOW_CHECK_MAX_MS);
         }
     }
 
@@ -284,12 +296,24 @@ impl TcpConn {
         self.snd_nxt.wrapping_sub(self.snd_una)
     }
 
-    /// The window we offer the guest: the room left in the host socket's send buffer.
-    fn receive_window(&self) -> u32 {
+    /// The window we offer the guest: the room left in the host socket's send buffer. While
+    /// most of the room last measured is left, it is estimated from what was written since
+    /// (data leaving the socket only adds room); otherwise it is measured.
+    fn receive_window(&mut self) -> u32 {
+        let estimate = self.room_measured - self.written_since_measure;
+        if self.room_measured >= self.low_window && estimate >= self.room_measured / 2 {
+            return estimate;
+        }
+        self.measure_window()
+    }
+
+    fn measure_window(&mut self) -> u32 {
         let size = self.send_buffer as usize;
         let queued = crate::sys::send_queue_len(self.stream.as_fd()).unwrap_or(usize::MAX);
         let room = (size * SNDBUF_SHARE_NUM / SNDBUF_SHARE_DEN).saturating_sub(queued);
-        room.min(u32::MAX as usize) as u32
+        self.room_measured = room.min(u32::MAX as usize) as u32;
+        self.written_since_measure = 0;
+        self.room_measured
     }
 
     fn segment(&self, seq: u32, window: u32) -> Segment {
@@ -349,7 +373,7 @@ impl TcpConn {
     }
 
     fn arm_timer(&mut self, now: Instant) {
-        self.timer = Some(now + self.rto);
+        self.timer = Some(now + Duration::from_millis(self.rto_ms.into()));
     }
 
     fn half_closed(&self) -> bool {
@@ -360,9 +384,9 @@ impl TcpConn {
     fn update_timer(&mut self, now: Instant) {
         if !self.window_is_low() {
             self.window_check = None;
-            self.window_check_interval = WINDOW_CHECK_FIRST;
+            self.window_check_ms = WINDOW_CHECK_FIRST_MS;
         } else if self.window_check.is_none() {
-            self.window_check = Some(now + self.window_check_interval);
+            self.window_check = Some(now + Duration::from_millis(self.window_check_ms.into()));
         }
         let outstanding = self.in_flight() > 0
             || matches!(self.state, State::SynReceived | State::SynSent)
@@ -374,7 +398,7 @@ impl TcpConn {
             return;
         }
         self.retries = 0;
-        self.rto = RTO_INITIAL;
+        self.rto_ms = RTO_INITIAL_MS;
         self.timer = self
             .half_closed()
             .then(|| self.last_activity + HALF_CLOSED_IDLE);
@@ -410,6 +434,7 @@ impl TcpConn {
             }
         }
         if readiness.readable || readiness.error {
+            self.host_drained = false;
             return self.send_data(core, slot, now, tx);
         }
         Verdict::Keep
@@ -501,7 +526,7 @@ impl TcpConn {
                 self.state = State::Established;
                 self.snd_una = self.iss.wrapping_add(1);
                 self.timer = None;
-                self.rto = RTO_INITIAL;
+                self.rto_ms = RTO_INITIAL_MS;
                 self.retries = 0;
             }
             State::Established => {
@@ -528,7 +553,12 @@ impl TcpConn {
             }
             return Verdict::Close;
         }
-        let verdict = self.send_data(core, slot, now, tx);
+        // An ACK may open the window for more; a drained socket has nothing more to give.
+        let verdict = if self.host_drained {
+            Verdict::Keep
+        } else {
+            self.send_data(core, slot, now, tx)
+        };
         self.update_timer(now);
         verdict
     }
@@ -567,7 +597,7 @@ impl TcpConn {
             self.snd_una = ack;
             self.dup_acks = 0;
             self.retries = 0;
-            self.rto = RTO_INITIAL;
+            self.rto_ms = RTO_INITIAL_MS;
             self.timer = None;
         } else if ack == self.snd_una
             && seg.payload.is_empty()
@@ -588,6 +618,7 @@ impl TcpConn {
 
     /// Goes back to the first unacknowledged byte, to send everything after it again.
     fn rewind(&mut self) {
+        self.host_drained = false;
         if self.peek_offset && crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_err() {
             self.peek_offset = false;
         }
@@ -671,6 +702,10 @@ impl TcpConn {
             }
         };
         self.rcv_nxt = self.rcv_nxt.wrapping_add(written as u32);
+        self.written_since_measure = self
+            .written_since_measure
+            .saturating_add(written as u32)
+            .min(self.room_measured);
         core.counters.tcp_bytes_from_guest += written as u64;
         if written < len {
             self.host_full = true;
@@ -840,7 +875,12 @@ impl TcpConn {
                         self.arm_timer(now);
                     }
                 }
-                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => break Verdict::Keep,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Without SO_PEEK_OFF, a peek behind bytes in flight cannot tell the end
+                    // of the stream from no news: only the other case counts as drained.
+                    self.host_drained = self.peek_offset || self.in_flight() == 0;
+                    break Verdict::Keep;
+                }
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Ok(Err(e)) => {
                     log::debug!("tcp {:?}: read: {e}", self.key);
@@ -888,7 +928,7 @@ impl TcpConn {
             self.reset_host();
             return Verdict::Close;
         }
-        self.rto = (self.rto * 2).min(RTO_MAX);
+        self.rto_ms = (self.rto_ms * 2).min(RTO_MAX_MS);
         match self.state {
             State::SynSent => {
                 self.send_syn(core, now, tx);
