@@ -145,4 +145,32 @@ mod tests {
         q.pop_last();
         assert_eq!(q.len(), 1);
     }
+
+    #[test]
+    fn bulk_stops_at_the_byte_budget_and_offloads_reset() {
+        let mut q = TxQueue::new(1024);
+        while q.has_room_for_bulk() {
+            q.push(64 << 10).unwrap();
+        }
+        assert_eq!(
+            q.len(),
+            super::BULK_BYTES / (64 << 10),
+            "64 KiB frames up to the budget"
+        );
+        q.set_last_offload(super::TxOffload {
+            partial_checksum: Some((34, 16)),
+            tcp_segments: None,
+        });
+        q.pop_last();
+        assert!(q.has_room_for_bulk(), "taking a frame back frees its bytes");
+        q.push(10).unwrap();
+        let (_, offload) = q.frames_with_offload().last().unwrap();
+        assert_eq!(
+            *offload,
+            super::TxOffload::default(),
+            "a reused slot starts plain"
+        );
+        q.clear();
+        assert!(q.has_room_for_bulk());
+    }
 }
