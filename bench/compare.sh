@@ -396,6 +396,8 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set key top right autotitle columnheader
+set rmargin 12
+set bmargin 12
 set ylabel "Gbit/s"
 set xtics rotate by -35 scale 0 noenhanced
 set grid ytics
