@@ -143,6 +143,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_splice: bool,
 
+    /// TAP queues, each served by a thread and an engine of its own (multi-queue TAP; the
+    /// first queue's engine also serves the API and port forwards)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub queues: usize,
+
     /// Use no TAP offloads (checksum, TCP and UDP segmentation): every frame MTU-sized and
     /// fully checksummed, both ways
     #[arg(long)]

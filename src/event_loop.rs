@@ -56,7 +56,8 @@ pub struct EventLoop {
     rx_arena: Vec<u8>,
     rx_ends: Vec<usize>,
     rx_offloads: Vec<RxOffload>,
-    signals: Signals,
+    /// None in the loop of a further TAP queue (the first loop handles signals).
+    signals: Option<Signals>,
     /// Held open while it is registered.
     _exit_fd: Option<OwnedFd>,
     api: Option<ApiServer>,
@@ -101,10 +102,35 @@ impl EventLoop {
             rx_arena: vec![0; RX_ARENA],
             rx_offloads: Vec::with_capacity(FRAMES_PER_TURN),
             rx_ends: Vec::with_capacity(FRAMES_PER_TURN),
-            signals,
+            signals: Some(signals),
             _exit_fd: exit_fd,
             api,
             splicer,
+            command: None,
+            tap_backlog: true,
+            engine_backlog: false,
+        })
+    }
+
+    /// The loop of a further queue of a multi-queue TAP: the TAP and its engine's sockets only
+    /// (no signals, exit fd, API or port forwards, which the first queue's loop has).
+    pub fn for_queue(tap: TapDevice, engine_config: EngineConfig) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let engine = Engine::new(engine_config, poll.registry().try_clone()?);
+        poll.registry()
+            .register(&mut SourceFd(&tap.as_raw_fd()), TAP, Interest::READABLE)?;
+        Ok(EventLoop {
+            poll,
+            tap,
+            engine,
+            tx: TxQueue::new(TX_QUEUE_FRAMES),
+            rx_arena: vec![0; RX_ARENA],
+            rx_offloads: Vec::with_capacity(FRAMES_PER_TURN),
+            rx_ends: Vec::with_capacity(FRAMES_PER_TURN),
+            signals: None,
+            _exit_fd: None,
+            api: None,
+            splicer: None,
             command: None,
             tap_backlog: true,
             engine_backlog: false,
@@ -286,7 +312,10 @@ impl EventLoop {
     }
 
     fn handle_signals(&mut self) -> Option<Exit> {
-        let pending: Vec<i32> = self.signals.pending().collect();
+        let Some(signals) = &mut self.signals else {
+            return None;
+        };
+        let pending: Vec<i32> = signals.pending().collect();
         for signal in pending {
             match (signal, self.command) {
                 (SIGCHLD, _) => {

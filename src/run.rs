@@ -6,7 +6,7 @@ use crate::config::{Config, Target};
 use crate::engine::EngineConfig;
 use crate::event_loop::{EventLoop, Exit};
 use crate::ns::exec::ExecChild;
-use crate::ns::helper::{open_tap_in, NamespaceFiles};
+use crate::ns::helper::{open_tap_in, NamespaceFiles, TapRequest};
 use crate::ns::netlink::LinkSetup;
 use crate::transport::tap::TapDevice;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
@@ -120,32 +120,44 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     let mut command = None;
     // The helper stays in the namespace for the splice path of port forwards.
     let keep = cfg.splice;
-    let (tap_fd, helper) = match &cfg.target {
-        Target::TapFd(fd) => (take_inherited_fd(*fd, "TAP fd")?, None),
+    let tap_request = TapRequest {
+        name: cfg.tapname.clone(),
+        vnet_hdr: cfg.offload,
+        queues: cfg.queues,
+    };
+    let (tap_fds, helper) = match &cfg.target {
+        Target::TapFd(fd) => (vec![take_inherited_fd(*fd, "TAP fd")?], None),
         Target::Pid(pid) => open_tap_in(
             NamespaceFiles::of_pid(*pid)?,
-            &cfg.tapname,
-            cfg.offload,
+            &tap_request,
             setup.as_ref(),
             keep,
         )?,
         Target::Path(path) => open_tap_in(
             NamespaceFiles::of_paths(path, cfg.userns_path.as_deref())?,
-            &cfg.tapname,
-            cfg.offload,
+            &tap_request,
             setup.as_ref(),
             keep,
         )?,
         Target::Exec(argv) => {
             let child = ExecChild::spawn(argv)?;
             let ns = NamespaceFiles::of_pid(child.pid().as_raw())?;
-            let opened = open_tap_in(ns, &cfg.tapname, cfg.offload, setup.as_ref(), keep)?;
+            let opened = open_tap_in(ns, &tap_request, setup.as_ref(), keep)?;
             command = Some(child);
             opened
         }
     };
-    let tap = TapDevice::new(tap_fd, cfg.offload).map_err(|e| RunError(format!("TAP fd: {e}")))?;
-    log::debug!("TAP offloads: {}", tap.offloads());
+    let mut taps = tap_fds
+        .into_iter()
+        .map(|fd| TapDevice::new(fd, cfg.offload))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RunError(format!("TAP fd: {e}")))?;
+    let tap = taps.remove(0);
+    log::debug!(
+        "TAP offloads: {}, queues: {}",
+        tap.offloads(),
+        1 + taps.len()
+    );
     raise_fd_limit();
     let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
 
@@ -165,6 +177,30 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             && std::env::var_os("SLIRP_NS_NO_PEEK_OFF").is_none(),
         ..EngineConfig::new(cfg.net)
     };
+    // Further queues: an engine and a loop each, on threads of their own. The kernel keeps each
+    // flow on one queue (the one its first packet hashed to, then the one its replies are
+    // written to), so the engines share nothing. Port forwards and the API stay with the first.
+    for (index, tap) in taps.into_iter().enumerate() {
+        let config = EngineConfig {
+            router_adverts: false,
+            splice_loopback: false,
+            ..engine_config.clone()
+        };
+        let mut queue_loop = EventLoop::for_queue(tap, config).map_err(|e| {
+            RunError(format!(
+                "cannot set up the loop of queue {}: {e}",
+                index + 1
+            ))
+        })?;
+        std::thread::Builder::new()
+            .name(format!("queue{}", index + 1))
+            .spawn(move || {
+                if let Err(e) = queue_loop.run() {
+                    log::warn!("queue {}: {e}", index + 1);
+                }
+            })
+            .map_err(|e| RunError(format!("cannot start a queue thread: {e}")))?;
+    }
     let splicer = helper.map(crate::splice::Splicer::new);
     let mut event_loop = EventLoop::new(tap, engine_config, exit_fd, api, splicer)
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;

@@ -18,6 +18,8 @@ pub const DEFAULT_MTU: u32 = 1500;
 pub const MAX_MTU: u32 = 65521;
 pub const DEFAULT_CIDR: &str = "10.0.2.0/24";
 pub const DEFAULT_TAPNAME: &str = "tap0";
+/// Most TAP queues (descriptors passed from the helper in one message).
+const MAX_QUEUES: usize = crate::ns::fdpass::MAX_FDS;
 /// Linux's sun_path is 108 bytes including the terminating NUL.
 const SUN_PATH_MAX: usize = 108;
 /// Linux's IFNAMSIZ is 16 including the terminating NUL.
@@ -160,6 +162,8 @@ pub struct Config {
     pub splice: bool,
     /// Whether to ask the TAP for offloads (virtio-net header, checksum, TSO, USO).
     pub offload: bool,
+    /// TAP queues, one thread and engine each.
+    pub queues: usize,
     /// One line each, printed before start-up: options accepted but not acted on (yet).
     pub warnings: Vec<String>,
 }
@@ -331,6 +335,12 @@ impl Config {
                     .unwrap_or_default(),
             ),
         };
+        if !(1..=MAX_QUEUES).contains(&cli.queues) {
+            return err(format!("--queues must be 1 to {MAX_QUEUES}"));
+        }
+        if cli.queues > 1 && matches!(target, Target::TapFd(_)) {
+            return err("--queues cannot be used with --netns-type=tapfd");
+        }
         if cli.max_flows == 0 {
             return err("--max-flows must be at least 1");
         }
@@ -363,6 +373,7 @@ impl Config {
             publish,
             splice: !cli.no_splice,
             offload: !cli.no_offload,
+            queues: cli.queues,
             warnings,
         })
     }

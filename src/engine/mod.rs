@@ -119,6 +119,9 @@ pub struct EngineConfig {
     /// Whether the TAP takes offloaded frames: TCP data to the guest then goes in super-packets
     /// of up to 64 KiB with partial checksums, which the guest's kernel takes whole.
     pub tap_offload: bool,
+    /// Whether this engine sends the unsolicited router advertisements (with several TAP
+    /// queues, only the first one's does).
+    pub router_adverts: bool,
     /// Whether port-forward clients on host loopback are handed over to the splice path
     /// ([`Engine::take_splice_candidates`]) instead of going through the TAP.
     pub splice_loopback: bool,
@@ -141,6 +144,7 @@ impl EngineConfig {
             udp_idle_timeout: Duration::from_secs(180),
             tcp_peek_offset: false,
             tap_offload: false,
+            router_adverts: true,
             splice_loopback: false,
         }
     }
@@ -320,7 +324,10 @@ impl Engine {
                 ping_refused_logged: false,
                 rng_state,
                 neighbors: HashMap::new(),
-                next_router_advert: cfg.ipv6.map(|_| Instant::now()),
+                next_router_advert: cfg
+                    .ipv6
+                    .filter(|_| cfg.router_adverts)
+                    .map(|_| Instant::now()),
                 router_adverts_sent: 0,
                 forwards: fwd::Forwards::default(),
                 splice_candidates: Vec::new(),

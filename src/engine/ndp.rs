@@ -231,6 +231,9 @@ pub(super) fn advertise_unsolicited(core: &mut Core, now: Instant, tx: &mut TxQu
 }
 
 fn schedule_next(core: &mut Core, now: Instant) {
+    if !core.cfg.router_adverts {
+        return;
+    }
     let interval = if core.router_adverts_sent < INITIAL_ADVERTS {
         INITIAL_INTERVAL
     } else {

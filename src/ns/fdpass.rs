@@ -1,4 +1,5 @@
-//! One message over a SOCK_SEQPACKET pair: a status text, and on success one descriptor.
+//! One message over a SOCK_SEQPACKET pair: a status text, and on success one descriptor (or a
+//! few: the queues of a multi-queue TAP).
 
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use std::io::{IoSlice, IoSliceMut};
@@ -6,12 +7,19 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 const OK: &[u8] = b"ok";
 const MAX_MESSAGE: usize = 4096;
+/// Most descriptors one message carries.
+pub const MAX_FDS: usize = 8;
 
 /// Sends `Ok(fd)` as "ok" with the descriptor attached, or `Err(text)` as the text.
 pub fn send_result(sock: &OwnedFd, result: Result<&OwnedFd, &str>) -> nix::Result<()> {
+    send_results(sock, result.map(std::slice::from_ref))
+}
+
+/// Like [`send_result`] with up to [`MAX_FDS`] descriptors.
+pub fn send_results(sock: &OwnedFd, result: Result<&[OwnedFd], &str>) -> nix::Result<()> {
     match result {
-        Ok(fd) => {
-            let fds = [fd.as_raw_fd()];
+        Ok(fds) => {
+            let fds: Vec<RawFd> = fds.iter().take(MAX_FDS).map(AsRawFd::as_raw_fd).collect();
             let cmsg = [ControlMessage::ScmRights(&fds)];
             sendmsg::<()>(
                 sock.as_raw_fd(),
@@ -36,20 +44,23 @@ pub fn send_result(sock: &OwnedFd, result: Result<&OwnedFd, &str>) -> nix::Resul
     Ok(())
 }
 
-/// Receives what [`send_result`] sent. An empty read means the sender died first.
-pub fn recv_result(sock: &OwnedFd) -> Result<OwnedFd, String> {
+/// Receives what [`send_results`] sent. An empty read means the sender died first.
+pub fn recv_results(sock: &OwnedFd) -> Result<Vec<OwnedFd>, String> {
     receive(sock, MsgFlags::empty()).unwrap_or_else(|| Err("no answer".into()))
 }
 
-/// Like [`recv_result`] without waiting: `None` when nothing is there yet.
+/// Like [`recv_results`] for one descriptor, without waiting: `None` when nothing is there
+/// yet.
 pub fn try_recv_result(sock: &OwnedFd) -> Option<Result<OwnedFd, String>> {
-    receive(sock, MsgFlags::MSG_DONTWAIT)
+    receive(sock, MsgFlags::MSG_DONTWAIT).map(|result| {
+        result.and_then(|fds| fds.into_iter().next().ok_or_else(|| "no descriptor".into()))
+    })
 }
 
-fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<OwnedFd, String>> {
+fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<Vec<OwnedFd>, String>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
     let msg = match recvmsg::<()>(
         sock.as_raw_fd(),
         &mut iov,
@@ -64,7 +75,7 @@ fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<OwnedFd, String>> {
             )))
         }
     };
-    let mut received = None;
+    let mut received = Vec::new();
     let Ok(cmsgs) = msg.cmsgs() else {
         return Some(Err("bad control message".into()));
     };
@@ -73,7 +84,7 @@ fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<OwnedFd, String>> {
             for fd in fds {
                 // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
                 let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                received.get_or_insert(owned);
+                received.push(owned);
             }
         }
     }
@@ -81,7 +92,7 @@ fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<OwnedFd, String>> {
     let text = String::from_utf8_lossy(&buf[..len]).into_owned();
     Some(match (len, received) {
         (0, _) => Err("the namespace helper exited without an answer".into()),
-        (_, Some(fd)) if text.as_bytes() == OK => Ok(fd),
+        (_, fds) if !fds.is_empty() && text.as_bytes() == OK => Ok(fds),
         _ => Err(text),
     })
 }

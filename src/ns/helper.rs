@@ -93,19 +93,27 @@ fn join(ns: &NamespaceFiles) -> Result<(), String> {
 
 fn helper_main(
     ns: &NamespaceFiles,
-    tapname: &str,
-    vnet_hdr: bool,
+    tap: &TapRequest,
     setup: Option<&LinkSetup>,
-) -> Result<OwnedFd, String> {
+) -> Result<Vec<OwnedFd>, String> {
     // The helper must not outlive slirp-ns, whatever happens to it.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
     join(ns)?;
-    let tap = tap::open_tap(tapname, vnet_hdr)?;
+    let fds = tap::open_tap(&tap.name, tap.vnet_hdr, tap.queues)?;
     if let Some(setup) = setup {
         netlink::configure(setup)?;
     }
-    Ok(tap)
+    Ok(fds)
+}
+
+/// The TAP device to open: its name, whether its frames carry a virtio-net header (for
+/// offloads, if the kernel allows), and how many queues (descriptors) it has.
+#[derive(Debug, Clone)]
+pub struct TapRequest {
+    pub name: String,
+    pub vnet_hdr: bool,
+    pub queues: usize,
 }
 
 /// The helper kept alive inside the target namespaces, making sockets there on request (for
@@ -226,19 +234,18 @@ fn connect_inside(dst: std::net::SocketAddr) -> Result<OwnedFd, String> {
     }
 }
 
-/// Opens TAP device `tapname` inside the namespaces `ns` (configuring it when `setup` is given)
-/// and returns its descriptor. Must be called while the process is single-threaded.
+/// Opens the TAP device `tap` asks for inside the namespaces `ns` (configuring it when `setup`
+/// is given) and returns its descriptors, one per queue. Must be called while the process is
+/// single-threaded.
 ///
-/// With `vnet_hdr`, the TAP is opened with a virtio-net header on its frames if the kernel
-/// allows (for offloads). With `keep_helper`, the helper stays in the namespaces afterwards to make sockets there
+/// With `keep_helper`, the helper stays in the namespaces afterwards to make sockets there
 /// ([`Helper`]).
 pub fn open_tap_in(
     ns: NamespaceFiles,
-    tapname: &str,
-    vnet_hdr: bool,
+    tap: &TapRequest,
     setup: Option<&LinkSetup>,
     keep_helper: bool,
-) -> Result<(OwnedFd, Option<Helper>), String> {
+) -> Result<(Vec<OwnedFd>, Option<Helper>), String> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -256,10 +263,10 @@ pub fn open_tap_in(
             let mut keep = vec![theirs.as_raw_fd(), ns.netns.1.as_raw_fd()];
             keep.extend(ns.userns.as_ref().map(|(_, fd)| fd.as_raw_fd()));
             super::close_other_fds(&keep);
-            let result = helper_main(&ns, tapname, vnet_hdr, setup);
+            let result = helper_main(&ns, tap, setup);
             let sent = match &result {
-                Ok(fd) => fdpass::send_result(&theirs, Ok(fd)),
-                Err(text) => fdpass::send_result(&theirs, Err(text)),
+                Ok(fds) => fdpass::send_results(&theirs, Ok(fds)),
+                Err(text) => fdpass::send_results(&theirs, Err(text)),
             };
             let ok = result.is_ok() && sent.is_ok();
             // The TAP belongs to slirp-ns now: the helper must not keep it open.
@@ -272,7 +279,7 @@ pub fn open_tap_in(
         ForkResult::Parent { child } => {
             drop(theirs);
             drop(ns);
-            let result = fdpass::recv_result(&ours);
+            let result = fdpass::recv_results(&ours);
             if keep_helper && result.is_ok() {
                 let flags = nix::fcntl::OFlag::from_bits_retain(
                     nix::fcntl::fcntl(&ours, nix::fcntl::FcntlArg::F_GETFL)

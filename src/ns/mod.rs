@@ -13,7 +13,7 @@
 //! [`exec`] is slirp-ns's own mode: make a fresh namespace for a command and run it there.
 
 pub mod exec;
-mod fdpass;
+pub(crate) mod fdpass;
 pub mod helper;
 pub mod netlink;
 pub mod tap;

@@ -5,17 +5,37 @@ use nix::sys::stat::Mode;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 nix::ioctl_write_ptr_bad!(tunsetiff, libc::TUNSETIFF, libc::ifreq);
+nix::ioctl_read_bad!(tungetiff, libc::TUNGETIFF, libc::ifreq);
 
 /// Opens /dev/net/tun and attaches it to the TAP device `name`, creating it if it does not
 /// exist. Frames carry no packet-information header (IFF_NO_PI); with `vnet_hdr`, they carry a
-/// virtio-net header if the kernel takes the flag (it is tried without it otherwise).
-pub fn open_tap(name: &str, vnet_hdr: bool) -> Result<OwnedFd, String> {
-    if vnet_hdr {
-        if let Ok(fd) = attach(name, libc::IFF_VNET_HDR) {
-            return Ok(fd);
-        }
+/// virtio-net header if the kernel takes the flag (it is tried without it otherwise). With
+/// `queues` above 1 the device is multi-queue and one descriptor per queue is returned.
+pub fn open_tap(name: &str, vnet_hdr: bool, queues: usize) -> Result<Vec<OwnedFd>, String> {
+    let multi = if queues > 1 { libc::IFF_MULTI_QUEUE } else { 0 };
+    let first = match vnet_hdr.then(|| attach(name, libc::IFF_VNET_HDR | multi)) {
+        Some(Ok(fd)) => fd,
+        _ => attach(name, multi)?,
+    };
+    let flags = first_flags(&first);
+    let mut fds = vec![first];
+    while fds.len() < queues {
+        fds.push(attach(name, flags)?);
     }
-    attach(name, 0)
+    Ok(fds)
+}
+
+/// The flags (of ours) the first queue was attached with, for the others.
+fn first_flags(fd: &OwnedFd) -> libc::c_int {
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    // SAFETY: TUNGETIFF fills a struct ifreq, which `ifr` is; the fd is open.
+    if unsafe { tungetiff(fd.as_raw_fd(), &mut ifr) }.is_err() {
+        return 0;
+    }
+    // SAFETY: TUNGETIFF set the flags member of the union.
+    let flags = libc::c_int::from(unsafe { ifr.ifr_ifru.ifru_flags });
+    flags & (libc::IFF_VNET_HDR | libc::IFF_MULTI_QUEUE)
 }
 
 fn attach(name: &str, extra_flags: libc::c_int) -> Result<OwnedFd, String> {
