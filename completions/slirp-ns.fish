@@ -16,6 +16,7 @@ bess\t'A SOCK_SEQPACKET socket carrying Ethernet frames (User Mode Linux)'"
 complete -c slirp-ns -l dns-server -d 'Relay DNS to ADDR instead of the resolvers in /etc/resolv.conf (repeatable)' -r
 complete -c slirp-ns -l max-flows -d 'Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused' -r
 complete -c slirp-ns -s p -l publish -d 'Forward a host port to the guest from the start: [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp] (repeatable; IPv6 addresses go in brackets)' -r
+complete -c slirp-ns -l queues -d 'TAP queues, each served by a thread and an engine of its own (multi-queue TAP; the first queue\'s engine also serves the API and port forwards)' -r
 complete -c slirp-ns -s c -l configure -d 'Bring up the interface: lo and TAP up, MTU, address network+100, default route via network+2'
 complete -c slirp-ns -s 6 -l enable-ipv6 -d 'Enable IPv6 on fd00::/64'
 complete -c slirp-ns -l disable-host-loopback -d 'Prohibit connecting to 127.0.0.1:* on the host through the gateway address'
