@@ -317,12 +317,16 @@ impl Engine {
             return;
         }
         let _ = stream.set_nodelay(true);
-        super::sockets::size_send_buffer(&stream);
+        let send_buffer = super::sockets::size_send_buffer(&stream);
         let iss = core.random_u32();
         let mtu_mss = core.mtu_mss(spec.guest_addr);
         let opened = open_flow(core, &mut self.flows, key, || {
             Ok(Flow::Tcp(Box::new(TcpConn::forwarded(
-                key, stream, iss, mtu_mss, now,
+                key,
+                (stream, send_buffer),
+                iss,
+                mtu_mss,
+                now,
             ))))
         });
         let Ok(slot) = opened else {

@@ -45,25 +45,38 @@ fn new_socket(
     Ok(fd)
 }
 
-/// Starts a TCP connection to `dst`; writability reports its outcome.
-pub fn tcp_connect(dst: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::net::TcpStream> {
+/// Starts a TCP connection to `dst`; writability reports its outcome. Also returns the size of
+/// its send buffer.
+pub fn tcp_connect(
+    dst: SocketAddr,
+    source: Option<IpAddr>,
+) -> io::Result<(mio::net::TcpStream, u32)> {
     let fd = new_socket(&dst, SockType::Stream, None, source)?;
     // Guest segments are already sized by the guest's own Nagle: pass them on at once.
     setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
-    size_send_buffer(&fd);
+    let send_buffer = size_send_buffer(&fd);
     match connect(fd.as_raw_fd(), &SockaddrStorage::from(dst)) {
         Ok(()) | Err(Errno::EINPROGRESS) => {}
         Err(e) => return Err(e.into()),
     }
-    Ok(mio::net::TcpStream::from_std(std::net::TcpStream::from(fd)))
+    let stream = mio::net::TcpStream::from_std(std::net::TcpStream::from(fd));
+    Ok((stream, send_buffer))
 }
 
 /// Sizes the send buffer of a TCP socket that carries guest data. It is the guest's receive
 /// window (nothing else buffers the guest's data), and autotuning would never grow it: it grows
 /// only for writers that overrun it, which we avoid. So ask for the most the host allows
 /// (net.core.wmem_max caps it); the size is then fixed for the socket's life.
-pub fn size_send_buffer(fd: &impl std::os::fd::AsFd) {
+///
+/// Returns the size the socket got. Every socket asks for the same, so the kernel's answer is
+/// read back once and remembered (one system call less per connection).
+pub fn size_send_buffer(fd: &impl std::os::fd::AsFd) -> u32 {
+    static GRANTED: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let _ = setsockopt(fd, sockopt::SndBuf, &SEND_BUFFER);
+    *GRANTED.get_or_init(|| {
+        let size = nix::sys::socket::getsockopt(fd, sockopt::SndBuf).unwrap_or(0);
+        size.min(u32::MAX as usize) as u32
+    })
 }
 
 /// A UDP socket connected to `dst`.

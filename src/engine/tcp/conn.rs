@@ -140,7 +140,7 @@ impl TcpConn {
     pub(super) fn new(
         key: FlowKey,
         guest_mac: EthernetAddress,
-        stream: mio::net::TcpStream,
+        (stream, send_buffer): (mio::net::TcpStream, u32),
         syn: &TcpRepr,
         iss: u32,
         mtu_mss: usize,
@@ -153,7 +153,15 @@ impl TcpConn {
             guest_wscale: syn.window_scale.unwrap_or(0).min(14),
             our_wscale: if scaling { OUR_WINDOW_SCALE } else { 0 },
             mss: usize::from(syn.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss),
-            ..Self::base(key, guest_mac, stream, State::Connecting, iss, mtu_mss, now)
+            ..Self::base(
+                key,
+                guest_mac,
+                (stream, send_buffer),
+                State::Connecting,
+                iss,
+                mtu_mss,
+                now,
+            )
         }
     }
 
@@ -161,7 +169,7 @@ impl TcpConn {
     /// guest as `key` says.
     pub(crate) fn forwarded(
         key: FlowKey,
-        stream: mio::net::TcpStream,
+        stream: (mio::net::TcpStream, u32),
         iss: u32,
         mtu_mss: usize,
         now: Instant,
@@ -178,16 +186,14 @@ impl TcpConn {
     fn base(
         key: FlowKey,
         guest_mac: EthernetAddress,
-        stream: mio::net::TcpStream,
+        (stream, send_buffer): (mio::net::TcpStream, u32),
         state: State,
         iss: u32,
         mtu_mss: usize,
         now: Instant,
     ) -> Self {
-        let send_buffer =
-            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::SndBuf).unwrap_or(0);
         TcpConn {
-            send_buffer: send_buffer.min(u32::MAX as usize) as u32,
+            send_buffer,
             room_measured: 0,
             written_since_measure: 0,
             key,
