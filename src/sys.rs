@@ -99,3 +99,46 @@ pub fn send_datagrams(fd: BorrowedFd<'_>, datagrams: &[&[u8]]) -> io::Result<usi
     };
     check(sent).map(|n| n as usize)
 }
+
+/// Receives up to `bufs.len()` (at most [`MAX_DATAGRAM_BATCH`]) datagrams with one recvmmsg(2),
+/// each into its buffer; their lengths go to `lens`. Returns how many came (at least one), or
+/// the error that stopped the first (EAGAIN when there was none).
+pub fn recv_datagrams(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [&mut [u8]],
+    lens: &mut [usize],
+) -> io::Result<usize> {
+    let count = bufs.len().min(lens.len()).min(MAX_DATAGRAM_BATCH);
+    let mut iovecs = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_DATAGRAM_BATCH];
+    // SAFETY: mmsghdr is plain old data; all-zero (no name, no control data) is valid.
+    let mut headers: [libc::mmsghdr; MAX_DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
+    for (iovec, buf) in iovecs.iter_mut().zip(bufs.iter_mut()).take(count) {
+        *iovec = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+    }
+    for (header, iovec) in headers.iter_mut().zip(iovecs.iter_mut()).take(count) {
+        header.msg_hdr.msg_iov = iovec;
+        header.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `count` headers each point at one iovec, which points into a buffer borrowed
+    // mutably for the call; the kernel writes at most iov_len bytes into each.
+    let received = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            headers.as_mut_ptr(),
+            count as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    let received = check(received)? as usize;
+    for (len, header) in lens.iter_mut().zip(&headers).take(received) {
+        *len = header.msg_len as usize;
+    }
+    Ok(received)
+}

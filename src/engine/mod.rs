@@ -175,6 +175,8 @@ pub(crate) struct Core {
     pub(crate) send_pending: Vec<usize>,
     /// A datagram's worth of room for UDP and ICMP payloads.
     pub(crate) scratch: Vec<u8>,
+    /// Room for a batch of datagrams from a host UDP socket (allocated on first use).
+    pub(crate) udp_batch: Vec<u8>,
     /// Where TCP peeks put the bytes in flight when the kernel lacks SO_PEEK_OFF.
     pub(crate) peek_skip: Vec<u8>,
     pub(crate) ping_refused_logged: bool,
@@ -320,6 +322,7 @@ impl Engine {
                 ack_pending: Vec::new(),
                 send_pending: Vec::new(),
                 scratch: vec![0; 65536],
+                udp_batch: Vec::new(),
                 peek_skip: Vec::new(),
                 ping_refused_logged: false,
                 rng_state,

@@ -14,6 +14,17 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 pub(crate) const UDP_HEADER: usize = 8;
+/// The slots of a datagram batch buffer.
+fn batch_slots(batch: &mut [u8]) -> [&mut [u8]; RECV_BATCH] {
+    let mut chunks = batch.chunks_mut(RECV_SLOT);
+    std::array::from_fn(|_| chunks.next().unwrap_or_default())
+}
+
+/// Datagrams taken from a host socket per system call.
+const RECV_BATCH: usize = 16;
+/// Room per datagram: a UDP header, then the largest UDP payload (65535 less the IPv4 and UDP
+/// headers).
+const RECV_SLOT: usize = UDP_HEADER + 65507;
 
 /// Where a flow's datagrams to the host go.
 pub(crate) enum HostSide {
@@ -96,10 +107,30 @@ impl UdpFlow {
         if !(readiness.readable || readiness.error) {
             return Verdict::Keep;
         }
-        let mut buf = std::mem::take(&mut core.scratch);
+        if !matches!(self.host, HostSide::Own(_)) {
+            return Verdict::Keep;
+        }
+        // Several datagrams per system call, each into a slot with room for a UDP header in
+        // front and the largest datagram after it (untouched slot pages cost no memory).
+        let mut batch = std::mem::take(&mut core.udp_batch);
+        if batch.is_empty() {
+            batch = vec![0; RECV_BATCH * RECV_SLOT];
+        }
+        let mut lens = [0usize; RECV_BATCH];
         while let HostSide::Own(sock) = &self.host {
-            match sock.recv(&mut buf[UDP_HEADER..]) {
-                Ok(n) => self.deliver_from_host(core, now, &mut buf[..UDP_HEADER + n], tx),
+            let mut slots: [&mut [u8]; RECV_BATCH] =
+                batch_slots(&mut batch).map(|slot| &mut slot[UDP_HEADER..]);
+            let received = crate::sys::recv_datagrams(sock.as_fd(), &mut slots, &mut lens);
+            match received {
+                Ok(count) => {
+                    for (slot, &len) in batch.chunks_mut(RECV_SLOT).zip(&lens).take(count) {
+                        self.deliver_from_host(core, now, &mut slot[..UDP_HEADER + len], tx);
+                    }
+                    if count < RECV_BATCH {
+                        // The queue was empty at that moment: new datagrams wake us again.
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
@@ -111,7 +142,7 @@ impl UdpFlow {
                 }
             }
         }
-        core.scratch = buf;
+        core.udp_batch = batch;
         Verdict::Keep
     }
 
