@@ -67,6 +67,21 @@ pub fn send_queue_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
 /// Most datagrams one [`send_datagrams`] call passes to the kernel.
 pub const MAX_DATAGRAM_BATCH: usize = 64;
 
+/// Message headers for sendmmsg/recvmmsg: the first `count` each with one of `iovecs`, no
+/// address and no control data.
+fn message_headers(
+    iovecs: &mut [libc::iovec; MAX_DATAGRAM_BATCH],
+    count: usize,
+) -> [libc::mmsghdr; MAX_DATAGRAM_BATCH] {
+    // SAFETY: mmsghdr is plain old data; all-zero (no name, no control data) is valid.
+    let mut headers: [libc::mmsghdr; MAX_DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
+    for (header, iovec) in headers.iter_mut().zip(iovecs.iter_mut()).take(count) {
+        header.msg_hdr.msg_iov = iovec;
+        header.msg_hdr.msg_iovlen = 1;
+    }
+    headers
+}
+
 /// Sends datagrams on a connected socket with one sendmmsg(2): returns how many went (at least
 /// one), or the error that stopped the first. At most [`MAX_DATAGRAM_BATCH`] are looked at.
 pub fn send_datagrams(fd: BorrowedFd<'_>, datagrams: &[&[u8]]) -> io::Result<usize> {
@@ -75,18 +90,13 @@ pub fn send_datagrams(fd: BorrowedFd<'_>, datagrams: &[&[u8]]) -> io::Result<usi
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
     }; MAX_DATAGRAM_BATCH];
-    // SAFETY: mmsghdr is plain old data; all-zero (no name, no control data) is valid.
-    let mut headers: [libc::mmsghdr; MAX_DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
-    for (i, datagram) in datagrams[..count].iter().enumerate() {
-        iovecs[i] = libc::iovec {
+    for (iovec, datagram) in iovecs.iter_mut().zip(datagrams).take(count) {
+        *iovec = libc::iovec {
             iov_base: datagram.as_ptr() as *mut libc::c_void,
             iov_len: datagram.len(),
         };
     }
-    for (header, iovec) in headers.iter_mut().zip(iovecs.iter_mut()).take(count) {
-        header.msg_hdr.msg_iov = iovec;
-        header.msg_hdr.msg_iovlen = 1;
-    }
+    let mut headers = message_headers(&mut iovecs, count);
     // SAFETY: `count` headers each point at one iovec, which points into a datagram borrowed
     // for the call; the kernel only reads them (and writes msg_len).
     let sent = unsafe {
@@ -113,18 +123,13 @@ pub fn recv_datagrams(
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
     }; MAX_DATAGRAM_BATCH];
-    // SAFETY: mmsghdr is plain old data; all-zero (no name, no control data) is valid.
-    let mut headers: [libc::mmsghdr; MAX_DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
     for (iovec, buf) in iovecs.iter_mut().zip(bufs.iter_mut()).take(count) {
         *iovec = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
         };
     }
-    for (header, iovec) in headers.iter_mut().zip(iovecs.iter_mut()).take(count) {
-        header.msg_hdr.msg_iov = iovec;
-        header.msg_hdr.msg_iovlen = 1;
-    }
+    let mut headers = message_headers(&mut iovecs, count);
     // SAFETY: `count` headers each point at one iovec, which points into a buffer borrowed
     // mutably for the call; the kernel writes at most iov_len bytes into each.
     let received = unsafe {
