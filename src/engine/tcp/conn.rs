@@ -194,7 +194,8 @@ impl TcpConn {
     ) -> Self {
         TcpConn {
             send_buffer,
-            room_measured: 0,
+            // A new socket's send buffer is empty: all of it is room.
+            room_measured: (send_buffer as usize * SNDBUF_SHARE_NUM / SNDBUF_SHARE_DEN) as u32,
             written_since_measure: 0,
             key,
             guest_mac,
