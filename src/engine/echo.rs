@@ -8,10 +8,8 @@
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue};
-use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    EthernetAddress, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv6Message, Icmpv6Packet,
-    Icmpv6Repr, IpProtocol,
+    EthernetAddress, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpProtocol,
 };
 use std::io;
 use std::net::IpAddr;
@@ -121,29 +119,6 @@ impl EchoFlow {
     }
 }
 
-/// The identifier of an echo request (ICMP or ICMPv6) from the guest; other messages are not
-/// for passing on.
-fn echo_request_ident(guest: &GuestPacket) -> Result<u16, Drop> {
-    let checksums = ChecksumCapabilities::default();
-    match (guest.src, guest.dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => {
-            let packet = Icmpv4Packet::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
-            match Icmpv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)? {
-                Icmpv4Repr::EchoRequest { ident, .. } => Ok(ident),
-                _ => Err(Drop::Unsupported),
-            }
-        }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let packet = Icmpv6Packet::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
-            match Icmpv6Repr::parse(&src, &dst, &packet, &checksums).map_err(|_| Drop::Malformed)? {
-                Icmpv6Repr::EchoRequest { ident, .. } => Ok(ident),
-                _ => Err(Drop::Unsupported),
-            }
-        }
-        _ => Err(Drop::Malformed),
-    }
-}
-
 /// An ICMP or ICMPv6 message from the guest to a destination beyond the virtual hosts.
 pub(crate) fn handle(
     core: &mut Core,
@@ -153,7 +128,7 @@ pub(crate) fn handle(
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
     let payload = guest.payload;
-    let ident = echo_request_ident(guest)?;
+    let ident = super::icmp::parse_echo_request(guest)?.ident;
     let key = super::key(Proto::Icmp, guest, ident, 0);
     let slot = match flows.lookup(&key) {
         Some(slot) => slot,

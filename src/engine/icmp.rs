@@ -1,79 +1,106 @@
 //! icmp - the virtual hosts answer echo requests (ICMP and ICMPv6) themselves.
 //!
 //! The reply carries the request's identifier, sequence number and data unchanged, from the
-//! address that was pinged. Echo to other destinations goes through [`super::echo`].
+//! address that was pinged. Echo to other destinations goes through [`super::echo`], which
+//! reads requests with [`parse_echo_request`] too.
 
 use super::{Core, Drop, GuestPacket, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpProtocol};
 use std::net::IpAddr;
 
+/// An echo request from the guest, of either ICMP version.
+pub(super) struct EchoRequest<'a> {
+    pub ident: u16,
+    pub seq_no: u16,
+    pub data: &'a [u8],
+}
+
+/// The guest's echo request, checked; any other ICMP message is not ours to handle.
+pub(super) fn parse_echo_request<'a>(guest: &GuestPacket<'a>) -> Result<EchoRequest<'a>, Drop> {
+    let checksums = ChecksumCapabilities::default();
+    let payload: &'a [u8] = guest.payload;
+    match (guest.src, guest.dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => {
+            let packet = Icmpv4Packet::new_checked(payload).map_err(|_| Drop::Malformed)?;
+            match Icmpv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)? {
+                Icmpv4Repr::EchoRequest {
+                    ident,
+                    seq_no,
+                    data,
+                } => Ok(EchoRequest {
+                    ident,
+                    seq_no,
+                    data,
+                }),
+                _ => Err(Drop::Unsupported),
+            }
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let packet = Icmpv6Packet::new_checked(payload).map_err(|_| Drop::Malformed)?;
+            // Neighbour discovery for a virtual host goes to ndp before this.
+            match Icmpv6Repr::parse(&src, &dst, &packet, &checksums).map_err(|_| Drop::Malformed)? {
+                Icmpv6Repr::EchoRequest {
+                    ident,
+                    seq_no,
+                    data,
+                } => Ok(EchoRequest {
+                    ident,
+                    seq_no,
+                    data,
+                }),
+                _ => Err(Drop::Unsupported),
+            }
+        }
+        _ => Err(Drop::Malformed),
+    }
+}
+
 pub(super) fn answer_echo(
     core: &mut Core,
     request: &GuestPacket,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
+    let EchoRequest {
+        ident,
+        seq_no,
+        data,
+    } = parse_echo_request(request)?;
     let checksums = ChecksumCapabilities::default();
+    // Replies are as long as requests, which fit a frame; scratch holds 64 KiB.
     let mut buf = std::mem::take(&mut core.scratch);
-    // Replies are at most as long as requests, which fit a frame; scratch holds 64 KiB.
-    let built = match (request.src, request.dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => {
-            let packet = Icmpv4Packet::new_checked(request.payload).map_err(|_| Drop::Malformed);
-            packet
-                .and_then(|p| Icmpv4Repr::parse(&p, &checksums).map_err(|_| Drop::Malformed))
-                .and_then(|icmp| match icmp {
-                    Icmpv4Repr::EchoRequest {
-                        ident,
-                        seq_no,
-                        data,
-                    } => {
-                        let reply = Icmpv4Repr::EchoReply {
-                            ident,
-                            seq_no,
-                            data,
-                        };
-                        let len = reply.buffer_len();
-                        let out = buf.get_mut(..len).ok_or(Drop::Malformed)?;
-                        reply.emit(&mut Icmpv4Packet::new_unchecked(out), &checksums);
-                        Ok((len, IpProtocol::Icmp))
-                    }
-                    _ => Err(Drop::Unsupported),
-                })
+    let built = match (request.dst, request.src) {
+        (IpAddr::V6(from), IpAddr::V6(to)) => {
+            let reply = Icmpv6Repr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            };
+            let len = reply.buffer_len();
+            buf.get_mut(..len).map(|out| {
+                reply.emit(
+                    &from,
+                    &to,
+                    &mut Icmpv6Packet::new_unchecked(out),
+                    &checksums,
+                );
+                (len, IpProtocol::Icmpv6)
+            })
         }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let packet = Icmpv6Packet::new_checked(request.payload).map_err(|_| Drop::Malformed);
-            packet
-                .and_then(|p| {
-                    Icmpv6Repr::parse(&src, &dst, &p, &checksums).map_err(|_| Drop::Malformed)
-                })
-                .and_then(|icmp| match icmp {
-                    Icmpv6Repr::EchoRequest {
-                        ident,
-                        seq_no,
-                        data,
-                    } => {
-                        let reply = Icmpv6Repr::EchoReply {
-                            ident,
-                            seq_no,
-                            data,
-                        };
-                        let len = reply.buffer_len();
-                        let out = buf.get_mut(..len).ok_or(Drop::Malformed)?;
-                        reply.emit(
-                            &dst,
-                            &src,
-                            &mut Icmpv6Packet::new_unchecked(out),
-                            &checksums,
-                        );
-                        Ok((len, IpProtocol::Icmpv6))
-                    }
-                    // Neighbour discovery for a virtual host goes to ndp before this.
-                    _ => Err(Drop::Unsupported),
-                })
+        _ => {
+            let reply = Icmpv4Repr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            };
+            let len = reply.buffer_len();
+            buf.get_mut(..len).map(|out| {
+                reply.emit(&mut Icmpv4Packet::new_unchecked(out), &checksums);
+                (len, IpProtocol::Icmp)
+            })
         }
-        _ => Err(Drop::Malformed),
     };
-    let sent = built.and_then(|(len, protocol)| {
+    let sent = built.ok_or(Drop::Malformed).and_then(|(len, protocol)| {
         core.emit_ip(
             tx,
             request.mac,

@@ -250,7 +250,7 @@ impl TcpConn {
         if let Err(reason) = emit_control(core, tx, &seg, TcpControl::Syn, false, Some(options)) {
             core.counters.count_drop(reason);
         }
-        self.timer = Some(now + Duration::from_millis(self.rto_ms.into()));
+        self.arm_timer(now);
     }
 
     /// The guest's SYN-ACK to our SYN: the connection is open.
