@@ -77,10 +77,8 @@ impl EventLoop {
         mut api: Option<ApiServer>,
         mut splicer: Option<Splicer>,
     ) -> io::Result<Self> {
-        let poll = Poll::new()?;
-        let engine = Engine::new(engine_config, poll.registry().try_clone()?);
-        let registry = poll.registry();
-        registry.register(&mut SourceFd(&tap.as_raw_fd()), TAP, Interest::READABLE)?;
+        let mut event_loop = Self::for_queue(tap, engine_config)?;
+        let registry = event_loop.poll.registry();
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD])?;
         registry.register(&mut signals, SIGNALS, Interest::READABLE)?;
         if let Some(fd) = &exit_fd {
@@ -94,26 +92,16 @@ impl EventLoop {
         if let Some(splicer) = &mut splicer {
             splicer.register(registry)?;
         }
-        Ok(EventLoop {
-            poll,
-            tap,
-            engine,
-            tx: TxQueue::new(TX_QUEUE_FRAMES),
-            rx_arena: vec![0; RX_ARENA],
-            rx_offloads: Vec::with_capacity(FRAMES_PER_TURN),
-            rx_ends: Vec::with_capacity(FRAMES_PER_TURN),
-            signals: Some(signals),
-            _exit_fd: exit_fd,
-            api,
-            splicer,
-            command: None,
-            tap_backlog: true,
-            engine_backlog: false,
-        })
+        event_loop.signals = Some(signals);
+        event_loop._exit_fd = exit_fd;
+        event_loop.api = api;
+        event_loop.splicer = splicer;
+        Ok(event_loop)
     }
 
-    /// The loop of a further queue of a multi-queue TAP: the TAP and its engine's sockets only
-    /// (no signals, exit fd, API or port forwards, which the first queue's loop has).
+    /// The loop of one TAP queue: the TAP and its engine's sockets only. [`EventLoop::new`]
+    /// adds signals, the exit fd, the API and port forwards for the first queue; a further
+    /// queue of a multi-queue TAP runs with just this.
     pub fn for_queue(tap: TapDevice, engine_config: EngineConfig) -> io::Result<Self> {
         let poll = Poll::new()?;
         let engine = Engine::new(engine_config, poll.registry().try_clone()?);
