@@ -146,18 +146,10 @@ fn dns_aaaa_through_the_ipv6_dns_address() {
 #[test]
 fn the_ipv6_gateway_reaches_host_loopback() {
     let net = ipv6_net(&[]);
-    let listener = net.listen("[::1]:0");
-    let port = listener.local_addr().unwrap().port();
-    let server = serve_once(listener, |mut conn| {
-        conn.write_all(b"hello from ::1").unwrap();
-    });
-    let mut conn = net
-        .connect(format!("[fd00::2]:{port}").parse().unwrap())
-        .unwrap();
-    let mut got = String::new();
-    conn.read_to_string(&mut got).unwrap();
-    assert_eq!(got, "hello from ::1");
-    server.join().unwrap();
+    assert_eq!(
+        net.greeting_via("[::1]:0", "fd00::2", b"hello from ::1"),
+        "hello from ::1"
+    );
 }
 
 #[test]
@@ -181,16 +173,10 @@ fn cidr6_moves_the_prefix() {
     let address = wait_for_slaac(&net);
     assert_eq!(address.segments()[..4], [0x2001, 0xdb8, 5, 0], "{address}");
     assert!(net.guest.ping("2001:db8:5::2"));
-    let listener = net.listen("[::1]:0");
-    let port = listener.local_addr().unwrap().port();
-    let server = serve_once(listener, |mut conn| conn.write_all(b"moved").unwrap());
-    let mut conn = net
-        .connect(format!("[2001:db8:5::2]:{port}").parse().unwrap())
-        .unwrap();
-    let mut got = String::new();
-    conn.read_to_string(&mut got).unwrap();
-    assert_eq!(got, "moved");
-    server.join().unwrap();
+    assert_eq!(
+        net.greeting_via("[::1]:0", "2001:db8:5::2", b"moved"),
+        "moved"
+    );
 }
 
 /// A TCP server in the guest on [::]:`port` that answers each connection with the client's

@@ -205,18 +205,10 @@ fn tcp_to_an_unreachable_network_fails_at_once() {
 #[test]
 fn gateway_reaches_host_loopback() {
     let net = Net::new(&[]);
-    let listener = net.listen("127.0.0.1:0");
-    let port = listener.local_addr().unwrap().port();
-    let server = serve_once(listener, |mut conn| {
-        conn.write_all(b"hello from host loopback").unwrap();
-    });
-    let mut conn = net
-        .connect(format!("10.0.2.2:{port}").parse().unwrap())
-        .unwrap();
-    let mut got = String::new();
-    conn.read_to_string(&mut got).unwrap();
-    assert_eq!(got, "hello from host loopback");
-    server.join().unwrap();
+    assert_eq!(
+        net.greeting_via("127.0.0.1:0", "10.0.2.2", b"hello from host loopback"),
+        "hello from host loopback"
+    );
     // UDP too (the counterpart of the refusal test below).
     let server = net.host(|| UdpSocket::bind("127.0.0.1:0").unwrap());
     server.set_read_timeout(Some(TIMEOUT)).unwrap();

@@ -99,6 +99,21 @@ impl Net {
         server.join().unwrap();
     }
 
+    /// Has a server in host-sim, listening on `listen`, send `greeting` to one client; connects
+    /// to it from the guest at address `via` (the server's port) and returns what arrived.
+    pub fn greeting_via(&self, listen: &str, via: &str, greeting: &'static [u8]) -> String {
+        let listener = self.listen(listen);
+        let port = listener.local_addr().unwrap().port();
+        let server = serve_once(listener, move |mut conn| conn.write_all(greeting).unwrap());
+        let addr = SocketAddr::new(via.parse().expect("an IP address"), port);
+        let mut conn = self.connect(addr).expect("connect from the guest");
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut got = String::new();
+        conn.read_to_string(&mut got).unwrap();
+        server.join().unwrap();
+        got
+    }
+
     /// A TCP connection from the guest.
     pub fn connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
         self.in_guest(move || TcpStream::connect_timeout(&addr, TIMEOUT))
