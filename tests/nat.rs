@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 const SERVER_V4: &str = "198.51.100.1";
@@ -284,17 +284,6 @@ fn the_flow_limit_refuses_cleanly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-/// An A query for `name` with id `id`.
-/// DNS on 10.0.2.3 over UDP and TCP.
-fn check_dns_both_ways(net: &Net) {
-    let udp = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
-    udp.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let server: SocketAddr = "10.0.2.3:53".parse().unwrap();
-    let tcp = net.connect(server).expect("TCP to the DNS address");
-    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
-    dns::check_both_ways(&udp, server, tcp, dns::A, &dns::ANSWER_A);
-}
-
 #[test]
 fn dns_relay_to_the_resolver_of_resolv_conf_over_udp_and_tcp() {
     // `ip netns exec` shows /etc/netns/NAME/resolv.conf as /etc/resolv.conf: slirp-ns, started
@@ -314,14 +303,14 @@ fn dns_relay_to_the_resolver_of_resolv_conf_over_udp_and_tcp() {
     let slirp = Slirp::start(&hs, &["-c", &guest.pid.to_string(), "tap0"]);
     let net = Net::from_parts(hs, guest, slirp);
     dns::serve(&net.hs.netns_path(), "127.0.0.53:53");
-    check_dns_both_ways(&net);
+    dns::check_both_ways(&net, "10.0.2.3:53", dns::A, &dns::ANSWER_A);
 }
 
 #[test]
 fn dns_server_option_overrides_resolv_conf() {
     let net = Net::new(&["--dns-server", "192.0.2.1"]);
     dns::serve(&net.hs.netns_path(), "192.0.2.1:53");
-    check_dns_both_ways(&net);
+    dns::check_both_ways(&net, "10.0.2.3:53", dns::A, &dns::ANSWER_A);
 }
 
 #[test]

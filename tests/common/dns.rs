@@ -86,14 +86,19 @@ pub fn assert_answer(answer: &[u8], id: u16, rdata: &[u8]) {
     assert_eq!(&answer[answer.len() - rdata.len()..], rdata, "the record");
 }
 
-/// Asks `server` over UDP from `client`, then over TCP on `tcp`, and checks both answers.
-pub fn check_both_ways(
-    client: &UdpSocket,
-    server: std::net::SocketAddr,
-    mut tcp: std::net::TcpStream,
-    qtype: u16,
-    rdata: &[u8],
-) {
+/// Asks the DNS address `server` from the guest of `net`, over UDP and then over TCP, and
+/// checks both answers.
+pub fn check_both_ways(net: &super::Net, server: &str, qtype: u16, rdata: &[u8]) {
+    let server: std::net::SocketAddr = server.parse().expect("a socket address");
+    let any = if server.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let client = net.in_guest(move || UdpSocket::bind(any).unwrap());
+    client.set_read_timeout(Some(super::TIMEOUT)).unwrap();
+    let mut tcp = net.connect(server).expect("TCP to the DNS address");
+    tcp.set_read_timeout(Some(super::TIMEOUT)).unwrap();
     client
         .send_to(&query(0x1234, "example.test", qtype), server)
         .unwrap();
