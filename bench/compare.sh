@@ -32,6 +32,7 @@ SECONDS_PER_TEST=${2:-2}
 ENGINES=${ENGINES:-"slirp-ns slirp4netns pasta"}
 MTUS=${MTUS:-"65520 1500"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 OUT=${OUT:-$ROOT/bench/results.md}
 PLOT=${PLOT:-${OUT%.md}.png}
 CONNECTIONS=${CONNECTIONS:-10000}
@@ -117,17 +118,7 @@ start_engine() {
     FWD_PORT=$((FWD_PORT + 1))
     case $engine in
         slirp-ns|slirp4netns)
-            ip netns exec "$HS" unshare --net sleep 1000 &
-            GUEST_PID=$!
-            # Only once the guest is in a namespace of its own (unshare has exec'd sleep) may
-            # the engine configure it: never host-sim's, never the host's.
-            for _ in $(seq 100); do
-                [ "$(cat /proc/$GUEST_PID/comm 2>/dev/null)" = sleep ] && break
-                sleep 0.05
-            done
-            [ "$(stat -L -c %i /proc/$GUEST_PID/ns/net)" != "$(stat -L -c %i /run/netns/$HS)" ] \
-                && [ "$(stat -L -c %i /proc/$GUEST_PID/ns/net)" != "$(stat -L -c %i /proc/self/ns/net)" ] \
-                || { echo "guest namespace not ready" >&2; return 1; }
+            start_guest || return 1
             if [ "$engine" = slirp4netns ]; then
                 rm -f "$WORK/api.sock"
                 ip netns exec "$HS" slirp4netns -c -6 -m "$mtu" -a "$WORK/api.sock" "$GUEST_PID" tap0 \

@@ -17,6 +17,7 @@ SECONDS_PER_TEST=${2:-3}
 QUEUES=${QUEUES:-"1 2"}
 MTUS=${MTUS:-"65520 1500"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 OUT=${OUT:-$ROOT/bench/queues.md}
 SERVER=198.51.100.1
 HS=slirpns-queues-$$
@@ -52,16 +53,7 @@ sleep 0.3
 
 start_engine() {
     local queues=$1 mtu=$2
-    ip netns exec "$HS" unshare --net sleep 1000 &
-    GUEST_PID=$!
-    for _ in $(seq 100); do
-        [ "$(cat /proc/$GUEST_PID/comm 2>/dev/null)" = sleep ] && break
-        sleep 0.05
-    done
-    # Never configure host-sim's namespace or the host's: only the guest's own.
-    [ "$(stat -L -c %i /proc/$GUEST_PID/ns/net)" != "$(stat -L -c %i /run/netns/$HS)" ] \
-        && [ "$(stat -L -c %i /proc/$GUEST_PID/ns/net)" != "$(stat -L -c %i /proc/self/ns/net)" ] \
-        || { echo "guest namespace not ready" >&2; return 1; }
+    start_guest || return 1
     ip netns exec "$HS" "$SLIRP_NS" -c -m "$mtu" --queues "$queues" "$GUEST_PID" tap0 \
         >"$WORK/engine.log" 2>&1 &
     ENGINE_PID=$!
