@@ -194,52 +194,45 @@ impl fmt::Display for Ipv6Prefix {
     }
 }
 
-/// `--outbound-addr`: an IPv4 address, or the name of an interface whose IPv4 address to use.
-pub fn resolve_outbound_v4(text: &str) -> Result<Ipv4Addr, CliError> {
-    if let Ok(addr) = text.parse::<Ipv4Addr>() {
+/// An address given as itself or as the name of an interface: the first of the interface's
+/// addresses that `pick` takes. `option` names the option in the error message.
+fn address_or_interface<T: std::str::FromStr>(
+    text: &str,
+    option: &str,
+    family: &str,
+    pick: impl Fn(&nix::sys::socket::SockaddrStorage) -> Option<T>,
+) -> Result<T, CliError> {
+    if let Ok(addr) = text.parse::<T>() {
         return Ok(addr);
     }
     let invalid = || {
         CliError(format!(
-            "outbound-addr has to be valid ipv4 address or interface name: {text}"
+            "{option} has to be valid {family} address or interface name: {text}"
         ))
     };
     let addrs = nix::ifaddrs::getifaddrs().map_err(|_| invalid())?;
-    for ifaddr in addrs {
-        if ifaddr.interface_name != text {
-            continue;
-        }
-        if let Some(v4) = ifaddr.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
-            return Ok(v4.ip());
-        }
-    }
-    Err(invalid())
+    addrs
+        .filter(|ifaddr| ifaddr.interface_name == text)
+        .find_map(|ifaddr| ifaddr.address.as_ref().and_then(&pick))
+        .ok_or_else(invalid)
+}
+
+/// `--outbound-addr`: an IPv4 address, or the name of an interface whose IPv4 address to use.
+pub fn resolve_outbound_v4(text: &str) -> Result<Ipv4Addr, CliError> {
+    address_or_interface(text, "outbound-addr", "ipv4", |addr| {
+        addr.as_sockaddr_in().map(|v4| v4.ip())
+    })
 }
 
 /// `--outbound-addr6`: an IPv6 address, or the name of an interface whose global IPv6 address
 /// to use.
 pub fn resolve_outbound_v6(text: &str) -> Result<Ipv6Addr, CliError> {
-    if let Ok(addr) = text.parse::<Ipv6Addr>() {
-        return Ok(addr);
-    }
-    let invalid = || {
-        CliError(format!(
-            "outbound-addr6 has to be valid ipv6 address or interface name: {text}"
-        ))
-    };
-    let addrs = nix::ifaddrs::getifaddrs().map_err(|_| invalid())?;
-    for ifaddr in addrs {
-        if ifaddr.interface_name != text {
-            continue;
-        }
-        if let Some(v6) = ifaddr.address.as_ref().and_then(|a| a.as_sockaddr_in6()) {
-            // A link-local source cannot reach anything beyond the link.
-            if !v6.ip().is_unicast_link_local() {
-                return Ok(v6.ip());
-            }
-        }
-    }
-    Err(invalid())
+    address_or_interface(text, "outbound-addr6", "ipv6", |addr| {
+        // A link-local source cannot reach anything beyond the link.
+        addr.as_sockaddr_in6()
+            .map(|v6| v6.ip())
+            .filter(|ip| !ip.is_unicast_link_local())
+    })
 }
 
 #[cfg(test)]
