@@ -5,6 +5,7 @@
 #   ENGINES="slirp-ns slirp4netns pasta"  which engines to run (those missing are skipped)
 #   MTUS="65520 1500"                      MTUs to test
 #   OUT=bench/results.md                   where the Markdown table goes (also printed)
+#   TESTS="tcp tcp6 fwd crr rr udp hold"   which groups of tests to run (all by default)
 #
 # Needs: iperf3, slirp4netns, pasta (Debian: apt-get install iperf3 slirp4netns passt),
 # iproute2, python3. Builds slirp-ns and the bench_tcp example in release mode.
@@ -20,7 +21,8 @@
 # Measured: iperf3 throughput guest->host and host->guest over IPv4, and over IPv6 for the
 # engines that give the guest IPv6 routes (slirp-ns, slirp4netns); CPU seconds of the engine process
 # per GB moved; TCP connections per second (connect, 64-byte echo, close, sequential) and the
-# mean 1-byte request/response time on one connection; UDP throughput both ways (iperf3 -u,
+# mean 1-byte request/response time on one connection, each with the engine's CPU time per
+# connection or round trip; UDP throughput both ways (iperf3 -u,
 # 1400-byte datagrams, unlimited rate: what arrives); the engine's RSS idle and with 10,000 TCP
 # connections open through it (and how many of them opened). Ratios are slirp-ns / other engine
 # (for CPU per GB, latency and memory, lower is better, so the ratio is other / slirp-ns).
@@ -36,6 +38,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/results.md}
 PLOT=${PLOT:-${OUT%.md}.png}
 CONNECTIONS=${CONNECTIONS:-10000}
+TESTS=${TESTS:-"tcp tcp6 fwd crr rr udp hold"}
+want() { [[ " $TESTS " == *" $1 "* ]]; }
 SERVER=198.51.100.1
 SERVER6=2001:db8:1::1
 FWD_PORT=5301
@@ -251,6 +255,7 @@ for round in $(seq "$ROUNDS"); do
             start_engine "$engine" "$mtu" || { stop_engine; continue; }
             [ "$mtu" = 1500 ] && record "$engine" "$mtu" rss_idle "$(rss_mib "$ENGINE_PID")"
             for dir in up down; do
+                want tcp || continue
                 flag=""; [ $dir = down ] && flag="-R"
                 before=$(cpu_ticks "$ENGINE_PID")
                 read -r gbits bytes < <(iperf $flag)
@@ -260,7 +265,7 @@ for round in $(seq "$ROUNDS"); do
                     "$(python3 -c "print(($after - $before) / $hz / ($bytes / 1e9))")"
             done
             # IPv6, where the engine routes it: once the guest has its address and route.
-            if [ "$engine" != pasta ]; then
+            if [ "$engine" != pasta ] && want tcp6; then
                 for _ in $(seq 50); do
                     in_guest "$BENCH_TCP" probe "[$SERVER6]:7777" >/dev/null 2>&1 && break
                     sleep 0.1
@@ -272,26 +277,45 @@ for round in $(seq "$ROUNDS"); do
                     fi
                 done
             fi
-            start_forward "$engine"
+            want fwd && start_forward "$engine"
             # From host loopback (slirp-ns: the splice path) and from a host-sim address
             # (slirp-ns: through the TAP).
             for client in lo tap; do
+                want fwd || continue
                 addr=127.0.0.1; [ $client = tap ] && addr=192.0.2.1
                 if read -r gbits _ < <(iperf_forward $addr); then
                     record "$engine" "$mtu" "fwd_$client" "$gbits"
                 fi
             done
             if [ "$mtu" = 1500 ]; then
-                record "$engine" "$mtu" crr "$(in_guest "$BENCH_TCP" crr $SERVER:7777 "$SECONDS_PER_TEST")"
-                record "$engine" "$mtu" rr "$(in_guest "$BENCH_TCP" rr $SERVER:7777 "$SECONDS_PER_TEST")"
+                # The rates, and the engine's CPU time per connection / round trip: the
+                # rates are bound by how fast the processes involved wake each other (the
+                # same for every engine), the CPU time is the engine's own cost.
+                if want crr; then
+                    before=$(cpu_ticks "$ENGINE_PID")
+                    rate=$(in_guest "$BENCH_TCP" crr $SERVER:7777 "$SECONDS_PER_TEST")
+                    after=$(cpu_ticks "$ENGINE_PID")
+                    record "$engine" "$mtu" crr "$rate"
+                    record "$engine" "$mtu" cpu_per_conn \
+                        "$(python3 -c "print(($after - $before) / $hz * 1e6 / ($rate * $SECONDS_PER_TEST))")"
+                fi
+                if want rr; then
+                    before=$(cpu_ticks "$ENGINE_PID")
+                    micros=$(in_guest "$BENCH_TCP" rr $SERVER:7777 "$SECONDS_PER_TEST")
+                    after=$(cpu_ticks "$ENGINE_PID")
+                    record "$engine" "$mtu" rr "$micros"
+                    record "$engine" "$mtu" cpu_per_rr \
+                        "$(python3 -c "print(($after - $before) / $hz * $micros / $SECONDS_PER_TEST)")"
+                fi
                 for dir in up down; do
+                    want udp || continue
                     flag=""; [ $dir = down ] && flag="-R"
                     if read -r gbits < <(iperf_udp $flag); then
                         record "$engine" "$mtu" "udp_$dir" "$gbits"
                     fi
                 done
                 # Last: an engine may not recover from this many connections.
-                hold_connections "$engine" "$mtu"
+                want hold && hold_connections "$engine" "$mtu"
             fi
             stop_engine
         done
@@ -325,7 +349,9 @@ tests = [
     ("udp_up", "UDP guest -> host, Gbit/s", True),
     ("udp_down", "UDP host -> guest, Gbit/s", True),
     ("crr", "TCP connections per second", True),
+    ("cpu_per_conn", "engine CPU µs per connection", False),
     ("rr", "1-byte round trip, µs", False),
+    ("cpu_per_rr", "engine CPU µs per round trip", False),
     ("rss_idle", "engine RSS idle, MiB", False),
     ("conn_opened", "TCP connections held open (of %s)" % __import__("os").environ.get("CONNECTIONS", "10000"), True),
     ("rss_conns", "engine RSS with them open, MiB", False),
@@ -376,7 +402,9 @@ print(text)
 open(out, "w").write(text)
 PY
 
-if command -v gnuplot >/dev/null; then
+if [ "$(wc -l <"$WORK/plot.dat")" -le 1 ]; then
+    echo "no throughput figures: plot skipped" >&2
+elif command -v gnuplot >/dev/null; then
     columns=$(head -1 "$WORK/plot.dat" | wc -w)
     gnuplot <<GP
 set terminal pngcairo size 1400,700 font ",9"

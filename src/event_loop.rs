@@ -211,6 +211,7 @@ impl EventLoop {
                             readable: event.is_readable() || event.is_read_closed(),
                             writable: event.is_writable(),
                             error: event.is_error(),
+                            read_closed: event.is_read_closed(),
                         };
                         self.engine
                             .handle_socket_event(now, token, readiness, &mut self.tx);

@@ -303,6 +303,8 @@ pub struct Readiness {
     pub writable: bool,
     /// Error or hang-up.
     pub error: bool,
+    /// The peer ended its stream (or hung up).
+    pub read_closed: bool,
 }
 
 impl Engine {

@@ -80,6 +80,8 @@ pub struct TcpConn {
     /// The last look found the host socket's receive queue empty beyond what is in flight:
     /// until it reports new data (or a rewind), there is nothing to peek for.
     host_drained: bool,
+    /// The host socket reported its peer's end of stream (which a short peek does not show).
+    host_read_closed: bool,
     /// The guest data we could not hand to the host socket (it was full): when it drains, the
     /// guest must hear of it.
     host_full: bool,
@@ -215,6 +217,7 @@ impl TcpConn {
             fin_acked: false,
             host_full: false,
             host_drained: false,
+            host_read_closed: false,
             dup_acks: 0,
             rto_ms: RTO_INITIAL_MS,
             retries: 0,
@@ -420,10 +423,13 @@ impl TcpConn {
         readiness: Readiness,
         tx: &mut TxQueue,
     ) -> Verdict {
+        self.host_read_closed |= readiness.read_closed;
         if self.state == State::Connecting {
             if !(readiness.writable || readiness.error) {
                 return Verdict::Keep;
             }
+            // Until the guest's ACK opens the connection, only this event can tell of data.
+            self.host_drained = !readiness.readable;
             return self.connect_done(core, now, tx);
         }
         if self.state == State::SynSent {
@@ -448,13 +454,10 @@ impl TcpConn {
     }
 
     fn connect_done(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) -> Verdict {
+        // Linux reports a connecting TCP socket writable only once it is connected (tcp_poll
+        // reports nothing in SYN-SENT), so no error means connected.
         let error = match self.stream.take_error() {
-            Ok(None) => match self.stream.peer_addr() {
-                Ok(_) => None,
-                // Not connected yet after all (a spurious wake-up).
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Verdict::Keep,
-                Err(e) => Some(e),
-            },
+            Ok(None) => None,
             Ok(Some(e)) | Err(e) => Some(e),
         };
         if let Some(e) = error {
@@ -880,6 +883,13 @@ impl TcpConn {
                     self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
                     if self.timer.is_none() {
                         self.arm_timer(now);
+                    }
+                    // A short peek emptied the receive queue (TCP copies on while data is
+                    // queued), and new data raises a new edge: peeking again would only meet
+                    // EAGAIN. Not so for an end of stream already queued behind the data.
+                    if n < max && self.peek_offset && !self.host_read_closed {
+                        self.host_drained = true;
+                        break Verdict::Keep;
                     }
                 }
                 Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
