@@ -19,6 +19,22 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+/// System calls of the loop itself (for --enable-seccomp): waiting, registering, the signal
+/// pipe and the waker, reaping the command of exec mode and passing signals on to it.
+pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
+    libc::SYS_epoll_ctl,
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
+    libc::SYS_wait4,
+    libc::SYS_waitid,
+    libc::SYS_kill,
+];
+
 const TAP: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const EXIT_FD: Token = Token(2);

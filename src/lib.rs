@@ -5,7 +5,9 @@
 //! - [`ns`]: entering namespaces, opening and configuring the TAP device, exec mode;
 //! - [`transport`]: frame I/O on the TAP descriptor;
 //! - [`engine`]: the NAT engine, frames in and frames out, free of I/O;
-//! - [`event_loop`]: one mio poll driving all of it.
+//! - [`event_loop`]: one mio poll driving all of it;
+//! - [`sandbox`] and [`seccomp`]: what slirp-ns gives up once started (--enable-sandbox,
+//!   --enable-seccomp).
 
 pub mod api;
 pub mod cli;
@@ -14,6 +16,8 @@ pub mod engine;
 pub mod event_loop;
 pub mod ns;
 pub mod run;
+pub mod sandbox;
+pub mod seccomp;
 pub mod splice;
 pub mod sys;
 pub mod transport;

@@ -6,7 +6,7 @@ use crate::config::{Config, Target};
 use crate::engine::EngineConfig;
 use crate::event_loop::{EventLoop, Exit};
 use crate::ns::exec::ExecChild;
-use crate::ns::helper::{open_tap_in, NamespaceFiles, TapRequest};
+use crate::ns::helper::{open_tap_in, Lockdown, NamespaceFiles, TapRequest};
 use crate::ns::netlink::LinkSetup;
 use crate::transport::tap::TapDevice;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
@@ -118,8 +118,12 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     // Everything that forks happens here, before the event loop exists.
     let setup = cfg.configure.then(|| link_setup(&cfg));
     let mut command = None;
-    // The helper stays in the namespace for the splice path of port forwards.
-    let keep = cfg.splice;
+    // The helper stays in the namespace for the splice path of port forwards, locked down as
+    // slirp-ns will be.
+    let keep = cfg.splice.then_some(Lockdown {
+        drop_privileges: cfg.enable_sandbox,
+        seccomp: cfg.enable_seccomp,
+    });
     let tap_request = TapRequest {
         name: cfg.tapname.clone(),
         vnet_hdr: cfg.offload,
@@ -177,9 +181,26 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             && std::env::var_os("SLIRP_NS_NO_PEEK_OFF").is_none(),
         ..EngineConfig::new(cfg.net)
     };
+    // While single-threaded (see crate::sandbox), and with everything opened that needs the
+    // file system.
+    if cfg.enable_sandbox {
+        if let Some(warning) = crate::sandbox::enter(&engine_config.resolv_conf)? {
+            eprintln!("WARNING: {warning}");
+        }
+    } else if let Err(e) =
+        crate::sandbox::drop_capabilities(&[caps::Capability::CAP_NET_BIND_SERVICE])
+    {
+        // What needed privileges (the helper, the TAP) is done: the rest never does, but for
+        // forwards from low ports.
+        log::warn!("{e}");
+    }
     // Further queues: an engine and a loop each, on threads of their own. The kernel keeps each
     // flow on one queue (the one its first packet hashed to, then the one its replies are
     // written to), so the engines share nothing. Port forwards and the API stay with the first.
+    // Each thread says when it runs: the seccomp filter goes on only then, since a thread's
+    // start-up (rseq, robust futex list, its name) makes calls the filter does not allow.
+    let (started_tx, started) = std::sync::mpsc::channel::<()>();
+    let threads = taps.len();
     for (index, tap) in taps.into_iter().enumerate() {
         let config = EngineConfig {
             router_adverts: false,
@@ -192,9 +213,11 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
                 index + 1
             ))
         })?;
+        let started_tx = started_tx.clone();
         std::thread::Builder::new()
             .name(format!("queue{}", index + 1))
             .spawn(move || {
+                let _ = started_tx.send(());
                 if let Err(e) = queue_loop.run() {
                     log::warn!("queue {}: {e}", index + 1);
                 }
@@ -213,6 +236,16 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     }
     if command.is_none() {
         print_banner(&cfg);
+    }
+    // Last, on every thread: everything start-up needs is done.
+    for _ in 0..threads {
+        let _ = started.recv();
+    }
+    if cfg.enable_seccomp {
+        crate::seccomp::install(&crate::seccomp::filter()?)?;
+        if std::env::var_os("SLIRP_NS_SECCOMP_SELFTEST").is_some() {
+            crate::seccomp::self_test();
+        }
     }
     if let Some(fd) = ready_fd {
         nix::unistd::write(&fd, b"1").map_err(|e| RunError(format!("ready-fd: {e}")))?;

@@ -22,6 +22,17 @@ use std::collections::VecDeque;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::OwnedFd;
 
+/// System calls of the splice path (for --enable-seccomp): pipes and splice, and the requests
+/// to the helper (a socket made in the namespace comes back with recvmsg).
+pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+    libc::SYS_pipe2,
+    libc::SYS_splice,
+    libc::SYS_fcntl,
+    libc::SYS_sendto,
+    libc::SYS_recvmsg,
+    libc::SYS_close,
+];
+
 /// The helper's socket.
 pub const HELPER_TOKEN: Token = Token(4);
 /// Tokens of spliced pairs: SPLICE_TOKEN_BASE + 2 × slot (+1 for the inside socket).

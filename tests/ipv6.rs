@@ -254,20 +254,7 @@ fn without_enable_ipv6_nothing_answers_ipv6() {
 fn stateless_dhcpv6_names_the_dns_address_and_search_domains() {
     // `ip netns exec` shows /etc/netns/NAME/resolv.conf as /etc/resolv.conf to slirp-ns.
     let hs = HostSim::new();
-    let conf_dir = std::path::PathBuf::from(format!("/etc/netns/{}", hs.name));
-    std::fs::create_dir_all(&conf_dir).unwrap();
-    std::fs::write(
-        conf_dir.join("resolv.conf"),
-        "nameserver 192.0.2.1\nsearch corp.example lab.example\n",
-    )
-    .unwrap();
-    struct RemoveDir(std::path::PathBuf);
-    impl Drop for RemoveDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = RemoveDir(conf_dir);
+    let _conf = hs.resolv_conf("nameserver 192.0.2.1\nsearch corp.example lab.example\n");
     let guest = hs.guest();
     let slirp = Slirp::start(&hs, &["-c", "-6", &guest.pid.to_string(), "tap0"]);
     let net = Net::from_parts(hs, guest, slirp);

@@ -289,16 +289,7 @@ fn dns_relay_to_the_resolver_of_resolv_conf_over_udp_and_tcp() {
     // `ip netns exec` shows /etc/netns/NAME/resolv.conf as /etc/resolv.conf: slirp-ns, started
     // in host-sim that way, reads a loopback resolver from it.
     let hs = HostSim::new();
-    let conf_dir = std::path::PathBuf::from(format!("/etc/netns/{}", hs.name));
-    std::fs::create_dir_all(&conf_dir).unwrap();
-    std::fs::write(conf_dir.join("resolv.conf"), "nameserver 127.0.0.53\n").unwrap();
-    struct RemoveDir(std::path::PathBuf);
-    impl Drop for RemoveDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = RemoveDir(conf_dir);
+    let _conf = hs.resolv_conf("nameserver 127.0.0.53\n");
     let guest = hs.guest();
     let slirp = Slirp::start(&hs, &["-c", &guest.pid.to_string(), "tap0"]);
     let net = Net::from_parts(hs, guest, slirp);

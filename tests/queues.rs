@@ -9,7 +9,14 @@ use std::net::{Shutdown, TcpListener};
 
 #[test]
 fn parallel_transfers_over_two_queues_arrive_intact() {
-    let net = Net::new(&["--queues", "2", "--enable-ipv6"]);
+    // Locked down too: the seccomp filter must not meet a queue thread still starting up.
+    let net = Net::new(&[
+        "--queues",
+        "2",
+        "--enable-ipv6",
+        "--enable-seccomp",
+        "--enable-sandbox",
+    ]);
     const CONNECTIONS: usize = 8;
     let listener = net.listen("198.51.100.1:0");
     let addr = listener.local_addr().unwrap();

@@ -12,10 +12,25 @@ pub mod protocol;
 
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
+use std::ffi::OsString;
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// System calls of the API server (for --enable-seccomp): accepting, the client's
+/// credentials, reading and replying, removing the socket at exit.
+pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+    libc::SYS_accept4,
+    libc::SYS_getsockopt,
+    libc::SYS_read,
+    libc::SYS_recvfrom,
+    libc::SYS_write,
+    libc::SYS_sendto,
+    libc::SYS_unlinkat,
+    libc::SYS_close,
+];
 
 /// Token of the listener.
 pub const LISTENER_TOKEN: Token = Token(3);
@@ -35,7 +50,10 @@ struct Client {
 
 pub struct ApiServer {
     listener: UnixListener,
-    path: PathBuf,
+    /// The socket's directory and name, to remove it at exit: through a descriptor, so that
+    /// it works from a sandbox that no longer sees the path.
+    dir: OwnedFd,
+    name: OsString,
     clients: Vec<Option<Client>>,
     free: Vec<usize>,
 }
@@ -63,9 +81,22 @@ impl ApiServer {
         nix::sys::stat::umask(old_mask);
         let listener =
             bound.map_err(|e| format!("cannot create API socket {}: {e}", path.display()))?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let dir = nix::fcntl::open(
+            dir,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| format!("cannot open the directory of {}: {e}", path.display()))?;
         Ok(ApiServer {
             listener,
-            path: path.to_owned(),
+            dir,
+            name: path.file_name().unwrap_or_default().to_owned(),
             clients: Vec::new(),
             free: Vec::new(),
         })
@@ -83,6 +114,9 @@ impl ApiServer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
+            // The socket's mode keeps other users out; should it not (root, a directory
+            // opened up), they still get nothing but an error.
+            let refused = !is_trusted_peer(&stream);
             let slot = self.free.pop().unwrap_or(self.clients.len());
             let token = Token(CLIENT_TOKEN_BASE + slot);
             let interest = Interest::READABLE | Interest::WRITABLE;
@@ -92,7 +126,7 @@ impl ApiServer {
             let client = Client {
                 stream,
                 request: Vec::new(),
-                reply: None,
+                reply: refused.then(|| (PERMISSION_DENIED.as_bytes().to_vec(), 0)),
                 deadline: now + CLIENT_TIMEOUT,
             };
             if slot == self.clients.len() {
@@ -205,9 +239,25 @@ impl Client {
     }
 }
 
+/// The reply to a client of another user.
+const PERMISSION_DENIED: &str = r#"{"error":{"desc":"bad request: permission denied"}}"#;
+
+/// Whether the client runs as our user (or as root, who could do anything anyway).
+fn is_trusted_peer(stream: &UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    match getsockopt(stream, PeerCredentials) {
+        Ok(cred) => cred.uid() == 0 || cred.uid() == nix::unistd::geteuid().as_raw(),
+        Err(_) => false,
+    }
+}
+
 impl Drop for ApiServer {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = nix::unistd::unlinkat(
+            &self.dir,
+            self.name.as_os_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
     }
 }
 

@@ -305,16 +305,6 @@ impl Config {
             }
         }
 
-        let unimplemented = [
-            (cli.enable_sandbox || cli.create_sandbox, "--enable-sandbox"),
-            (cli.enable_seccomp, "--enable-seccomp"),
-        ];
-        for (given, flag) in unimplemented {
-            if given {
-                warnings.push(format!("{flag} is not implemented yet and has no effect"));
-            }
-        }
-
         let outbound_addr = cli
             .outbound_addr
             .as_deref()
@@ -551,10 +541,13 @@ mod tests {
     }
 
     #[test]
-    fn unimplemented_options_warn_once_each() {
+    fn lockdown_options() {
         let cfg = parse(&["--enable-sandbox", "--enable-seccomp", "-6", "1", "tap0"]).unwrap();
-        assert_eq!(cfg.warnings.len(), 2);
+        assert!(cfg.warnings.is_empty());
         assert!(cfg.enable_sandbox && cfg.enable_seccomp);
+        let cfg = parse(&["--create-sandbox", "1", "tap0"]).unwrap();
+        assert!(cfg.enable_sandbox);
+        assert_eq!(cfg.warnings.len(), 1, "--create-sandbox is deprecated");
     }
 
     #[test]

@@ -9,6 +9,17 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+/// System calls re-reading the resolver configuration (for --enable-seccomp).
+pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+    libc::SYS_openat,
+    libc::SYS_statx,
+    libc::SYS_newfstatat,
+    libc::SYS_fstat,
+    libc::SYS_lseek,
+    libc::SYS_read,
+    libc::SYS_close,
+];
+
 const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Resolver {

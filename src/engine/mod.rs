@@ -50,7 +50,7 @@ pub mod ipv6;
 pub mod ndp;
 pub mod offload;
 pub mod route;
-mod sockets;
+pub(crate) mod sockets;
 pub mod tcp;
 mod timers;
 mod txqueue;

@@ -10,6 +10,23 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
+/// System calls making and managing host sockets (for --enable-seccomp; ioctl is allowed for
+/// a few requests only, see [`crate::seccomp`]).
+pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+    libc::SYS_socket,
+    libc::SYS_connect,
+    libc::SYS_bind,
+    libc::SYS_listen,
+    libc::SYS_accept4,
+    libc::SYS_setsockopt,
+    libc::SYS_getsockopt,
+    libc::SYS_getsockname,
+    libc::SYS_getpeername,
+    libc::SYS_shutdown,
+    libc::SYS_fcntl,
+    libc::SYS_close,
+];
+
 /// Requested send buffer of host TCP sockets; the kernel clamps it to net.core.wmem_max.
 const SEND_BUFFER: usize = 16 << 20;
 

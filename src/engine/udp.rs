@@ -13,6 +13,14 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+/// System calls moving datagrams, UDP and ICMP echo alike (for --enable-seccomp).
+pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+    libc::SYS_recvfrom,
+    libc::SYS_recvmmsg,
+    libc::SYS_sendto,
+    libc::SYS_sendmmsg,
+];
+
 pub(crate) const UDP_HEADER: usize = 8;
 /// The slots of a datagram batch buffer.
 fn batch_slots(batch: &mut [u8]) -> [&mut [u8]; RECV_BATCH] {

@@ -10,6 +10,9 @@ use std::ffi::{CString, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 
+/// System calls of exec mode once the command runs (for --enable-seccomp): the word to start.
+pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[libc::SYS_write, libc::SYS_close];
+
 /// The command's process, created and waiting for [`ExecChild::start`].
 pub struct ExecChild {
     pid: Pid,

@@ -175,6 +175,39 @@ impl Drop for Helper {
     }
 }
 
+/// System calls of the helper once it serves (for --enable-seccomp).
+pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+    libc::SYS_recvfrom,
+    libc::SYS_socket,
+    libc::SYS_connect,
+    libc::SYS_sendmsg,
+    libc::SYS_shutdown,
+    libc::SYS_close,
+];
+
+/// What the helper gives up before serving, as slirp-ns does with --enable-sandbox and
+/// --enable-seccomp.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lockdown {
+    /// no_new_privs, and no capabilities at all.
+    pub drop_privileges: bool,
+    pub seccomp: bool,
+}
+
+impl Lockdown {
+    fn apply(self) -> Result<(), String> {
+        if self.drop_privileges {
+            nix::sys::prctl::set_no_new_privs()
+                .map_err(|e| format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"))?;
+            crate::sandbox::drop_capabilities(&[])?;
+        }
+        if self.seccomp {
+            crate::seccomp::install(&crate::seccomp::helper_filter()?)?;
+        }
+        Ok(())
+    }
+}
+
 /// Serves connect requests inside the namespaces until slirp-ns goes away.
 fn serve(sock: &OwnedFd) -> ! {
     let mut msg = [0u8; 32];
@@ -239,12 +272,12 @@ fn connect_inside(dst: std::net::SocketAddr) -> Result<OwnedFd, String> {
 /// single-threaded.
 ///
 /// With `keep_helper`, the helper stays in the namespaces afterwards to make sockets there
-/// ([`Helper`]).
+/// ([`Helper`]), locked down as it says.
 pub fn open_tap_in(
     ns: NamespaceFiles,
     tap: &TapRequest,
     setup: Option<&LinkSetup>,
-    keep_helper: bool,
+    keep_helper: Option<Lockdown>,
 ) -> Result<(Vec<OwnedFd>, Option<Helper>), String> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
@@ -271,8 +304,14 @@ pub fn open_tap_in(
             let ok = result.is_ok() && sent.is_ok();
             // The TAP belongs to slirp-ns now: the helper must not keep it open.
             drop(result);
-            if ok && keep_helper {
-                serve(&theirs);
+            if let (true, Some(lockdown)) = (ok, keep_helper) {
+                match lockdown.apply() {
+                    Ok(()) => serve(&theirs),
+                    Err(e) => {
+                        eprintln!("slirp-ns helper: {e}");
+                        super::exit_child(1);
+                    }
+                }
             }
             super::exit_child(if ok { 0 } else { 1 });
         }
@@ -280,7 +319,7 @@ pub fn open_tap_in(
             drop(theirs);
             drop(ns);
             let result = fdpass::recv_results(&ours);
-            if keep_helper && result.is_ok() {
+            if keep_helper.is_some() && result.is_ok() {
                 let flags = nix::fcntl::OFlag::from_bits_retain(
                     nix::fcntl::fcntl(&ours, nix::fcntl::FcntlArg::F_GETFL)
                         .map_err(|e| format!("fcntl: {e}"))?,

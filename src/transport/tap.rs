@@ -8,6 +8,14 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+/// System calls on the TAP descriptor (for --enable-seccomp).
+pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+    libc::SYS_read,
+    libc::SYS_readv,
+    libc::SYS_write,
+    libc::SYS_writev,
+];
+
 nix::ioctl_read_bad!(tungetiff, libc::TUNGETIFF, libc::ifreq);
 nix::ioctl_write_int_bad!(tunsetoffload, libc::TUNSETOFFLOAD);
 nix::ioctl_write_ptr_bad!(tunsetvnetle, libc::TUNSETVNETLE, libc::c_int);

@@ -159,6 +159,33 @@ impl HostSim {
     }
 }
 
+/// The resolv.conf that `ip netns exec` shows as /etc/resolv.conf to what it starts in
+/// host-sim (/etc/netns/NAME/resolv.conf, bind-mounted there); removed on drop.
+pub struct HostResolvConf(PathBuf);
+
+impl HostSim {
+    pub fn resolv_conf(&self, text: &str) -> HostResolvConf {
+        let dir = PathBuf::from(format!("/etc/netns/{}", self.name));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = HostResolvConf(dir);
+        conf.rewrite(text);
+        conf
+    }
+}
+
+impl HostResolvConf {
+    /// Writes the file in place (the same inode, which the bind mount shows).
+    pub fn rewrite(&self, text: &str) {
+        std::fs::write(self.0.join("resolv.conf"), text).unwrap();
+    }
+}
+
+impl Drop for HostResolvConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// `unshare` arguments for a guest in new user and network namespaces.
 const USERNS_GUEST: [&str; 6] = ["--user", "--map-root-user", "--net", "--", "sleep", "600"];
 

@@ -54,6 +54,15 @@ pub use conn::TcpConn;
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::{sockets, Core, Drop, GuestPacket, TxQueue, Unreachable};
+
+/// System calls moving TCP data (for --enable-seccomp): peeks and discards (recvfrom; recvmsg
+/// without SO_PEEK_OFF), writes of guest data (writev, sendto).
+pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+    libc::SYS_recvfrom,
+    libc::SYS_recvmsg,
+    libc::SYS_writev,
+    libc::SYS_sendto,
+];
 pub(crate) use segment::TCP_HEADER;
 use segment::{emit_control, Segment};
 use smoltcp::wire::{EthernetAddress, TcpControl, TcpPacket, TcpRepr};
