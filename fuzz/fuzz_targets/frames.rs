@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
                 readable: event.is_readable(),
                 writable: event.is_writable(),
                 error: event.is_error(),
+                read_closed: event.is_read_closed(),
             };
             engine.handle_socket_event(now, event.token(), readiness, &mut tx);
             tx.clear();
