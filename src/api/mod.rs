@@ -54,6 +54,8 @@ pub struct ApiServer {
     /// it works from a sandbox that no longer sees the path.
     dir: OwnedFd,
     name: OsString,
+    /// Our user, read once (geteuid is not among the calls --enable-seccomp allows).
+    owner: u32,
     clients: Vec<Option<Client>>,
     free: Vec<usize>,
 }
@@ -97,6 +99,7 @@ impl ApiServer {
             listener,
             dir,
             name: path.file_name().unwrap_or_default().to_owned(),
+            owner: nix::unistd::geteuid().as_raw(),
             clients: Vec::new(),
             free: Vec::new(),
         })
@@ -116,7 +119,7 @@ impl ApiServer {
             };
             // The socket's mode keeps other users out; should it not (root, a directory
             // opened up), they still get nothing but an error.
-            let refused = !is_trusted_peer(&stream);
+            let refused = !is_trusted_peer(&stream, self.owner);
             let slot = self.free.pop().unwrap_or(self.clients.len());
             let token = Token(CLIENT_TOKEN_BASE + slot);
             let interest = Interest::READABLE | Interest::WRITABLE;
@@ -242,11 +245,11 @@ impl Client {
 /// The reply to a client of another user.
 const PERMISSION_DENIED: &str = r#"{"error":{"desc":"bad request: permission denied"}}"#;
 
-/// Whether the client runs as our user (or as root, who could do anything anyway).
-fn is_trusted_peer(stream: &UnixStream) -> bool {
+/// Whether the client runs as `owner` (or as root, who could do anything anyway).
+fn is_trusted_peer(stream: &UnixStream, owner: u32) -> bool {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     match getsockopt(stream, PeerCredentials) {
-        Ok(cred) => cred.uid() == 0 || cred.uid() == nix::unistd::geteuid().as_raw(),
+        Ok(cred) => cred.uid() == 0 || cred.uid() == owner,
         Err(_) => false,
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod dns;
 mod net;
+pub mod rootless;
 #[allow(unused_imports)]
 pub use net::{request, request_with, serve_once, Ending, Net, TIMEOUT};
 
