@@ -292,6 +292,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn resolv_conf_elsewhere_keeps_its_directory_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("resolver");
+        std::fs::create_dir(&real_dir).unwrap();
+        std::fs::write(real_dir.join("resolv.conf"), "nameserver 192.0.2.1\n").unwrap();
+        let link = dir.path().join("resolv.conf");
+        std::os::unix::fs::symlink(real_dir.join("resolv.conf"), &link).unwrap();
+        let real_dir = std::fs::canonicalize(&real_dir).unwrap();
+        assert_eq!(resolv_conf_dir(&link), Some(real_dir));
+        // Under a directory kept anyway, or missing: nothing more to bind.
+        assert_eq!(resolv_conf_dir(Path::new("/etc/hostname")), None);
+        assert_eq!(resolv_conf_dir(&dir.path().join("missing")), None);
+    }
+
+    #[test]
     fn mount_points_are_unescaped() {
         assert_eq!(unescape_mount_point("/run/user/1000"), "/run/user/1000");
         assert_eq!(unescape_mount_point("/mnt/a\\040b"), "/mnt/a b");
