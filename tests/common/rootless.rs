@@ -4,13 +4,13 @@
 //! that tests running at once do not share podman's pause process.
 //!
 //! The machine needs podman, rootlesskit, runc, uidmap and busybox-static, and TEST_USER with
-//! subordinate IDs: `.ci/setup-clients` makes that user.
+//! subordinate IDs: `.ci/setup` installs them and makes that user.
 
 use super::*;
 use std::io::Write;
 use std::net::{Shutdown, TcpListener};
 
-/// The user the client tests run as (made by .ci/setup-clients).
+/// The user the client tests run as (made by .ci/setup).
 pub const TEST_USER: &str = "slirpns-test";
 
 /// What a test's HTTP server answers, and what busybox httpd serves in the image.
@@ -48,7 +48,7 @@ pub fn require_clients(tools: &[&str]) -> u32 {
         .collect();
     assert!(
         missing.is_empty(),
-        "missing {missing:?}: apt-get install podman rootlesskit runc uidmap busybox-static"
+        "missing {missing:?}: run .ci/setup (apt-get install podman rootlesskit runc uidmap busybox-static)"
     );
     let uid = user_id(TEST_USER);
     let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
@@ -57,7 +57,7 @@ pub fn require_clients(tools: &[&str]) -> u32 {
             && subuid
                 .lines()
                 .any(|l| l.starts_with(&format!("{TEST_USER}:"))),
-        "no user {TEST_USER} with subordinate IDs: run .ci/setup-clients"
+        "no user {TEST_USER} with subordinate IDs: run .ci/setup"
     );
     uid.unwrap()
 }
