@@ -128,6 +128,19 @@ pub struct Cli {
     #[arg(long = "dns-server", value_name = "ADDR")]
     pub dns_servers: Vec<std::net::IpAddr>,
 
+    /// Search domains to tell the guest (DHCP, router advertisements, DHCPv6) instead of those
+    /// of /etc/resolv.conf (repeatable, or comma-separated)
+    #[arg(long, value_name = "DOMAIN", value_delimiter = ',')]
+    pub dns_search: Vec<String>,
+
+    /// Turn off the DHCP server on the gateway
+    #[arg(long)]
+    pub disable_dhcp: bool,
+
+    /// Host name the DHCP server offers the guest
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
     /// Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused
     #[arg(long, value_name = "N", default_value_t = 65536)]
     pub max_flows: usize,

@@ -321,6 +321,7 @@ fn info(engine: &crate::engine::Engine) -> serde_json::Value {
         "udp_datagrams_to_guest": c.udp_datagrams_to_guest,
         "ndp_adverts": c.ndp_adverts,
         "dhcpv6_replies": c.dhcpv6_replies,
+        "dhcp_replies": c.dhcp_replies,
         "partial_checksums_in": c.partial_checksums_in,
         "super_packets_out": c.super_packets_out,
     });

@@ -155,6 +155,9 @@ pub struct Config {
     /// Source address of outbound IPv6 sockets.
     pub outbound_addr6: Option<std::net::Ipv6Addr>,
     pub dns_servers: Vec<std::net::IpAddr>,
+    pub dns_search: Vec<String>,
+    pub disable_dhcp: bool,
+    pub hostname: Option<String>,
     pub max_flows: usize,
     /// Port forwards present from the start (-p).
     pub publish: Vec<ForwardSpec>,
@@ -305,6 +308,22 @@ impl Config {
             }
         }
 
+        let dns_search: Vec<String> = cli
+            .dns_search
+            .iter()
+            .map(|d| d.trim_end_matches('.').to_string())
+            .filter(|d| !d.is_empty())
+            .collect();
+        for domain in &dns_search {
+            if !is_domain_name(domain) {
+                return err(format!("invalid search domain: {domain}"));
+            }
+        }
+        if let Some(name) = &cli.hostname {
+            if !is_domain_name(name) {
+                return err(format!("invalid host name: {name}"));
+            }
+        }
         let outbound_addr = cli
             .outbound_addr
             .as_deref()
@@ -359,6 +378,9 @@ impl Config {
             outbound_addr,
             outbound_addr6,
             dns_servers: cli.dns_servers,
+            dns_search,
+            disable_dhcp: cli.disable_dhcp,
+            hostname: cli.hostname,
             max_flows: cli.max_flows,
             publish,
             splice: !cli.no_splice,
@@ -367,6 +389,19 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// A DNS name of letters, digits and hyphens in labels of 1 to 63 bytes, 253 bytes at most.
+fn is_domain_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 #[cfg(test)]
@@ -538,6 +573,23 @@ mod tests {
             Target::Exec(vec!["sh".into(), "-c".into(), "true".into()])
         );
         assert!(parse(&["1", "tap0", "--", "sh"]).is_err());
+    }
+
+    #[test]
+    fn dhcp_options() {
+        let cfg = parse(&["--dns-search=corp.example,lab.example.", "1", "tap0"]).unwrap();
+        assert_eq!(cfg.dns_search, ["corp.example", "lab.example"]);
+        let cfg = parse(&["--disable-dhcp", "--hostname", "guest-1", "1", "tap0"]).unwrap();
+        assert!(cfg.disable_dhcp);
+        assert_eq!(cfg.hostname.as_deref(), Some("guest-1"));
+        assert_eq!(
+            error_of(&["--dns-search", "bad domain", "1", "tap0"]),
+            "invalid search domain: bad domain"
+        );
+        assert_eq!(
+            error_of(&["--hostname=-x", "1", "tap0"]),
+            "invalid host name: -x"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct Counters {
     /// Router and neighbour advertisements sent (IPv6).
     pub ndp_adverts: u64,
     pub dhcpv6_replies: u64,
+    pub dhcp_replies: u64,
     /// Frames from the guest whose checksum its kernel left to us (offloads).
     pub partial_checksums_in: u64,
     /// TCP super-packets sent to the guest (offloads).
@@ -71,7 +72,7 @@ impl std::fmt::Display for Counters {
              arp replies {} (received {}), echo replies {}, icmp errors {}; flows opened {}, forwarded connections {}; \
              tcp bytes from guest {}, to guest {}, retransmits {}, fast retransmits {}, \
              resets {}; udp datagrams from guest {}, to guest {}; ndp adverts {}, \
-             dhcpv6 replies {}; offloads: partial checksums in {}, super-packets out {}",
+             dhcpv6 replies {}, dhcp replies {}; offloads: partial checksums in {}, super-packets out {}",
             self.frames_in,
             self.bytes_in,
             self.frames_out,
@@ -98,6 +99,7 @@ impl std::fmt::Display for Counters {
             self.udp_datagrams_to_guest,
             self.ndp_adverts,
             self.dhcpv6_replies,
+            self.dhcp_replies,
             self.partial_checksums_in,
             self.super_packets_out
         )

@@ -4,9 +4,7 @@
 //! nothing is leased; other messages are dropped and counted.
 
 use super::{ndp, Core, Drop, GuestPacket, TxQueue};
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{IpProtocol, UdpPacket, UdpRepr};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 const CLIENT_PORT: u16 = 546;
@@ -32,11 +30,8 @@ pub(super) fn is_dhcpv6(packet: &GuestPacket) -> bool {
     let IpAddr::V6(dst) = packet.dst else {
         return false;
     };
-    let port = packet
-        .payload
-        .get(2..4)
-        .map(|p| u16::from_be_bytes([p[0], p[1]]));
-    port == Some(SERVER_PORT) && (dst == ALL_SERVERS || dst == ndp::ROUTER_LINK_LOCAL)
+    packet.udp_dst_port() == Some(SERVER_PORT)
+        && (dst == ALL_SERVERS || dst == ndp::ROUTER_LINK_LOCAL)
 }
 
 /// The options of a DHCPv6 message: (code, data) pairs; `None` if they run past the end.
@@ -69,14 +64,7 @@ pub(super) fn handle(
     let (IpAddr::V6(src), IpAddr::V6(dst)) = (packet.src, packet.dst) else {
         return Err(Drop::Malformed);
     };
-    let udp = UdpPacket::new_checked(packet.payload).map_err(|_| Drop::Malformed)?;
-    let repr = UdpRepr::parse(
-        &udp,
-        &packet.src.into(),
-        &packet.dst.into(),
-        &packet.transport_checksums(),
-    )
-    .map_err(|_| Drop::Malformed)?;
+    let (repr, udp) = packet.parse_udp()?;
     let message = udp.payload();
     let [msg_type, t0, t1, t2, ref body @ ..] = *message else {
         return Err(Drop::Malformed);
@@ -115,26 +103,12 @@ pub(super) fn handle(
     } else {
         dst
     };
-    let out = UdpRepr {
-        src_port: SERVER_PORT,
-        dst_port: CLIENT_PORT,
-    };
-    let payload_len = reply.len() - 8;
-    out.emit(
-        &mut UdpPacket::new_unchecked(&mut reply[..]),
-        &from.into(),
-        &src.into(),
-        payload_len,
-        |_| {},
-        &ChecksumCapabilities::default(),
-    );
-    core.emit_ip(
+    core.emit_udp(
         tx,
         packet.mac,
-        IpAddr::V6(from),
-        IpAddr::V6(src),
-        IpProtocol::Udp,
-        &reply,
+        SocketAddr::new(IpAddr::V6(from), SERVER_PORT),
+        SocketAddr::new(IpAddr::V6(src), CLIENT_PORT),
+        &mut reply,
     )?;
     core.counters.dhcpv6_replies += 1;
     Ok(())

@@ -24,6 +24,7 @@ const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Resolver {
     fixed: Vec<IpAddr>,
+    fixed_search: Vec<String>,
     path: PathBuf,
     from_file: Vec<IpAddr>,
     search: Vec<String>,
@@ -32,9 +33,12 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(fixed: Vec<IpAddr>, path: PathBuf) -> Self {
+    /// Relays to `fixed` (or, if empty, the resolvers of `path`) and tells guests the search
+    /// domains `fixed_search` (or, if empty, those of `path`).
+    pub fn new(fixed: Vec<IpAddr>, fixed_search: Vec<String>, path: PathBuf) -> Self {
         Resolver {
             fixed,
+            fixed_search,
             path,
             from_file: Vec::new(),
             search: Vec::new(),
@@ -52,8 +56,11 @@ impl Resolver {
         &self.from_file
     }
 
-    /// The host's search domains.
+    /// The search domains: those given, or the host's.
     pub fn search_domains(&mut self, now: Instant) -> &[String] {
+        if !self.fixed_search.is_empty() {
+            return &self.fixed_search;
+        }
         self.refresh(now);
         &self.search
     }
@@ -140,7 +147,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("resolv.conf");
         std::fs::write(&path, "nameserver 192.0.2.1\n").unwrap();
-        let mut resolver = Resolver::new(vec![], path.clone());
+        let mut resolver = Resolver::new(vec![], vec![], path.clone());
         let t0 = Instant::now();
         assert_eq!(
             resolver.servers(t0),
@@ -164,7 +171,7 @@ mod tests {
     #[test]
     fn fixed_servers_win() {
         let fixed = vec!["198.51.100.53".parse().unwrap()];
-        let mut resolver = Resolver::new(fixed.clone(), "/nonexistent".into());
+        let mut resolver = Resolver::new(fixed.clone(), vec![], "/nonexistent".into());
         assert_eq!(resolver.servers(Instant::now()), fixed.as_slice());
     }
 }

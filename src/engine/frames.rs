@@ -7,9 +7,12 @@ use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4DstUnreachable,
     Icmpv4Packet, Icmpv4Repr, Icmpv6DstUnreachable, Icmpv6Packet, Icmpv6Repr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
+    Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket, UdpRepr,
 };
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// A UDP header.
+pub const UDP_HEADER: usize = 8;
 
 pub const ETHERNET_HEADER: usize = 14;
 pub const IPV4_HEADER: usize = 20;
@@ -99,6 +102,35 @@ impl Core {
         self.counters.frames_out += 1;
         self.counters.bytes_out += len as u64;
         Ok(())
+    }
+
+    /// Queues a UDP datagram for the guest from `from` to `to`: `datagram` is 8 bytes of room
+    /// for the header (written here, with its checksum), then the payload.
+    pub(crate) fn emit_udp(
+        &mut self,
+        tx: &mut TxQueue,
+        guest_mac: EthernetAddress,
+        from: SocketAddr,
+        to: SocketAddr,
+        datagram: &mut [u8],
+    ) -> Result<(), Drop> {
+        let repr = UdpRepr {
+            src_port: from.port(),
+            dst_port: to.port(),
+        };
+        let payload_len = datagram
+            .len()
+            .checked_sub(UDP_HEADER)
+            .ok_or(Drop::Malformed)?;
+        repr.emit(
+            &mut UdpPacket::new_unchecked(&mut *datagram),
+            &from.ip().into(),
+            &to.ip().into(),
+            payload_len,
+            |_| {},
+            &ChecksumCapabilities::default(),
+        );
+        self.emit_ip(tx, guest_mac, from.ip(), to.ip(), IpProtocol::Udp, datagram)
     }
 
     /// Queues an IP packet for the guest carrying `payload` (the transport header and data,

@@ -39,6 +39,7 @@
 
 pub mod arp;
 mod counters;
+pub mod dhcp;
 pub mod dhcpv6;
 pub mod dns;
 pub mod echo;
@@ -66,7 +67,9 @@ use flow::{Flow, FlowKey, FlowTable, Proto};
 pub(crate) use frames::Unreachable;
 use offload::RxOffload;
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, UdpPacket, UdpRepr,
+};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -125,6 +128,13 @@ pub struct EngineConfig {
     /// Whether port-forward clients on host loopback are handed over to the splice path
     /// ([`Engine::take_splice_candidates`]) instead of going through the TAP.
     pub splice_loopback: bool,
+    /// Whether the DHCPv4 server answers (false with --disable-dhcp).
+    pub dhcp: bool,
+    /// The host name DHCP offers (--hostname).
+    pub dhcp_hostname: Option<String>,
+    /// Search domains for DHCP, router advertisements and DHCPv6 (--dns-search); empty means
+    /// those of `resolv_conf`.
+    pub dns_search: Vec<String>,
 }
 
 impl EngineConfig {
@@ -146,6 +156,9 @@ impl EngineConfig {
             tap_offload: false,
             router_adverts: true,
             splice_loopback: false,
+            dhcp: true,
+            dhcp_hostname: None,
+            dns_search: Vec::new(),
         }
     }
 }
@@ -169,6 +182,7 @@ pub(crate) struct Core {
     pub(crate) registry: mio::Registry,
     pub(crate) timers: timers::Timers,
     pub(crate) resolver: dns::Resolver,
+    pub(crate) dhcp_leases: dhcp::Leases,
     /// Flows that owe the guest an ACK at the end of the batch.
     pub(crate) ack_pending: Vec<usize>,
     /// Flows that stopped sending because the transmit queue was full.
@@ -320,7 +334,12 @@ impl Engine {
                 counters: Counters::default(),
                 registry,
                 timers: timers::Timers::default(),
-                resolver: dns::Resolver::new(cfg.dns_servers.clone(), cfg.resolv_conf.clone()),
+                resolver: dns::Resolver::new(
+                    cfg.dns_servers.clone(),
+                    cfg.dns_search.clone(),
+                    cfg.resolv_conf.clone(),
+                ),
+                dhcp_leases: dhcp::Leases::default(),
                 ack_pending: Vec::new(),
                 send_pending: Vec::new(),
                 scratch: vec![0; 65536],
@@ -438,11 +457,16 @@ impl Engine {
         }
         let ip =
             smoltcp::wire::Ipv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)?;
-        if !self.core.cfg.net.contains(ip.src_addr) {
+        let unconfigured = ip.src_addr.is_unspecified()
+            && ip.next_header == IpProtocol::Udp
+            && dhcp::is_to_server_port(packet.payload());
+        if !self.core.cfg.net.contains(ip.src_addr) && !unconfigured {
             // Only the guest's own network may be a source; anything else is spoofed.
             return Err(Drop::Refused);
         }
-        self.core.learn_neighbor(IpAddr::V4(ip.src_addr), mac);
+        if !unconfigured {
+            self.core.learn_neighbor(IpAddr::V4(ip.src_addr), mac);
+        }
         let packet = GuestPacket {
             mac,
             src: IpAddr::V4(ip.src_addr),
@@ -486,6 +510,9 @@ impl Engine {
             p if p == icmp => echo::handle(core, flows, now, &packet, tx),
             IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx, &mut pending.tcp),
             IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) => dhcpv6::handle(core, now, &packet, tx),
+            IpProtocol::Udp if dhcp::is_dhcp(core, &packet) => dhcp::handle(core, now, &packet, tx),
+            // Nothing else may come from an unconfigured guest.
+            _ if packet.src == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => Err(Drop::Refused),
             IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx, &mut pending.udp),
             _ => Err(Drop::Unsupported),
         }
@@ -621,7 +648,28 @@ pub(crate) struct GuestPacket<'a> {
     pub offload: RxOffload,
 }
 
-impl GuestPacket<'_> {
+impl<'a> GuestPacket<'a> {
+    /// The destination port, if this is long enough to be a UDP datagram (not checked).
+    pub(crate) fn udp_dst_port(&self) -> Option<u16> {
+        self.payload
+            .get(2..4)
+            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+    }
+
+    /// The packet as a UDP datagram, its checksum checked as [`Self::transport_checksums`]
+    /// says: the header, and the datagram (whose payload is the data).
+    pub(crate) fn parse_udp(&self) -> Result<(UdpRepr, UdpPacket<&'a [u8]>), Drop> {
+        let packet = UdpPacket::new_checked(self.payload).map_err(|_| Drop::Malformed)?;
+        let repr = UdpRepr::parse(
+            &packet,
+            &self.src.into(),
+            &self.dst.into(),
+            &self.transport_checksums(),
+        )
+        .map_err(|_| Drop::Malformed)?;
+        Ok((repr, packet))
+    }
+
     /// How to check the transport header: its checksum is skipped when the guest's kernel left
     /// it partial or had it verified.
     pub(crate) fn transport_checksums(&self) -> ChecksumCapabilities {

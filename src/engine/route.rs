@@ -120,7 +120,7 @@ mod tests {
         let mut e = engine();
         e.core.cfg.ipv6 = Some(Default::default());
         e.core.cfg.host_loopback = loopback;
-        e.core.resolver = crate::engine::dns::Resolver::new(dns, "/nonexistent".into());
+        e.core.resolver = crate::engine::dns::Resolver::new(dns, vec![], "/nonexistent".into());
         e.core
             .route(Instant::now(), proto, SocketAddr::new(dst, port))
     }

@@ -7,6 +7,7 @@ use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     Icmpv4Packet, Icmpv4Repr, Ipv4Packet, Ipv4Repr,
 };
+use std::net::Ipv4Addr;
 
 /// An ARP request as Linux sends it: who-has 10.0.2.2 tell 10.0.2.100, from 02:11:22:33:44:55.
 const ARP_WHO_HAS_GATEWAY: [u8; 42] = [
@@ -210,4 +211,36 @@ fn a_full_tx_queue_drops_and_counts() {
     e.handle_frame(now, &ARP_WHO_HAS_GATEWAY, &mut tx);
     assert_eq!(tx.len(), 1);
     assert_eq!(e.counters().dropped_tx_queue_full, 1);
+}
+
+/// The DHCP message type option of a reply frame (Ethernet, IPv4, UDP, BOOTP, options).
+fn dhcp_reply(frame: &[u8]) -> (u8, Ipv4Addr) {
+    let dhcp = &frame[14 + 20 + 8..];
+    let yiaddr = Ipv4Addr::new(dhcp[16], dhcp[17], dhcp[18], dhcp[19]);
+    let options = &dhcp[240..];
+    let message_type = options
+        .windows(3)
+        .find(|w| w[0] == 53 && w[1] == 1)
+        .map(|w| w[2])
+        .expect("message type option");
+    (message_type, yiaddr)
+}
+
+#[test]
+fn dhcp_discover_and_request_from_the_fuzzing_seeds_get_offer_and_ack() {
+    let mut e = engine();
+    let discover = include_bytes!("../../fuzz/seeds/frames/dhcp_discover");
+    let request = include_bytes!("../../fuzz/seeds/frames/dhcp_request");
+    let offer = exchange(&mut e, &discover[2..]);
+    assert_eq!(offer.len(), 1, "{}", e.counters());
+    assert_eq!(dhcp_reply(&offer[0]), (2, Ipv4Addr::new(10, 0, 2, 15)));
+    let ack = exchange(&mut e, &request[2..]);
+    assert_eq!(ack.len(), 1, "{}", e.counters());
+    assert_eq!(dhcp_reply(&ack[0]), (5, Ipv4Addr::new(10, 0, 2, 15)));
+    assert_eq!(e.counters().dhcp_replies, 2);
+    // Nothing but DHCP may come from 0.0.0.0.
+    let mut not_dhcp = request[2..].to_vec();
+    not_dhcp[14 + 20 + 3] = 68; // UDP destination port 67 -> 68
+    assert!(exchange(&mut e, &not_dhcp).is_empty());
+    assert_eq!(e.counters().dropped_refused, 1, "{}", e.counters());
 }

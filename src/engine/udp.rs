@@ -7,8 +7,7 @@
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue, Unreachable};
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{EthernetAddress, IpProtocol, UdpPacket, UdpRepr};
+use smoltcp::wire::{EthernetAddress, IpProtocol};
 use std::io;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -21,7 +20,8 @@ pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
     libc::SYS_sendmmsg,
 ];
 
-pub(crate) const UDP_HEADER: usize = 8;
+pub(crate) use super::frames::UDP_HEADER;
+
 /// The slots of a datagram batch buffer.
 fn batch_slots(batch: &mut [u8]) -> [&mut [u8]; RECV_BATCH] {
     let mut chunks = batch.chunks_mut(RECV_SLOT);
@@ -156,21 +156,13 @@ impl UdpFlow {
 
     /// Sends a datagram (UDP header first, payload after) to the guest from the flow's remote.
     fn deliver(&self, core: &mut Core, datagram: &mut [u8], tx: &mut TxQueue) -> Result<(), Drop> {
-        let (src, dst) = (self.key.remote.ip(), self.key.guest.ip());
-        let repr = UdpRepr {
-            src_port: self.key.remote.port(),
-            dst_port: self.key.guest.port(),
-        };
-        let payload_len = datagram.len() - UDP_HEADER;
-        repr.emit(
-            &mut UdpPacket::new_unchecked(&mut *datagram),
-            &src.into(),
-            &dst.into(),
-            payload_len,
-            |_| {},
-            &ChecksumCapabilities::default(),
-        );
-        core.emit_ip(tx, self.guest_mac, src, dst, IpProtocol::Udp, datagram)
+        core.emit_udp(
+            tx,
+            self.guest_mac,
+            self.key.remote,
+            self.key.guest,
+            datagram,
+        )
     }
 
     /// The destination refused: tell the guest as its kernel would hear it from a real host.
@@ -272,14 +264,7 @@ pub(crate) fn handle<'a>(
     tx: &mut TxQueue,
     pending: &mut PendingDatagrams<'a>,
 ) -> Result<(), Drop> {
-    let packet = UdpPacket::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
-    let repr = UdpRepr::parse(
-        &packet,
-        &guest.src.into(),
-        &guest.dst.into(),
-        &guest.transport_checksums(),
-    )
-    .map_err(|_| Drop::Malformed)?;
+    let (repr, packet) = guest.parse_udp()?;
     let key = super::key(Proto::Udp, guest, repr.src_port, repr.dst_port);
     let slot = match flows.lookup(&key) {
         Some(slot) => slot,
