@@ -15,6 +15,7 @@ complete -c slirp-ns -l target-type -d 'Target type (default=netns)' -r -f -a "n
 bess\t'A SOCK_SEQPACKET socket carrying Ethernet frames (User Mode Linux)'"
 complete -c slirp-ns -l dns-server -d 'Relay DNS to ADDR instead of the resolvers in /etc/resolv.conf (repeatable)' -r
 complete -c slirp-ns -l dns-search -d 'Search domains to tell the guest (DHCP, router advertisements, DHCPv6) instead of those of /etc/resolv.conf (repeatable, or comma-separated)' -r
+complete -c slirp-ns -l pcap -d 'Write every frame crossing the guest side, both ways, to FILE (pcap)' -r -F
 complete -c slirp-ns -l hostname -d 'Host name the DHCP server offers the guest' -r
 complete -c slirp-ns -l max-flows -d 'Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused' -r
 complete -c slirp-ns -s p -l publish -d 'Forward a host port to the guest from the start: [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp] (repeatable; IPv6 addresses go in brackets)' -r
@@ -27,6 +28,7 @@ complete -c slirp-ns -l enable-sandbox -d 'Create a new mount namespace and drop
 complete -c slirp-ns -l create-sandbox -d 'Deprecated spelling of --enable-sandbox'
 complete -c slirp-ns -l enable-seccomp -d 'Restrict the system calls slirp-ns may make'
 complete -c slirp-ns -l disable-dns -d 'Disable the DNS relay on network+3'
+complete -c slirp-ns -l debug -d 'Print a one-line summary of every frame crossing the guest side to stderr'
 complete -c slirp-ns -l disable-dhcp -d 'Turn off the DHCP server on the gateway'
 complete -c slirp-ns -l no-splice -d 'Send port-forward clients on host loopback through the TAP too, instead of joining them to the guest with splice()'
 complete -c slirp-ns -l no-offload -d 'Use no TAP offloads (checksum, TCP and UDP segmentation): every frame MTU-sized and fully checksummed, both ways'

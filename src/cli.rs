@@ -133,6 +133,14 @@ pub struct Cli {
     #[arg(long, value_name = "DOMAIN", value_delimiter = ',')]
     pub dns_search: Vec<String>,
 
+    /// Write every frame crossing the guest side, both ways, to FILE (pcap)
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
+
+    /// Print a one-line summary of every frame crossing the guest side to stderr
+    #[arg(long)]
+    pub debug: bool,
+
     /// Turn off the DHCP server on the gateway
     #[arg(long)]
     pub disable_dhcp: bool,

@@ -5,6 +5,7 @@
 //! poll does not block while the TAP may still hold more.
 
 use crate::api::{self, ApiServer};
+use crate::capture::{Direction, SharedCapture};
 use crate::engine::offload::RxOffload;
 use crate::engine::{Engine, EngineConfig, Readiness, TxQueue, FLOW_TOKEN_BASE};
 use crate::splice::{self, Splicer};
@@ -83,6 +84,8 @@ pub struct EventLoop {
     tap_backlog: bool,
     /// Whether the engine has frames to send that did not fit in the last turn.
     engine_backlog: bool,
+    /// --pcap and --debug.
+    capture: Option<SharedCapture>,
 }
 
 impl EventLoop {
@@ -138,7 +141,13 @@ impl EventLoop {
             command: None,
             tap_backlog: true,
             engine_backlog: false,
+            capture: None,
         })
+    }
+
+    /// Records every frame this loop reads from or writes to the TAP.
+    pub fn set_capture(&mut self, capture: SharedCapture) {
+        self.capture = Some(capture);
     }
 
     /// In exec mode: the command whose exit ends the loop. SIGINT then no longer ends
@@ -302,12 +311,25 @@ impl EventLoop {
             *start = end;
             Some(frame)
         });
+        if let Some(capture) = &self.capture {
+            let mut capture = capture.lock().unwrap_or_else(|e| e.into_inner());
+            for frame in frames.clone() {
+                capture.frame(Direction::FromGuest, frame);
+            }
+        }
         let frames = frames.zip(self.rx_offloads.iter().copied());
         self.engine.handle_frames(now, frames, &mut self.tx);
         exit
     }
 
     fn flush(&mut self) {
+        if let Some(capture) = &self.capture {
+            let mut capture = capture.lock().unwrap_or_else(|e| e.into_inner());
+            for (frame, _) in self.tx.frames_with_offload() {
+                capture.frame(Direction::ToGuest, frame);
+            }
+            capture.flush();
+        }
         for (frame, offload) in self.tx.frames_with_offload() {
             if let Err(e) = self.tap.send(frame, offload) {
                 log::debug!("TAP write failed: {e}");

@@ -10,6 +10,7 @@
 //!   --enable-seccomp).
 
 pub mod api;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod engine;

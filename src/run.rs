@@ -184,6 +184,14 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             && std::env::var_os("SLIRP_NS_NO_PEEK_OFF").is_none(),
         ..EngineConfig::new(cfg.net)
     };
+    let capture = (cfg.pcap.is_some() || cfg.debug)
+        .then(|| crate::capture::Capture::open(cfg.pcap.as_deref(), cfg.debug))
+        .transpose()
+        .map_err(|e| {
+            let path = cfg.pcap.as_deref().unwrap_or(std::path::Path::new("-"));
+            RunError(format!("cannot create {}: {e}", path.display()))
+        })?
+        .map(crate::capture::Capture::shared);
     // While single-threaded (see crate::sandbox), and with everything opened that needs the
     // file system.
     if cfg.enable_sandbox {
@@ -216,6 +224,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
                 index + 1
             ))
         })?;
+        if let Some(capture) = &capture {
+            queue_loop.set_capture(capture.clone());
+        }
         let started_tx = started_tx.clone();
         std::thread::Builder::new()
             .name(format!("queue{}", index + 1))
@@ -230,6 +241,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     let splicer = helper.map(crate::splice::Splicer::new);
     let mut event_loop = EventLoop::new(tap, engine_config, exit_fd, api, splicer)
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
+    if let Some(capture) = capture {
+        event_loop.set_capture(capture);
+    }
     for spec in &cfg.publish {
         let entry = event_loop
             .engine_mut()

@@ -158,6 +158,8 @@ pub struct Config {
     pub dns_search: Vec<String>,
     pub disable_dhcp: bool,
     pub hostname: Option<String>,
+    pub pcap: Option<std::path::PathBuf>,
+    pub debug: bool,
     pub max_flows: usize,
     /// Port forwards present from the start (-p).
     pub publish: Vec<ForwardSpec>,
@@ -381,6 +383,8 @@ impl Config {
             dns_search,
             disable_dhcp: cli.disable_dhcp,
             hostname: cli.hostname,
+            pcap: cli.pcap,
+            debug: cli.debug,
             max_flows: cli.max_flows,
             publish,
             splice: !cli.no_splice,
