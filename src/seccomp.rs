@@ -49,6 +49,34 @@ const RUNTIME: &[Syscall] = &[
 /// (the TCP window estimate), and the non-blocking and close-on-exec flags the standard library
 /// may set with ioctl.
 const IOCTLS: &[libc::c_ulong] = &[libc::TIOCOUTQ, libc::FIONBIO, libc::FIOCLEX, libc::FIONREAD];
+/// Socket families that may be made once running: the host sockets of flows and forwards
+/// (and, in the helper, the sockets it connects). No packet, netlink or unix sockets.
+const SOCKET_FAMILIES: &[u64] = &[libc::AF_INET as u64, libc::AF_INET6 as u64];
+
+/// A call allowed only when one argument (by index) has one of some values.
+struct Restricted {
+    call: Syscall,
+    arg: u8,
+    values: &'static [u64],
+}
+
+const RESTRICTED: &[Restricted] = &[
+    Restricted {
+        call: libc::SYS_ioctl,
+        arg: 1,
+        values: IOCTLS,
+    },
+    Restricted {
+        call: libc::SYS_socket,
+        arg: 0,
+        values: SOCKET_FAMILIES,
+    },
+];
+const HELPER_RESTRICTED: &[Restricted] = &[Restricted {
+    call: libc::SYS_socket,
+    arg: 0,
+    values: SOCKET_FAMILIES,
+}];
 
 /// Every list of the main process, by who needs it.
 fn main_lists() -> [&'static [Syscall]; 10] {
@@ -66,19 +94,19 @@ fn main_lists() -> [&'static [Syscall]; 10] {
     ]
 }
 
-/// The filter of the main process: the allowed calls (ioctl only with the requests above),
-/// EPERM for the rest.
+/// The filter of the main process: the allowed calls (ioctl and socket only with the
+/// arguments above), EPERM for the rest.
 pub fn filter() -> Result<BpfProgram, String> {
-    build(&main_lists(), IOCTLS)
+    build(&main_lists(), RESTRICTED)
 }
 
 /// The filter of the helper that stays in the guest's namespace: it makes connecting sockets
 /// and passes them back, nothing else.
 pub fn helper_filter() -> Result<BpfProgram, String> {
-    build(&[RUNTIME, crate::ns::helper::SYSCALLS], &[])
+    build(&[RUNTIME, crate::ns::helper::SYSCALLS], HELPER_RESTRICTED)
 }
 
-fn build(lists: &[&[Syscall]], ioctls: &[libc::c_ulong]) -> Result<BpfProgram, String> {
+fn build(lists: &[&[Syscall]], restricted: &[Restricted]) -> Result<BpfProgram, String> {
     let fail = |e: seccompiler::BackendError| format!("seccomp: {e}");
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for list in lists {
@@ -86,17 +114,24 @@ fn build(lists: &[&[Syscall]], ioctls: &[libc::c_ulong]) -> Result<BpfProgram, S
             rules.insert(call, Vec::new());
         }
     }
-    let ioctl_rules = ioctls
-        .iter()
-        .map(|&request| {
-            let condition =
-                SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, request)?;
-            SeccompRule::new(vec![condition])
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(fail)?;
-    if !ioctl_rules.is_empty() {
-        rules.insert(libc::SYS_ioctl, ioctl_rules);
+    // One rule per allowed value (rules are alternatives); this replaces the unconditional
+    // entry a module's list made.
+    for entry in restricted {
+        let alternatives = entry
+            .values
+            .iter()
+            .map(|&value| {
+                let condition = SeccompCondition::new(
+                    entry.arg,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::Eq,
+                    value,
+                )?;
+                SeccompRule::new(vec![condition])
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        rules.insert(entry.call, alternatives);
     }
     let arch = TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|e| format!("seccomp: {e} ({})", std::env::consts::ARCH))?;
@@ -118,15 +153,25 @@ pub fn install(program: &BpfProgram) -> Result<(), String> {
         .map_err(|e| format!("cannot install the seccomp filter: {e}"))
 }
 
-/// Tries a call the filter forbids and reports on stderr how it was refused: for tests, which
-/// ask for it with SLIRP_NS_SECCOMP_SELFTEST (the file does not exist; without the filter the
-/// answer would be ENOENT, with it EPERM).
+/// Tries calls the filter forbids and reports on stderr how they were refused: for tests,
+/// which ask for it with SLIRP_NS_SECCOMP_SELFTEST. Without the filter the execve would fail
+/// with ENOENT (the file does not exist) and the packet socket would be made (as root).
 pub fn self_test() {
     let path = c"/nonexistent/slirp-ns-seccomp-self-test";
     let result = nix::unistd::execv(path, &[path]);
     match result {
         Err(errno) => eprintln!("seccomp self-test: execve refused: {}", errno.desc()),
         Ok(never) => match never {},
+    }
+    // SAFETY: socket() takes no pointers; a descriptor made is closed at once.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    if fd >= 0 {
+        // SAFETY: closing the descriptor just made, which nothing else holds.
+        unsafe { libc::close(fd) };
+        eprintln!("seccomp self-test: packet socket made");
+    } else {
+        let errno = nix::errno::Errno::last();
+        eprintln!("seccomp self-test: packet socket refused: {}", errno.desc());
     }
 }
 

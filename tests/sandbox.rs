@@ -116,15 +116,19 @@ fn sandbox_and_seccomp_lock_down_while_everything_keeps_working() {
     assert_eq!(status_field(helper, "CapEff"), "0000000000000000");
     assert_eq!(status_field(helper, "Seccomp"), "2");
     wait_until(TIMEOUT, "the seccomp self-test", || {
-        net.slirp.stderr().contains("seccomp self-test")
-    });
-    assert!(
         net.slirp
             .stderr()
-            .contains("seccomp self-test: execve refused: Operation not permitted"),
-        "{}",
-        net.slirp.stderr()
-    );
+            .contains("seccomp self-test: packet socket")
+    });
+    for refused in ["execve", "packet socket"] {
+        assert!(
+            net.slirp.stderr().contains(&format!(
+                "seccomp self-test: {refused} refused: Operation not permitted"
+            )),
+            "{}",
+            net.slirp.stderr()
+        );
+    }
 
     // With that refused, the network works: TCP both ways, ping, DNS through the resolver of
     // /etc/resolv.conf, re-read after it changes.
