@@ -145,6 +145,14 @@ pub struct Cli {
     #[arg(long)]
     pub disable_dhcp: bool,
 
+    /// Serve DIR read-only over TFTP on the gateway
+    #[arg(long, value_name = "DIR")]
+    pub tftp_path: Option<std::path::PathBuf>,
+
+    /// Boot file name the DHCP server tells the guest (for network boot over TFTP)
+    #[arg(long, value_name = "NAME")]
+    pub bootfile: Option<String>,
+
     /// Host name the DHCP server offers the guest
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,

@@ -173,6 +173,8 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         dns_search: cfg.dns_search.clone(),
         dhcp: !cfg.disable_dhcp,
         dhcp_hostname: cfg.hostname.clone(),
+        tftp_root: cfg.tftp_path.clone(),
+        dhcp_bootfile: cfg.bootfile.clone(),
         outbound_addr: cfg.outbound_addr,
         outbound_addr6: cfg.outbound_addr6,
         ipv6: cfg.ipv6,
@@ -195,7 +197,8 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     // While single-threaded (see crate::sandbox), and with everything opened that needs the
     // file system.
     if cfg.enable_sandbox {
-        if let Some(warning) = crate::sandbox::enter(&engine_config.resolv_conf)? {
+        let visible: Vec<&std::path::Path> = cfg.tftp_path.iter().map(|p| p.as_path()).collect();
+        if let Some(warning) = crate::sandbox::enter(&engine_config.resolv_conf, &visible)? {
             eprintln!("WARNING: {warning}");
         }
     } else if let Err(e) =

@@ -13,6 +13,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::unistd::{chdir, chroot, pivot_root};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Where the new root is assembled, in the private mount namespace (so the host's /tmp is
@@ -23,14 +24,15 @@ const KEPT: [&str; 2] = ["/etc", "/run"];
 
 /// Enters the sandbox. Returns a warning for the caller to print when it had to settle for
 /// less than a pivot_root (the new root is then reached by chroot).
-pub fn enter(resolv_conf: &Path) -> Result<Option<String>, String> {
+/// `also_visible`: further directories to keep, read-only (the TFTP directory).
+pub fn enter(resolv_conf: &Path, also_visible: &[&Path]) -> Result<Option<String>, String> {
     // Binding low ports is kept only where it was held: in a user namespace of our own it
     // would be granted anew, and worth nothing (that namespace owns no network namespace).
     let could_bind_low_ports =
         caps::has_cap(None, CapSet::Permitted, Capability::CAP_NET_BIND_SERVICE).unwrap_or(false);
     enter_mount_namespace()?;
     make_mounts_private()?;
-    build_root(resolv_conf)?;
+    build_root(resolv_conf, also_visible)?;
     let warning = switch_root()?;
     nix::sys::prctl::set_no_new_privs()
         .map_err(|e| format!("sandbox: prctl(PR_SET_NO_NEW_PRIVS): {e}"))?;
@@ -122,7 +124,27 @@ fn unescape_mount_point(field: &str) -> String {
 }
 
 /// Mounts a tmpfs at NEW_ROOT holding read-only binds of what must stay visible.
-fn build_root(resolv_conf: &Path) -> Result<(), String> {
+fn build_root(resolv_conf: &Path, also_visible: &[&Path]) -> Result<(), String> {
+    let mut sources: Vec<PathBuf> = KEPT.iter().map(PathBuf::from).collect();
+    if let Some(dir) = resolv_conf_dir(resolv_conf) {
+        sources.push(dir);
+    }
+    sources.extend(
+        also_visible
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok()),
+    );
+    // Held open from before the tmpfs goes on NEW_ROOT, which would hide a source below it.
+    let held: Vec<(PathBuf, std::os::fd::OwnedFd)> = sources
+        .into_iter()
+        .filter_map(|source| {
+            let flags = nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC;
+            let fd = nix::fcntl::open(&source, flags, nix::sys::stat::Mode::empty()).ok()?;
+            Some((source, fd))
+        })
+        .collect();
     let root = Path::new(NEW_ROOT);
     mount(
         Some("tmpfs"),
@@ -132,18 +154,12 @@ fn build_root(resolv_conf: &Path) -> Result<(), String> {
         Some("mode=0755,size=64k"),
     )
     .map_err(|e| format!("sandbox: cannot mount a tmpfs on {NEW_ROOT}: {e}"))?;
-    let mut sources: Vec<PathBuf> = KEPT.iter().map(PathBuf::from).collect();
-    if let Some(dir) = resolv_conf_dir(resolv_conf) {
-        sources.push(dir);
-    }
-    for source in &sources {
-        if !source.is_dir() {
-            continue;
-        }
+    for (source, fd) in &held {
         let target = root.join(source.strip_prefix("/").unwrap_or(source));
         std::fs::create_dir_all(&target)
             .map_err(|e| format!("sandbox: cannot create {}: {e}", target.display()))?;
-        bind_read_only(source, &target)?;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        bind_read_only(&by_fd, &target).map_err(|e| format!("{e} ({})", source.display()))?;
     }
     Ok(())
 }

@@ -79,7 +79,7 @@ const HELPER_RESTRICTED: &[Restricted] = &[Restricted {
 }];
 
 /// Every list of the main process, by who needs it.
-fn main_lists() -> [&'static [Syscall]; 10] {
+fn main_lists() -> [&'static [Syscall]; 11] {
     [
         RUNTIME,
         crate::event_loop::SYSCALLS,
@@ -88,6 +88,7 @@ fn main_lists() -> [&'static [Syscall]; 10] {
         crate::engine::tcp::SYSCALLS,
         crate::engine::udp::SYSCALLS,
         crate::engine::dns::SYSCALLS,
+        crate::engine::tftp::SYSCALLS,
         crate::splice::SYSCALLS,
         crate::api::SYSCALLS,
         crate::ns::exec::SYSCALLS,

@@ -160,6 +160,8 @@ pub struct Config {
     pub hostname: Option<String>,
     pub pcap: Option<std::path::PathBuf>,
     pub debug: bool,
+    pub tftp_path: Option<std::path::PathBuf>,
+    pub bootfile: Option<String>,
     pub max_flows: usize,
     /// Port forwards present from the start (-p).
     pub publish: Vec<ForwardSpec>,
@@ -326,6 +328,11 @@ impl Config {
                 return err(format!("invalid host name: {name}"));
             }
         }
+        let tftp_path = match cli.tftp_path {
+            Some(dir) if dir.is_dir() => Some(dir),
+            Some(dir) => return err(format!("--tftp-path {}: not a directory", dir.display())),
+            None => None,
+        };
         let outbound_addr = cli
             .outbound_addr
             .as_deref()
@@ -385,6 +392,8 @@ impl Config {
             hostname: cli.hostname,
             pcap: cli.pcap,
             debug: cli.debug,
+            tftp_path,
+            bootfile: cli.bootfile,
             max_flows: cli.max_flows,
             publish,
             splice: !cli.no_splice,

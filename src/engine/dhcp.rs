@@ -24,6 +24,7 @@ const OPTION_HOSTNAME: u8 = 12;
 const OPTION_DNS: u8 = 6;
 const OPTION_MTU: u8 = 26;
 const OPTION_DOMAIN_SEARCH: u8 = 119;
+const OPTION_BOOTFILE: u8 = 67;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
@@ -205,6 +206,7 @@ fn send_reply(
     let dns = core.cfg.net.dns().octets();
     let domains = super::ndp::encode_domains(core.resolver.search_domains(now), 255);
     let hostname = core.cfg.dhcp_hostname.clone().unwrap_or_default();
+    let bootfile = core.cfg.dhcp_bootfile.clone().unwrap_or_default();
     let mut options = Vec::new();
     if !nak {
         options.push(DhcpOption {
@@ -229,6 +231,13 @@ fn send_reply(
                 data: hostname.as_bytes(),
             });
         }
+        if !bootfile.is_empty() && bootfile.len() <= 255 {
+            // The TFTP server is the gateway (siaddr below).
+            options.push(DhcpOption {
+                kind: OPTION_BOOTFILE,
+                data: bootfile.as_bytes(),
+            });
+        }
     }
     let lease = (!nak && !inform).then_some(LEASE_TIME.as_secs() as u32);
     let reply = DhcpRepr {
@@ -242,7 +251,11 @@ fn send_reply(
             Ipv4Addr::UNSPECIFIED
         },
         your_ip: yiaddr,
-        server_ip: Ipv4Addr::UNSPECIFIED,
+        server_ip: if bootfile.is_empty() {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            gateway
+        },
         router: (!nak).then_some(gateway),
         subnet_mask: (!nak).then_some(core.cfg.net.netmask()),
         relay_agent_ip: Ipv4Addr::UNSPECIFIED,

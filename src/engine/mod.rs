@@ -53,6 +53,7 @@ pub mod offload;
 pub mod route;
 pub(crate) mod sockets;
 pub mod tcp;
+pub mod tftp;
 mod timers;
 mod txqueue;
 pub mod udp;
@@ -135,6 +136,10 @@ pub struct EngineConfig {
     /// Search domains for DHCP, router advertisements and DHCPv6 (--dns-search); empty means
     /// those of `resolv_conf`.
     pub dns_search: Vec<String>,
+    /// The directory the TFTP server serves (--tftp-path); None: no TFTP server.
+    pub tftp_root: Option<PathBuf>,
+    /// The boot file DHCP names (--bootfile).
+    pub dhcp_bootfile: Option<String>,
 }
 
 impl EngineConfig {
@@ -159,6 +164,8 @@ impl EngineConfig {
             dhcp: true,
             dhcp_hostname: None,
             dns_search: Vec::new(),
+            tftp_root: None,
+            dhcp_bootfile: None,
         }
     }
 }
@@ -183,6 +190,7 @@ pub(crate) struct Core {
     pub(crate) timers: timers::Timers,
     pub(crate) resolver: dns::Resolver,
     pub(crate) dhcp_leases: dhcp::Leases,
+    pub(crate) tftp: tftp::Server,
     /// Flows that owe the guest an ACK at the end of the batch.
     pub(crate) ack_pending: Vec<usize>,
     /// Flows that stopped sending because the transmit queue was full.
@@ -340,6 +348,7 @@ impl Engine {
                     cfg.resolv_conf.clone(),
                 ),
                 dhcp_leases: dhcp::Leases::default(),
+                tftp: tftp::Server::new(cfg.tftp_root.as_deref()),
                 ack_pending: Vec::new(),
                 send_pending: Vec::new(),
                 scratch: vec![0; 65536],
@@ -511,6 +520,7 @@ impl Engine {
             IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx, &mut pending.tcp),
             IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) => dhcpv6::handle(core, now, &packet, tx),
             IpProtocol::Udp if dhcp::is_dhcp(core, &packet) => dhcp::handle(core, now, &packet, tx),
+            IpProtocol::Udp if tftp::is_tftp(core, &packet) => tftp::handle(core, now, &packet, tx),
             // Nothing else may come from an unconfigured guest.
             _ if packet.src == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => Err(Drop::Refused),
             IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx, &mut pending.udp),
@@ -585,16 +595,23 @@ impl Engine {
 
     /// When the engine next needs [`Engine::handle_timers`].
     pub fn poll_at(&self) -> Option<Instant> {
-        match (self.core.timers.next(), self.core.next_router_advert) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.core.timers.next(),
+            self.core.next_router_advert,
+            self.core.tftp.poll_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs the timers that are due.
     pub fn handle_timers(&mut self, now: Instant, tx: &mut TxQueue) {
         if self.core.next_router_advert.is_some_and(|when| when <= now) {
             ndp::advertise_unsolicited(&mut self.core, now, tx);
+        }
+        if self.core.tftp.poll_at().is_some_and(|when| when <= now) {
+            tftp::handle_timers(&mut self.core, now, tx);
         }
         while let Some(slot) = self.core.timers.pop_due(now) {
             self.flows.timer_fired(slot);
