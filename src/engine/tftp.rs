@@ -320,3 +320,33 @@ fn send(
     let from = SocketAddr::new(IpAddr::V4(core.cfg.net.gateway()), PORT);
     core.emit_udp(tx, mac, from, guest, &mut datagram)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_only_to_files_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/file"), "x").unwrap();
+        std::fs::write(dir.path().join("outside"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), root.join("out")).unwrap();
+        std::os::unix::fs::symlink("sub/file", root.join("in")).unwrap();
+        assert_eq!(resolve(&root, "sub/file"), Ok(root.join("sub/file")));
+        assert_eq!(resolve(&root, "./sub/file"), Ok(root.join("sub/file")));
+        assert_eq!(resolve(&root, "in"), Ok(root.join("sub/file")));
+        for (name, error) in [
+            ("../outside", ACCESS_VIOLATION),
+            ("sub/../../outside", ACCESS_VIOLATION),
+            ("/etc/passwd", ACCESS_VIOLATION),
+            ("", ACCESS_VIOLATION),
+            ("out", ACCESS_VIOLATION),
+            ("sub", ACCESS_VIOLATION),
+            ("missing", NOT_FOUND),
+        ] {
+            assert_eq!(resolve(&root, name), Err(error), "{name:?}");
+        }
+    }
+}
