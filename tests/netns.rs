@@ -230,16 +230,12 @@ fn runs_rootless_as_an_unprivileged_user() {
     );
     let mut slirp = Slirp::spawn(cmd, StartOptions::default());
     slirp.expect_ready();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", slirp.pid())).unwrap();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert!(
-        uid_line.contains(&uid),
-        "slirp-ns runs as {UID}: {uid_line}"
-    );
-    let caps = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
-    assert!(
-        caps.ends_with("0000000000000000"),
-        "no capabilities: {caps}"
+    let uids = status_field(slirp.pid(), "Uid");
+    assert!(uids.contains(&uid), "slirp-ns runs as {UID}: {uids}");
+    assert_eq!(
+        status_field(slirp.pid(), "CapEff"),
+        "0000000000000000",
+        "no capabilities"
     );
     assert_eq!(inet_addr(&tap_info(&guest, "tap0")).0, "10.0.2.100");
     assert!(guest.ping("10.0.2.2"));

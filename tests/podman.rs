@@ -208,8 +208,7 @@ fn slirp_ns_exits_when_podman_removes_the_container() {
             running[0].1
         );
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", running[0].0)).unwrap();
-    assert!(status.contains("Seccomp:\t2"), "{status}");
+    assert_eq!(status_field(running[0].0, "Seccomp"), "2");
     podman.ok(&["rm", "-f", "-t", "0", "sleeper"]);
     wait_until(TIMEOUT, "slirp-ns to exit", || {
         podman.session.slirp_processes().is_empty()

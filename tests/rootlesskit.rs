@@ -151,9 +151,8 @@ fn rootlesskit_with_sandbox_seccomp_ipv6_and_no_host_loopback() {
             "{flag}: {command_line}"
         );
     }
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert!(status.contains("Seccomp:\t2"), "{status}");
-    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    assert_eq!(status_field(pid, "Seccomp"), "2");
+    assert_eq!(status_field(pid, "NoNewPrivs"), "1");
     kit.rootlessctl(&["add-ports", "127.0.0.1:18091:80/tcp"]);
     assert_eq!(kit.session.fetch("127.0.0.1:18091").as_deref(), Some(PAGE));
 }

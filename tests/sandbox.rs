@@ -11,16 +11,6 @@ use std::time::Duration;
 /// CAP_NET_BIND_SERVICE alone, as /proc/PID/status shows a capability set.
 const NET_BIND_SERVICE_ONLY: &str = "0000000000000400";
 
-fn status_field(pid: u32, field: &str) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-        .trim()
-        .to_string()
-}
-
 /// The mount points slirp-ns sees, with their options.
 fn mounts(pid: u32) -> Vec<(String, String)> {
     std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))

@@ -298,12 +298,11 @@ fn the_api_socket_is_the_owners_alone() {
 #[test]
 fn no_capabilities_but_binding_low_ports_after_start_up() {
     let net = Net::new(&["-p", "80:80"]);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", net.slirp.pid())).unwrap();
     for set in ["CapEff", "CapPrm"] {
-        let line = status.lines().find(|l| l.starts_with(set)).unwrap();
-        assert!(
-            line.ends_with("0000000000000400"),
-            "only CAP_NET_BIND_SERVICE: {line}"
+        assert_eq!(
+            status_field(net.slirp.pid(), set),
+            "0000000000000400",
+            "{set}: only CAP_NET_BIND_SERVICE"
         );
     }
     // And that one is used: a forward from port 80 added through the API.

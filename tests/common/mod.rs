@@ -456,22 +456,42 @@ impl Drop for Slirp {
     }
 }
 
-/// Processes whose command line contains `marker` (to find strays).
-pub fn processes_with_arg(marker: &str) -> Vec<u32> {
+/// The processes whose arguments (`argv`, in order) `matches` takes, with those arguments.
+pub fn processes(matches: impl Fn(&[String]) -> bool) -> Vec<(u32, Vec<String>)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if cmdline
+        let args: Vec<String> = cmdline
             .split(|b| *b == 0)
-            .any(|arg| arg == marker.as_bytes())
-        {
-            found.push(pid);
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if matches(&args) {
+            found.push((pid, args));
         }
     }
     found
+}
+
+/// Processes with `marker` as one of their arguments (to find strays).
+pub fn processes_with_arg(marker: &str) -> Vec<u32> {
+    processes(|args| args.iter().any(|a| a == marker))
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// A field of /proc/PID/status (`NoNewPrivs`, `CapEff`, `Uid`...), without its name.
+pub fn status_field(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
 }
 
 /// A scratch path for an API socket, short enough for sun_path.

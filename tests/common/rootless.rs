@@ -169,23 +169,12 @@ impl Rootless {
     /// The slirp-ns processes of this test (their command lines name its runtime directory).
     pub fn slirp_processes(&self) -> Vec<(u32, String)> {
         let marker = self.run.path().display().to_string();
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            if args.first().is_some_and(|a| a == BIN) && args.iter().any(|a| a.contains(&marker)) {
-                found.push((pid, args.join(" ")));
-            }
-        }
-        found
+        processes(|args| {
+            args.first().is_some_and(|a| a == BIN) && args.iter().any(|a| a.contains(&marker))
+        })
+        .into_iter()
+        .map(|(pid, args)| (pid, args.join(" ")))
+        .collect()
     }
 
     /// A busybox image tarball (sh, wget, ip, httpd; /www/index.html holds PAGE), readable by
