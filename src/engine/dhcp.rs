@@ -62,11 +62,16 @@ impl Leases {
 
     /// The slot `mac` holds, or that `wanted` names and is free, or the first free one.
     fn choose(&self, mac: EthernetAddress, wanted: Option<usize>, now: Instant) -> Option<usize> {
-        let held = self.slots.iter().position(
-            |slot| matches!(*slot, Slot::Leased { mac: m, until } if m == mac && until > now),
-        );
-        held.or_else(|| wanted.filter(|&i| Self::usable(self.slots[i], now)))
+        self.held_by(mac, now)
+            .or_else(|| wanted.filter(|&i| Self::usable(self.slots[i], now)))
             .or_else(|| self.slots.iter().position(|slot| Self::usable(*slot, now)))
+    }
+
+    /// The slot whose lease (or offer) `mac` holds.
+    fn held_by(&self, mac: EthernetAddress, now: Instant) -> Option<usize> {
+        self.slots.iter().position(
+            |slot| matches!(*slot, Slot::Leased { mac: m, until } if m == mac && until > now),
+        )
     }
 
     fn holder(&self, index: usize, now: Instant) -> Option<EthernetAddress> {
@@ -106,7 +111,7 @@ pub(super) fn is_dhcp(core: &Core, packet: &GuestPacket) -> bool {
 /// Whether the UDP datagram `udp` goes to a DHCP server: the one packet a guest may send
 /// before it has an address (from 0.0.0.0).
 pub(super) fn is_to_server_port(udp: &[u8]) -> bool {
-    udp.get(2..4) == Some(&SERVER_PORT.to_be_bytes()[..])
+    super::udp_dst_port(udp) == Some(SERVER_PORT)
 }
 
 /// The pool index of `addr`, if it is in the pool.
@@ -154,7 +159,7 @@ pub(super) fn handle(
         }
         DhcpMessageType::Request if !ours => {
             // The client took another server's offer: forget ours.
-            if let Some(index) = core.dhcp_leases.choose(mac, None, now) {
+            if let Some(index) = core.dhcp_leases.held_by(mac, now) {
                 core.dhcp_leases.release(index, mac);
             }
             return Err(Drop::NotForUs);

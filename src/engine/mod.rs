@@ -665,12 +665,15 @@ pub(crate) struct GuestPacket<'a> {
     pub offload: RxOffload,
 }
 
+/// The destination port of `udp`, if it is long enough to be a UDP datagram (not checked).
+pub(crate) fn udp_dst_port(udp: &[u8]) -> Option<u16> {
+    udp.get(2..4).map(|p| u16::from_be_bytes([p[0], p[1]]))
+}
+
 impl<'a> GuestPacket<'a> {
-    /// The destination port, if this is long enough to be a UDP datagram (not checked).
+    /// The destination port, if the payload is long enough to be a UDP datagram.
     pub(crate) fn udp_dst_port(&self) -> Option<u16> {
-        self.payload
-            .get(2..4)
-            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+        udp_dst_port(self.payload)
     }
 
     /// The packet as a UDP datagram, its checksum checked as [`Self::transport_checksums`]
