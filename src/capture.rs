@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The capture, shared by the loops of all TAP queues.
@@ -63,6 +63,11 @@ impl Capture {
 
     pub fn shared(self) -> SharedCapture {
         Arc::new(Mutex::new(self))
+    }
+
+    /// The capture behind `shared`, for this thread (a panic elsewhere does not stop it).
+    pub fn lock(shared: &SharedCapture) -> MutexGuard<'_, Capture> {
+        shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records one frame.

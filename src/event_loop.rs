@@ -5,7 +5,7 @@
 //! poll does not block while the TAP may still hold more.
 
 use crate::api::{self, ApiServer};
-use crate::capture::{Direction, SharedCapture};
+use crate::capture::{Capture, Direction, SharedCapture};
 use crate::engine::offload::RxOffload;
 use crate::engine::{Engine, EngineConfig, Readiness, TxQueue, FLOW_TOKEN_BASE};
 use crate::splice::{self, Splicer};
@@ -312,7 +312,7 @@ impl EventLoop {
             Some(frame)
         });
         if let Some(capture) = &self.capture {
-            let mut capture = capture.lock().unwrap_or_else(|e| e.into_inner());
+            let mut capture = Capture::lock(capture);
             for frame in frames.clone() {
                 capture.frame(Direction::FromGuest, frame);
             }
@@ -323,17 +323,17 @@ impl EventLoop {
     }
 
     fn flush(&mut self) {
-        if let Some(capture) = &self.capture {
-            let mut capture = capture.lock().unwrap_or_else(|e| e.into_inner());
-            for (frame, _) in self.tx.frames_with_offload() {
+        let mut capture = self.capture.as_ref().map(Capture::lock);
+        for (frame, offload) in self.tx.frames_with_offload() {
+            if let Some(capture) = &mut capture {
                 capture.frame(Direction::ToGuest, frame);
             }
-            capture.flush();
-        }
-        for (frame, offload) in self.tx.frames_with_offload() {
             if let Err(e) = self.tap.send(frame, offload) {
                 log::debug!("TAP write failed: {e}");
             }
+        }
+        if let Some(capture) = &mut capture {
+            capture.flush();
         }
         self.tx.clear();
     }
