@@ -23,7 +23,7 @@ _slirp__ns() {
 
     case "${cmd}" in
         slirp__ns)
-            opts="-c -e -r -m -6 -a -p -v -h --configure --exit-fd --ready-fd --mtu --enable-ipv6 --cidr6 --api-socket --cidr --disable-host-loopback --no-host-loopback --netns-type --userns-path --enable-sandbox --create-sandbox --enable-seccomp --outbound-addr --outbound-addr6 --disable-dns --macaddress --target-type --dns-server --dns-search --pcap --debug --disable-dhcp --tftp-path --bootfile --hostname --max-flows --publish --no-splice --queues --no-offload --version --help"
+            opts="-c -e -r -m -6 -a -p -v -h --configure --exit-fd --ready-fd --mtu --enable-ipv6 --cidr6 --api-socket --cidr --disable-host-loopback --no-host-loopback --netns-type --userns-path --enable-sandbox --create-sandbox --enable-seccomp --outbound-addr --outbound-addr6 --disable-dns --macaddress --target-type --framing --dns-server --dns-search --pcap --debug --disable-dhcp --tftp-path --bootfile --hostname --max-flows --publish --no-splice --queues --no-offload --version --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -90,7 +90,11 @@ _slirp__ns() {
                     return 0
                     ;;
                 --target-type)
-                    COMPREPLY=($(compgen -W "netns bess" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "netns bess stdio qemu" -- "${cur}"))
+                    return 0
+                    ;;
+                --framing)
+                    COMPREPLY=($(compgen -W "slip len16" -- "${cur}"))
                     return 0
                     ;;
                 --dns-server)

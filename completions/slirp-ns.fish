@@ -12,7 +12,11 @@ complete -c slirp-ns -l outbound-addr -d 'IPv4 address or interface name that ou
 complete -c slirp-ns -l outbound-addr6 -d 'IPv6 address or interface name that outbound connections bind to' -r
 complete -c slirp-ns -l macaddress -d 'MAC address of the TAP device (only valid with -c)' -r
 complete -c slirp-ns -l target-type -d 'Target type (default=netns)' -r -f -a "netns\t'A network namespace with a TAP device in it'
-bess\t'A SOCK_SEQPACKET socket carrying Ethernet frames (User Mode Linux)'"
+bess\t'Listen on the SOCK_SEQPACKET socket PATH for one peer sending an Ethernet frame per message (User Mode Linux\'s bess transport)'
+stdio\t'Frames on stdin and stdout, framed as --framing says (User Mode Linux\'s slirp transport, a TAP tunnelled over ssh with vde_plug)'
+qemu\t'Listen on the unix stream socket PATH for QEMU\'s `-netdev stream` (a 4-byte length before each frame); one guest at a time, reconnects accepted'"
+complete -c slirp-ns -l framing -d 'How frames are delimited on stdin/stdout with --target-type=stdio (default=len16)' -r -f -a "slip\t'IP packets in SLIP (RFC 1055), no Ethernet'
+len16\t'Ethernet frames, each after its length in 2 bytes, big-endian (vde_plug)'"
 complete -c slirp-ns -l dns-server -d 'Relay DNS to ADDR instead of the resolvers in /etc/resolv.conf (repeatable)' -r
 complete -c slirp-ns -l dns-search -d 'Search domains to tell the guest (DHCP, router advertisements, DHCPv6) instead of those of /etc/resolv.conf (repeatable, or comma-separated)' -r
 complete -c slirp-ns -l pcap -d 'Write every frame crossing the guest side, both ways, to FILE (pcap)' -r -F

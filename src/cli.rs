@@ -25,8 +25,23 @@ pub enum NetnsType {
 pub enum TargetType {
     /// A network namespace with a TAP device in it.
     Netns,
-    /// A SOCK_SEQPACKET socket carrying Ethernet frames (User Mode Linux).
+    /// Listen on the SOCK_SEQPACKET socket PATH for one peer sending an Ethernet frame per
+    /// message (User Mode Linux's bess transport)
     Bess,
+    /// Frames on stdin and stdout, framed as --framing says (User Mode Linux's slirp transport,
+    /// a TAP tunnelled over ssh with vde_plug)
+    Stdio,
+    /// Listen on the unix stream socket PATH for QEMU's `-netdev stream` (a 4-byte length
+    /// before each frame); one guest at a time, reconnects accepted
+    Qemu,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FramingArg {
+    /// IP packets in SLIP (RFC 1055), no Ethernet
+    Slip,
+    /// Ethernet frames, each after its length in 2 bytes, big-endian (vde_plug)
+    Len16,
 }
 
 #[derive(Debug, Parser)]
@@ -40,7 +55,9 @@ pub enum TargetType {
         With `-- COMMAND [ARG]...` instead of a target, creates a new user and network \
         namespace, configures tap0 in it and runs COMMAND there, exiting with its status.",
     override_usage = "slirp-ns [OPTION]... PID|PATH|FD [TAPNAME]\n       \
-        slirp-ns [OPTION]... -- COMMAND [ARG]...",
+        slirp-ns [OPTION]... -- COMMAND [ARG]...\n       \
+        slirp-ns [OPTION]... --target-type=bess|qemu PATH\n       \
+        slirp-ns [OPTION]... --target-type=stdio [--framing=slip|len16]",
     disable_version_flag = true
 )]
 pub struct Cli {
@@ -124,6 +141,10 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "TYPE")]
     pub target_type: Option<TargetType>,
 
+    /// How frames are delimited on stdin/stdout with --target-type=stdio (default=len16)
+    #[arg(long, value_enum, value_name = "FRAMING")]
+    pub framing: Option<FramingArg>,
+
     /// Relay DNS to ADDR instead of the resolvers in /etc/resolv.conf (repeatable)
     #[arg(long = "dns-server", value_name = "ADDR")]
     pub dns_servers: Vec<std::net::IpAddr>,
@@ -186,7 +207,7 @@ pub struct Cli {
     #[arg(short = 'v', long)]
     pub version: bool,
 
-    /// PID, namespace PATH or TAP FD (see --netns-type)
+    /// PID, namespace PATH or TAP FD (see --netns-type); the socket PATH with --target-type=bess or qemu
     #[arg(value_name = "PID|PATH|FD")]
     pub target: Option<String>,
 

@@ -1,15 +1,16 @@
-//! One mio poll drives everything: the TAP, signals, the exit fd and the API socket.
+//! One mio poll drives everything: the link to the guest (a TAP, or another transport),
+//! signals, the exit fd and the API socket.
 //!
-//! mio is edge-triggered, so the TAP is read until EAGAIN; to keep a flooding guest from
+//! mio is edge-triggered, so the link is read until EAGAIN; to keep a flooding guest from
 //! starving signals and the API, one turn reads at most [`FRAMES_PER_TURN`] frames and the next
-//! poll does not block while the TAP may still hold more.
+//! poll does not block while the link may still hold more.
 
 use crate::api::{self, ApiServer};
 use crate::capture::{Capture, Direction, SharedCapture};
 use crate::engine::offload::RxOffload;
 use crate::engine::{Engine, EngineConfig, Readiness, TxQueue, FLOW_TOKEN_BASE};
 use crate::splice::{self, Splicer};
-use crate::transport::tap::{Recv, TapDevice};
+use crate::transport::{Link, Recv, LINK, LINK_LISTENER, LINK_OUTPUT};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -36,11 +37,10 @@ pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
     libc::SYS_kill,
 ];
 
-const TAP: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const EXIT_FD: Token = Token(2);
 
-/// Frames read from the TAP in one loop turn before other sources get a look.
+/// Frames read from the link in one loop turn before other sources get a look.
 pub const FRAMES_PER_TURN: usize = 256;
 /// Frames the engine may queue for the guest within one turn.
 const TX_QUEUE_FRAMES: usize = 1024;
@@ -60,13 +60,13 @@ pub enum Exit {
     ExitFd,
     /// The exec-mode command exited with this status (128+N for signal N).
     Command(i32),
-    /// The TAP device went away, most likely with its namespace.
-    TapGone,
+    /// The guest went away: the TAP with its namespace, or the transport's peer.
+    LinkGone,
 }
 
 pub struct EventLoop {
     poll: Poll,
-    tap: TapDevice,
+    link: Link,
     engine: Engine,
     tx: TxQueue,
     /// The frames of one batch, back to back, and where each ends.
@@ -80,8 +80,8 @@ pub struct EventLoop {
     api: Option<ApiServer>,
     splicer: Option<Splicer>,
     command: Option<Pid>,
-    /// Whether the TAP may still hold frames (the last turn stopped at the per-turn limit).
-    tap_backlog: bool,
+    /// Whether the link may still hold frames (the last turn stopped at the per-turn limit).
+    link_backlog: bool,
     /// Whether the engine has frames to send that did not fit in the last turn.
     engine_backlog: bool,
     /// --pcap and --debug.
@@ -90,13 +90,13 @@ pub struct EventLoop {
 
 impl EventLoop {
     pub fn new(
-        tap: TapDevice,
+        link: Link,
         engine_config: EngineConfig,
         exit_fd: Option<OwnedFd>,
         mut api: Option<ApiServer>,
         mut splicer: Option<Splicer>,
     ) -> io::Result<Self> {
-        let mut event_loop = Self::for_queue(tap, engine_config)?;
+        let mut event_loop = Self::for_queue(link, engine_config)?;
         let registry = event_loop.poll.registry();
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD])?;
         registry.register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -118,17 +118,16 @@ impl EventLoop {
         Ok(event_loop)
     }
 
-    /// The loop of one TAP queue: the TAP and its engine's sockets only. [`EventLoop::new`]
-    /// adds signals, the exit fd, the API and port forwards for the first queue; a further
-    /// queue of a multi-queue TAP runs with just this.
-    pub fn for_queue(tap: TapDevice, engine_config: EngineConfig) -> io::Result<Self> {
+    /// The loop of one link (one TAP queue): the link and its engine's sockets only.
+    /// [`EventLoop::new`] adds signals, the exit fd, the API and port forwards for the first
+    /// queue; a further queue of a multi-queue TAP runs with just this.
+    pub fn for_queue(mut link: Link, engine_config: EngineConfig) -> io::Result<Self> {
         let poll = Poll::new()?;
         let engine = Engine::new(engine_config, poll.registry().try_clone()?);
-        poll.registry()
-            .register(&mut SourceFd(&tap.as_raw_fd()), TAP, Interest::READABLE)?;
+        link.register(poll.registry())?;
         Ok(EventLoop {
             poll,
-            tap,
+            link,
             engine,
             tx: TxQueue::new(TX_QUEUE_FRAMES),
             rx_arena: vec![0; RX_ARENA],
@@ -139,13 +138,13 @@ impl EventLoop {
             api: None,
             splicer: None,
             command: None,
-            tap_backlog: true,
+            link_backlog: true,
             engine_backlog: false,
             capture: None,
         })
     }
 
-    /// Records every frame this loop reads from or writes to the TAP.
+    /// Records every frame this loop reads from or writes to the link.
     pub fn set_capture(&mut self, capture: SharedCapture) {
         self.capture = Some(capture);
     }
@@ -171,7 +170,7 @@ impl EventLoop {
             return Ok(exit);
         }
         loop {
-            let timeout = if self.tap_backlog || self.engine_backlog {
+            let timeout = if self.link_backlog || self.engine_backlog {
                 Some(Duration::ZERO)
             } else {
                 let api = self.api.as_ref().and_then(ApiServer::next_deadline);
@@ -190,7 +189,16 @@ impl EventLoop {
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    TAP => self.tap_backlog = true,
+                    LINK => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.link_backlog = true;
+                        }
+                        if event.is_writable() {
+                            self.flush_link();
+                        }
+                    }
+                    LINK_OUTPUT => self.flush_link(),
+                    LINK_LISTENER => self.link.accept(self.poll.registry()),
                     SIGNALS => {
                         if let Some(exit) = self.handle_signals() {
                             return Ok(exit);
@@ -247,8 +255,8 @@ impl EventLoop {
                     _ => {}
                 }
             }
-            if self.tap_backlog {
-                if let Some(exit) = self.read_tap(now) {
+            if self.link_backlog {
+                if let Some(exit) = self.read_link(now) {
                     return Ok(exit);
                 }
             }
@@ -278,29 +286,33 @@ impl EventLoop {
 
     /// Reads a batch of frames (until EAGAIN, the per-turn limit, or a full arena) and hands
     /// them to the engine together.
-    fn read_tap(&mut self, now: Instant) -> Option<Exit> {
-        self.tap_backlog = true;
+    fn read_link(&mut self, now: Instant) -> Option<Exit> {
+        self.link_backlog = true;
         self.rx_ends.clear();
         self.rx_offloads.clear();
         let mut used = 0;
         let mut exit = None;
         while self.rx_ends.len() < FRAMES_PER_TURN && used + MAX_FRAME <= self.rx_arena.len() {
-            match self.tap.recv(&mut self.rx_arena[used..used + MAX_FRAME]) {
+            match self.link.recv(&mut self.rx_arena[used..used + MAX_FRAME]) {
                 Recv::Frame(len, offload) => {
                     used += len;
                     self.rx_ends.push(used);
                     self.rx_offloads.push(offload);
                 }
                 Recv::Empty => {
-                    self.tap_backlog = false;
+                    self.link_backlog = false;
                     break;
                 }
-                Recv::Gone(errno) => {
-                    log::warn!("TAP device is gone ({errno}); exiting");
-                    exit = Some(Exit::TapGone);
+                Recv::Gone(why) => {
+                    log::warn!("{why}; exiting");
+                    exit = Some(Exit::LinkGone);
                     break;
                 }
             }
+        }
+        let link_drops = self.link.take_dropped();
+        if link_drops > 0 {
+            self.engine.count_link_drops(link_drops, 0);
         }
         if !self.tx.is_empty() {
             self.flush();
@@ -324,18 +336,32 @@ impl EventLoop {
 
     fn flush(&mut self) {
         let mut capture = self.capture.as_ref().map(Capture::lock);
+        let mut unsent = 0;
         for (frame, offload) in self.tx.frames_with_offload() {
             if let Some(capture) = &mut capture {
                 capture.frame(Direction::ToGuest, frame);
             }
-            if let Err(e) = self.tap.send(frame, offload) {
-                log::debug!("TAP write failed: {e}");
+            if let Err(e) = self.link.send(frame, offload) {
+                log::debug!("write to the guest failed: {e}");
+                unsent += 1;
             }
         }
         if let Some(capture) = &mut capture {
             capture.flush();
         }
+        drop(capture);
+        if unsent > 0 {
+            self.engine.count_link_drops(0, unsent);
+        }
         self.tx.clear();
+        self.flush_link();
+    }
+
+    /// Writes what a stream link holds; a link broken for good is noticed by the next read.
+    fn flush_link(&mut self) {
+        if !self.link.flush() {
+            self.link_backlog = true;
+        }
     }
 
     fn handle_signals(&mut self) -> Option<Exit> {

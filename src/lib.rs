@@ -19,6 +19,7 @@ pub mod ns;
 pub mod run;
 pub mod sandbox;
 pub mod seccomp;
+pub mod socket_path;
 pub mod splice;
 pub mod sys;
 pub mod transport;

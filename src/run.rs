@@ -8,7 +8,10 @@ use crate::event_loop::{EventLoop, Exit};
 use crate::ns::exec::ExecChild;
 use crate::ns::helper::{open_tap_in, Lockdown, NamespaceFiles, TapRequest};
 use crate::ns::netlink::LinkSetup;
+use crate::transport::framing::Framing;
+use crate::transport::stream::StreamLink;
 use crate::transport::tap::TapDevice;
+use crate::transport::Link;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
@@ -87,6 +90,55 @@ fn print_banner(cfg: &Config) {
     }
 }
 
+/// The link of a target that is no namespace: a bess socket (its peer awaited here, as
+/// slirp4netns does), stdio, or QEMU's socket (its peer accepted by the loop).
+fn open_link(cfg: &Config) -> Result<Link, RunError> {
+    let gateway_mac = crate::engine::virtual_mac(cfg.net.gateway()).0;
+    match &cfg.target {
+        Target::Bess(path) => {
+            use nix::sys::socket::SockType;
+            let (listener, socket_path) =
+                crate::socket_path::SocketPath::listen(path, SockType::SeqPacket, "BESS socket")?;
+            eprintln!("Waiting for connection to {}", path.display());
+            let peer = wait_for_peer(&listener)
+                .map_err(|e| RunError(format!("BESS socket {}: {e}", path.display())))?;
+            // The guest is connected: nobody else needs the socket file.
+            drop(socket_path);
+            TapDevice::seqpacket(peer)
+                .map(Link::Packets)
+                .map_err(|e| RunError(format!("BESS socket: {e}")))
+        }
+        Target::Stdio(framing) => Ok(Link::Stream(StreamLink::stdio(
+            *framing,
+            cfg.mtu,
+            gateway_mac,
+        )?)),
+        Target::Qemu(path) => Ok(Link::Stream(StreamLink::qemu(path, cfg.mtu)?)),
+        _ => Err(RunError("no TAP device was opened".into())),
+    }
+}
+
+/// Blocks until a peer connects to `listener` (non-blocking).
+fn wait_for_peer(listener: &OwnedFd) -> nix::Result<OwnedFd> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{accept4, SockFlag};
+    use std::os::fd::{AsFd, AsRawFd};
+    loop {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+            // SAFETY: accept4 returned a new descriptor that nothing else owns.
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::ECONNABORTED) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Every flow holds a host socket: take as many descriptors as the hard limit allows (the
 /// soft limit is often 1024, far below --max-flows). Done once the exec-mode command and the
 /// helper are forked, so that they keep the limits slirp-ns was started with.
@@ -130,6 +182,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         queues: cfg.queues,
     };
     let (tap_fds, helper) = match &cfg.target {
+        Target::Bess(_) | Target::Stdio(_) | Target::Qemu(_) => (Vec::new(), None),
         Target::TapFd(fd) => (vec![take_inherited_fd(*fd, "TAP fd")?], None),
         Target::Pid(pid) => open_tap_in(
             NamespaceFiles::of_pid(*pid)?,
@@ -153,13 +206,17 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     };
     let mut taps = tap_fds
         .into_iter()
-        .map(|fd| TapDevice::new(fd, cfg.offload))
+        .map(|fd| TapDevice::new(fd, cfg.offload).map(Link::Packets))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| RunError(format!("TAP fd: {e}")))?;
-    let tap = taps.remove(0);
+    let link = if taps.is_empty() {
+        open_link(&cfg)?
+    } else {
+        taps.remove(0)
+    };
     log::debug!(
-        "TAP offloads: {}, queues: {}",
-        tap.offloads(),
+        "link offloads: {}, queues: {}",
+        link.offloads(),
         1 + taps.len()
     );
     raise_fd_limit();
@@ -178,7 +235,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         outbound_addr: cfg.outbound_addr,
         outbound_addr6: cfg.outbound_addr6,
         ipv6: cfg.ipv6,
-        tap_offload: tap.offloads(),
+        tap_offload: link.offloads(),
+        point_to_point: matches!(cfg.target, Target::Stdio(Framing::Slip)),
+        router_adverts: !matches!(cfg.target, Target::Stdio(Framing::Slip)),
         max_flows: cfg.max_flows,
         // SLIRP_NS_NO_PEEK_OFF forces the path for kernels without SO_PEEK_OFF (for tests).
         splice_loopback: helper.is_some(),
@@ -242,7 +301,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             .map_err(|e| RunError(format!("cannot start a queue thread: {e}")))?;
     }
     let splicer = helper.map(crate::splice::Splicer::new);
-    let mut event_loop = EventLoop::new(tap, engine_config, exit_fd, api, splicer)
+    let mut event_loop = EventLoop::new(link, engine_config, exit_fd, api, splicer)
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
     if let Some(capture) = capture {
         event_loop.set_capture(capture);
@@ -255,6 +314,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         log::info!("forward {} added: {:?}", entry.id, entry.spec);
     }
     if command.is_none() {
+        // With stdio the banner would corrupt the stream (stdout goes to stderr by now).
         print_banner(&cfg);
     }
     // Last, on every thread: everything start-up needs is done.
@@ -284,7 +344,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             0
         }
         Exit::ExitFd => 0,
-        Exit::TapGone => 0,
+        Exit::LinkGone => 0,
         Exit::Command(status) => status,
     })
 }

@@ -79,11 +79,12 @@ const HELPER_RESTRICTED: &[Restricted] = &[Restricted {
 }];
 
 /// Every list of the main process, by who needs it.
-fn main_lists() -> [&'static [Syscall]; 11] {
+fn main_lists() -> [&'static [Syscall]; 12] {
     [
         RUNTIME,
         crate::event_loop::SYSCALLS,
         crate::transport::tap::SYSCALLS,
+        crate::transport::stream::SYSCALLS,
         crate::engine::sockets::SYSCALLS,
         crate::engine::tcp::SYSCALLS,
         crate::engine::udp::SYSCALLS,

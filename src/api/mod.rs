@@ -10,12 +10,10 @@
 
 pub mod protocol;
 
+use crate::socket_path::{remove_stale, SocketPath};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
-use std::ffi::OsString;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -50,10 +48,8 @@ struct Client {
 
 pub struct ApiServer {
     listener: UnixListener,
-    /// The socket's directory and name, to remove it at exit: through a descriptor, so that
-    /// it works from a sandbox that no longer sees the path.
-    dir: OwnedFd,
-    name: OsString,
+    /// Removes the socket at exit.
+    _socket_path: SocketPath,
     /// Our user, read once (geteuid is not among the calls --enable-seccomp allows).
     owner: u32,
     clients: Vec<Option<Client>>,
@@ -63,42 +59,13 @@ pub struct ApiServer {
 impl ApiServer {
     /// Binds PATH, replacing a stale socket left there (but never any other kind of file).
     pub fn bind(path: &Path) -> Result<Self, String> {
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => {
-                std::fs::remove_file(path).map_err(|e| {
-                    format!("cannot remove stale API socket {}: {e}", path.display())
-                })?;
-            }
-            Ok(_) => {
-                return Err(format!(
-                    "cannot create API socket {}: a file that is not a socket is there",
-                    path.display()
-                ))
-            }
-            Err(_) => {}
-        }
-        // Only the owner may talk to the API: bind with a umask that leaves mode 0600.
-        let old_mask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-        let bound = UnixListener::bind(path);
-        nix::sys::stat::umask(old_mask);
-        let listener =
-            bound.map_err(|e| format!("cannot create API socket {}: {e}", path.display()))?;
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let dir = nix::fcntl::open(
-            dir,
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| format!("cannot open the directory of {}: {e}", path.display()))?;
+        const WHAT: &str = "API socket";
+        remove_stale(path, WHAT)?;
+        // Only the owner may talk to the API: mode 0600.
+        let (listener, socket_path) = SocketPath::bound(path, WHAT, || UnixListener::bind(path))?;
         Ok(ApiServer {
             listener,
-            dir,
-            name: path.file_name().unwrap_or_default().to_owned(),
+            _socket_path: socket_path,
             owner: nix::unistd::geteuid().as_raw(),
             clients: Vec::new(),
             free: Vec::new(),
@@ -251,16 +218,6 @@ fn is_trusted_peer(stream: &UnixStream, owner: u32) -> bool {
     match getsockopt(stream, PeerCredentials) {
         Ok(cred) => cred.uid() == 0 || cred.uid() == owner,
         Err(_) => false,
-    }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        let _ = nix::unistd::unlinkat(
-            &self.dir,
-            self.name.as_os_str(),
-            nix::unistd::UnlinkatFlags::NoRemoveDir,
-        );
     }
 }
 

@@ -1,7 +1,7 @@
 //! Resolved settings: the command line checked in slirp4netns's order, with its messages, and
 //! the addresses derived from --cidr.
 
-use crate::cli::{Cli, NetnsType, TargetType};
+use crate::cli::{Cli, NetnsType};
 use crate::engine::fwd::{ForwardProto, ForwardSpec};
 use std::ffi::OsString;
 use std::fmt;
@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
+mod link;
 mod network;
 pub use network::{resolve_outbound_v4, resolve_outbound_v6, Ipv4Network, Ipv6Prefix};
 
@@ -129,6 +130,19 @@ pub enum Target {
     TapFd(RawFd),
     /// Create a new namespace and run this command in it.
     Exec(Vec<OsString>),
+    /// Listen on this SOCK_SEQPACKET socket for the guest (User Mode Linux's bess).
+    Bess(PathBuf),
+    /// Frames on stdin and stdout.
+    Stdio(crate::transport::framing::Framing),
+    /// Listen on this unix stream socket for QEMU.
+    Qemu(PathBuf),
+}
+
+impl Target {
+    /// Whether slirp-ns makes (or attaches to) a TAP device in a namespace.
+    pub fn makes_tap(&self) -> bool {
+        matches!(self, Target::Pid(_) | Target::Path(_) | Target::Exec(_))
+    }
 }
 
 /// Everything the run needs, checked.
@@ -221,13 +235,12 @@ impl Config {
             warnings.push("--create-sandbox is deprecated, use --enable-sandbox".into());
         }
 
-        if cli.target_type == Some(TargetType::Bess) {
-            return err("--target-type=bess is not supported yet");
-        }
-
+        let link_target = link::link_target(&cli, exec_mode)?;
         let positionals = cli.target.iter().chain(&cli.tapname).chain(&cli.extra);
         let positional_count = positionals.count();
-        let (target, tapname) = if exec_mode {
+        let (target, tapname) = if let Some(target) = link_target {
+            (target, String::new())
+        } else if exec_mode {
             if positional_count > 0 {
                 return err("a target (PID|PATH|FD) and -- COMMAND cannot be given together");
             }
@@ -292,7 +305,7 @@ impl Config {
         if matches!(target, Target::TapFd(_)) && cli.configure {
             return err("--configure cannot be used with --netns-type=tapfd");
         }
-        if !matches!(target, Target::TapFd(_))
+        if target.makes_tap()
             && (tapname.is_empty() || tapname.len() > IFNAME_MAX || tapname.contains(['/', ' ']))
         {
             return err(format!("invalid TAP device name: {tapname:?}"));

@@ -140,6 +140,9 @@ pub struct EngineConfig {
     pub tftp_root: Option<PathBuf>,
     /// The boot file DHCP names (--bootfile).
     pub dhcp_bootfile: Option<String>,
+    /// A link without ARP or neighbour discovery (SLIP): the guest is always
+    /// [`POINT_TO_POINT_PEER_MAC`], and nothing is solicited or advertised.
+    pub point_to_point: bool,
 }
 
 impl EngineConfig {
@@ -165,6 +168,7 @@ impl EngineConfig {
             dhcp_hostname: None,
             dns_search: Vec::new(),
             tftp_root: None,
+            point_to_point: false,
             dhcp_bootfile: None,
         }
     }
@@ -172,6 +176,10 @@ impl EngineConfig {
 
 /// Most guest addresses whose MACs are remembered.
 const MAX_NEIGHBORS: usize = 256;
+
+/// The guest's MAC on a point-to-point link, where it has none: frames from it are given this
+/// source address, and frames to it carry it.
+pub const POINT_TO_POINT_PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
 
 /// The MAC address of a virtual host: `52:55` followed by its IPv4 address.
 pub fn virtual_mac(addr: Ipv4Addr) -> EthernetAddress {
@@ -280,6 +288,9 @@ impl Core {
 
     /// The MAC the guest uses for `addr`, if it has been seen.
     pub fn neighbor(&self, addr: IpAddr) -> Option<EthernetAddress> {
+        if self.cfg.point_to_point {
+            return Some(POINT_TO_POINT_PEER_MAC);
+        }
         self.neighbors.get(&addr).copied()
     }
 
@@ -375,6 +386,13 @@ impl Engine {
 
     pub fn counters(&self) -> &Counters {
         &self.core.counters
+    }
+
+    /// Frames the link dropped: from the guest before the engine saw them (bad framing, too
+    /// long: malformed), to the guest because it had no room for them.
+    pub fn count_link_drops(&mut self, malformed: u64, unsent: u64) {
+        self.core.counters.dropped_malformed += malformed;
+        self.core.counters.dropped_tx_queue_full += unsent;
     }
 
     /// Forwarded connections to be spliced (when `splice_loopback` is on), taken.

@@ -2,7 +2,8 @@
 //! virtio-net header (IFF_VNET_HDR) each frame carries its offload metadata too
 //! ([`super::vnet`]).
 
-use super::vnet::{self, RxOffload, TxOffload, VNET_HDR_LEN};
+use super::vnet::{self, TxOffload, VNET_HDR_LEN};
+use super::Recv;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::io::{self, IoSlice, IoSliceMut};
@@ -29,19 +30,12 @@ const UDP_OFFLOADS: libc::c_uint = libc::TUN_F_USO4 | libc::TUN_F_USO6;
 
 pub struct TapDevice {
     fd: OwnedFd,
+    /// A SOCK_SEQPACKET socket rather than a TAP: a read of 0 bytes is the peer's end.
+    socket: bool,
     /// Frames carry a virtio-net header.
     vnet: bool,
     /// The offloads the kernel took (TUN_F_*), 0 without a header.
     offloads: libc::c_uint,
-}
-
-/// What a read from the TAP gave.
-pub enum Recv {
-    Frame(usize, RxOffload),
-    /// Nothing more to read now.
-    Empty,
-    /// The device is gone (its namespace was destroyed, or it was deleted).
-    Gone(Errno),
 }
 
 impl TapDevice {
@@ -58,6 +52,7 @@ impl TapDevice {
             && i32::from(unsafe { ifr.ifr_ifru.ifru_flags }) & libc::IFF_VNET_HDR != 0;
         let mut tap = TapDevice {
             fd,
+            socket: false,
             vnet,
             offloads: 0,
         };
@@ -80,6 +75,18 @@ impl TapDevice {
         Ok(tap)
     }
 
+    /// A connected SOCK_SEQPACKET socket (bess), carrying a frame per message as a TAP does.
+    pub fn seqpacket(fd: OwnedFd) -> io::Result<Self> {
+        let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL)?);
+        fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        Ok(TapDevice {
+            fd,
+            socket: true,
+            vnet: false,
+            offloads: 0,
+        })
+    }
+
     /// Whether frames from the guest may be large and partly checksummed, and frames to it
     /// may be too.
     pub fn offloads(&self) -> bool {
@@ -97,10 +104,12 @@ impl TapDevice {
                 nix::unistd::read(&self.fd, buf)
             };
             match read {
+                Ok(0) if self.socket => return Recv::Gone("the guest closed the socket".into()),
                 Ok(n) => return Recv::Frame(n, vnet::parse(&header)),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return Recv::Empty,
-                Err(e) => return Recv::Gone(e),
+                Err(e) if self.socket => return Recv::Gone(format!("guest socket: {e}")),
+                Err(e) => return Recv::Gone(format!("TAP device is gone ({e})")),
             }
         }
     }

@@ -11,6 +11,7 @@
 pub mod dns;
 mod net;
 pub mod rootless;
+pub mod wire;
 #[allow(unused_imports)]
 pub use net::{request, request_with, serve_once, Ending, Net, TIMEOUT};
 
