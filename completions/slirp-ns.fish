@@ -22,6 +22,7 @@ complete -c slirp-ns -l dns-search -d 'Search domains to tell the guest (DHCP, r
 complete -c slirp-ns -l pcap -d 'Write every frame crossing the guest side, both ways, to FILE (pcap)' -r -F
 complete -c slirp-ns -l tftp-path -d 'Serve DIR read-only over TFTP on the gateway' -r -F
 complete -c slirp-ns -l bootfile -d 'Boot file name the DHCP server tells the guest (for network boot over TFTP)' -r
+complete -c slirp-ns -l socks5 -d 'Serve SOCKS5 on [ADDR:]PORT of the host (127.0.0.1 without ADDR): CONNECT to the guest\'s own addresses only' -r
 complete -c slirp-ns -l hostname -d 'Host name the DHCP server offers the guest' -r
 complete -c slirp-ns -l max-flows -d 'Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused' -r
 complete -c slirp-ns -s p -l publish -d 'Forward a host port to the guest from the start: [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp] (repeatable; IPv6 addresses go in brackets)' -r

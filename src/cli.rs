@@ -174,6 +174,11 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub bootfile: Option<String>,
 
+    /// Serve SOCKS5 on [ADDR:]PORT of the host (127.0.0.1 without ADDR): CONNECT to the
+    /// guest's own addresses only
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    pub socks5: Option<String>,
+
     /// Host name the DHCP server offers the guest
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,

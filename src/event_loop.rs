@@ -9,6 +9,7 @@ use crate::api::{self, ApiServer};
 use crate::capture::{Capture, Direction, SharedCapture};
 use crate::engine::offload::RxOffload;
 use crate::engine::{Engine, EngineConfig, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use crate::socks5::{self, Socks5Server};
 use crate::splice::{self, Splicer};
 use crate::transport::{Link, Recv, LINK, LINK_LISTENER, LINK_OUTPUT};
 use mio::unix::SourceFd;
@@ -78,6 +79,7 @@ pub struct EventLoop {
     /// Held open while it is registered.
     _exit_fd: Option<OwnedFd>,
     api: Option<ApiServer>,
+    socks5: Option<Socks5Server>,
     splicer: Option<Splicer>,
     command: Option<Pid>,
     /// Whether the link may still hold frames (the last turn stopped at the per-turn limit).
@@ -136,6 +138,7 @@ impl EventLoop {
             signals: None,
             _exit_fd: None,
             api: None,
+            socks5: None,
             splicer: None,
             command: None,
             link_backlog: true,
@@ -147,6 +150,13 @@ impl EventLoop {
     /// Records every frame this loop reads from or writes to the link.
     pub fn set_capture(&mut self, capture: SharedCapture) {
         self.capture = Some(capture);
+    }
+
+    /// Serves SOCKS5 clients (--socks5) from this loop.
+    pub fn set_socks5(&mut self, mut server: Socks5Server) -> io::Result<()> {
+        server.register(self.poll.registry())?;
+        self.socks5 = Some(server);
+        Ok(())
     }
 
     /// In exec mode: the command whose exit ends the loop. SIGINT then no longer ends
@@ -174,10 +184,11 @@ impl EventLoop {
                 Some(Duration::ZERO)
             } else {
                 let api = self.api.as_ref().and_then(ApiServer::next_deadline);
-                let next = match (self.engine.poll_at(), api) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let socks5 = self.socks5.as_ref().and_then(Socks5Server::next_deadline);
+                let next = [self.engine.poll_at(), api, socks5]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 next.map(|at| at.saturating_duration_since(Instant::now()))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -229,6 +240,17 @@ impl EventLoop {
                             }
                         }
                     }
+                    socks5::LISTENER_TOKEN => {
+                        if let Some(socks5) = &mut self.socks5 {
+                            socks5.accept(self.poll.registry(), now);
+                        }
+                    }
+                    token if Socks5Server::is_client(token) => {
+                        if let Some(socks5) = &mut self.socks5 {
+                            let (registry, engine) = (self.poll.registry(), &mut self.engine);
+                            socks5.on_client_event(registry, token, now, engine, &mut self.tx);
+                        }
+                    }
                     splice::HELPER_TOKEN => {
                         if let Some(splicer) = &mut self.splicer {
                             splicer.on_helper_readable(self.poll.registry());
@@ -263,6 +285,9 @@ impl EventLoop {
             self.engine.handle_timers(now, &mut self.tx);
             if let Some(api) = &mut self.api {
                 api.expire(self.poll.registry(), now);
+            }
+            if let Some(socks5) = &mut self.socks5 {
+                socks5.expire(self.poll.registry(), now);
             }
             self.finish_turn(now);
         }

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod capture;
 pub mod cli;
+pub mod client_slots;
 pub mod config;
 pub mod engine;
 pub mod event_loop;
@@ -20,6 +21,7 @@ pub mod run;
 pub mod sandbox;
 pub mod seccomp;
 pub mod socket_path;
+pub mod socks5;
 pub mod splice;
 pub mod sys;
 pub mod transport;

@@ -221,6 +221,10 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     );
     raise_fd_limit();
     let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
+    let socks5 = cfg
+        .socks5
+        .map(crate::socks5::Socks5Server::bind)
+        .transpose()?;
 
     let engine_config = EngineConfig {
         mtu: cfg.mtu,
@@ -305,6 +309,14 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
     if let Some(capture) = capture {
         event_loop.set_capture(capture);
+    }
+    if let Some(server) = socks5 {
+        if let Ok(addr) = server.local_addr() {
+            log::info!("SOCKS5 on {addr}");
+        }
+        event_loop
+            .set_socks5(server)
+            .map_err(|e| RunError(format!("cannot serve SOCKS5: {e}")))?;
     }
     for spec in &cfg.publish {
         let entry = event_loop

@@ -79,7 +79,7 @@ const HELPER_RESTRICTED: &[Restricted] = &[Restricted {
 }];
 
 /// Every list of the main process, by who needs it.
-fn main_lists() -> [&'static [Syscall]; 12] {
+fn main_lists() -> [&'static [Syscall]; 13] {
     [
         RUNTIME,
         crate::event_loop::SYSCALLS,
@@ -92,6 +92,7 @@ fn main_lists() -> [&'static [Syscall]; 12] {
         crate::engine::tftp::SYSCALLS,
         crate::splice::SYSCALLS,
         crate::api::SYSCALLS,
+        crate::socks5::SYSCALLS,
         crate::ns::exec::SYSCALLS,
     ]
 }

@@ -10,6 +10,7 @@
 
 pub mod protocol;
 
+use crate::client_slots::ClientSlots;
 use crate::socket_path::{remove_stale, SocketPath};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
@@ -43,7 +44,6 @@ struct Client {
     request: Vec<u8>,
     /// The reply and how much of it is written.
     reply: Option<(Vec<u8>, usize)>,
-    deadline: Instant,
 }
 
 pub struct ApiServer {
@@ -52,8 +52,7 @@ pub struct ApiServer {
     _socket_path: SocketPath,
     /// Our user, read once (geteuid is not among the calls --enable-seccomp allows).
     owner: u32,
-    clients: Vec<Option<Client>>,
-    free: Vec<usize>,
+    clients: ClientSlots<Client>,
 }
 
 impl ApiServer {
@@ -67,8 +66,7 @@ impl ApiServer {
             listener,
             _socket_path: socket_path,
             owner: nix::unistd::geteuid().as_raw(),
-            clients: Vec::new(),
-            free: Vec::new(),
+            clients: ClientSlots::new(MAX_CLIENTS),
         })
     }
 
@@ -78,7 +76,7 @@ impl ApiServer {
 
     /// Accepts waiting clients, as many as there is room for.
     pub fn accept(&mut self, registry: &Registry, now: Instant) {
-        while self.clients.len() - self.free.len() < MAX_CLIENTS {
+        while let Some(slot) = self.clients.vacant() {
             let (mut stream, _) = match self.listener.accept() {
                 Ok(client) => client,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -87,7 +85,6 @@ impl ApiServer {
             // The socket's mode keeps other users out; should it not (root, a directory
             // opened up), they still get nothing but an error.
             let refused = !is_trusted_peer(&stream, self.owner);
-            let slot = self.free.pop().unwrap_or(self.clients.len());
             let token = Token(CLIENT_TOKEN_BASE + slot);
             let interest = Interest::READABLE | Interest::WRITABLE;
             if registry.register(&mut stream, token, interest).is_err() {
@@ -97,13 +94,8 @@ impl ApiServer {
                 stream,
                 request: Vec::new(),
                 reply: refused.then(|| (PERMISSION_DENIED.as_bytes().to_vec(), 0)),
-                deadline: now + CLIENT_TIMEOUT,
             };
-            if slot == self.clients.len() {
-                self.clients.push(Some(client));
-            } else {
-                self.clients[slot] = Some(client);
-            }
+            self.clients.insert(client, now + CLIENT_TIMEOUT);
         }
     }
 
@@ -121,7 +113,7 @@ impl ApiServer {
         execute: &mut dyn FnMut(&[u8]) -> String,
     ) {
         let slot = token.0 - CLIENT_TOKEN_BASE;
-        let Some(Some(client)) = self.clients.get_mut(slot) else {
+        let Some(client) = self.clients.get_mut(slot) else {
             return;
         };
         let done = match client.reply {
@@ -134,30 +126,24 @@ impl ApiServer {
     }
 
     fn drop_client(&mut self, registry: &Registry, slot: usize) {
-        if let Some(mut client) = self.clients[slot].take() {
+        if let Some(mut client) = self.clients.remove(slot) {
             let _ = registry.deregister(&mut client.stream);
             // Unread bytes at close would reset the connection under the client before it
             // reads the reply (a request too large, say): read them away first.
             let mut sink = [0u8; 4096];
             while matches!(client.stream.read(&mut sink), Ok(n) if n > 0) {}
-            self.free.push(slot);
         }
     }
 
     /// When the next silent client times out.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.clients.iter().flatten().map(|c| c.deadline).min()
+        self.clients.next_deadline()
     }
 
     /// Drops the clients whose time is up.
     pub fn expire(&mut self, registry: &Registry, now: Instant) {
-        for slot in 0..self.clients.len() {
-            if self.clients[slot]
-                .as_ref()
-                .is_some_and(|c| c.deadline <= now)
-            {
-                self.drop_client(registry, slot);
-            }
+        for slot in self.clients.expired(now) {
+            self.drop_client(registry, slot);
         }
     }
 }

@@ -176,6 +176,8 @@ pub struct Config {
     pub debug: bool,
     pub tftp_path: Option<std::path::PathBuf>,
     pub bootfile: Option<String>,
+    /// Where the inbound SOCKS5 server listens (--socks5).
+    pub socks5: Option<std::net::SocketAddr>,
     pub max_flows: usize,
     /// Port forwards present from the start (-p).
     pub publish: Vec<ForwardSpec>,
@@ -375,6 +377,12 @@ impl Config {
         if cli.max_flows == 0 {
             return err("--max-flows must be at least 1");
         }
+        let socks5 = cli
+            .socks5
+            .as_deref()
+            .map(crate::socks5::parse_listen)
+            .transpose()
+            .map_err(CliError)?;
         let publish = cli
             .publish
             .iter()
@@ -407,6 +415,7 @@ impl Config {
             debug: cli.debug,
             tftp_path,
             bootfile: cli.bootfile,
+            socks5,
             max_flows: cli.max_flows,
             publish,
             splice: !cli.no_splice,

@@ -132,6 +132,11 @@ impl FlowTable {
         }
     }
 
+    /// Whether a new flow would be refused.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.max
+    }
+
     pub fn len(&self) -> usize {
         self.index.len()
     }

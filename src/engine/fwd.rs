@@ -15,7 +15,7 @@
 //! connections already made through it go on until they end.
 
 use super::flow::{open_flow, Flow, FlowKey, Proto};
-use super::tcp::TcpConn;
+use super::tcp::{ConnectReplies, TcpConn};
 use super::udp::{UdpFlow, UDP_HEADER};
 use super::{Core, Engine, TxQueue};
 use std::io;
@@ -304,34 +304,76 @@ impl Engine {
             core.splice_candidates.push((stream, guest));
             return;
         }
+        // A failure is counted, and the client sees its connection reset.
+        let _ = self.open_toward_guest(now, stream, client, guest, None, tx);
+    }
+
+    /// Opens a connection to `guest` for the host client `client` (whose connection is
+    /// `stream`) that a SOCKS5 CONNECT asked for; `replies` tells the client how the guest
+    /// answered. Fails when the connection cannot be opened at all.
+    pub fn open_inbound(
+        &mut self,
+        now: Instant,
+        stream: mio::net::TcpStream,
+        client: SocketAddr,
+        guest: SocketAddr,
+        replies: ConnectReplies,
+        tx: &mut TxQueue,
+    ) -> Result<(), super::Drop> {
+        self.open_toward_guest(now, stream, client, guest, Some(replies), tx)
+    }
+
+    /// A TCP flow toward the guest for a host client: our SYN goes out to the guest. A client
+    /// owed replies gets the refusal when the flow cannot be opened, others a reset.
+    fn open_toward_guest(
+        &mut self,
+        now: Instant,
+        stream: mio::net::TcpStream,
+        client: SocketAddr,
+        guest: SocketAddr,
+        replies: Option<ConnectReplies>,
+        tx: &mut TxQueue,
+    ) -> Result<(), super::Drop> {
+        let core = &mut self.core;
         let key = FlowKey {
             proto: Proto::Tcp,
             guest,
-            remote: guest_view(core, client, spec.guest_addr),
+            remote: guest_view(core, client, guest.ip()),
+        };
+        let refuse = |stream: &mio::net::TcpStream, reason| {
+            match &replies {
+                Some(replies) => {
+                    use std::io::Write;
+                    let _ = (&*stream).write(&replies.refused);
+                }
+                None => super::sockets::reset_on_close(stream),
+            }
+            Err(reason)
         };
         if self.flows.lookup(&key).is_some() {
             // The same four-tuple is in use already (a guest connection to that client):
             // refuse this one.
-            super::sockets::reset_on_close(&stream);
             core.counters.count_drop(super::Drop::Refused);
-            return;
+            return refuse(&stream, super::Drop::Refused);
         }
         let _ = stream.set_nodelay(true);
         let send_buffer = super::sockets::size_send_buffer(&stream);
         let iss = core.random_u32();
-        let mtu_mss = core.mtu_mss(spec.guest_addr);
+        let mtu_mss = core.mtu_mss(guest.ip());
+        if self.flows.is_full() {
+            core.counters.count_drop(super::Drop::FlowTableFull);
+            return refuse(&stream, super::Drop::FlowTableFull);
+        }
         let opened = open_flow(core, &mut self.flows, key, || {
-            Ok(Flow::Tcp(Box::new(TcpConn::forwarded(
-                key,
-                (stream, send_buffer),
-                iss,
-                mtu_mss,
-                now,
-            ))))
+            let conn = TcpConn::forwarded(key, (stream, send_buffer), iss, mtu_mss, now);
+            Ok(Flow::Tcp(Box::new(match replies {
+                Some(replies) => conn.with_replies(replies),
+                None => conn,
+            })))
         });
         let Ok(slot) = opened else {
             core.counters.count_drop(super::Drop::FlowTableFull);
-            return;
+            return Err(super::Drop::FlowTableFull);
         };
         core.counters.forwarded_connections += 1;
         self.with_flow(slot, |core, flow| {
@@ -340,5 +382,6 @@ impl Engine {
             }
             super::flow::Verdict::Keep
         });
+        Ok(())
     }
 }

@@ -380,6 +380,17 @@ impl Engine {
         }
     }
 
+    /// Whether `addr` can be one of the guest's own addresses: in its network, and neither a
+    /// virtual host nor the network's own or broadcast address.
+    pub fn is_guest_address(&self, addr: IpAddr) -> bool {
+        let core = &self.core;
+        let special = match addr {
+            IpAddr::V4(v4) => v4 == core.cfg.net.network() || v4 == core.cfg.net.broadcast(),
+            IpAddr::V6(v6) => v6.is_multicast() || v6.segments()[4..] == [0; 4],
+        };
+        core.in_guest_network(addr) && !core.is_virtual_host(addr) && !special
+    }
+
     pub fn config(&self) -> &EngineConfig {
         &self.core.cfg
     }

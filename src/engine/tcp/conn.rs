@@ -119,6 +119,19 @@ pub struct TcpConn {
     /// When to look whether a low window has opened, and how long to wait after that.
     window_check: Option<Instant>,
     window_check_ms: u32,
+    /// What to tell the host client once the guest answers our SYN (an inbound SOCKS5
+    /// connection), boxed: most connections have none.
+    replies: Option<Box<ConnectReplies>>,
+}
+
+/// Bytes for the host client of a connection opened toward the guest, by how the guest
+/// answered: accepted, refused (RST), or never (our SYNs timed out). The connection is closed
+/// gracefully after either failure, so that the client reads its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectReplies {
+    pub accepted: [u8; 10],
+    pub refused: [u8; 10],
+    pub unanswered: [u8; 10],
 }
 
 impl TcpConn {
@@ -234,7 +247,27 @@ impl TcpConn {
             low_window: LOW_WINDOW_MIN.max(4 * mtu_mss as u32),
             window_check: None,
             window_check_ms: WINDOW_CHECK_FIRST_MS,
+            replies: None,
         }
+    }
+
+    /// Tells the host client how the guest answered (see [`ConnectReplies`]).
+    pub(crate) fn with_replies(mut self, replies: ConnectReplies) -> Self {
+        self.replies = Some(Box::new(replies));
+        self
+    }
+
+    /// Writes the reply `pick` chooses to the host client, if one is owed; returns whether one
+    /// was.
+    fn reply_to_host(&mut self, pick: fn(&ConnectReplies) -> &[u8; 10]) -> bool {
+        let Some(replies) = self.replies.take() else {
+            return false;
+        };
+        // Ten bytes into a fresh socket's empty send buffer: written whole or not at all.
+        if let Err(e) = (&self.stream).write(pick(&replies)) {
+            log::debug!("tcp {:?}: reply to the host client: {e}", self.key);
+        }
+        true
     }
 
     /// Sends our SYN to the guest, or asks for the guest's MAC first.
@@ -280,6 +313,7 @@ impl TcpConn {
         self.retries = 0;
         self.rto_ms = RTO_INITIAL_MS;
         self.last_activity = now;
+        self.reply_to_host(|r| &r.accepted);
         self.send_ack(core, tx);
     }
 
@@ -475,7 +509,10 @@ impl TcpConn {
         pending: &mut PendingWrites<'a>,
     ) -> Verdict {
         if seg.control == TcpControl::Rst {
-            self.reset_host();
+            let refused = self.state == State::SynSent && self.reply_to_host(|r| &r.refused);
+            if !refused {
+                self.reset_host();
+            }
             return Verdict::Close;
         }
         self.last_activity = now;
@@ -626,7 +663,10 @@ impl TcpConn {
         if self.retries > MAX_RETRIES {
             log::debug!("tcp {:?}: guest unresponsive, resetting", self.key);
             self.reset_guest(core, tx);
-            self.reset_host();
+            let unanswered = self.state == State::SynSent && self.reply_to_host(|r| &r.unanswered);
+            if !unanswered {
+                self.reset_host();
+            }
             return Verdict::Close;
         }
         self.rto_ms = (self.rto_ms * 2).min(RTO_MAX_MS);

@@ -50,7 +50,7 @@
 mod conn;
 mod segment;
 
-pub use conn::TcpConn;
+pub use conn::{ConnectReplies, TcpConn};
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::{sockets, Core, Drop, GuestPacket, TxQueue, Unreachable};
