@@ -23,5 +23,12 @@ pub mod seccomp;
 pub mod socket_path;
 pub mod socks5;
 pub mod splice;
+pub mod stack;
 pub mod sys;
 pub mod transport;
+
+pub use config::{Ipv4Network, Ipv6Prefix};
+pub use engine::fwd::{ForwardEntry, ForwardProto, ForwardSpec};
+pub use engine::virtual_net::{VirtualListener, VirtualUdpSocket};
+pub use engine::{Counters, Engine, EngineConfig, Readiness, TxQueue};
+pub use stack::Stack;

@@ -1,6 +1,7 @@
 //! The few socket operations neither std nor nix wraps, each a thin safe function over one
 //! system call. Everything `unsafe` about host sockets lives here.
 
+use nix::sys::socket::MsgFlags;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -37,8 +38,37 @@ pub fn tcp_peek_offset_supported() -> bool {
     set_peek_offset(sock.as_fd(), 0).is_ok()
 }
 
+/// Receives one message into `buf` with at most one descriptor passed along (SCM_RIGHTS,
+/// close-on-exec): the message's length and the descriptor.
+pub fn recv_with_fd(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<std::os::fd::OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut received = None;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel just installed this descriptor for us; nothing owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                received.get_or_insert(owned);
+            }
+        }
+    }
+    Ok((msg.bytes, received))
+}
+
 /// Throws away up to `len` bytes from the front of a TCP socket's receive queue without
-/// copying them (MSG_TRUNC), returning how many went.
+/// copying them (MSG_TRUNC), returning how many went. (A unix stream socket's are read away.)
 pub fn discard(fd: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
     // SAFETY: with MSG_TRUNC on a TCP socket the kernel writes nothing to the (null) buffer.
     let n = unsafe {
@@ -49,11 +79,27 @@ pub fn discard(fd: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
             libc::MSG_TRUNC | libc::MSG_DONTWAIT,
         )
     };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
+    if n >= 0 {
+        return Ok(n as usize);
     }
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() != Some(libc::EFAULT) {
+        return Err(error);
+    }
+    // A unix stream (a virtual connection) has no MSG_TRUNC: it wants to copy, and refused the
+    // null buffer before taking anything. Read the bytes away instead.
+    let mut sink = [0u8; 16384];
+    let mut done = 0;
+    while done < len {
+        let want = (len - done).min(sink.len());
+        match nix::sys::socket::recv(fd.as_raw_fd(), &mut sink[..want], MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(nix::errno::Errno::EAGAIN) if done > 0 => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
 }
 
 /// Bytes in a TCP socket's send queue, sent but not acknowledged or not yet sent (SIOCOUTQ).

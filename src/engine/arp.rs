@@ -31,7 +31,7 @@ pub(super) fn handle(core: &mut Core, payload: &[u8], tx: &mut TxQueue) -> Resul
         core.counters.arp_replies_received += 1;
         return Ok(());
     }
-    if operation != ArpOperation::Request || !core.is_virtual_host(target_protocol_addr.into()) {
+    if operation != ArpOperation::Request || !core.stands_for(target_protocol_addr.into()) {
         return Err(Drop::NotForUs);
     }
     let reply = ArpRepr::EthernetIpv4 {

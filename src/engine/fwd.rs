@@ -325,7 +325,7 @@ impl Engine {
 
     /// A TCP flow toward the guest for a host client: our SYN goes out to the guest. A client
     /// owed replies gets the refusal when the flow cannot be opened, others a reset.
-    fn open_toward_guest(
+    pub(super) fn open_toward_guest(
         &mut self,
         now: Instant,
         stream: mio::net::TcpStream,

@@ -57,6 +57,7 @@ pub mod tftp;
 mod timers;
 mod txqueue;
 pub mod udp;
+pub mod virtual_net;
 
 pub use counters::Counters;
 pub use flow::FLOW_TOKEN_BASE;
@@ -221,12 +222,20 @@ pub(crate) struct Core {
     pub(crate) forwards: fwd::Forwards,
     /// Forwarded connections for the splice path, with where they go in the guest.
     pub(crate) splice_candidates: Vec<(mio::net::TcpStream, SocketAddr)>,
+    /// The embedding program's listeners and UDP endpoints.
+    pub(crate) virtuals: virtual_net::Virtuals,
 }
 
 impl Core {
     /// Whether `addr` is one of the virtual hosts the engine answers for itself.
     pub fn is_virtual_host(&self, addr: IpAddr) -> bool {
         self.is_gateway(addr) || self.is_dns(addr)
+    }
+
+    /// Whether the engine answers ARP for `addr`: a virtual host's, or a virtual listener's or
+    /// endpoint's.
+    pub(crate) fn stands_for(&self, addr: IpAddr) -> bool {
+        self.is_virtual_host(addr) || self.virtuals.has_address(addr)
     }
 
     /// Whether `addr` is the gateway (IPv4, or IPv6 global or link-local).
@@ -375,6 +384,7 @@ impl Engine {
                 router_adverts_sent: 0,
                 forwards: fwd::Forwards::default(),
                 splice_candidates: Vec::new(),
+                virtuals: virtual_net::Virtuals::default(),
                 cfg,
             },
         }
@@ -460,10 +470,15 @@ impl Engine {
         }
         let dst = eth.dst_addr();
         let core = &mut self.core;
+        let virtual_address = || match dst.0 {
+            [0x52, 0x55, a, b, c, d] => core.stands_for(Ipv4Addr::new(a, b, c, d).into()),
+            _ => false,
+        };
         if !(dst.is_broadcast()
             || dst.is_multicast()
             || dst == core.gateway_mac
-            || dst == core.dns_mac)
+            || dst == core.dns_mac
+            || virtual_address())
         {
             return Err(Drop::NotForUs);
         }
@@ -550,6 +565,9 @@ impl Engine {
             IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) => dhcpv6::handle(core, now, &packet, tx),
             IpProtocol::Udp if dhcp::is_dhcp(core, &packet) => dhcp::handle(core, now, &packet, tx),
             IpProtocol::Udp if tftp::is_tftp(core, &packet) => tftp::handle(core, now, &packet, tx),
+            IpProtocol::Udp if virtual_net::is_for_endpoint(core, &packet) => {
+                virtual_net::deliver_udp(core, &packet)
+            }
             // Nothing else may come from an unconfigured guest.
             _ if packet.src == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => Err(Drop::Refused),
             IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx, &mut pending.udp),

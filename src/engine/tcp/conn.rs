@@ -156,7 +156,7 @@ impl TcpConn {
     }
 
     /// A connection for the guest's `syn`, whose host socket `stream` is connecting.
-    pub(super) fn new(
+    pub(crate) fn new(
         key: FlowKey,
         guest_mac: EthernetAddress,
         (stream, send_buffer): (mio::net::TcpStream, u32),

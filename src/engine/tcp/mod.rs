@@ -231,6 +231,12 @@ fn open(
     syn: &TcpRepr,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
+    if let Some(opened) = super::virtual_net::open_tcp(core, flows, now, key, guest, syn) {
+        if opened.is_err() {
+            reset_unknown(core, tx, guest.mac, &key, syn);
+        }
+        return opened;
+    }
     let Some(dst) = guest.route_new_flow(core, now, Proto::Tcp, key.remote, tx)? else {
         reset_unknown(core, tx, guest.mac, &key, syn);
         return Err(Drop::Refused);
