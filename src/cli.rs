@@ -1,3 +1,6 @@
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::private_intra_doc_links)]
+// The doc comments here are clap's help texts: brackets are option syntax, not links.
+
 //! Command line: every slirp4netns option with its spelling and defaults, then our extensions.
 //!
 //! Values whose validation messages are part of the slirp4netns contract (fds, MTU, CIDR, MAC)

@@ -58,7 +58,7 @@ pub enum Exit {
     /// SIGTERM, SIGINT or SIGHUP.
     Signal(i32),
     /// The exit fd reported an event or hung up.
-    ExitFd,
+    ByExitFd,
     /// The exec-mode command exited with this status (128+N for signal N).
     Command(i32),
     /// The guest went away: the TAP with its namespace, or the transport's peer.
@@ -215,7 +215,7 @@ impl EventLoop {
                             return Ok(exit);
                         }
                     }
-                    EXIT_FD => return Ok(Exit::ExitFd),
+                    EXIT_FD => return Ok(Exit::ByExitFd),
                     api::LISTENER_TOKEN => {
                         if let Some(api) = &mut self.api {
                             api.accept(self.poll.registry(), now);

@@ -1,34 +1,159 @@
-//! slirp-ns: rootless user-space networking for network namespaces.
+//! slirp-ns: rootless user-space networking — a NAT that turns a guest's Ethernet frames into
+//! host sockets and back.
 //!
-//! The binary is a thin wrapper around [`run::run`]. The pieces:
-//! - [`cli`] and [`config`]: the slirp4netns-compatible command line and the settings it resolves to;
-//! - [`ns`]: entering namespaces, opening and configuring the TAP device, exec mode;
-//! - [`transport`]: frame I/O on the TAP descriptor;
-//! - [`engine`]: the NAT engine, frames in and frames out, free of I/O;
-//! - [`event_loop`]: one mio poll driving all of it;
-//! - [`sandbox`] and [`seccomp`]: what slirp-ns gives up once started (--enable-sandbox,
-//!   --enable-seccomp).
+//! The `slirp-ns` binary serves network namespaces (a drop-in slirp4netns), User Mode Linux,
+//! QEMU and tunnels; its whole command line is [`main`]. This library is the same engine for
+//! programs that bring their own guest: an emulator, a test harness, a sandbox. It takes
+//! Ethernet frames in and gives Ethernet frames out; between them every guest flow becomes a
+//! host socket (TCP without buffers of its own, UDP, ICMP echo), and DNS, DHCP, router
+//! advertisements and ARP/NDP are answered as slirp4netns would.
+//!
+//! # Pieces
+//! - [`Stack`]: the engine with its own poll — hand it frames ([`Stack::input`]), take frames
+//!   through a closure, call [`Stack::poll`] between them (or when its descriptor is readable).
+//! - [`Engine`]: the engine alone, for programs with a mio loop of their own: it registers its
+//!   host sockets with the [`mio::Registry`] it is given and is told of their events
+//!   ([`Engine::handle_event`]), of time ([`Engine::handle_timers`]) and of frames
+//!   ([`Engine::handle_frames`]); frames for the guest collect in a [`TxQueue`].
+//! - [`EngineConfig`]: the virtual network and its limits, with the binary's defaults
+//!   ([`EngineConfig::new`]): 10.0.2.0/24, gateway .2, DNS .3, MTU 1500.
+//! - Virtual servers ([`Engine::listen`], [`Engine::bind_udp`]) and clients
+//!   ([`Engine::connect`]): the guest talks to the program itself, no host socket involved —
+//!   each connection is an in-process [`std::os::unix::net::UnixStream`].
+//! - [`Counters`]: what the engine saw, sent and dropped.
+//!
+//! # Example: a guest served in memory
+//!
+//! Two stacks back to back — the frames of one are the other's guest. A program connects
+//! through one to a virtual listener on the other:
+//!
+//! ```
+//! use slirp_ns::{EngineConfig, Ipv4Network, Stack};
+//! use std::io::{Read, Write};
+//! use std::time::Duration;
+//!
+//! let config = EngineConfig::new(Ipv4Network::default());
+//! let (mut server_side, mut client_side) = (Stack::new(config.clone())?, Stack::new(config)?);
+//! let listener = server_side.engine_mut().listen("10.0.2.100:80".parse()?)?;
+//!
+//! let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+//! let mut stream = client_side.connect("10.0.2.100:80".parse()?, &mut |f| to_server.push(f.to_vec()))?;
+//! stream.write_all(b"ping")?;
+//! let server = std::thread::spawn(move || -> std::io::Result<()> {
+//!     let (mut conn, _guest) = listener.accept()?;
+//!     let mut request = [0u8; 4];
+//!     conn.read_exact(&mut request)?;
+//!     conn.write_all(b"pong")
+//! });
+//! stream.set_nonblocking(true)?;
+//! let mut answer = Vec::new();
+//! while answer.len() < 4 {
+//!     for frame in std::mem::take(&mut to_server) {
+//!         server_side.input(&frame, &mut |f| to_client.push(f.to_vec()));
+//!     }
+//!     server_side.poll(Some(Duration::from_millis(1)), &mut |f| to_client.push(f.to_vec()))?;
+//!     for frame in std::mem::take(&mut to_client) {
+//!         client_side.input(&frame, &mut |f| to_server.push(f.to_vec()));
+//!     }
+//!     client_side.poll(Some(Duration::ZERO), &mut |f| to_server.push(f.to_vec()))?;
+//!     let mut buf = [0u8; 16];
+//!     match stream.read(&mut buf) {
+//!         Ok(n) => answer.extend_from_slice(&buf[..n]),
+//!         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! assert_eq!(answer, b"pong");
+//! server.join().unwrap()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! More in `examples/`: `in_memory.rs` (the same, with a UDP echo), `tap_server.rs` (a stack
+//! serving a TAP device, with a virtual web server).
+//!
+//! # Stability
+//! The items at the crate root are the library. The modules marked hidden exist for the
+//! binary, its tests and fuzz targets, and may change at any time.
+#![warn(missing_docs)]
 
-pub mod api;
-pub mod capture;
+mod api;
+mod capture;
+#[doc(hidden)]
 pub mod cli;
-pub mod client_slots;
-pub mod config;
-pub mod engine;
-pub mod event_loop;
-pub mod ns;
-pub mod run;
-pub mod sandbox;
-pub mod seccomp;
-pub mod socket_path;
-pub mod socks5;
-pub mod splice;
-pub mod stack;
-pub mod sys;
-pub mod transport;
+mod client_slots;
+mod config;
+mod engine;
+mod event_loop;
+mod ns;
+mod run;
+mod sandbox;
+mod seccomp;
+mod socket_path;
+mod socks5;
+mod splice;
+mod stack;
+mod sys;
+mod transport;
 
 pub use config::{Ipv4Network, Ipv6Prefix};
-pub use engine::fwd::{ForwardEntry, ForwardProto, ForwardSpec};
+pub use engine::fwd::{AddError, ForwardEntry, ForwardProto, ForwardSpec};
+pub use engine::offload::{RxOffload, TcpGso, TxOffload};
 pub use engine::virtual_net::{VirtualListener, VirtualUdpSocket};
-pub use engine::{Counters, Engine, EngineConfig, Readiness, TxQueue};
+pub use engine::{Counters, Drop as DropReason, Engine, EngineConfig, Readiness, TxQueue};
 pub use stack::Stack;
+
+/// The stream framing decoder, for the fuzz targets: not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::transport::framing::{Decoded, Decoder, Framing};
+}
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use cli::{version_text, Cli};
+use config::Config;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Runs the slirp-ns command line — what the `slirp-ns` binary does: parses the arguments of
+/// this process (exit status 1 and one line on stderr for a bad one, as slirp4netns), sets
+/// up logging (`RUST_LOG`, warnings by default), runs until the guest or a signal ends it, and
+/// returns the exit status.
+pub fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp(None)
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp) => {
+            let _ = write!(std::io::stdout(), "{}", e.render());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line naming the problem, exit 1 as slirp4netns does (clap's default is 2).
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid command line");
+            let problem = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("slirp-ns: {problem} (see --help)");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.version {
+        print!("{}", version_text());
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match Config::from_cli(cli) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run::run(cfg) {
+        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("slirp-ns: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -355,7 +355,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             log::info!("exiting on signal {sig}");
             0
         }
-        Exit::ExitFd => 0,
+        Exit::ByExitFd => 0,
         Exit::LinkGone => 0,
         Exit::Command(status) => status,
     })

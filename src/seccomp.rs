@@ -180,7 +180,8 @@ pub fn self_test() {
 
 /// Whether the main process's filter allows `call` outright (ioctl, allowed for some requests,
 /// is not).
-pub fn allows(call: Syscall) -> bool {
+#[cfg(test)]
+fn allows(call: Syscall) -> bool {
     main_lists().iter().any(|list| list.contains(&call))
 }
 

@@ -47,6 +47,7 @@ impl Stack {
         })
     }
 
+    /// The engine, for its configuration and counters.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -96,21 +97,7 @@ impl Stack {
         }
         let now = Instant::now();
         for event in self.events.iter() {
-            let token = event.token();
-            if token.0 >= FLOW_TOKEN_BASE {
-                let readiness = Readiness {
-                    readable: event.is_readable() || event.is_read_closed(),
-                    writable: event.is_writable(),
-                    error: event.is_error(),
-                    read_closed: event.is_read_closed(),
-                };
-                self.engine
-                    .handle_socket_event(now, token, readiness, &mut self.tx);
-            } else if Engine::is_forward_token(token) {
-                self.engine.handle_forward_event(now, token, &mut self.tx);
-            } else if Engine::is_virtual_token(token) {
-                self.engine.handle_virtual_event(token, &mut self.tx);
-            }
+            self.engine.handle_event(now, event, &mut self.tx);
             if self.tx.is_full() {
                 Self::drain(&mut self.tx, sink);
             }
@@ -152,6 +139,36 @@ impl Stack {
             sink(frame);
         }
         tx.clear();
+    }
+}
+
+impl Engine {
+    /// Whether `token` is one the engine registered (a host socket, a forward's listener, a
+    /// virtual endpoint): the events for it go to [`Engine::handle_event`].
+    pub fn owns_token(token: mio::Token) -> bool {
+        token.0 >= FLOW_TOKEN_BASE
+            || Engine::is_forward_token(token)
+            || Engine::is_virtual_token(token)
+    }
+
+    /// Handles a readiness event of a token the engine registered, whichever it is, for a
+    /// caller running its own mio loop over the registry the engine was made with. Events of
+    /// other tokens are ignored.
+    pub fn handle_event(&mut self, now: Instant, event: &mio::event::Event, tx: &mut TxQueue) {
+        let token = event.token();
+        if token.0 >= FLOW_TOKEN_BASE {
+            let readiness = Readiness {
+                readable: event.is_readable() || event.is_read_closed(),
+                writable: event.is_writable(),
+                error: event.is_error(),
+                read_closed: event.is_read_closed(),
+            };
+            self.handle_socket_event(now, token, readiness, tx);
+        } else if Engine::is_forward_token(token) {
+            self.handle_forward_event(now, token, tx);
+        } else if Engine::is_virtual_token(token) {
+            self.handle_virtual_event(token, tx);
+        }
     }
 }
 

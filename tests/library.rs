@@ -1,6 +1,10 @@
 //! The engine as a library, entirely in memory: no namespace, no TAP, no host socket. Two
-//! stacks back to back (the frames of one are the other's guest), a program connecting through
-//! one to a virtual listener of the other; a virtual UDP echo answering a guest datagram.
+//! stacks back to back (the frames of one are the other's guest, moved by the loop of
+//! examples/in_memory.rs, whose own run is a test too), a program connecting through one to a
+//! virtual listener of the other; a virtual UDP echo answering a guest datagram.
+
+#[path = "../examples/in_memory.rs"]
+mod in_memory;
 
 use slirp_ns::{EngineConfig, Ipv4Network, Stack};
 use smoltcp::wire::{
@@ -32,31 +36,22 @@ fn stack_with_mtu(mtu: u32) -> Stack {
     .expect("a stack")
 }
 
-/// Moves frames between two stacks until `done`, or fails after `limit`.
+/// The example's loop, bounded: fails after `limit`.
 fn run_back_to_back(a: &mut Stack, b: &mut Stack, done: &AtomicBool, limit: Duration) {
     let start = Instant::now();
-    let (mut to_a, mut to_b): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
-    while !done.load(Ordering::Relaxed) {
+    in_memory::back_to_back(a, b, || {
         assert!(
             start.elapsed() < limit,
             "the exchange did not finish in {limit:?}"
         );
-        let idle = to_a.is_empty() && to_b.is_empty();
-        let wait = idle
-            .then_some(Duration::from_millis(1))
-            .or(Some(Duration::ZERO));
-        a.poll(wait, &mut |f| to_b.push(f.to_vec())).unwrap();
-        b.poll(Some(Duration::ZERO), &mut |f| to_a.push(f.to_vec()))
-            .unwrap();
-        let frames = std::mem::take(&mut to_a);
-        a.input_batch(frames.iter().map(Vec::as_slice), &mut |f| {
-            to_b.push(f.to_vec())
-        });
-        let frames = std::mem::take(&mut to_b);
-        b.input_batch(frames.iter().map(Vec::as_slice), &mut |f| {
-            to_a.push(f.to_vec())
-        });
-    }
+        done.load(Ordering::Relaxed)
+    })
+    .unwrap();
+}
+
+#[test]
+fn the_in_memory_example_runs() {
+    in_memory::main().unwrap();
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Arbitrary frames from the guest into the engine, with the host sockets they open polled in
-//! between. Run it inside an empty network namespace (`unshare -n`): whatever the frames ask
+//! Arbitrary frames from the guest into the engine, through the library's public API (the
+//! caller's own mio loop), with the host sockets they open polled in between. Run it inside an empty network namespace (`unshare -n`): whatever the frames ask
 //! for, nothing can then leave the machine.
 //!
 //! Input: a sequence of frames, each a 2-byte big-endian field and then the frame: the field's
@@ -9,9 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use slirp_ns::config::{Ipv4Network, Ipv6Prefix};
-use slirp_ns::engine::offload::RxOffload;
-use slirp_ns::engine::{Engine, EngineConfig, Readiness, TxQueue};
+use slirp_ns::{Engine, EngineConfig, Ipv4Network, Ipv6Prefix, RxOffload, TxQueue};
 use std::time::{Duration, Instant};
 
 fuzz_target!(|data: &[u8]| {
@@ -23,6 +21,9 @@ fuzz_target!(|data: &[u8]| {
         ..EngineConfig::new(Ipv4Network::default())
     };
     let mut engine = Engine::new(cfg, poll.registry().try_clone().expect("registry"));
+    // Virtual servers on the gateway, for frames that happen to reach them.
+    let _listener = engine.listen("10.0.2.2:80".parse().unwrap()).expect("listen");
+    let _endpoint = engine.bind_udp("10.0.2.2:53".parse().unwrap()).expect("bind");
     let mut tx = TxQueue::new(64);
     let mut events = mio::Events::with_capacity(64);
     let mut now = Instant::now();
@@ -40,13 +41,7 @@ fuzz_target!(|data: &[u8]| {
         tx.clear();
         let _ = poll.poll(&mut events, Some(Duration::ZERO));
         for event in events.iter() {
-            let readiness = Readiness {
-                readable: event.is_readable(),
-                writable: event.is_writable(),
-                error: event.is_error(),
-                read_closed: event.is_read_closed(),
-            };
-            engine.handle_socket_event(now, event.token(), readiness, &mut tx);
+            engine.handle_event(now, event, &mut tx);
             tx.clear();
         }
         while engine.end_of_batch(now, &mut tx) {

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use slirp_ns::transport::framing::{Decoded, Decoder, Framing};
+use slirp_ns::fuzzing::{Decoded, Decoder, Framing};
 
 const MAX_FRAME: usize = 1518;
 

@@ -61,18 +61,22 @@ impl Ipv4Network {
         Ipv4Addr::from(u32::from(self.network) + offset)
     }
 
+    /// The network's own address (10.0.2.0).
     pub fn network(&self) -> Ipv4Addr {
         self.network
     }
 
+    /// The prefix length (24).
     pub fn prefix_len(&self) -> u8 {
         self.prefix_len
     }
 
+    /// The netmask (255.255.255.0).
     pub fn netmask(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.mask_bits())
     }
 
+    /// The broadcast address (10.0.2.255).
     pub fn broadcast(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.network) | !self.mask_bits())
     }
@@ -97,6 +101,7 @@ impl Ipv4Network {
         self.host(GUEST_OFFSET)
     }
 
+    /// Whether `addr` is in the network.
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
         u32::from(addr) & self.mask_bits() == u32::from(self.network)
     }
@@ -157,10 +162,12 @@ impl Ipv6Prefix {
         Ipv6Addr::from(u128::from(self.prefix) | u128::from(offset))
     }
 
+    /// The prefix, its interface bits zero.
     pub fn prefix(&self) -> Ipv6Addr {
         self.prefix
     }
 
+    /// Always 64 (SLAAC needs it).
     pub fn prefix_len(&self) -> u8 {
         IPV6_PREFIX_LEN
     }
@@ -175,6 +182,7 @@ impl Ipv6Prefix {
         self.host(u64::from(DNS_OFFSET))
     }
 
+    /// Whether `addr` is in the prefix.
     pub fn contains(&self, addr: Ipv6Addr) -> bool {
         addr.octets()[..8] == self.prefix.octets()[..8]
     }

@@ -2,35 +2,62 @@
 
 use super::Drop;
 
+/// Counts of what the engine saw, sent and dropped since it was made.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
+    /// Frames from the guest.
     pub frames_in: u64,
+    /// Bytes of frames from the guest.
     pub bytes_in: u64,
+    /// Frames to the guest.
     pub frames_out: u64,
+    /// Bytes of frames to the guest.
     pub bytes_out: u64,
+    /// Frames dropped as malformed (see [`crate::DropReason`] for each reason).
     pub dropped_malformed: u64,
+    /// Frames dropped as of a kind the engine does not handle.
     pub dropped_unsupported: u64,
+    /// Frames dropped as addressed to somebody the engine does not stand for.
     pub dropped_not_for_us: u64,
+    /// Frames to the guest dropped for want of room.
     pub dropped_tx_queue_full: u64,
+    /// New flows refused because the flow table was full.
     pub dropped_flow_table_full: u64,
+    /// Frames dropped because their destination is not allowed.
     pub dropped_refused: u64,
+    /// Frames dropped because a host socket could not be made or used.
     pub dropped_host_socket: u64,
+    /// ARP replies sent for the virtual hosts.
     pub arp_replies: u64,
+    /// ARP replies received from the guest.
     pub arp_replies_received: u64,
+    /// Echo replies sent by the virtual hosts themselves.
     pub icmp_echo_replies: u64,
+    /// ICMP errors sent to the guest (unreachable destinations).
     pub icmp_errors_sent: u64,
+    /// Flows (TCP connections, UDP flows, echo flows) opened.
     pub flows_opened: u64,
+    /// Connections into the guest (port forwards, SOCKS5, Engine::connect).
     pub forwarded_connections: u64,
+    /// TCP payload bytes from the guest passed on.
     pub tcp_bytes_from_guest: u64,
+    /// TCP payload bytes sent to the guest.
     pub tcp_bytes_to_guest: u64,
+    /// TCP segments retransmitted to the guest on timeout.
     pub tcp_retransmits: u64,
+    /// TCP segments retransmitted to the guest on duplicate ACKs.
     pub tcp_fast_retransmits: u64,
+    /// TCP resets sent to the guest.
     pub tcp_resets: u64,
+    /// UDP datagrams from the guest passed on.
     pub udp_datagrams_from_guest: u64,
+    /// UDP datagrams sent to the guest.
     pub udp_datagrams_to_guest: u64,
     /// Router and neighbour advertisements sent (IPv6).
     pub ndp_adverts: u64,
+    /// DHCPv6 replies sent.
     pub dhcpv6_replies: u64,
+    /// DHCPv4 replies sent.
     pub dhcp_replies: u64,
     /// Frames from the guest whose checksum its kernel left to us (offloads).
     pub partial_checksums_in: u64,
@@ -39,6 +66,7 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Counts one frame dropped for `reason`.
     pub fn count_drop(&mut self, reason: Drop) {
         let counter = match reason {
             Drop::Malformed => &mut self.dropped_malformed,
@@ -52,6 +80,7 @@ impl Counters {
         *counter += 1;
     }
 
+    /// Frames dropped, whatever the reason.
     pub fn dropped(&self) -> u64 {
         self.dropped_malformed
             + self.dropped_unsupported

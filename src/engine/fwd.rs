@@ -27,13 +27,17 @@ pub const FORWARD_TOKEN_BASE: usize = 1 << 20;
 /// Most forwards at once.
 pub const MAX_FORWARDS: usize = 4096;
 
+/// The protocol a port forward carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ForwardProto {
+    /// TCP: a listener on the host.
     Tcp,
+    /// UDP: a bound socket on the host.
     Udp,
 }
 
 impl ForwardProto {
+    /// "tcp" or "udp", as the API spells it.
     pub fn name(self) -> &'static str {
         match self {
             ForwardProto::Tcp => "tcp",
@@ -45,6 +49,7 @@ impl ForwardProto {
 /// A port forward as asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ForwardSpec {
+    /// TCP or UDP.
     pub proto: ForwardProto,
     /// Where to listen on the host (0.0.0.0 when not given).
     pub host_addr: IpAddr,
@@ -52,13 +57,16 @@ pub struct ForwardSpec {
     pub host_port: u16,
     /// Where connections go in the guest (network+100 when not given).
     pub guest_addr: IpAddr,
+    /// The port in the guest.
     pub guest_port: u16,
 }
 
 /// A forward as listed: its id and what it is bound to (with the real port when 0 was asked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ForwardEntry {
+    /// The forward's id (from 1, never reused).
     pub id: u64,
+    /// What it forwards, with the port the kernel chose for host port 0.
     pub spec: ForwardSpec,
 }
 
@@ -77,6 +85,7 @@ struct Forward {
 pub enum AddError {
     /// Not supported (yet): UDP forwards.
     Unsupported(&'static str),
+    /// The most forwards (4096) exist already.
     TooMany,
     /// Binding or listening failed (port in use, address not local...).
     Bind(io::Error),

@@ -99,9 +99,11 @@ pub enum Drop {
 /// What the engine needs to know about the virtual network and its limits.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// The guest's IPv4 network (10.0.2.0/24 by default).
     pub net: Ipv4Network,
     /// The guest's IPv6 network; `None` leaves IPv6 off (its frames are dropped and counted).
     pub ipv6: Option<Ipv6Prefix>,
+    /// The link's MTU: the largest IP packet either way (1500 by default).
     pub mtu: u32,
     /// Whether the DNS relay address exists (false with --disable-dns).
     pub dns_enabled: bool,
@@ -110,6 +112,8 @@ pub struct EngineConfig {
     pub host_loopback: bool,
     /// Resolvers to relay DNS to; empty means those of `resolv_conf`.
     pub dns_servers: Vec<IpAddr>,
+    /// Where the host's resolvers and search domains are read from (/etc/resolv.conf; read
+    /// again when it changes).
     pub resolv_conf: PathBuf,
     /// Source address for outbound IPv4 sockets (--outbound-addr).
     pub outbound_addr: Option<Ipv4Addr>,
@@ -142,7 +146,7 @@ pub struct EngineConfig {
     /// The boot file DHCP names (--bootfile).
     pub dhcp_bootfile: Option<String>,
     /// A link without ARP or neighbour discovery (SLIP): the guest is always
-    /// [`POINT_TO_POINT_PEER_MAC`], and nothing is solicited or advertised.
+    /// 02:00:00:00:00:01, and nothing is solicited or advertised.
     pub point_to_point: bool,
 }
 
@@ -333,6 +337,8 @@ impl Core {
     }
 }
 
+/// The NAT engine: frames from the guest in, frames for the guest out, host sockets in between
+/// (see the crate documentation, and [`crate::Stack`] for the engine with a poll of its own).
 pub struct Engine {
     core: Core,
     flows: FlowTable,
@@ -341,7 +347,9 @@ pub struct Engine {
 /// What a host socket's readiness event said.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Readiness {
+    /// Readable (or its peer closed).
     pub readable: bool,
+    /// Writable.
     pub writable: bool,
     /// Error or hang-up.
     pub error: bool,
@@ -401,10 +409,12 @@ impl Engine {
         core.in_guest_network(addr) && !core.is_virtual_host(addr) && !special
     }
 
+    /// The configuration the engine was made with.
     pub fn config(&self) -> &EngineConfig {
         &self.core.cfg
     }
 
+    /// What the engine saw, sent and dropped so far.
     pub fn counters(&self) -> &Counters {
         &self.core.counters
     }

@@ -1,7 +1,6 @@
 //! Offload metadata of frames: what the guest's kernel left undone in a frame it sent (so the
 //! engine need not check it), and what the engine leaves undone in a frame to the guest (so the
-//! guest's kernel takes it as done). The TAP carries it in a virtio-net header
-//! ([`crate::transport::vnet`]).
+//! guest's kernel takes it as done). The TAP carries it in a virtio-net header.
 
 /// What the header of a frame from the guest says, as far as the engine cares.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,9 +22,13 @@ pub struct TxOffload {
     pub tcp_segments: Option<TcpGso>,
 }
 
+/// A TCP super-packet to the guest (GSO): one frame standing for many segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpGso {
+    /// The TCP payload of each segment the super-packet stands for.
     pub segment_size: u16,
+    /// Whether it is TCP over IPv6.
     pub ipv6: bool,
+    /// The bytes of headers (Ethernet, IP, TCP) before the payload.
     pub header_len: u16,
 }

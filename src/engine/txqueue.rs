@@ -10,6 +10,8 @@ use super::offload::TxOffload;
 /// slots would otherwise keep tens of MiB around, and the TAP takes what it takes anyway.
 const BULK_BYTES: usize = 2 << 20;
 
+/// Frames for the guest, queued by the engine until the caller sends them
+/// ([`TxQueue::frames_with_offload`]) and clears the queue.
 pub struct TxQueue {
     slots: Vec<Vec<u8>>,
     bytes: usize,
@@ -20,6 +22,7 @@ pub struct TxQueue {
 }
 
 impl TxQueue {
+    /// A queue for at most `max_frames` frames.
     pub fn new(max_frames: usize) -> Self {
         TxQueue {
             slots: Vec::new(),
@@ -82,14 +85,17 @@ impl TxQueue {
         }
     }
 
+    /// Frames queued.
     pub fn len(&self) -> usize {
         self.used
     }
 
+    /// Whether no frame is queued.
     pub fn is_empty(&self) -> bool {
         self.used == 0
     }
 
+    /// Whether the queue takes no more frames: send them and [`clear`](Self::clear) it.
     pub fn is_full(&self) -> bool {
         self.used == self.max_frames
     }
@@ -114,6 +120,7 @@ impl TxQueue {
         self.frames().zip(&self.offloads)
     }
 
+    /// Forgets the frames queued (once they are sent), keeping the room.
     pub fn clear(&mut self) {
         self.used = 0;
         self.bytes = 0;

@@ -232,6 +232,8 @@ impl VirtualUdpSocket {
         Ok(sent.saturating_sub(ADDR_HEADER))
     }
 
+    /// Makes [`recv_from`](Self::recv_from) and [`send_to`](Self::send_to) return
+    /// `WouldBlock` instead of waiting.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.socket.set_nonblocking(nonblocking)
     }
@@ -414,6 +416,7 @@ impl Engine {
         core.scratch = buf;
     }
 
+    /// Whether `token` is a virtual UDP endpoint's (see [`Engine::handle_virtual_event`]).
     pub fn is_virtual_token(token: mio::Token) -> bool {
         (VIRTUAL_TOKEN_BASE..VIRTUAL_TOKEN_BASE + MAX_UDP_ENDPOINTS).contains(&token.0)
     }

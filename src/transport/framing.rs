@@ -85,6 +85,7 @@ pub enum Decoded {
     NeedMore,
 }
 
+/// Takes frames out of a byte stream (see the module's documentation).
 #[derive(Debug)]
 pub struct Decoder {
     framing: Framing,
@@ -97,6 +98,7 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// A decoder for `framing` taking frames of up to `max_frame` bytes.
     pub fn new(framing: Framing, max_frame: usize) -> Self {
         Decoder {
             framing,

@@ -10,7 +10,7 @@
 //! Fields are little-endian: the TAP is set to that explicitly where the kernel allows, and it
 //! is the default on little-endian machines.
 
-pub use crate::engine::offload::{RxOffload, TcpGso, TxOffload};
+pub use crate::engine::offload::{RxOffload, TxOffload};
 
 pub const VNET_HDR_LEN: usize = 10;
 
@@ -53,6 +53,7 @@ pub fn header(offload: &TxOffload) -> [u8; VNET_HDR_LEN] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::offload::TcpGso;
 
     #[test]
     fn rx_headers() {
