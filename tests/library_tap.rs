@@ -9,7 +9,7 @@ mod tap_server;
 
 use common::wire::guest_device;
 use common::*;
-use slirp_ns::{EngineConfig, Ipv4Network, Stack, VirtualListener, VirtualUdpSocket};
+use slirp_ns::{EngineConfig, Ipv4Network, Ipv6Prefix, Stack, VirtualListener, VirtualUdpSocket};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +28,11 @@ fn drive<T: Send + 'static>(
     std::thread::spawn(move || {
         let ns = std::fs::File::open(&netns).unwrap();
         nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let mut stack = Stack::new(EngineConfig::new(Ipv4Network::default())).unwrap();
+        let config = EngineConfig {
+            ipv6: Some(Ipv6Prefix::default()),
+            ..EngineConfig::new(Ipv4Network::default())
+        };
+        let mut stack = Stack::new(config).unwrap();
         ready_tx.send(setup(&mut stack)).unwrap();
         tap_server::drive(&mut stack, &tap, &stop).unwrap();
     });
@@ -41,17 +45,29 @@ fn a_guest_kernel_reaches_servers_that_live_in_this_process() {
     let guest = hs.guest();
     let tap = guest_device(&guest, false);
     let stop = Arc::new(AtomicBool::new(false));
-    let servers = drive(&hs, tap, stop.clone(), |stack| {
+    // Beyond the gateway, on the gateway, and on the guest's own link (IPv4 and IPv6: the
+    // stack answers ARP and neighbour solicitations for those).
+    const SERVERS: [&str; 5] = [
+        "192.0.2.80:80",
+        "10.0.2.2:8080",
+        "10.0.2.80:80",
+        "[2001:db8::80]:80",
+        "[fd00::80]:80",
+    ];
+    let (listeners, dns) = drive(&hs, tap, stop.clone(), |stack| {
         let engine = stack.engine_mut();
-        let outside: VirtualListener = engine.listen("192.0.2.80:80".parse().unwrap()).unwrap();
-        let gateway: VirtualListener = engine.listen("10.0.2.2:8080".parse().unwrap()).unwrap();
+        let listeners: Vec<VirtualListener> = SERVERS
+            .iter()
+            .map(|addr| engine.listen(addr.parse().unwrap()).unwrap())
+            .collect();
         let dns: VirtualUdpSocket = engine.bind_udp("10.0.2.3:53".parse().unwrap()).unwrap();
-        (outside, gateway, dns)
+        (listeners, dns)
     });
-    let (outside, gateway, dns) = servers;
+    guest.ip("-6 addr add fd00::100/64 dev wire0 nodad");
+    guest.ip("-6 route replace default via fe80::2 dev wire0");
     assert!(guest.ping("10.0.2.2"), "the stack answers for the gateway");
 
-    for (listener, addr) in [(outside, "192.0.2.80:80"), (gateway, "10.0.2.2:8080")] {
+    for (listener, addr) in listeners.into_iter().zip(SERVERS) {
         let body = pattern(4 << 20, 5);
         let sent = body.clone();
         let server = std::thread::spawn(move || {
@@ -72,10 +88,15 @@ fn a_guest_kernel_reaches_servers_that_live_in_this_process() {
             got
         });
         let peer = server.join().unwrap();
+        let guest_addr = if addr.is_ipv6() {
+            "fd00::100"
+        } else {
+            "10.0.2.100"
+        };
         assert_eq!(
             peer.ip().to_string(),
-            "10.0.2.100",
-            "the guest's own address"
+            guest_addr,
+            "{addr}: the guest's own address"
         );
         assert!(
             got == body,

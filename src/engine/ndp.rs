@@ -105,7 +105,7 @@ pub(super) fn handle(
             let mac = ethernet_of(lladdr).unwrap_or(packet.mac);
             core.learn_neighbor(IpAddr::V6(src), mac);
             let target = IpAddr::V6(target_addr);
-            if !core.is_virtual_host(target) {
+            if !core.stands_for(target) {
                 return Err(Drop::NotForUs);
             }
             let mut flags = NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE;
