@@ -254,3 +254,29 @@ fn virtual_addresses_and_connect_destinations_are_checked() {
         );
     }
 }
+
+#[test]
+fn a_dropped_listener_refuses_the_guest_and_ends_the_stream() {
+    let (mut a, mut b) = (stack(), stack());
+    let addr: SocketAddr = "10.0.2.100:8080".parse().unwrap();
+    drop(a.engine_mut().listen(addr).unwrap());
+    let mut client = b.connect(addr, &mut |_| {}).expect("connect");
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let ended = done.clone();
+    let reader = thread::spawn(move || {
+        let mut buf = [0u8; 16];
+        let outcome = client.read(&mut buf);
+        ended.store(true, Ordering::Relaxed);
+        outcome.map_err(|e| e.kind())
+    });
+    run_back_to_back(&mut a, &mut b, &done, Duration::from_secs(10));
+    let outcome = reader.join().unwrap();
+    assert!(
+        matches!(outcome, Ok(0) | Err(std::io::ErrorKind::ConnectionReset)),
+        "the guest's refusal ends the stream: {outcome:?}"
+    );
+    assert!(a.engine().counters().tcp_resets >= 1, "A reset the SYN");
+}
