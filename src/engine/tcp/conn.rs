@@ -432,7 +432,7 @@ impl TcpConn {
             }
             // Until the guest's ACK opens the connection, only this event can tell of data.
             self.host_drained = !readiness.readable;
-            return self.connect_done(core, now, tx);
+            return self.connect_done(core, now, readiness.error, tx);
         }
         if self.state == State::SynSent {
             // The host side is connected already; its data waits until the guest answers.
@@ -455,12 +455,19 @@ impl TcpConn {
         Verdict::Keep
     }
 
-    fn connect_done(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) -> Verdict {
+    fn connect_done(
+        &mut self,
+        core: &mut Core,
+        now: Instant,
+        failed: bool,
+        tx: &mut TxQueue,
+    ) -> Verdict {
         // Linux reports a connecting TCP socket writable only once it is connected (tcp_poll
-        // reports nothing in SYN-SENT), so no error means connected.
-        let error = match self.stream.take_error() {
-            Ok(None) => None,
-            Ok(Some(e)) | Err(e) => Some(e),
+        // reports nothing in SYN-SENT) and a failed one with EPOLLERR, so without an error event
+        // it is connected: the error is fetched (one system call) only when there is one.
+        let error = match failed.then(|| self.stream.take_error()) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(e)) | Err(e)) => Some(e),
         };
         if let Some(e) = error {
             log::debug!("tcp {:?}: connect: {e}", self.key);
