@@ -106,11 +106,13 @@ impl StreamLink {
     /// nothing printed later can corrupt the stream.
     pub fn stdio(framing: Framing, mtu: u32, gateway_mac: [u8; 6]) -> Result<Self, String> {
         let take = |fd: i32, name: &str| -> Result<OwnedFd, String> {
-            // SAFETY: 0 and 1 are open for the whole run (checked by the duplication).
-            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            let fd = borrowed
-                .try_clone_to_owned()
-                .map_err(|e| format!("{name}: {e}"))?;
+            // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor number; a closed one is EBADF.
+            let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+            if copy < 0 {
+                return Err(format!("{name}: {}", std::io::Error::last_os_error()));
+            }
+            // SAFETY: `copy` is a new descriptor that nothing else owns.
+            let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) };
             let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL).unwrap_or(0));
             fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))
                 .map_err(|e| format!("{name}: {e}"))?;
