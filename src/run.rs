@@ -121,17 +121,16 @@ fn open_link(cfg: &Config) -> Result<Link, RunError> {
 /// Blocks until a peer connects to `listener` (non-blocking).
 fn wait_for_peer(listener: &OwnedFd) -> nix::Result<OwnedFd> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use nix::sys::socket::{accept4, SockFlag};
-    use std::os::fd::{AsFd, AsRawFd};
+    use nix::sys::socket::SockFlag;
+    use std::os::fd::AsFd;
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e),
         }
-        match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
-            // SAFETY: accept4 returned a new descriptor that nothing else owns.
-            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        match crate::sys::accept(listener.as_fd(), SockFlag::SOCK_CLOEXEC) {
+            Ok(fd) => return Ok(fd),
             Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
             Err(nix::errno::Errno::ECONNABORTED) => {}
             Err(e) => return Err(e),

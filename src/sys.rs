@@ -38,33 +38,59 @@ pub fn tcp_peek_offset_supported() -> bool {
     set_peek_offset(sock.as_fd(), 0).is_ok()
 }
 
-/// Receives one message into `buf` with at most one descriptor passed along (SCM_RIGHTS,
-/// close-on-exec): the message's length and the descriptor.
-pub fn recv_with_fd(
+/// Makes `fd` non-blocking (or blocking again).
+pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    let flags = if nonblocking {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags & !OFlag::O_NONBLOCK
+    };
+    fcntl(fd, FcntlArg::F_SETFL(flags))?;
+    Ok(())
+}
+
+/// Most descriptors one message may pass (SCM_RIGHTS) to [`recv_with_fds`].
+pub const MAX_PASSED_FDS: usize = 8;
+
+/// Receives one message into `buf` with the descriptors passed along (SCM_RIGHTS, made
+/// close-on-exec; at most [`MAX_PASSED_FDS`]): the message's length and the descriptors.
+pub fn recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
-) -> io::Result<(usize, Option<std::os::fd::OwnedFd>)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    flags: MsgFlags,
+) -> nix::Result<(usize, Vec<std::os::fd::OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned};
     use std::os::fd::{FromRawFd, OwnedFd, RawFd};
     let mut iov = [io::IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut space = nix::cmsg_space!([RawFd; MAX_PASSED_FDS]);
     let msg = recvmsg::<()>(
         sock.as_raw_fd(),
         &mut iov,
         Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
+        MsgFlags::MSG_CMSG_CLOEXEC | flags,
     )?;
-    let mut received = None;
+    let mut received = Vec::new();
     for cmsg in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             for fd in fds {
                 // SAFETY: the kernel just installed this descriptor for us; nothing owns it.
-                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                received.get_or_insert(owned);
+                received.push(unsafe { OwnedFd::from_raw_fd(fd) });
             }
         }
     }
     Ok((msg.bytes, received))
+}
+
+/// Accepts a connection waiting on `listener`, with `flags` (SOCK_NONBLOCK, SOCK_CLOEXEC).
+pub fn accept(
+    listener: BorrowedFd<'_>,
+    flags: nix::sys::socket::SockFlag,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    let fd = nix::sys::socket::accept4(listener.as_raw_fd(), flags)?;
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
 /// Throws away up to `len` bytes from the front of a TCP socket's receive queue without

@@ -154,9 +154,10 @@ impl VirtualListener {
     /// The next connection, and the guest's address and port it comes from.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let mut header = [0u8; ADDR_HEADER];
-        let (bytes, fd) = crate::sys::recv_with_fd(self.channel.as_fd(), &mut header)?;
+        let (bytes, fds) =
+            crate::sys::recv_with_fds(self.channel.as_fd(), &mut header, MsgFlags::empty())?;
         let peer = decode_addr(&header[..bytes]);
-        match (fd, peer) {
+        match (fds.into_iter().next(), peer) {
             (Some(fd), Some(peer)) => Ok((UnixStream::from(fd), peer)),
             _ if bytes == 0 => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -168,7 +169,7 @@ impl VirtualListener {
 
     /// Makes [`accept`](Self::accept) return `WouldBlock` instead of waiting.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        set_nonblocking(self.channel.as_fd(), nonblocking)
+        crate::sys::set_nonblocking(self.channel.as_fd(), nonblocking)
     }
 
     /// The virtual address and port listened on.
@@ -187,18 +188,6 @@ impl AsRawFd for VirtualListener {
     fn as_raw_fd(&self) -> RawFd {
         self.channel.as_raw_fd()
     }
-}
-
-fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
-    let flags = if nonblocking {
-        flags | OFlag::O_NONBLOCK
-    } else {
-        flags & !OFlag::O_NONBLOCK
-    };
-    fcntl(fd, FcntlArg::F_SETFL(flags))?;
-    Ok(())
 }
 
 /// A UDP endpoint on a virtual address, made by [`Engine::bind_udp`]: datagrams the guest sends

@@ -1,14 +1,14 @@
 //! One message over a SOCK_SEQPACKET pair: a status text, and on success one descriptor (or a
 //! few: the queues of a multi-queue TAP).
 
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 const OK: &[u8] = b"ok";
 const MAX_MESSAGE: usize = 4096;
 /// Most descriptors one message carries.
-pub const MAX_FDS: usize = 8;
+pub const MAX_FDS: usize = crate::sys::MAX_PASSED_FDS;
 
 /// Sends `Ok(fd)` as "ok" with the descriptor attached, or `Err(text)` as the text.
 pub fn send_result(sock: &OwnedFd, result: Result<&OwnedFd, &str>) -> nix::Result<()> {
@@ -59,15 +59,8 @@ pub fn try_recv_result(sock: &OwnedFd) -> Option<Result<OwnedFd, String>> {
 
 fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<Vec<OwnedFd>, String>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
-    let msg = match recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg_space),
-        MsgFlags::MSG_CMSG_CLOEXEC | flags,
-    ) {
-        Ok(msg) => msg,
+    let (len, received) = match crate::sys::recv_with_fds(sock.as_fd(), &mut buf, flags) {
+        Ok(received) => received,
         Err(nix::errno::Errno::EAGAIN) => return None,
         Err(e) => {
             return Some(Err(format!(
@@ -75,20 +68,6 @@ fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<Vec<OwnedFd>, Strin
             )))
         }
     };
-    let mut received = Vec::new();
-    let Ok(cmsgs) = msg.cmsgs() else {
-        return Some(Err("bad control message".into()));
-    };
-    for cmsg in cmsgs {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            for fd in fds {
-                // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
-                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                received.push(owned);
-            }
-        }
-    }
-    let len = msg.bytes;
     let text = String::from_utf8_lossy(&buf[..len]).into_owned();
     Some(match (len, received) {
         (0, _) => Err("the namespace helper exited without an answer".into()),

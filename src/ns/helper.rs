@@ -10,7 +10,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::stat::{fstat, stat};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The namespaces to join, opened by the parent so that a bad PID or path is reported before
@@ -320,15 +320,8 @@ pub fn open_tap_in(
             drop(ns);
             let result = fdpass::recv_results(&ours);
             if keep_helper.is_some() && result.is_ok() {
-                let flags = nix::fcntl::OFlag::from_bits_retain(
-                    nix::fcntl::fcntl(&ours, nix::fcntl::FcntlArg::F_GETFL)
-                        .map_err(|e| format!("fcntl: {e}"))?,
-                );
-                nix::fcntl::fcntl(
-                    &ours,
-                    nix::fcntl::FcntlArg::F_SETFL(flags | nix::fcntl::OFlag::O_NONBLOCK),
-                )
-                .map_err(|e| format!("fcntl: {e}"))?;
+                crate::sys::set_nonblocking(ours.as_fd(), true)
+                    .map_err(|e| format!("fcntl: {e}"))?;
                 let helper = Helper {
                     sock: ours,
                     pid: child,

@@ -19,8 +19,7 @@ use crate::socket_path::SocketPath;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// System calls of stream links (for --enable-seccomp): the stream, accepting QEMU.
@@ -113,9 +112,7 @@ impl StreamLink {
             }
             // SAFETY: `copy` is a new descriptor that nothing else owns.
             let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) };
-            let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL).unwrap_or(0));
-            fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))
-                .map_err(|e| format!("{name}: {e}"))?;
+            crate::sys::set_nonblocking(fd.as_fd(), true).map_err(|e| format!("{name}: {e}"))?;
             Ok(fd)
         };
         let input = take(libc::STDIN_FILENO, "stdin")?;
@@ -179,11 +176,8 @@ impl StreamLink {
         loop {
             let flags = nix::sys::socket::SockFlag::SOCK_NONBLOCK
                 | nix::sys::socket::SockFlag::SOCK_CLOEXEC;
-            let accepted = match nix::sys::socket::accept4(fd.as_raw_fd(), flags) {
-                Ok(raw) => {
-                    // SAFETY: accept4 returned a new descriptor that nothing else owns.
-                    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
-                }
+            let accepted = match crate::sys::accept(fd.as_fd(), flags) {
+                Ok(accepted) => accepted,
                 Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
                 Err(_) => return,
             };

@@ -5,7 +5,6 @@
 use super::vnet::{self, TxOffload, VNET_HDR_LEN};
 use super::Recv;
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -42,8 +41,7 @@ impl TapDevice {
     /// Takes a TAP descriptor and makes it non-blocking. If it was opened with IFF_VNET_HDR,
     /// offloads are turned on when `offload` says so (and the kernel agrees).
     pub fn new(fd: OwnedFd, offload: bool) -> io::Result<Self> {
-        let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL)?);
-        fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        crate::sys::set_nonblocking(fd.as_fd(), true)?;
         // SAFETY: ifreq is plain old data; all-zero is a valid value.
         let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
         // SAFETY: TUNGETIFF fills a struct ifreq, which `ifr` is; the fd is open.
@@ -77,8 +75,7 @@ impl TapDevice {
 
     /// A connected SOCK_SEQPACKET socket (bess), carrying a frame per message as a TAP does.
     pub fn seqpacket(fd: OwnedFd) -> io::Result<Self> {
-        let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL)?);
-        fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        crate::sys::set_nonblocking(fd.as_fd(), true)?;
         Ok(TapDevice {
             fd,
             socket: true,
