@@ -8,7 +8,7 @@
 use crate::api::{self, ApiServer};
 use crate::capture::{Capture, Direction, SharedCapture};
 use crate::engine::offload::RxOffload;
-use crate::engine::{Engine, EngineConfig, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use crate::engine::{Engine, EngineConfig, TxQueue, FLOW_TOKEN_BASE};
 use crate::socks5::{self, Socks5Server};
 use crate::splice::{self, Splicer};
 use crate::transport::{Link, Recv, LINK, LINK_LISTENER, LINK_OUTPUT};
@@ -262,14 +262,7 @@ impl EventLoop {
                         }
                     }
                     token if token.0 >= FLOW_TOKEN_BASE => {
-                        let readiness = Readiness {
-                            readable: event.is_readable() || event.is_read_closed(),
-                            writable: event.is_writable(),
-                            error: event.is_error(),
-                            read_closed: event.is_read_closed(),
-                        };
-                        self.engine
-                            .handle_socket_event(now, token, readiness, &mut self.tx);
+                        self.engine.handle_event(now, event, &mut self.tx);
                         if self.tx.is_full() {
                             self.flush();
                         }

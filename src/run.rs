@@ -240,7 +240,6 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         ipv6: cfg.ipv6,
         tap_offload: link.offloads(),
         point_to_point: matches!(cfg.target, Target::Stdio(Framing::Slip)),
-        router_adverts: !matches!(cfg.target, Target::Stdio(Framing::Slip)),
         max_flows: cfg.max_flows,
         // SLIRP_NS_NO_PEEK_OFF forces the path for kernels without SO_PEEK_OFF (for tests).
         splice_loopback: helper.is_some(),
@@ -325,7 +324,8 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         log::info!("forward {} added: {:?}", entry.id, entry.spec);
     }
     if command.is_none() {
-        // With stdio the banner would corrupt the stream (stdout goes to stderr by now).
+        // With --target-type=stdio stdout points at stderr by now: the banner stays off the
+        // stream.
         print_banner(&cfg);
     }
     // Last, on every thread: everything start-up needs is done.

@@ -151,10 +151,7 @@ pub fn decide(
             Err(_) => return Err(code::NOT_ALLOWED),
         },
     };
-    let ip = match target.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = target.ip().to_canonical();
     if target.port() == 0 || !is_guest(ip) {
         return Err(code::NOT_ALLOWED);
     }

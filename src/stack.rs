@@ -2,7 +2,7 @@
 //! frames and take the frames for the guest, and want nothing to do with the host sockets and
 //! timers in between.
 
-use crate::engine::{Engine, EngineConfig, Readiness, TxQueue, FLOW_TOKEN_BASE};
+use crate::engine::{Engine, EngineConfig, TxQueue};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -139,36 +139,6 @@ impl Stack {
             sink(frame);
         }
         tx.clear();
-    }
-}
-
-impl Engine {
-    /// Whether `token` is one the engine registered (a host socket, a forward's listener, a
-    /// virtual endpoint): the events for it go to [`Engine::handle_event`].
-    pub fn owns_token(token: mio::Token) -> bool {
-        token.0 >= FLOW_TOKEN_BASE
-            || Engine::is_forward_token(token)
-            || Engine::is_virtual_token(token)
-    }
-
-    /// Handles a readiness event of a token the engine registered, whichever it is, for a
-    /// caller running its own mio loop over the registry the engine was made with. Events of
-    /// other tokens are ignored.
-    pub fn handle_event(&mut self, now: Instant, event: &mio::event::Event, tx: &mut TxQueue) {
-        let token = event.token();
-        if token.0 >= FLOW_TOKEN_BASE {
-            let readiness = Readiness {
-                readable: event.is_readable() || event.is_read_closed(),
-                writable: event.is_writable(),
-                error: event.is_error(),
-                read_closed: event.is_read_closed(),
-            };
-            self.handle_socket_event(now, token, readiness, tx);
-        } else if Engine::is_forward_token(token) {
-            self.handle_forward_event(now, token, tx);
-        } else if Engine::is_virtual_token(token) {
-            self.handle_virtual_event(token, tx);
-        }
     }
 }
 

@@ -101,6 +101,12 @@ impl Ipv4Network {
         self.host(GUEST_OFFSET)
     }
 
+    /// Whether `addr` is the network's own address or its broadcast address, which no host
+    /// of the network may have.
+    pub fn is_network_or_broadcast(&self, addr: Ipv4Addr) -> bool {
+        addr == self.network() || addr == self.broadcast()
+    }
+
     /// Whether `addr` is in the network.
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
         u32::from(addr) & self.mask_bits() == u32::from(self.network)

@@ -131,10 +131,7 @@ impl Forwards {
 
 /// The address the guest at `guest` sees for a host-side client.
 fn guest_view(core: &Core, client: SocketAddr, guest: IpAddr) -> SocketAddr {
-    let client_ip = match client.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
+    let client_ip = client.ip().to_canonical();
     let visible = client_ip.is_ipv4() == guest.is_ipv4()
         && super::route::is_forwardable(client_ip)
         && !core.in_guest_network(client_ip)

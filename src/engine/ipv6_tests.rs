@@ -299,3 +299,19 @@ fn the_fuzzing_seeds_are_frames_the_engine_takes() {
     }
     assert_eq!(e.counters().dropped_malformed, 0, "{}", e.counters());
 }
+
+#[test]
+fn a_point_to_point_link_gets_no_router_advertisements() {
+    let poll = mio::Poll::new().unwrap();
+    let with = |point_to_point| {
+        let cfg = crate::engine::EngineConfig {
+            ipv6: Some(Default::default()),
+            point_to_point,
+            max_flows: 0,
+            ..crate::engine::EngineConfig::new(Default::default())
+        };
+        Engine::new(cfg, poll.registry().try_clone().unwrap())
+    };
+    assert!(with(false).poll_at().is_some(), "advertisements scheduled");
+    assert_eq!(with(true).poll_at(), None, "none on a point-to-point link");
+}

@@ -46,6 +46,7 @@ pub mod echo;
 pub mod flow;
 pub(crate) mod frames;
 pub mod fwd;
+mod guest_packet;
 pub mod icmp;
 pub mod ipv6;
 pub mod ndp;
@@ -65,13 +66,12 @@ pub use sockets::reset_on_close;
 pub use txqueue::TxQueue;
 
 use crate::config::{Ipv4Network, Ipv6Prefix};
-use flow::{Flow, FlowKey, FlowTable, Proto};
+use flow::{Flow, FlowTable};
 pub(crate) use frames::Unreachable;
+pub(crate) use guest_packet::{key, udp_dst_port, GuestPacket};
 use offload::RxOffload;
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, UdpPacket, UdpRepr,
-};
+use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -360,6 +360,11 @@ pub struct Readiness {
 impl Engine {
     /// An engine whose host sockets are registered with `registry`.
     pub fn new(cfg: EngineConfig, registry: mio::Registry) -> Self {
+        // A point-to-point link has no neighbour discovery to advertise a router on.
+        let cfg = EngineConfig {
+            router_adverts: cfg.router_adverts && !cfg.point_to_point,
+            ..cfg
+        };
         let seed = std::collections::hash_map::RandomState::new();
         let rng_state = std::hash::BuildHasher::hash_one(&seed, Instant::now());
         Engine {
@@ -403,7 +408,7 @@ impl Engine {
     pub fn is_guest_address(&self, addr: IpAddr) -> bool {
         let core = &self.core;
         let special = match addr {
-            IpAddr::V4(v4) => v4 == core.cfg.net.network() || v4 == core.cfg.net.broadcast(),
+            IpAddr::V4(v4) => core.cfg.net.is_network_or_broadcast(v4),
             IpAddr::V6(v6) => v6.is_multicast() || v6.segments()[4..] == [0; 4],
         };
         core.in_guest_network(addr) && !core.is_virtual_host(addr) && !special
@@ -585,6 +590,34 @@ impl Engine {
         }
     }
 
+    /// Whether `token` is one the engine registered (a host socket, a forward's listener, a
+    /// virtual endpoint): the events for it go to [`Engine::handle_event`].
+    pub fn owns_token(token: mio::Token) -> bool {
+        token.0 >= FLOW_TOKEN_BASE
+            || Engine::is_forward_token(token)
+            || Engine::is_virtual_token(token)
+    }
+
+    /// Handles a readiness event of a token the engine registered, whichever it is, for a
+    /// caller running its own mio loop over the registry the engine was made with. Events of
+    /// other tokens are ignored.
+    pub fn handle_event(&mut self, now: Instant, event: &mio::event::Event, tx: &mut TxQueue) {
+        let token = event.token();
+        if token.0 >= FLOW_TOKEN_BASE {
+            let readiness = Readiness {
+                readable: event.is_readable() || event.is_read_closed(),
+                writable: event.is_writable(),
+                error: event.is_error(),
+                read_closed: event.is_read_closed(),
+            };
+            self.handle_socket_event(now, token, readiness, tx);
+        } else if Engine::is_forward_token(token) {
+            self.handle_forward_event(now, token, tx);
+        } else if Engine::is_virtual_token(token) {
+            self.handle_virtual_event(token, tx);
+        }
+    }
+
     /// Handles a readiness event for the host socket registered with `token`.
     pub fn handle_socket_event(
         &mut self,
@@ -707,80 +740,6 @@ impl Pending<'_> {
     fn flush(&mut self, core: &mut Core, flows: &mut FlowTable, now: Instant, tx: &mut TxQueue) {
         tcp::flush_pending(core, flows, &mut self.tcp, now, tx);
         udp::flush_pending(core, flows, &mut self.udp, now, tx);
-    }
-}
-
-/// An IP packet from the guest, checked: its sender's MAC, addresses, protocol and payload
-/// (after any IPv6 extension headers).
-pub(crate) struct GuestPacket<'a> {
-    pub mac: EthernetAddress,
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    pub protocol: IpProtocol,
-    pub payload: &'a [u8],
-    /// What the TAP said of the frame.
-    pub offload: RxOffload,
-}
-
-/// The destination port of `udp`, if it is long enough to be a UDP datagram (not checked).
-pub(crate) fn udp_dst_port(udp: &[u8]) -> Option<u16> {
-    udp.get(2..4).map(|p| u16::from_be_bytes([p[0], p[1]]))
-}
-
-impl<'a> GuestPacket<'a> {
-    /// The destination port, if the payload is long enough to be a UDP datagram.
-    pub(crate) fn udp_dst_port(&self) -> Option<u16> {
-        udp_dst_port(self.payload)
-    }
-
-    /// The packet as a UDP datagram, its checksum checked as [`Self::transport_checksums`]
-    /// says: the header, and the datagram (whose payload is the data).
-    pub(crate) fn parse_udp(&self) -> Result<(UdpRepr, UdpPacket<&'a [u8]>), Drop> {
-        let packet = UdpPacket::new_checked(self.payload).map_err(|_| Drop::Malformed)?;
-        let repr = UdpRepr::parse(
-            &packet,
-            &self.src.into(),
-            &self.dst.into(),
-            &self.transport_checksums(),
-        )
-        .map_err(|_| Drop::Malformed)?;
-        Ok((repr, packet))
-    }
-
-    /// How to check the transport header: its checksum is skipped when the guest's kernel left
-    /// it partial or had it verified.
-    pub(crate) fn transport_checksums(&self) -> ChecksumCapabilities {
-        let mut caps = ChecksumCapabilities::default();
-        if self.offload.checksum_trusted {
-            caps.tcp = smoltcp::phy::Checksum::Tx;
-            caps.udp = smoltcp::phy::Checksum::Tx;
-        }
-        caps
-    }
-
-    /// Tells the guest this packet could not be delivered, from its destination.
-    pub(crate) fn unreachable(
-        &self,
-        core: &mut Core,
-        tx: &mut TxQueue,
-        reason: Unreachable,
-    ) -> Result<(), Drop> {
-        let original = frames::Quoted {
-            src: self.src,
-            dst: self.dst,
-            protocol: self.protocol,
-            payload_len: self.payload.len(),
-        };
-        core.emit_unreachable(tx, self.mac, self.dst, reason, &original, self.payload)
-    }
-}
-
-/// A flow key from the guest's point of view.
-pub(crate) fn key(proto: Proto, packet: &GuestPacket, src_port: u16, dst_port: u16) -> FlowKey {
-    FlowKey {
-        proto,
-        guest: SocketAddr::new(packet.src, src_port),
-        remote: SocketAddr::new(packet.dst, dst_port),
     }
 }
 

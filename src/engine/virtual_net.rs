@@ -250,7 +250,7 @@ impl AsRawFd for VirtualUdpSocket {
 fn check_virtual(core: &Core, addr: SocketAddr) -> io::Result<()> {
     let ip = addr.ip();
     let network_or_broadcast = match ip {
-        IpAddr::V4(v4) => v4 == core.cfg.net.network() || v4 == core.cfg.net.broadcast(),
+        IpAddr::V4(v4) => core.cfg.net.is_network_or_broadcast(v4),
         IpAddr::V6(_) => false,
     };
     if addr.port() == 0 || ip.is_unspecified() || ip.is_multicast() || network_or_broadcast {
