@@ -15,8 +15,7 @@
 //! A virtual address inside the guest's network is answered for in ARP (with a MAC of its own),
 //! as the gateway is; one outside it is reached through the gateway.
 
-use super::flow::{open_flow, Flow, FlowKey, InsertError, Proto};
-use super::tcp::TcpConn;
+use super::flow::{FlowKey, Proto};
 use super::udp::UDP_HEADER;
 use super::{Core, Drop, Engine, GuestPacket, TxQueue};
 use nix::sys::socket::{
@@ -444,42 +443,6 @@ pub(crate) fn deliver_udp(core: &mut Core, packet: &GuestPacket) -> Result<(), D
             Err(Drop::NotForUs)
         }
     }
-}
-
-/// A guest SYN to a virtual listener: the connection, its host side one end of a stream pair.
-/// None when no listener is at the destination.
-pub(crate) fn open_tcp(
-    core: &mut Core,
-    flows: &mut super::flow::FlowTable,
-    now: Instant,
-    key: FlowKey,
-    guest: &GuestPacket,
-    syn: &smoltcp::wire::TcpRepr,
-) -> Option<Result<(), Drop>> {
-    let stream = match core.virtuals.incoming(key.remote, key.guest)? {
-        Ok(stream) => stream,
-        Err(_) => return Some(Err(Drop::Refused)),
-    };
-    let send_buffer = super::sockets::size_send_buffer(&stream);
-    let iss = core.random_u32();
-    let mtu_mss = core.mtu_mss(key.guest.ip());
-    let opened = open_flow(core, flows, key, || {
-        let conn = TcpConn::new(
-            key,
-            guest.mac,
-            (stream, send_buffer),
-            syn,
-            iss,
-            mtu_mss,
-            now,
-        );
-        Ok(Flow::Tcp(Box::new(conn)))
-    });
-    Some(match opened {
-        Ok(_) => Ok(()),
-        Err(InsertError::Full) => Err(Drop::FlowTableFull),
-        Err(InsertError::Open(_)) => Err(Drop::HostSocket),
-    })
 }
 
 #[cfg(test)]

@@ -222,6 +222,14 @@ fn reset_unknown(
     }
 }
 
+/// Where a guest connection goes.
+enum Peer {
+    /// The engine's end of a virtual connection.
+    Virtual(mio::net::TcpStream),
+    /// A host address, and the source address to connect from.
+    Host(std::net::SocketAddr, Option<std::net::IpAddr>),
+}
+
 fn open(
     core: &mut Core,
     flows: &mut FlowTable,
@@ -231,21 +239,36 @@ fn open(
     syn: &TcpRepr,
     tx: &mut TxQueue,
 ) -> Result<(), Drop> {
-    if let Some(opened) = super::virtual_net::open_tcp(core, flows, now, key, guest, syn) {
-        if opened.is_err() {
+    // The other end: a virtual listener's (one end of a stream pair, whose other end the
+    // listener has now), or a host socket to where the destination really is.
+    let peer = match core.virtuals.incoming(key.remote, key.guest) {
+        Some(Ok(stream)) => Peer::Virtual(stream),
+        Some(Err(_)) => {
             reset_unknown(core, tx, guest.mac, &key, syn);
+            return Err(Drop::Refused);
         }
-        return opened;
-    }
-    let Some(dst) = guest.route_new_flow(core, now, Proto::Tcp, key.remote, tx)? else {
-        reset_unknown(core, tx, guest.mac, &key, syn);
-        return Err(Drop::Refused);
+        None => {
+            let Some(dst) = guest.route_new_flow(core, now, Proto::Tcp, key.remote, tx)? else {
+                reset_unknown(core, tx, guest.mac, &key, syn);
+                return Err(Drop::Refused);
+            };
+            Peer::Host(dst, core.outbound_source(dst.ip()))
+        }
     };
-    let source = core.outbound_source(dst.ip());
+    let dst = match peer {
+        Peer::Virtual(_) => key.remote,
+        Peer::Host(dst, _) => dst,
+    };
     let iss = core.random_u32();
     let mtu_mss = core.mtu_mss(key.guest.ip());
     let opened = open_flow(core, flows, key, || {
-        let stream = sockets::tcp_connect(dst, source)?;
+        let stream = match peer {
+            Peer::Virtual(stream) => {
+                let send_buffer = sockets::size_send_buffer(&stream);
+                (stream, send_buffer)
+            }
+            Peer::Host(dst, source) => sockets::tcp_connect(dst, source)?,
+        };
         let conn = TcpConn::new(key, guest.mac, stream, syn, iss, mtu_mss, now);
         Ok(Flow::Tcp(Box::new(conn)))
     });
