@@ -1,7 +1,7 @@
 //! Targets that are no namespace (--target-type bess, stdio, qemu): the guest is at the other
 //! end of a socket or of stdio, and no TAP is made.
 
-use super::{err, CliError, Target, SUN_PATH_MAX};
+use super::{err, CliError, Target};
 use crate::cli::{Cli, FramingArg, TargetType};
 use crate::transport::framing::Framing;
 use std::path::PathBuf;
@@ -55,14 +55,7 @@ pub(super) fn link_target(cli: &Cli, exec_mode: bool) -> Result<Option<Target>, 
         [] => return err(format!("--target-type={name} needs a socket PATH")),
         _ => return err("too many arguments"),
     };
-    if path.as_os_str().len() >= SUN_PATH_MAX {
-        return err(format!(
-            "the specified socket path is too long (>= {SUN_PATH_MAX})"
-        ));
-    }
-    if path.as_os_str().is_empty() {
-        return err("the specified socket path is empty");
-    }
+    super::check_socket_path(&path, "socket")?;
     Ok(Some(match kind {
         TargetType::Bess => Target::Bess(path),
         _ => Target::Qemu(path),

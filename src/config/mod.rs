@@ -26,6 +26,20 @@ const SUN_PATH_MAX: usize = 108;
 /// Linux's IFNAMSIZ is 16 including the terminating NUL.
 const IFNAME_MAX: usize = 15;
 
+/// Checks that `path` fits a unix socket address (slirp4netns's messages, `what` naming it).
+fn check_socket_path(path: &std::path::Path, what: &str) -> Result<(), CliError> {
+    let len = path.as_os_str().len();
+    if len >= SUN_PATH_MAX {
+        return err(format!(
+            "the specified {what} path is too long (>= {SUN_PATH_MAX})"
+        ));
+    }
+    if len == 0 {
+        return err(format!("the specified {what} path is empty"));
+    }
+    Ok(())
+}
+
 /// A command-line error: the message is printed as is and the process exits 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError(pub String);
@@ -316,15 +330,7 @@ impl Config {
         let net = Ipv4Network::parse_cidr(cli.cidr.as_deref().unwrap_or(DEFAULT_CIDR))?;
         let mac = cli.macaddress.as_deref().map(parse_mac).transpose()?;
         if let Some(path) = &cli.api_socket {
-            let len = path.as_os_str().len();
-            if len >= SUN_PATH_MAX {
-                return err(format!(
-                    "the specified API socket path is too long (>= {SUN_PATH_MAX})"
-                ));
-            }
-            if len == 0 {
-                return err("the specified API socket path is empty");
-            }
+            check_socket_path(path, "API socket")?;
         }
 
         let dns_search: Vec<String> = cli
