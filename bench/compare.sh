@@ -6,6 +6,7 @@
 #   MTUS="65520 1500"                      MTUs to test
 #   OUT=bench/results.md                   where the Markdown table goes (also printed)
 #   TESTS="tcp tcp6 fwd crr rr udp hold"   which groups of tests to run (all by default)
+#   SLIRP_NS_ARGS="--busy-poll=0"         further options for slirp-ns (for A/B runs)
 #
 # Needs: iperf3, slirp4netns, pasta (Debian: apt-get install iperf3 slirp4netns passt),
 # iproute2, python3. Builds slirp-ns and the bench_tcp example in release mode.
@@ -39,6 +40,7 @@ OUT=${OUT:-$ROOT/bench/results.md}
 PLOT=${PLOT:-${OUT%.md}.png}
 CONNECTIONS=${CONNECTIONS:-10000}
 TESTS=${TESTS:-"tcp tcp6 fwd crr rr udp hold"}
+SLIRP_NS_ARGS=${SLIRP_NS_ARGS:-}
 want() { [[ " $TESTS " == *" $1 "* ]]; }
 SERVER=198.51.100.1
 SERVER6=2001:db8:1::1
@@ -128,8 +130,9 @@ start_engine() {
                 ip netns exec "$HS" slirp4netns -c -6 -m "$mtu" -a "$WORK/api.sock" "$GUEST_PID" tap0 \
                     >"$WORK/engine.log" 2>&1 &
             else
+                # shellcheck disable=SC2086  # SLIRP_NS_ARGS is a list of options
                 ip netns exec "$HS" "$SLIRP_NS" -c -6 -m "$mtu" -p $FWD_PORT:$GUEST_IPERF_PORT \
-                    "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 &
+                    $SLIRP_NS_ARGS "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 &
             fi
             ENGINE_PID=$!
             ;;
@@ -393,7 +396,8 @@ with open(plot_data, "w") as f:
         for mtu in sorted({k[1] for k in runs}, reverse=True):
             if not runs.get(("slirp-ns", mtu, test)):
                 continue
-            name = '"%s, MTU %d"' % (label.replace(", Gbit/s", ""), mtu)
+            short = label.replace(", Gbit/s", "").replace("port forward host->guest", "forward")
+            name = '"%s, MTU %d"' % (short, mtu)
             f.write(name + " " + " ".join(
                 "%.3f" % statistics.median(runs[(e, mtu, test)]) if runs.get((e, mtu, test)) else "0"
                 for e in engines) + "\n")
@@ -407,7 +411,7 @@ if [ "$(wc -l <"$WORK/plot.dat")" -le 1 ]; then
 elif command -v gnuplot >/dev/null; then
     columns=$(head -1 "$WORK/plot.dat" | wc -w)
     gnuplot <<GP
-set terminal pngcairo size 1400,700 font ",9"
+set terminal pngcairo size 1400,760 font ",9"
 set output "$PLOT"
 set title "slirp-ns, slirp4netns and pasta: throughput (Gbit/s, medians of $ROUNDS rounds)"
 set style data histograms

@@ -27,6 +27,7 @@ complete -c slirp-ns -l hostname -d 'Host name the DHCP server offers the guest'
 complete -c slirp-ns -l max-flows -d 'Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused' -r
 complete -c slirp-ns -s p -l publish -d 'Forward a host port to the guest from the start: [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp] (repeatable; IPv6 addresses go in brackets)' -r
 complete -c slirp-ns -l queues -d 'TAP queues, each served by a thread and an engine of its own (multi-queue TAP; the first queue\'s engine also serves the API and port forwards)' -r
+complete -c slirp-ns -l busy-poll -d 'After light traffic, poll for up to USEC microseconds before sleeping: shorter round trips for a little CPU time (the window adapts to the traffic; 0 turns it off)' -r
 complete -c slirp-ns -s c -l configure -d 'Bring up the interface: lo and TAP up, MTU, address network+100, default route via network+2'
 complete -c slirp-ns -s 6 -l enable-ipv6 -d 'Enable IPv6 on fd00::/64'
 complete -c slirp-ns -l disable-host-loopback -d 'Prohibit connecting to 127.0.0.1:* on the host through the gateway address'

@@ -211,6 +211,12 @@ pub struct Cli {
     #[arg(long)]
     pub no_offload: bool,
 
+    /// After light traffic, poll for up to USEC microseconds before sleeping: shorter round
+    /// trips for a little CPU time (the window adapts to the traffic; 0 turns it off)
+    #[arg(long, value_name = "USEC", default_value_t = crate::busy_poll::DEFAULT_LIMIT_MICROS,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub busy_poll: u64,
+
     /// Show version and exit
     #[arg(short = 'v', long)]
     pub version: bool,

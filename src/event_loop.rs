@@ -6,6 +6,7 @@
 //! poll does not block while the link may still hold more.
 
 use crate::api::{self, ApiServer};
+use crate::busy_poll::{BusyPoll, DEFAULT_LIMIT_MICROS};
 use crate::capture::{Capture, Direction, SharedCapture};
 use crate::engine::offload::RxOffload;
 use crate::engine::{Engine, EngineConfig, TxQueue, FLOW_TOKEN_BASE};
@@ -88,6 +89,9 @@ pub struct EventLoop {
     engine_backlog: bool,
     /// --pcap and --debug.
     capture: Option<SharedCapture>,
+    busy_poll: BusyPoll,
+    /// Bytes this turn moved over the link and through splice pairs (light turns may poll).
+    turn_bytes: usize,
 }
 
 impl EventLoop {
@@ -144,7 +148,14 @@ impl EventLoop {
             link_backlog: true,
             engine_backlog: false,
             capture: None,
+            busy_poll: BusyPoll::new(Duration::from_micros(DEFAULT_LIMIT_MICROS)),
+            turn_bytes: 0,
         })
+    }
+
+    /// The most the loop busy-polls before sleeping (zero: never).
+    pub fn set_busy_poll(&mut self, limit: Duration) {
+        self.busy_poll = BusyPoll::new(limit);
     }
 
     /// Records every frame this loop reads from or writes to the link.
@@ -191,7 +202,7 @@ impl EventLoop {
                     .min();
                 next.map(|at| at.saturating_duration_since(Instant::now()))
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.wait(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -258,7 +269,7 @@ impl EventLoop {
                     }
                     token if Splicer::is_pair_token(token) => {
                         if let Some(splicer) = &mut self.splicer {
-                            splicer.on_pair_event(self.poll.registry(), token);
+                            self.turn_bytes += splicer.on_pair_event(self.poll.registry(), token);
                         }
                     }
                     token if token.0 >= FLOW_TOKEN_BASE => {
@@ -284,6 +295,35 @@ impl EventLoop {
             }
             self.finish_turn(now);
         }
+    }
+
+    /// Waits for events. After a light turn that is first a busy poll for the adaptive window
+    /// (see [`crate::busy_poll`]), then a sleep for what is left of `timeout`.
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        let start = Instant::now();
+        let window = self
+            .busy_poll
+            .window(std::mem::take(&mut self.turn_bytes), start);
+        if timeout == Some(Duration::ZERO) {
+            return self.poll.poll(events, timeout);
+        }
+        // Events of the last turn would read as new ones if no poll below replaces them.
+        events.clear();
+        let window = timeout.map_or(window, |timeout| window.min(timeout));
+        if !window.is_zero() {
+            loop {
+                self.poll.poll(events, Some(Duration::ZERO))?;
+                if !events.is_empty() || start.elapsed() >= window {
+                    break;
+                }
+            }
+        }
+        if events.is_empty() {
+            let rest = timeout.map(|timeout| timeout.saturating_sub(start.elapsed()));
+            self.poll.poll(events, rest)?;
+        }
+        self.busy_poll.record_idle(start.elapsed());
+        Ok(())
     }
 
     /// Flushes what the engine queued, letting it go on where a full queue stopped it, a
@@ -314,6 +354,7 @@ impl EventLoop {
             match self.link.recv(&mut self.rx_arena[used..used + MAX_FRAME]) {
                 Recv::Frame(len, offload) => {
                     used += len;
+                    self.turn_bytes += len;
                     self.rx_ends.push(used);
                     self.rx_offloads.push(offload);
                 }
@@ -359,6 +400,7 @@ impl EventLoop {
             if let Some(capture) = &mut capture {
                 capture.frame(Direction::ToGuest, frame);
             }
+            self.turn_bytes += frame.len();
             if let Err(e) = self.link.send(frame, offload) {
                 log::debug!("write to the guest failed: {e}");
                 unsent += 1;

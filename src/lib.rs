@@ -77,6 +77,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod busy_poll;
 mod capture;
 #[doc(hidden)]
 pub mod cli;

@@ -288,6 +288,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
                 index + 1
             ))
         })?;
+        queue_loop.set_busy_poll(cfg.busy_poll);
         if let Some(capture) = &capture {
             queue_loop.set_capture(capture.clone());
         }
@@ -305,6 +306,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     let splicer = helper.map(crate::splice::Splicer::new);
     let mut event_loop = EventLoop::new(link, engine_config, exit_fd, api, splicer)
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
+    event_loop.set_busy_poll(cfg.busy_poll);
     if let Some(capture) = capture {
         event_loop.set_capture(capture);
     }

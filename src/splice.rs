@@ -68,14 +68,16 @@ impl Direction {
         })
     }
 
-    /// Moves what it can from `src` to `dst`; `Err` when either side failed.
-    fn pump(&mut self, src: &TcpStream, dst: &TcpStream) -> Result<(), Errno> {
+    /// Moves what it can from `src` to `dst`: how many bytes it took from `src`, or `Err` when
+    /// either side failed.
+    fn pump(&mut self, src: &TcpStream, dst: &TcpStream) -> Result<usize, Errno> {
         let flags = SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE;
+        let mut taken = 0;
         loop {
             while self.in_pipe > 0 {
                 match splice(&self.pipe_r, None, dst, None, self.in_pipe, flags) {
                     Ok(n) => self.in_pipe -= n,
-                    Err(Errno::EAGAIN) => return Ok(()),
+                    Err(Errno::EAGAIN) => return Ok(taken),
                     Err(Errno::EINTR) => {}
                     Err(e) => return Err(e),
                 }
@@ -85,12 +87,15 @@ impl Direction {
                     self.done = true;
                     let _ = dst.shutdown(Shutdown::Write);
                 }
-                return Ok(());
+                return Ok(taken);
             }
             match splice(src, None, &self.pipe_w, None, CHUNK, flags) {
                 Ok(0) => self.src_eof = true,
-                Ok(n) => self.in_pipe += n,
-                Err(Errno::EAGAIN) => return Ok(()),
+                Ok(n) => {
+                    self.in_pipe += n;
+                    taken += n;
+                }
+                Err(Errno::EAGAIN) => return Ok(taken),
                 Err(Errno::EINTR) => {}
                 Err(e) => return Err(e),
             }
@@ -197,28 +202,37 @@ impl Splicer {
         }
     }
 
-    /// Readiness of either socket of a pair: move what can be moved.
-    pub fn on_pair_event(&mut self, registry: &Registry, token: Token) {
+    /// Readiness of either socket of a pair: move what can be moved. Returns the bytes moved.
+    pub fn on_pair_event(&mut self, registry: &Registry, token: Token) -> usize {
         let slot = (token.0 - SPLICE_TOKEN_BASE) / 2;
         let Some(Some(pair)) = self.pairs.get_mut(slot) else {
-            return;
+            return 0;
         };
         if !pair.connected {
             match pair.inside.take_error() {
                 Ok(None) if pair.inside.peer_addr().is_ok() => pair.connected = true,
-                Ok(None) => return,
+                Ok(None) => return 0,
                 _ => {
                     self.close(registry, slot, true);
-                    return;
+                    return 0;
                 }
             }
         }
-        let up = pair.up.pump(&pair.client, &pair.inside);
-        let down = pair.down.pump(&pair.inside, &pair.client);
-        if up.is_err() || down.is_err() {
-            self.close(registry, slot, true);
-        } else if pair.up.done && pair.down.done {
-            self.close(registry, slot, false);
+        let (up, down) = (
+            pair.up.pump(&pair.client, &pair.inside),
+            pair.down.pump(&pair.inside, &pair.client),
+        );
+        match (up, down) {
+            (Ok(up), Ok(down)) => {
+                if pair.up.done && pair.down.done {
+                    self.close(registry, slot, false);
+                }
+                up + down
+            }
+            _ => {
+                self.close(registry, slot, true);
+                0
+            }
         }
     }
 

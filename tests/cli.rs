@@ -162,6 +162,15 @@ fn unknown_flags_and_bad_enum_values_exit_1() {
 }
 
 #[test]
+fn out_of_range_tuning_values_name_the_range() {
+    expect_error(
+        &["--busy-poll=10001", "1", "tap0"],
+        "10001 is not in 0..=10000",
+    );
+    expect_error(&["--busy-poll=-1", "1", "tap0"], "--busy-poll");
+}
+
+#[test]
 fn lockdown_options_are_accepted_without_warnings() {
     // Accepted by the parser: the run then fails only on the bogus PID.
     let out = slirp(&["--enable-sandbox", "--enable-seccomp", "999999999", "tap0"]);

@@ -84,18 +84,8 @@ fn a_hundred_concurrent_connections_all_complete() {
 #[test]
 fn udp_echo_including_a_datagram_larger_than_the_mtu() {
     let net = Net::new(&[]);
-    let server = net.host(|| UdpSocket::bind(format!("{SERVER_V4}:0")).unwrap());
-    let addr = server.local_addr().unwrap();
-    let echo = std::thread::spawn(move || {
-        let mut buf = vec![0u8; 65536];
-        for _ in 0..3 {
-            let (n, from) = server.recv_from(&mut buf).unwrap();
-            server.send_to(&buf[..n], from).unwrap();
-        }
-    });
-    let client = net.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
-    client.set_read_timeout(Some(TIMEOUT)).unwrap();
-    client.connect(addr).unwrap();
+    let (addr, echo) = net.udp_echo(&format!("{SERVER_V4}:0"), 3);
+    let client = net.udp_client(addr);
     let mut buf = vec![0u8; 65536];
     for (i, len) in [1usize, 1400, 1472].iter().enumerate() {
         let msg = pattern(*len, i as u64);

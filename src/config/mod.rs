@@ -201,6 +201,8 @@ pub struct Config {
     pub offload: bool,
     /// TAP queues, one thread and engine each.
     pub queues: usize,
+    /// The longest busy poll of the event loops (--busy-poll).
+    pub busy_poll: std::time::Duration,
     /// One line each, printed before start-up: options accepted but not acted on (yet).
     pub warnings: Vec<String>,
 }
@@ -426,6 +428,7 @@ impl Config {
             publish,
             splice: !cli.no_splice,
             offload: !cli.no_offload,
+            busy_poll: std::time::Duration::from_micros(cli.busy_poll),
             queues: cli.queues,
             warnings,
         })

@@ -3,7 +3,7 @@
 
 use super::*;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -112,6 +112,34 @@ impl Net {
         conn.read_to_string(&mut got).unwrap();
         server.join().unwrap();
         got
+    }
+
+    /// A UDP server in host-sim, bound to `listen`, that echoes `datagrams` datagrams (of up to
+    /// 64 KiB) and ends; its address and thread.
+    pub fn udp_echo(
+        &self,
+        listen: &str,
+        datagrams: usize,
+    ) -> (SocketAddr, std::thread::JoinHandle<()>) {
+        let listen = listen.to_string();
+        let server = self.host(move || UdpSocket::bind(listen).expect("bind in host-sim"));
+        let addr = server.local_addr().unwrap();
+        let echo = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            for _ in 0..datagrams {
+                let (n, from) = server.recv_from(&mut buf).unwrap();
+                server.send_to(&buf[..n], from).unwrap();
+            }
+        });
+        (addr, echo)
+    }
+
+    /// A UDP socket in the guest connected to `addr`, its reads bounded by [`TIMEOUT`].
+    pub fn udp_client(&self, addr: SocketAddr) -> UdpSocket {
+        let client = self.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
+        client.set_read_timeout(Some(TIMEOUT)).unwrap();
+        client.connect(addr).unwrap();
+        client
     }
 
     /// A TCP connection from the guest.
