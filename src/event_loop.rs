@@ -202,13 +202,11 @@ impl EventLoop {
                     .min();
                 next.map(|at| at.saturating_duration_since(Instant::now()))
             };
-            if let Err(e) = self.wait(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            let now = Instant::now();
+            let now = match self.wait(&mut events, timeout) {
+                Ok(now) => now,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             for event in events.iter() {
                 match event.token() {
                     LINK => {
@@ -297,15 +295,17 @@ impl EventLoop {
         }
     }
 
-    /// Waits for events. After a light turn that is first a busy poll for the adaptive window
-    /// (see [`crate::busy_poll`]), then a sleep for what is left of `timeout`.
-    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+    /// Waits for events, and returns when it stopped waiting. After a light turn that is first
+    /// a busy poll for the adaptive window (see [`crate::busy_poll`]), then a sleep for what is
+    /// left of `timeout`.
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<Instant> {
         let start = Instant::now();
         let window = self
             .busy_poll
             .window(std::mem::take(&mut self.turn_bytes), start);
         if timeout == Some(Duration::ZERO) {
-            return self.poll.poll(events, timeout);
+            self.poll.poll(events, timeout)?;
+            return Ok(Instant::now());
         }
         // Events of the last turn would read as new ones if no poll below replaces them.
         events.clear();
@@ -322,8 +322,9 @@ impl EventLoop {
             let rest = timeout.map(|timeout| timeout.saturating_sub(start.elapsed()));
             self.poll.poll(events, rest)?;
         }
-        self.busy_poll.record_idle(start.elapsed());
-        Ok(())
+        let end = Instant::now();
+        self.busy_poll.record_idle(end - start);
+        Ok(end)
     }
 
     /// Flushes what the engine queued, letting it go on where a full queue stopped it, a

@@ -218,10 +218,8 @@ impl Splicer {
                 }
             }
         }
-        let (up, down) = (
-            pair.up.pump(&pair.client, &pair.inside),
-            pair.down.pump(&pair.inside, &pair.client),
-        );
+        let up = pair.up.pump(&pair.client, &pair.inside);
+        let down = pair.down.pump(&pair.inside, &pair.client);
         match (up, down) {
             (Ok(up), Ok(down)) => {
                 if pair.up.done && pair.down.done {

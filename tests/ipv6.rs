@@ -100,9 +100,7 @@ fn udp_echo_over_ipv6_including_a_fragmented_reply() {
         let (_, from) = server.recv_from(&mut buf).unwrap();
         server.send_to(&pattern(8000, 99), from).unwrap();
     });
-    let client = net.in_guest(|| UdpSocket::bind("[::]:0").unwrap());
-    client.set_read_timeout(Some(TIMEOUT)).unwrap();
-    client.connect(addr).unwrap();
+    let client = net.udp_client(addr);
     let mut buf = vec![0u8; 65536];
     for (i, len) in [1usize, 1000, 1452].iter().enumerate() {
         let msg = pattern(*len, i as u64);

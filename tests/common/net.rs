@@ -134,9 +134,15 @@ impl Net {
         (addr, echo)
     }
 
-    /// A UDP socket in the guest connected to `addr`, its reads bounded by [`TIMEOUT`].
+    /// A UDP socket in the guest connected to `addr` (IPv4 or IPv6), its reads bounded by
+    /// [`TIMEOUT`].
     pub fn udp_client(&self, addr: SocketAddr) -> UdpSocket {
-        let client = self.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
+        let any = if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
+        let client = self.in_guest(move || UdpSocket::bind(any).unwrap());
         client.set_read_timeout(Some(TIMEOUT)).unwrap();
         client.connect(addr).unwrap();
         client
