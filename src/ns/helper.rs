@@ -296,7 +296,14 @@ pub fn open_tap_in(
             let mut keep = vec![theirs.as_raw_fd(), ns.netns.1.as_raw_fd()];
             keep.extend(ns.userns.as_ref().map(|(_, fd)| fd.as_raw_fd()));
             super::close_other_fds(&keep);
-            let result = helper_main(&ns, tap, setup);
+            let mut result = helper_main(&ns, tap, setup);
+            // Locked down before it answers: once slirp-ns has the TAP (and may say it is
+            // ready), the helper that stays must already have given up what it was to give up.
+            if let (Ok(_), Some(lockdown)) = (&result, keep_helper) {
+                if let Err(e) = lockdown.apply() {
+                    result = Err(format!("cannot lock down the helper: {e}"));
+                }
+            }
             let sent = match &result {
                 Ok(fds) => fdpass::send_results(&theirs, Ok(fds)),
                 Err(text) => fdpass::send_results(&theirs, Err(text)),
@@ -304,14 +311,8 @@ pub fn open_tap_in(
             let ok = result.is_ok() && sent.is_ok();
             // The TAP belongs to slirp-ns now: the helper must not keep it open.
             drop(result);
-            if let (true, Some(lockdown)) = (ok, keep_helper) {
-                match lockdown.apply() {
-                    Ok(()) => serve(&theirs),
-                    Err(e) => {
-                        eprintln!("slirp-ns helper: {e}");
-                        super::exit_child(1);
-                    }
-                }
+            if ok && keep_helper.is_some() {
+                serve(&theirs);
             }
             super::exit_child(if ok { 0 } else { 1 });
         }
