@@ -747,6 +747,9 @@ impl Pending<'_> {
 pub(crate) mod testutil;
 
 #[cfg(test)]
+pub(crate) mod sim;
+
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]

@@ -290,3 +290,6 @@ fn open(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
