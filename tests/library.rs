@@ -13,7 +13,7 @@ use smoltcp::wire::{
 };
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,14 +37,14 @@ fn stack_with_mtu(mtu: u32) -> Stack {
 }
 
 /// The example's loop, bounded: fails after `limit`.
-fn run_back_to_back(a: &mut Stack, b: &mut Stack, done: &AtomicBool, limit: Duration) {
+fn run_back_to_back(a: &mut Stack, b: &mut Stack, done: impl Fn() -> bool, limit: Duration) {
     let start = Instant::now();
     in_memory::back_to_back(a, b, || {
         assert!(
             start.elapsed() < limit,
             "the exchange did not finish in {limit:?}"
         );
-        done.load(Ordering::Relaxed)
+        done()
     })
     .unwrap();
 }
@@ -73,7 +73,9 @@ fn exchange_through_two_stacks(mtu: u32) {
     for frame in &unsent {
         a.input(frame, &mut |_| {});
     }
-    let done = Arc::new(AtomicBool::new(false));
+    // Both programs must be done before the loop stops: either may finish first.
+    let done = Arc::new(AtomicUsize::new(0));
+    let server_done = done.clone();
 
     // The server: reads the request whole while answering with as much.
     let server = thread::spawn(move || {
@@ -86,6 +88,7 @@ fn exchange_through_two_stacks(mtu: u32) {
         let mut got = Vec::new();
         conn.read_to_end(&mut got).unwrap();
         sender.join().unwrap();
+        server_done.fetch_add(1, Ordering::Relaxed);
         (peer, got)
     });
     let client_done = done.clone();
@@ -99,10 +102,11 @@ fn exchange_through_two_stacks(mtu: u32) {
         let mut got = Vec::new();
         reader.read_to_end(&mut got).unwrap();
         sender.join().unwrap();
-        client_done.store(true, Ordering::Relaxed);
+        client_done.fetch_add(1, Ordering::Relaxed);
         got
     });
-    run_back_to_back(&mut a, &mut b, &done, Duration::from_secs(60));
+    let both = || done.load(Ordering::Relaxed) == 2;
+    run_back_to_back(&mut a, &mut b, both, Duration::from_secs(60));
     let answer = client.join().unwrap();
     let (peer, request) = server.join().unwrap();
     assert!(
@@ -272,7 +276,12 @@ fn a_dropped_listener_refuses_the_guest_and_ends_the_stream() {
         ended.store(true, Ordering::Relaxed);
         outcome.map_err(|e| e.kind())
     });
-    run_back_to_back(&mut a, &mut b, &done, Duration::from_secs(10));
+    run_back_to_back(
+        &mut a,
+        &mut b,
+        || done.load(Ordering::Relaxed),
+        Duration::from_secs(10),
+    );
     let outcome = reader.join().unwrap();
     assert!(
         matches!(outcome, Ok(0) | Err(std::io::ErrorKind::ConnectionReset)),

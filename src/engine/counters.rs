@@ -43,10 +43,25 @@ pub struct Counters {
     pub tcp_bytes_from_guest: u64,
     /// TCP payload bytes sent to the guest.
     pub tcp_bytes_to_guest: u64,
-    /// TCP segments retransmitted to the guest on timeout.
+    /// TCP segments retransmitted to the guest after a timeout (and tail loss probes).
     pub tcp_retransmits: u64,
-    /// TCP segments retransmitted to the guest on duplicate ACKs.
+    /// TCP segments retransmitted to the guest in recovery started by its duplicate ACKs or
+    /// SACKs.
     pub tcp_fast_retransmits: u64,
+    /// TCP payload bytes retransmitted to the guest, however.
+    pub tcp_bytes_retransmitted: u64,
+    /// Loss recoveries started by the guest's duplicate ACKs or SACKs.
+    pub tcp_loss_recoveries: u64,
+    /// Retransmission timeouts toward the guest.
+    pub tcp_timeouts: u64,
+    /// Tail loss probes sent to the guest.
+    pub tcp_tail_probes: u64,
+    /// Retransmissions found lost again (the guest SACKed later data, the hole stayed).
+    pub tcp_lost_retransmits: u64,
+    /// Guest segments held because they came beyond a hole (or the host socket was full).
+    pub tcp_segments_held: u64,
+    /// Guest segments (or parts) that could not be held: beyond the window or out of room.
+    pub tcp_segments_not_held: u64,
     /// TCP resets sent to the guest.
     pub tcp_resets: u64,
     /// UDP datagrams from the guest passed on.
@@ -100,7 +115,8 @@ impl std::fmt::Display for Counters {
              not for us {}, tx queue full {}, flow table full {}, refused {}, host socket {}; \
              arp replies {} (received {}), echo replies {}, icmp errors {}; flows opened {}, forwarded connections {}; \
              tcp bytes from guest {}, to guest {}, retransmits {}, fast retransmits {}, \
-             resets {}; udp datagrams from guest {}, to guest {}; ndp adverts {}, \
+             bytes retransmitted {}, loss recoveries {}, timeouts {}, tail probes {}, \
+             lost retransmits {}, segments held {} (not held {}), resets {}; udp datagrams from guest {}, to guest {}; ndp adverts {}, \
              dhcpv6 replies {}, dhcp replies {}; offloads: partial checksums in {}, super-packets out {}",
             self.frames_in,
             self.bytes_in,
@@ -123,6 +139,13 @@ impl std::fmt::Display for Counters {
             self.tcp_bytes_to_guest,
             self.tcp_retransmits,
             self.tcp_fast_retransmits,
+            self.tcp_bytes_retransmitted,
+            self.tcp_loss_recoveries,
+            self.tcp_timeouts,
+            self.tcp_tail_probes,
+            self.tcp_lost_retransmits,
+            self.tcp_segments_held,
+            self.tcp_segments_not_held,
             self.tcp_resets,
             self.udp_datagrams_from_guest,
             self.udp_datagrams_to_guest,

@@ -269,7 +269,9 @@ mod size_tests {
     use super::*;
 
     /// The engine's own state per flow, as README states it: the table slot and index entry,
-    /// plus the TCP connection state on the heap. (The kernel's socket comes on top.)
+    /// plus the TCP connection state on the heap (a sender's RTT estimate, congestion window
+    /// and recovery state included; SACK scoreboards and held data are allocated only while a
+    /// connection has some). The kernel's socket comes on top.
     #[test]
     fn per_flow_state_stays_small() {
         let slot = std::mem::size_of::<Option<Entry>>();
@@ -279,7 +281,7 @@ mod size_tests {
         eprintln!("slot {slot} B, index {index} B, TCP connection {tcp} B, UDP flow {udp} B");
         assert!(slot <= 48, "flow table slot is {slot} bytes");
         assert!(
-            slot + index + tcp <= 360,
+            slot + index + tcp <= 420,
             "a TCP flow costs {} bytes",
             slot + index + tcp
         );

@@ -121,6 +121,9 @@ pub struct EngineConfig {
     pub outbound_addr6: Option<Ipv6Addr>,
     /// Most flows (TCP connections, UDP flows, echo flows) at once.
     pub max_flows: usize,
+    /// Most bytes of guest TCP data all connections together hold out of order (beyond a lost
+    /// segment, until it comes again) or for a host socket that is full.
+    pub tcp_hold_memory: usize,
     /// How long a UDP or echo flow lives without traffic.
     pub udp_idle_timeout: Duration,
     /// Whether TCP sockets take SO_PEEK_OFF (probed once at start-up).
@@ -164,6 +167,7 @@ impl EngineConfig {
             outbound_addr: None,
             outbound_addr6: None,
             max_flows: 65536,
+            tcp_hold_memory: 64 << 20,
             udp_idle_timeout: Duration::from_secs(180),
             tcp_peek_offset: false,
             tap_offload: false,
@@ -214,6 +218,8 @@ pub(crate) struct Core {
     pub(crate) udp_batch: Vec<u8>,
     /// Where TCP peeks put the bytes in flight when the kernel lacks SO_PEEK_OFF.
     pub(crate) peek_skip: Vec<u8>,
+    /// What TCP connections may hold of guest data out of order, together.
+    pub(crate) hold_budget: tcp::HoldBudget,
     pub(crate) ping_refused_logged: bool,
     /// Source of initial sequence numbers and other unpredictable values.
     pub(crate) rng_state: u64,
@@ -387,6 +393,7 @@ impl Engine {
                 scratch: vec![0; 65536],
                 udp_batch: Vec::new(),
                 peek_skip: Vec::new(),
+                hold_budget: tcp::HoldBudget::new(cfg.tcp_hold_memory),
                 ping_refused_logged: false,
                 rng_state,
                 neighbors: HashMap::new(),
@@ -439,6 +446,11 @@ impl Engine {
     /// Flows open now.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Bytes of guest TCP data held now (see [`EngineConfig::tcp_hold_memory`]).
+    pub fn tcp_held_bytes(&self) -> usize {
+        self.core.hold_budget.used()
     }
 
     /// Handles one frame from the guest, queueing any replies in `tx`.
@@ -659,7 +671,7 @@ impl Engine {
         let acks = std::mem::take(&mut self.core.ack_pending);
         for &slot in &acks {
             self.with_flow(slot, |core, flow| match flow {
-                Flow::Tcp(conn) => conn.flush_ack(core, now, tx),
+                Flow::Tcp(conn) => conn.flush_ack(core, slot, now, tx),
                 _ => flow::Verdict::Keep,
             });
         }

@@ -30,13 +30,6 @@ pub struct Seg {
 }
 
 impl Seg {
-    /// The sequence number after this segment.
-    pub fn end(&self) -> u32 {
-        self.seq
-            .wrapping_add(self.payload.len() as u32)
-            .wrapping_add(u32::from(self.syn) + u32::from(self.fin))
-    }
-
     /// Whether it is a bare ACK.
     pub fn is_pure_ack(&self) -> bool {
         !(self.syn || self.fin || self.rst) && self.payload.is_empty() && self.ack.is_some()
@@ -159,6 +152,7 @@ impl Script {
     pub fn new(mtu: u32) -> Self {
         let cfg = crate::engine::EngineConfig {
             mtu,
+            tcp_peek_offset: true,
             ..crate::engine::EngineConfig::new(crate::config::Ipv4Network::default())
         };
         let mut side = Side::new(cfg);
@@ -231,6 +225,39 @@ impl Script {
         }
         self.now = at.max(self.now);
         Some((at, self.turns(&[])))
+    }
+
+    /// The program's end of the connection.
+    pub fn host(&self) -> &UnixStream {
+        self.host.as_ref().expect("an open connection")
+    }
+
+    /// Writes `data` into the program's end (all of it: the socket has room).
+    pub fn host_write(&mut self, data: &[u8]) {
+        std::io::Write::write_all(&mut self.host(), data).expect("host write");
+    }
+
+    /// Reads what the program's end has.
+    pub fn host_read(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match std::io::Read::read(&mut self.host(), &mut buf) {
+                Ok(0) => return out,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return out,
+                Err(e) => panic!("host read: {e}"),
+            }
+        }
+    }
+
+    /// A bare ACK from the guest of `ack`, with a window of `window` (before scaling).
+    pub fn ack(&self, ack: u32, window: u16) -> Seg {
+        Seg {
+            ack: Some(ack),
+            window,
+            ..self.seg(&[])
+        }
     }
 
     /// A segment from the guest with the current sequence numbers and an ACK.

@@ -50,6 +50,11 @@ impl Side {
         }
     }
 
+    /// A registry for an engine that replaces this side's (same poll).
+    pub fn engine_registry(&self) -> mio::Registry {
+        self.poll.registry().try_clone().expect("registry")
+    }
+
     /// One turn: frames that arrived, host sockets that are ready, timers due, then the work
     /// left at the end of a batch; frames go to `link` until it refuses one. Returns whether
     /// anything happened.
@@ -266,12 +271,10 @@ impl Transfer {
     }
 }
 
-/// How a transfer through a [`Pair`] ended.
+/// How a transfer through a [`Pair`] ended: when, in virtual time.
 #[derive(Debug)]
 pub struct Outcome {
     pub elapsed: Duration,
-    pub client: (u64, u64),
-    pub server: (u64, u64),
 }
 
 impl Pair {
@@ -395,11 +398,7 @@ impl Pair {
             }
             let server_done = server.as_ref().is_some_and(|s| s.done(client_len));
             if client.done(server_len) && server_done {
-                return Ok(Outcome {
-                    elapsed: self.now,
-                    client: (client.sent, client.received),
-                    server: server.map_or((0, 0), |s| (s.sent, s.received)),
-                });
+                return Ok(Outcome { elapsed: self.now });
             }
             let ended = client.eof && server.as_ref().is_some_and(|s| s.eof);
             if ended || self.now >= limit || !self.step(limit) {

@@ -1,6 +1,10 @@
 //! One guest TCP connection and its host socket: the state machine of the module above
-//! (handshakes, ACK processing, timers); the data paths are in `to_host` and `to_guest`.
+//! (handshakes, segment dispatch, timers, closing); the data paths are in `to_host` (guest data
+//! to the host socket, and our ACKs) and `to_guest` (host data to the guest, the guest's ACKs,
+//! loss recovery).
 
+use super::congestion::{Rtt, Window};
+use super::sack::{Reassembly, Scoreboard};
 use super::segment::{emit_control, emit_data, Segment, SynOptions, GSO_MAX_PAYLOAD};
 use super::PendingWrites;
 use crate::engine::flow::{FlowKey, Verdict};
@@ -17,8 +21,8 @@ mod to_host;
 const DEFAULT_MSS: usize = 536;
 /// Our window scale: windows up to 2^30 bytes, in steps of 128 bytes.
 const OUR_WINDOW_SCALE: u8 = 7;
-const RTO_INITIAL_MS: u32 = 200;
-const RTO_MAX_MS: u32 = 30_000;
+/// Timeouts in a row (retransmissions, handshake or zero-window probes unanswered) before the
+/// guest is taken for gone: with the backoff, about two minutes.
 const MAX_RETRIES: u8 = 12;
 /// A connection closed in one direction only, with nothing moving either way for this long, is
 /// taken for dead and reset (a peer that vanished mid-close would otherwise hold it forever).
@@ -26,24 +30,32 @@ const HALF_CLOSED_IDLE: Duration = Duration::from_secs(120);
 /// Below this, the window we advertised may starve the guest: the host socket drains without
 /// telling us (no write of ours failed, so no wake-up comes), so we look again after a while.
 const LOW_WINDOW_MIN: u32 = 256 << 10;
-const WINDOW_CHECK_FIRST_MS: u32 = 1;
+const WINDOW_CHECK_FIRST_MS: u8 = 1;
 /// How soon to ask again for a guest's MAC that a port forward needs.
 const ARP_RETRY: Duration = Duration::from_millis(20);
-const WINDOW_CHECK_MAX_MS: u32 = 32;
-/// Data from the guest between two ACKs at most (within a batch; every batch ends with one):
-/// two full segments, but no less than ACK_EVERY_BYTES, where small segments would make
-/// the ACKs cost more than they bring.
-const ACK_EVERY_SEGMENTS: u32 = 2;
-const ACK_EVERY_BYTES: u32 = 128 << 10;
+const WINDOW_CHECK_MAX_MS: u8 = 32;
+/// The duplicate ACK threshold to start with (RFC 5681), and the most reordering adapts it to.
+const INITIAL_REORDERING: u8 = 3;
+const MAX_REORDERING: u8 = 127;
 /// How much of the host socket's send buffer we offer the guest as window.
 const SNDBUF_SHARE_NUM: usize = 3;
 const SNDBUF_SHARE_DEN: usize = 4;
-/// Duplicate ACKs sent with a window update after the host socket drained, so the guest
-/// retransmits what it could not hand over at once instead of waiting for its timer.
+/// Duplicate ACKs sent with a window update after the host socket drained, when guest data it
+/// could not take was neither written nor held: the guest then resends it at once instead of
+/// waiting for its timer.
 const DUP_ACKS_ON_REOPEN: usize = 3;
 
 fn seq_lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
+}
+
+/// The later of two sequence numbers.
+fn seq_max(a: u32, b: u32) -> u32 {
+    if seq_lt(a, b) {
+        b
+    } else {
+        a
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,54 +70,49 @@ pub(super) enum State {
     Established,
 }
 
+/// What the connection's timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// Our SYN or SYN-ACK (or the ARP request before the SYN) again.
+    Handshake,
+    /// A tail loss probe: the last segment again, so that the guest's answer shows a loss
+    /// at the end of a flight sooner than the retransmission timeout would.
+    Probe,
+    /// The retransmission timeout.
+    Retransmit,
+    /// The guest's window is closed: ask it for news.
+    Persist,
+}
+
+#[derive(Debug)]
 pub struct TcpConn {
     key: FlowKey,
     /// Where the guest's segments last came from.
     guest_mac: EthernetAddress,
     stream: mio::net::TcpStream,
     state: State,
+
+    // Guest to host.
     rcv_nxt: u32,
-    iss: u32,
-    snd_una: u32,
-    snd_nxt: u32,
-    snd_wnd: u32,
-    guest_wscale: u8,
-    /// Our window scale, 0 when the guest did not offer scaling.
-    our_wscale: u8,
-    /// Payload bytes per segment to the guest.
-    mss: usize,
     /// The guest's FIN was received and passed on (shutdown of the host side).
     guest_fin: bool,
-    /// The host sent its end of stream.
-    host_eof: bool,
-    /// The sequence number of our FIN, once sent.
-    fin_seq: Option<u32>,
-    fin_acked: bool,
-    /// The last look found the host socket's receive queue empty beyond what is in flight:
-    /// until it reports new data (or a rewind), there is nothing to peek for.
-    host_drained: bool,
-    /// The host socket reported its peer's end of stream (which a short peek does not show).
-    host_read_closed: bool,
-    /// The guest data we could not hand to the host socket (it was full): when it drains, the
-    /// guest must hear of it.
-    host_full: bool,
-    dup_acks: u8,
-    /// Retransmission timeout, milliseconds (a Duration would take 16 bytes per connection).
-    rto_ms: u32,
-    retries: u8,
-    /// Retransmission or probe deadline.
-    timer: Option<Instant>,
-    /// Whether SO_PEEK_OFF is set on the socket (else the bytes in flight are skipped).
-    peek_offset: bool,
+    /// The guest offered SACK: our ACKs report the data held out of order.
+    sack_permitted: bool,
     /// An ACK is owed at the end of the batch (the flow is in the engine's list).
     ack_owed: bool,
+    /// The owed ACK goes even if it repeats the last one (the guest sent something old, out of
+    /// order or probing, and must hear where we are).
+    ack_forced: bool,
     /// The acknowledgement number of the last segment sent: a data segment already carries
     /// an ACK that a bare one would repeat.
     ack_sent: u32,
-    /// When the guest or the host last sent anything.
-    last_activity: Instant,
+    /// Guest segments taken since our last ACK (one goes for every second).
+    segments_unacked: u8,
     /// The window in the last segment sent.
     window_sent: u32,
+    /// Guest data the host socket did not take was dropped (not held): when the socket
+    /// drains, the guest must hear of it.
+    host_full: bool,
     /// The host socket's send buffer, in bytes: fixed when the socket was made (its size was
     /// set, which stops the kernel from tuning it), so read once.
     send_buffer: u32,
@@ -118,7 +125,72 @@ pub struct TcpConn {
     low_window: u32,
     /// When to look whether a low window has opened, and how long to wait after that.
     window_check: Option<Instant>,
-    window_check_ms: u32,
+    window_check_ms: u8,
+    /// Guest data beyond a hole (or that the host socket could not take yet), held until it
+    /// can be written in order; allocated only while there is some.
+    held: Option<Box<Reassembly>>,
+
+    // Host to guest.
+    iss: u32,
+    snd_una: u32,
+    /// The next new byte to send: everything before it was sent at least once.
+    snd_nxt: u32,
+    snd_wnd: u32,
+    guest_wscale: u8,
+    /// Our window scale, 0 when the guest did not offer scaling.
+    our_wscale: u8,
+    /// Payload bytes per segment to the guest.
+    mss: u32,
+    /// The host sent its end of stream.
+    host_eof: bool,
+    /// The sequence number of our FIN, once sent.
+    fin_seq: Option<u32>,
+    fin_acked: bool,
+    /// The last look found the host socket's receive queue empty beyond what was sent: until
+    /// it reports new data, there is nothing new to peek for.
+    host_drained: bool,
+    /// The host socket reported its peer's end of stream (which a short peek does not show).
+    host_read_closed: bool,
+    /// Whether SO_PEEK_OFF is set on the socket (else the bytes before a peek are skipped),
+    /// and the sequence number the socket's peek offset stands at.
+    peek_offset: bool,
+    peek_at: u32,
+    rtt: Rtt,
+    window: Window,
+    /// The RTT measurement under way: when the segment timed was sent, and its end (Karn:
+    /// none is taken across a retransmission).
+    timing: Option<Instant>,
+    timing_end: u32,
+    /// Loss recovery: on since loss was found (by ACKs, or the timer) until everything sent
+    /// before then (`recover`) is acknowledged. Bytes below `rtx_end` that the guest has not
+    /// SACKed are taken for lost and resent from `rtx_next` on, as the window allows.
+    in_recovery: bool,
+    recovery_by_timeout: bool,
+    recover: u32,
+    rtx_next: u32,
+    rtx_end: u32,
+    /// `snd_nxt` when something was last resent: a SACK beyond it with the hole still there
+    /// means that resent data was lost again.
+    rtx_mark: u32,
+    /// The first lost segment goes at once, whatever the congestion window (RFC 6675 5(3),
+    /// and NewReno's partial ACK): the window catches up with the flight afterwards.
+    rtx_now: bool,
+    /// What the guest SACKed; allocated once it SACKs something.
+    sacked: Option<Box<Scoreboard>>,
+    dup_acks: u8,
+    /// How far (in segments) the guest's ACKs may show data out of order before a hole is
+    /// taken for lost: the duplicate ACK threshold, 3 until reordering shows (RFC 4653's
+    /// idea, as Linux's tcp_reordering).
+    reordering: u8,
+    /// A tail loss probe went out since the last acknowledgement of new data.
+    probe_sent: bool,
+    /// Timeouts since the guest last answered (see MAX_RETRIES).
+    unanswered: u8,
+
+    timer: Option<Instant>,
+    timer_kind: Timer,
+    /// When the guest or the host last sent anything.
+    last_activity: Instant,
     /// What to tell the host client once the guest answers our SYN (an inbound SOCKS5
     /// connection), boxed: most connections have none.
     replies: Option<Box<ConnectReplies>>,
@@ -166,12 +238,16 @@ impl TcpConn {
         now: Instant,
     ) -> Self {
         let scaling = syn.window_scale.is_some();
+        let mss =
+            u32::from(syn.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss as u32);
         TcpConn {
             rcv_nxt: (syn.seq_number.0 as u32).wrapping_add(1),
             snd_wnd: u32::from(syn.window_len),
             guest_wscale: syn.window_scale.unwrap_or(0).min(14),
             our_wscale: if scaling { OUR_WINDOW_SCALE } else { 0 },
-            mss: usize::from(syn.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss),
+            sack_permitted: syn.sack_permitted,
+            mss,
+            window: Window::new(mss),
             ..Self::base(
                 key,
                 guest_mac,
@@ -197,6 +273,7 @@ impl TcpConn {
         TcpConn {
             // Our SYN takes a sequence number.
             snd_nxt: iss.wrapping_add(1),
+            timer_kind: Timer::Handshake,
             ..Self::base(key, unknown_mac, stream, State::SynSent, iss, mtu_mss, now)
         }
     }
@@ -212,41 +289,60 @@ impl TcpConn {
         now: Instant,
     ) -> Self {
         TcpConn {
-            send_buffer,
-            // A new socket's send buffer is empty: all of it is room.
-            room_measured: (send_buffer as usize * SNDBUF_SHARE_NUM / SNDBUF_SHARE_DEN) as u32,
-            written_since_measure: 0,
             key,
             guest_mac,
             stream,
             state,
             rcv_nxt: 0,
+            guest_fin: false,
+            sack_permitted: false,
+            ack_owed: false,
+            ack_forced: false,
+            ack_sent: 0,
+            segments_unacked: 0,
+            window_sent: 0,
+            host_full: false,
+            send_buffer,
+            // A new socket's send buffer is empty: all of it is room.
+            room_measured: (send_buffer as usize * SNDBUF_SHARE_NUM / SNDBUF_SHARE_DEN) as u32,
+            written_since_measure: 0,
+            low_window: LOW_WINDOW_MIN.max(4 * mtu_mss as u32),
+            window_check: None,
+            window_check_ms: WINDOW_CHECK_FIRST_MS,
+            held: None,
             iss,
             snd_una: iss,
             snd_nxt: iss,
             snd_wnd: 0,
             guest_wscale: 0,
             our_wscale: OUR_WINDOW_SCALE,
-            mss: mtu_mss,
-            guest_fin: false,
+            mss: mtu_mss as u32,
             host_eof: false,
             fin_seq: None,
             fin_acked: false,
-            host_full: false,
             host_drained: false,
             host_read_closed: false,
-            dup_acks: 0,
-            rto_ms: RTO_INITIAL_MS,
-            retries: 0,
-            timer: None,
             peek_offset: false,
-            ack_owed: false,
-            ack_sent: 0,
+            peek_at: iss,
+            rtt: Rtt::default(),
+            window: Window::new(mtu_mss as u32),
+            timing: None,
+            timing_end: iss,
+            in_recovery: false,
+            recovery_by_timeout: false,
+            recover: iss,
+            rtx_next: iss,
+            rtx_end: iss,
+            rtx_mark: iss,
+            rtx_now: false,
+            sacked: None,
+            dup_acks: 0,
+            reordering: INITIAL_REORDERING,
+            probe_sent: false,
+            unanswered: 0,
+            timer: None,
+            timer_kind: Timer::Handshake,
             last_activity: now,
-            window_sent: 0,
-            low_window: LOW_WINDOW_MIN.max(4 * mtu_mss as u32),
-            window_check: None,
-            window_check_ms: WINDOW_CHECK_FIRST_MS,
             replies: None,
         }
     }
@@ -273,6 +369,7 @@ impl TcpConn {
     /// Sends our SYN to the guest, or asks for the guest's MAC first.
     pub(crate) fn send_syn(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) {
         let guest = self.key.guest.ip();
+        self.timer_kind = Timer::Handshake;
         let Some(mac) = core.neighbor(guest) else {
             core.solicit(tx, guest);
             self.timer = Some(now + ARP_RETRY);
@@ -282,6 +379,7 @@ impl TcpConn {
         let options = SynOptions {
             mss: core.mtu_mss(guest) as u16,
             window_scale: Some(self.our_wscale),
+            sack_permitted: true,
         };
         let seg = Segment {
             window: self.receive_window().min(u16::MAX as u32) as u16,
@@ -290,7 +388,7 @@ impl TcpConn {
         if let Err(reason) = emit_control(core, tx, &seg, TcpControl::Syn, false, Some(options)) {
             core.counters.count_drop(reason);
         }
-        self.arm_timer(now);
+        self.timer = Some(now + self.rtt.rto());
     }
 
     /// The guest's SYN-ACK to our SYN: the connection is open.
@@ -298,38 +396,58 @@ impl TcpConn {
         self.rcv_nxt = (seg.seq_number.0 as u32).wrapping_add(1);
         self.snd_una = self.iss.wrapping_add(1);
         self.snd_nxt = self.snd_una;
+        self.peek_at = self.snd_una;
         self.snd_wnd = u32::from(seg.window_len);
         match seg.window_scale {
             Some(scale) => self.guest_wscale = scale.min(14),
             None => self.our_wscale = 0,
         }
+        self.sack_permitted = seg.sack_permitted;
         let mtu_mss = core.mtu_mss(self.key.guest.ip());
-        self.mss = usize::from(seg.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss);
+        self.mss =
+            u32::from(seg.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss as u32);
+        self.window = Window::new(self.mss);
         if core.cfg.tcp_peek_offset {
             self.peek_offset = crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_ok();
         }
-        self.state = State::Established;
-        self.timer = None;
-        self.retries = 0;
-        self.rto_ms = RTO_INITIAL_MS;
-        self.last_activity = now;
+        self.established(now);
         self.reply_to_host(|r| &r.accepted);
         self.send_ack(core, tx);
     }
 
-    pub fn deadline(&self) -> Option<Instant> {
-        match (self.timer, self.window_check) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    /// The handshake is over.
+    fn established(&mut self, now: Instant) {
+        self.state = State::Established;
+        self.timer = None;
+        self.unanswered = 0;
+        self.rtt.reset_backoff();
+        self.last_activity = now;
     }
 
-    fn in_flight(&self) -> u32 {
+    pub fn deadline(&self) -> Option<Instant> {
+        [self.timer, self.window_check, self.idle_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When a half-closed connection with nothing outstanding is taken for dead.
+    fn idle_deadline(&self) -> Option<Instant> {
+        let idle = self.state == State::Established && self.snd_nxt == self.snd_una;
+        (idle && self.half_closed()).then(|| self.last_activity + HALF_CLOSED_IDLE)
+    }
+
+    /// Bytes (and a FIN) sent and not yet acknowledged.
+    fn outstanding(&self) -> u32 {
         self.snd_nxt.wrapping_sub(self.snd_una)
     }
 
     fn segment(&self, seq: u32, window: u32) -> Segment {
         let scaled = (window >> self.our_wscale).min(u16::MAX as u32) as u16;
+        let sack = match &self.held {
+            Some(held) if self.sack_permitted => held.sack_blocks(self.rcv_nxt),
+            _ => [None; 3],
+        };
         Segment {
             mac: self.guest_mac,
             from: self.key.remote,
@@ -337,6 +455,7 @@ impl TcpConn {
             seq,
             ack: self.rcv_nxt,
             window: scaled,
+            sack,
         }
     }
 
@@ -346,6 +465,7 @@ impl TcpConn {
         match emit_control(core, tx, &seg, control, true, None) {
             Ok(()) => {
                 self.ack_sent = seg.ack;
+                self.segments_unacked = 0;
                 self.window_sent = window;
             }
             Err(reason) => core.counters.count_drop(reason),
@@ -356,11 +476,28 @@ impl TcpConn {
         self.send_control(core, tx, TcpControl::None, self.snd_nxt);
     }
 
+    /// An ACK whose first SACK block reports `duplicate`, data the guest sent twice (D-SACK,
+    /// RFC 2883): its kernel learns that a retransmission was not needed.
+    fn send_dsack(&mut self, core: &mut Core, tx: &mut TxQueue, duplicate: (u32, u32)) {
+        let window = self.receive_window();
+        let mut seg = self.segment(self.snd_nxt, window);
+        seg.sack = [Some(duplicate), seg.sack[0], seg.sack[1]];
+        match emit_control(core, tx, &seg, TcpControl::None, true, None) {
+            Ok(()) => {
+                self.ack_sent = seg.ack;
+                self.segments_unacked = 0;
+                self.window_sent = window;
+            }
+            Err(reason) => core.counters.count_drop(reason),
+        }
+    }
+
     fn send_syn_ack(&mut self, core: &mut Core, tx: &mut TxQueue) {
         let mss = core.mtu_mss(self.key.guest.ip()) as u16;
         let options = SynOptions {
             mss,
             window_scale: (self.our_wscale > 0).then_some(self.our_wscale),
+            sack_permitted: self.sack_permitted,
         };
         // The window in a SYN is never scaled.
         let window = self.receive_window().min(u16::MAX as u32) as u16;
@@ -384,8 +521,9 @@ impl TcpConn {
         sockets::reset_on_close(&self.stream);
     }
 
-    fn arm_timer(&mut self, now: Instant) {
-        self.timer = Some(now + Duration::from_millis(self.rto_ms.into()));
+    fn arm(&mut self, now: Instant, kind: Timer, after: Duration) {
+        self.timer = Some(now + after);
+        self.timer_kind = kind;
     }
 
     fn half_closed(&self) -> bool {
@@ -400,20 +538,36 @@ impl TcpConn {
         } else if self.window_check.is_none() {
             self.window_check = Some(now + Duration::from_millis(self.window_check_ms.into()));
         }
-        let outstanding = self.in_flight() > 0
-            || matches!(self.state, State::SynReceived | State::SynSent)
-            || (self.snd_wnd == 0 && self.state == State::Established && !self.host_eof);
-        if outstanding {
-            if self.timer.is_none() {
-                self.arm_timer(now);
+        match self.state {
+            State::SynSent | State::SynReceived => {
+                if self.timer.is_none() {
+                    self.arm(now, Timer::Handshake, self.rtt.rto());
+                }
             }
-            return;
+            State::Connecting => self.timer = None,
+            State::Established if self.outstanding() > 0 => {
+                if self.timer.is_none() || self.timer_kind == Timer::Persist {
+                    // A probe first, while one may help: the guest's SACKs or duplicate
+                    // ACKs then start recovery long before the timeout would.
+                    let probe = !self.in_recovery && !self.probe_sent && self.rtt.srtt().is_some();
+                    if probe {
+                        self.arm(now, Timer::Probe, self.rtt.probe_timeout());
+                    } else {
+                        self.arm(now, Timer::Retransmit, self.rtt.rto());
+                    }
+                }
+            }
+            State::Established if self.snd_wnd == 0 && !self.host_eof => {
+                if self.timer.is_none() || self.timer_kind != Timer::Persist {
+                    self.arm(now, Timer::Persist, self.rtt.rto());
+                }
+            }
+            State::Established => {
+                self.timer = None;
+                self.unanswered = 0;
+                self.rtt.reset_backoff();
+            }
         }
-        self.retries = 0;
-        self.rto_ms = RTO_INITIAL_MS;
-        self.timer = self
-            .half_closed()
-            .then(|| self.last_activity + HALF_CLOSED_IDLE);
     }
 
     /// Readiness of the host socket.
@@ -441,17 +595,18 @@ impl TcpConn {
             }
             return Verdict::Keep;
         }
-        if readiness.writable && self.host_full {
-            self.host_full = false;
-            // Window update, then duplicates so the guest resends what it still holds.
-            for _ in 0..=DUP_ACKS_ON_REOPEN {
-                self.send_ack(core, tx);
+        if readiness.writable {
+            if let Some(verdict) = self.on_host_writable(core, tx) {
+                return verdict;
             }
         }
         if readiness.readable || readiness.error {
             self.host_drained = false;
-            return self.send_data(core, slot, now, tx);
+            let verdict = self.send_data(core, slot, now, tx);
+            self.update_timer(now);
+            return verdict;
         }
+        self.update_timer(now);
         Verdict::Keep
     }
 
@@ -480,7 +635,7 @@ impl TcpConn {
         self.state = State::SynReceived;
         self.snd_nxt = self.iss.wrapping_add(1);
         self.send_syn_ack(core, tx);
-        self.arm_timer(now);
+        self.arm(now, Timer::Handshake, self.rtt.rto());
         Verdict::Keep
     }
 
@@ -545,16 +700,14 @@ impl TcpConn {
                 if seg.ack_number.map(|a| a.0 as u32) != Some(self.iss.wrapping_add(1)) {
                     return Verdict::Keep;
                 }
-                self.state = State::Established;
                 self.snd_una = self.iss.wrapping_add(1);
-                self.timer = None;
-                self.rto_ms = RTO_INITIAL_MS;
-                self.retries = 0;
+                self.peek_at = self.snd_una;
+                self.established(now);
             }
             State::Established => {
                 if seg.control == TcpControl::Syn {
                     // A stale SYN: answer with an ACK of where we are.
-                    self.owe_ack(core, slot);
+                    self.force_ack(core, slot, tx, None);
                     return Verdict::Keep;
                 }
             }
@@ -575,70 +728,12 @@ impl TcpConn {
             }
             return Verdict::Close;
         }
-        // An ACK may open the window for more; a drained socket has nothing more to give.
-        let verdict = if self.host_drained {
-            Verdict::Keep
-        } else {
-            self.send_data(core, slot, now, tx)
-        };
+        let verdict = self.send_data(core, slot, now, tx);
         self.update_timer(now);
         verdict
     }
 
-    /// The guest acknowledged up to `ack` and advertised a window.
-    fn on_ack(
-        &mut self,
-        core: &mut Core,
-        now: Instant,
-        ack: u32,
-        seg: &TcpRepr,
-        tx: &mut TxQueue,
-    ) -> Option<Verdict> {
-        if seq_lt(self.snd_nxt, ack) {
-            // Acknowledges what we never sent: tell the guest where we are.
-            self.send_ack(core, tx);
-            return None;
-        }
-        let window = u32::from(seg.window_len) << self.guest_wscale;
-        if seq_lt(self.snd_una, ack) {
-            let mut acked = ack.wrapping_sub(self.snd_una);
-            if let Some(fin) = self.fin_seq {
-                if seq_lt(fin, ack) {
-                    self.fin_acked = true;
-                    acked -= 1;
-                }
-            }
-            if acked > 0 {
-                if let Err(e) = crate::sys::discard(self.stream.as_fd(), acked as usize) {
-                    log::debug!("tcp {:?}: discard: {e}", self.key);
-                    self.reset_guest(core, tx);
-                    self.reset_host();
-                    return Some(Verdict::Close);
-                }
-            }
-            self.snd_una = ack;
-            self.dup_acks = 0;
-            self.retries = 0;
-            self.rto_ms = RTO_INITIAL_MS;
-            self.timer = None;
-        } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && seg.control == TcpControl::None
-            && self.in_flight() > 0
-            && window == self.snd_wnd
-        {
-            self.dup_acks = self.dup_acks.saturating_add(1);
-            if self.dup_acks == 3 {
-                core.counters.tcp_fast_retransmits += 1;
-                self.rewind();
-            }
-        }
-        self.snd_wnd = window;
-        self.update_timer(now);
-        None
-    }
-
-    /// The retransmission or probe timer fired.
+    /// The connection's timer, or its window check, is due.
     pub(crate) fn on_timer(
         &mut self,
         core: &mut Core,
@@ -650,24 +745,25 @@ impl TcpConn {
             self.window_check = None;
             self.check_window(core, tx);
         }
-        if self.timer.is_none_or(|at| at > now) {
-            self.update_timer(now);
-            return Verdict::Keep;
-        }
-        self.timer = None;
-        let idle = self.in_flight() == 0 && self.state == State::Established;
-        if idle && self.half_closed() && self.snd_wnd > 0 {
-            if now < self.last_activity + HALF_CLOSED_IDLE {
-                self.update_timer(now);
-                return Verdict::Keep;
-            }
+        if self.idle_deadline().is_some_and(|at| at <= now) {
             log::debug!("tcp {:?}: half-closed and idle, resetting", self.key);
             self.reset_guest(core, tx);
             self.reset_host();
             return Verdict::Close;
         }
-        self.retries += 1;
-        if self.retries > MAX_RETRIES {
+        if self.timer.is_none_or(|at| at > now) {
+            self.update_timer(now);
+            return Verdict::Keep;
+        }
+        self.timer = None;
+        if self.timer_kind == Timer::Probe {
+            self.probe_sent = true;
+            self.send_probe(core, now, tx);
+            self.arm(now, Timer::Retransmit, self.rtt.rto());
+            return Verdict::Keep;
+        }
+        self.unanswered = self.unanswered.saturating_add(1);
+        if self.unanswered > MAX_RETRIES {
             log::debug!("tcp {:?}: guest unresponsive, resetting", self.key);
             self.reset_guest(core, tx);
             let unanswered = self.state == State::SynSent && self.reply_to_host(|r| &r.unanswered);
@@ -676,30 +772,40 @@ impl TcpConn {
             }
             return Verdict::Close;
         }
-        self.rto_ms = (self.rto_ms * 2).min(RTO_MAX_MS);
-        match self.state {
-            State::SynSent => {
+        self.rtt.back_off();
+        let kind = self.timer_kind;
+        match (self.state, kind) {
+            (State::SynSent, _) => {
                 self.send_syn(core, now, tx);
                 return Verdict::Keep;
             }
-            State::Connecting => {}
-            State::SynReceived => self.send_syn_ack(core, tx),
-            State::Established if self.in_flight() > 0 => {
-                core.counters.tcp_retransmits += 1;
-                self.rewind();
+            (State::Connecting, _) => {}
+            (State::SynReceived, _) => self.send_syn_ack(core, tx),
+            (State::Established, Timer::Persist) => {
+                // Zero window: probe with an out-of-window ACK, which the guest answers with its
+                // current window.
+                self.send_control(core, tx, TcpControl::None, self.snd_una.wrapping_sub(1));
+                self.arm(now, Timer::Persist, self.rtt.rto());
+                return Verdict::Keep;
+            }
+            (State::Established, _) => {
+                self.on_retransmission_timeout(core);
                 let verdict = self.send_data(core, slot, now, tx);
                 if verdict == Verdict::Close {
                     return verdict;
                 }
             }
-            State::Established => {
-                // Zero window: probe with an out-of-window ACK, which the guest answers with its
-                // current window.
-                self.send_control(core, tx, TcpControl::None, self.snd_una.wrapping_sub(1));
-            }
         }
-        self.arm_timer(now);
+        self.arm(now, kind_after_timeout(kind), self.rtt.rto());
         self.update_timer(now);
         Verdict::Keep
+    }
+}
+
+/// The timer that follows one that fired.
+fn kind_after_timeout(kind: Timer) -> Timer {
+    match kind {
+        Timer::Probe => Timer::Retransmit,
+        other => other,
     }
 }

@@ -47,10 +47,13 @@
 //! probed with the same backoff. Established connections have no idle timeout, as on a real
 //! network.
 
+mod congestion;
 mod conn;
+mod sack;
 mod segment;
 
 pub use conn::{ConnectReplies, TcpConn};
+pub(crate) use sack::HoldBudget;
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::{sockets, Core, Drop, GuestPacket, TxQueue, Unreachable};
@@ -216,6 +219,7 @@ fn reset_unknown(
         seq,
         ack,
         window: 0,
+        sack: [None; 3],
     };
     if emit_control(core, tx, &out, TcpControl::Rst, with_ack, None).is_ok() {
         core.counters.tcp_resets += 1;

@@ -48,13 +48,17 @@ pub struct Segment {
     pub seq: u32,
     pub ack: u32,
     pub window: u16,
+    /// SACK blocks for a control segment: guest data held beyond `ack` (data segments carry
+    /// none).
+    pub sack: [Option<(u32, u32)>; 3],
 }
 
-/// Options of a SYN-ACK.
+/// Options of a SYN or SYN-ACK.
 #[derive(Debug, Clone, Copy)]
 pub struct SynOptions {
     pub mss: u16,
     pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
 }
 
 fn ip(seg: &Segment, tcp_len: usize) -> IpRepr {
@@ -86,8 +90,8 @@ pub fn emit_control(
         window_len: seg.window,
         window_scale: syn.and_then(|s| s.window_scale),
         max_seg_size: syn.map(|s| s.mss),
-        sack_permitted: false,
-        sack_ranges: [None; 3],
+        sack_permitted: syn.is_some_and(|s| s.sack_permitted),
+        sack_ranges: seg.sack,
         timestamp: None,
         payload: &[],
     };
