@@ -143,8 +143,8 @@ pub struct TcpConn {
     mss: u32,
     /// The host sent its end of stream.
     host_eof: bool,
-    /// The sequence number of our FIN, once sent.
-    fin_seq: Option<u32>,
+    /// Our FIN was sent: it is the last sequence number, `snd_nxt - 1`.
+    fin_sent: bool,
     fin_acked: bool,
     /// The last look found the host socket's receive queue empty beyond what was sent: until
     /// it reports new data, there is nothing new to peek for.
@@ -318,7 +318,7 @@ impl TcpConn {
             our_wscale: OUR_WINDOW_SCALE,
             mss: mtu_mss as u32,
             host_eof: false,
-            fin_seq: None,
+            fin_sent: false,
             fin_acked: false,
             host_drained: false,
             host_read_closed: false,
@@ -435,6 +435,11 @@ impl TcpConn {
     fn idle_deadline(&self) -> Option<Instant> {
         let idle = self.state == State::Established && self.snd_nxt == self.snd_una;
         (idle && self.half_closed()).then(|| self.last_activity + HALF_CLOSED_IDLE)
+    }
+
+    /// The sequence number of our FIN, once sent.
+    fn fin_seq(&self) -> Option<u32> {
+        self.fin_sent.then(|| self.snd_nxt.wrapping_sub(1))
     }
 
     /// Bytes (and a FIN) sent and not yet acknowledged.

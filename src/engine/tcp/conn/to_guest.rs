@@ -128,11 +128,11 @@ impl TcpConn {
     ) -> Option<u32> {
         // Karn: no RTT sample across a retransmission.
         self.timing = None;
-        if self.fin_seq == Some(start) {
+        if self.fin_seq() == Some(start) {
             self.send_control(core, tx, TcpControl::Fin, start);
             return Some(start.wrapping_add(1));
         }
-        let end = match self.fin_seq {
+        let end = match self.fin_seq() {
             Some(fin) if seq_lt(fin, end) => fin,
             _ => end,
         };
@@ -185,7 +185,7 @@ impl TcpConn {
         let mss = self.mss;
         let verdict = loop {
             let lost = self.next_lost();
-            let new_data = self.fin_seq.is_none() && !self.host_drained;
+            let new_data = !self.fin_sent && !self.host_drained;
             if lost.is_none() && !new_data {
                 break Verdict::Keep;
             }
@@ -249,7 +249,7 @@ impl TcpConn {
                 }
                 Ok(Ok(0)) => {
                     self.host_eof = true;
-                    self.fin_seq = Some(self.snd_nxt);
+                    self.fin_sent = true;
                     self.send_control(core, tx, TcpControl::Fin, self.snd_nxt);
                     self.snd_nxt = self.snd_nxt.wrapping_add(1);
                     break Verdict::Keep;
@@ -374,7 +374,7 @@ impl TcpConn {
     ) -> Option<Verdict> {
         let flight = self.outstanding();
         let mut acked = ack.wrapping_sub(self.snd_una);
-        if let Some(fin) = self.fin_seq {
+        if let Some(fin) = self.fin_seq() {
             if seq_lt(fin, ack) {
                 self.fin_acked = true;
                 acked -= 1;
@@ -460,7 +460,7 @@ impl TcpConn {
             return;
         }
         let segments = outstanding.div_ceil(mss);
-        let nothing_new = self.host_drained || self.fin_seq.is_some();
+        let nothing_new = self.host_drained || self.fin_sent;
         let reordering = u32::from(self.reordering);
         let threshold = if segments <= reordering && nothing_new {
             (segments - 1).max(1)
@@ -507,7 +507,7 @@ impl TcpConn {
         if outstanding == 0 || !tx.has_room_for_bulk() {
             return;
         }
-        let last = match self.fin_seq {
+        let last = match self.fin_seq() {
             Some(fin) if !self.fin_acked => fin,
             _ => self.snd_nxt.wrapping_sub(outstanding.min(self.mss)),
         };
