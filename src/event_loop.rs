@@ -4,6 +4,11 @@
 //! mio is edge-triggered, so the link is read until EAGAIN; to keep a flooding guest from
 //! starving signals and the API, one turn reads at most [`FRAMES_PER_TURN`] frames and the next
 //! poll does not block while the link may still hold more.
+//!
+//! Frames for the guest go to the link until it refuses one (a bess socket or a stream whose
+//! peer reads slowly): the rest stay queued, in order, the engine makes no more bulk data, and
+//! the loop sleeps until the link says it is writable again. Nothing is dropped for a slow
+//! link, and nothing spins while it is full.
 
 use crate::api::{self, ApiServer};
 use crate::busy_poll::{BusyPoll, DEFAULT_LIMIT_MICROS};
@@ -214,10 +219,10 @@ impl EventLoop {
                             self.link_backlog = true;
                         }
                         if event.is_writable() {
-                            self.flush_link();
+                            self.link_writable();
                         }
                     }
-                    LINK_OUTPUT => self.flush_link(),
+                    LINK_OUTPUT => self.link_writable(),
                     LINK_LISTENER => self.link.accept(self.poll.registry()),
                     SIGNALS => {
                         if let Some(exit) = self.handle_signals() {
@@ -328,19 +333,32 @@ impl EventLoop {
     }
 
     /// Flushes what the engine queued, letting it go on where a full queue stopped it, a
-    /// bounded number of times so that other sources get their turn.
+    /// bounded number of times so that other sources get their turn. A link that is full
+    /// ends the turn: its writability brings the next.
     fn finish_turn(&mut self, now: Instant) {
         const ROUNDS: usize = 8;
         self.engine_backlog = false;
         for _ in 0..ROUNDS {
             self.flush();
+            if self.tx.is_blocked() {
+                return;
+            }
             if !self.engine.end_of_batch(now, &mut self.tx) {
                 self.flush();
                 return;
             }
         }
         self.flush();
-        self.engine_backlog = true;
+        self.engine_backlog = !self.tx.is_blocked();
+    }
+
+    /// The link can take frames again: what it holds goes first, then what waits here; the
+    /// engine goes on at the end of the turn.
+    fn link_writable(&mut self) {
+        self.flush_link();
+        if !self.tx.is_empty() {
+            self.flush();
+        }
     }
 
     /// Reads a batch of frames (until EAGAIN, the per-turn limit, or a full arena) and hands
@@ -394,18 +412,42 @@ impl EventLoop {
         exit
     }
 
+    /// Hands the queued frames to the link until it refuses one; those stay queued.
     fn flush(&mut self) {
+        if self.tx.is_empty() {
+            self.flush_link();
+            return;
+        }
         let mut capture = self.capture.as_ref().map(Capture::lock);
-        let mut unsent = 0;
+        let (mut taken, mut unsent, mut full) = (0, 0, false);
         for (frame, offload) in self.tx.frames_with_offload() {
-            if let Some(capture) = &mut capture {
-                capture.frame(Direction::ToGuest, frame);
+            let mut sent = self.link.send(frame, offload);
+            if sent == Err(nix::errno::Errno::EAGAIN) {
+                // A stream holds what it was given until it is written: write it, and only
+                // if the stream then still has no room is the link full (and will say when
+                // it has room again).
+                if !self.link.flush() {
+                    self.link_backlog = true;
+                }
+                sent = self.link.send(frame, offload);
             }
-            self.turn_bytes += frame.len();
-            if let Err(e) = self.link.send(frame, offload) {
-                log::debug!("write to the guest failed: {e}");
-                unsent += 1;
+            match sent {
+                Err(nix::errno::Errno::EAGAIN) => {
+                    full = true;
+                    break;
+                }
+                Err(e) => {
+                    log::debug!("write to the guest failed: {e}");
+                    unsent += 1;
+                }
+                Ok(()) => {
+                    if let Some(capture) = &mut capture {
+                        capture.frame(Direction::ToGuest, frame);
+                    }
+                    self.turn_bytes += frame.len();
+                }
             }
+            taken += 1;
         }
         if let Some(capture) = &mut capture {
             capture.flush();
@@ -414,7 +456,10 @@ impl EventLoop {
         if unsent > 0 {
             self.engine.count_link_drops(0, unsent);
         }
-        self.tx.clear();
+        self.tx.consume_front(taken);
+        if full {
+            self.tx.link_full();
+        }
         self.flush_link();
     }
 

@@ -67,6 +67,7 @@ fn stdio_len16_carries_tcp_and_dns_through_noise_and_split_writes() {
     let mangling = Mangling {
         noise_every: 7,
         split: true,
+        ..Default::default()
     };
     let mut wire = Wire::start(
         device,
@@ -116,6 +117,7 @@ fn stdio_slip_carries_tcp_and_dns_through_bad_escapes_and_split_writes() {
     let mangling = Mangling {
         noise_every: 5,
         split: true,
+        ..Default::default()
     };
     let reader = ours.try_clone().unwrap();
     let wire = Wire::start(
@@ -232,6 +234,7 @@ fn bess_seqpacket_socket_carries_traffic_through_junk_messages() {
     let mangling = Mangling {
         noise_every: 9,
         split: false,
+        ..Default::default()
     };
     let mut wire = Wire::start(
         device,

@@ -39,11 +39,15 @@ pub enum Link {
 }
 
 impl Link {
+    /// Registers the link: readable for frames from the guest, writable for the moment a
+    /// link that refused a frame (see [`Link::send`]) takes frames again.
     pub fn register(&mut self, registry: &Registry) -> std::io::Result<()> {
         match self {
-            Link::Packets(tap) => {
-                registry.register(&mut SourceFd(&tap.as_raw_fd()), LINK, Interest::READABLE)
-            }
+            Link::Packets(tap) => registry.register(
+                &mut SourceFd(&tap.as_raw_fd()),
+                LINK,
+                Interest::READABLE | Interest::WRITABLE,
+            ),
             Link::Stream(stream) => stream.register(registry),
         }
     }
@@ -64,7 +68,9 @@ impl Link {
         }
     }
 
-    /// Sends one frame (or queues it, for [`Link::flush`]).
+    /// Sends one frame (or queues it, for [`Link::flush`]). `EAGAIN` means the link is full
+    /// for now: the frame was not taken, and the link reports writable when it takes frames
+    /// again. Any other error means the frame is lost.
     pub fn send(&mut self, frame: &[u8], offload: &TxOffload) -> Result<(), Errno> {
         match self {
             Link::Packets(tap) => tap.send(frame, offload),

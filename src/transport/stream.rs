@@ -3,9 +3,10 @@
 //!
 //! Reads fill a buffer from which the decoder takes whole frames; a frame split across reads
 //! waits there for its rest. Frames for the guest are encoded into an output buffer written as
-//! far as the stream takes it, the rest when it says it is writable again. That buffer is
-//! bounded ([`OUTPUT_LIMIT`]): past it frames are dropped, as a full TAP queue drops them, and
-//! TCP's retransmissions take over.
+//! far as the stream takes it, the rest when it says it is writable again. While that buffer
+//! holds [`OUTPUT_LIMIT`] bytes or more the link takes no frame (`EAGAIN`): the event loop
+//! keeps them, and the engine makes no more, until the stream has taken what it holds. So a
+//! slow reader at the other end slows the engine down instead of losing frames.
 //!
 //! SLIP carries IP packets, the engine Ethernet frames: each packet from the guest gets an
 //! Ethernet header (from [`POINT_TO_POINT_PEER_MAC`] to the gateway) and each frame to it loses
@@ -30,8 +31,9 @@ pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
     libc::SYS_close,
 ];
 
-/// Bytes of frames waiting for the stream to take them, at most.
-pub const OUTPUT_LIMIT: usize = 4 << 20;
+/// Bytes of frames waiting for the stream to take them, at which the link takes no more: a few
+/// large frames, or a couple of hundred small ones.
+pub const OUTPUT_LIMIT: usize = 256 << 10;
 
 const ETHERNET_HEADER: usize = 14;
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
@@ -266,7 +268,8 @@ impl StreamLink {
         }
     }
 
-    /// Queues one frame for the guest; [`StreamLink::flush`] writes it.
+    /// Queues one frame for the guest; [`StreamLink::flush`] writes it. EAGAIN while the
+    /// output holds [`OUTPUT_LIMIT`] bytes or more (the frame is not taken).
     pub fn send(&mut self, frame: &[u8]) -> Result<(), Errno> {
         if self.peer.is_none() {
             return Ok(());
@@ -281,8 +284,8 @@ impl StreamLink {
             frame
         };
         let pending = self.tx.len() - self.tx_sent;
-        if pending + self.framing.max_encoded_len(payload.len()) > OUTPUT_LIMIT {
-            return Err(Errno::ENOBUFS);
+        if pending >= OUTPUT_LIMIT {
+            return Err(Errno::EAGAIN);
         }
         if self.tx_sent > OUTPUT_LIMIT / 2 {
             self.tx.drain(..self.tx_sent);

@@ -111,8 +111,9 @@ impl TapDevice {
         }
     }
 
-    /// Writes one frame. A TAP whose queue is full drops the frame itself; EAGAIN here means
-    /// the same, and the caller counts it.
+    /// Writes one frame. EAGAIN (a bess socket whose peer has not read what it holds) means
+    /// the frame was not taken: the caller keeps it until the descriptor is writable again. A
+    /// TAP takes every frame (its kernel side drops what it cannot queue).
     pub fn send(&self, frame: &[u8], offload: &TxOffload) -> Result<(), Errno> {
         let header = vnet::header(offload);
         loop {

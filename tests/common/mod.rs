@@ -278,6 +278,15 @@ impl Guest {
         format!("/proc/{}/ns/net", self.pid)
     }
 
+    /// Starts another guest in a new network namespace made from this one's: a host behind
+    /// this guest, when this guest routes.
+    pub fn behind(&self) -> Guest {
+        Guest::spawn(
+            self.command("unshare")
+                .args(["--net", "--", "sleep", "600"]),
+        )
+    }
+
     pub fn userns_path(&self) -> String {
         format!("/proc/{}/ns/user", self.pid)
     }

@@ -14,6 +14,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -171,11 +172,13 @@ pub struct Wire {
 }
 
 /// How the adapter sends: noise after every `noise_every`-th frame (0: none), and the stream
-/// written in pieces of random length.
+/// written in pieces of random length; and how it reads: at most `read_rate` bytes a second
+/// (0: as fast as it can), as an emulator busy with its guest does.
 #[derive(Clone, Copy, Default)]
 pub struct Mangling {
     pub noise_every: usize,
     pub split: bool,
+    pub read_rate: u64,
 }
 
 impl Wire {
@@ -246,12 +249,23 @@ impl Wire {
                 framing,
                 buf: Vec::new(),
             };
-            let mut chunk = vec![0u8; 1 << 17];
+            // A slow reader reads a little at a time, and waits to keep to its rate.
+            let slow = mangling.read_rate > 0;
+            let mut chunk = vec![0u8; if slow { 16 << 10 } else { 1 << 17 }];
+            let start = std::time::Instant::now();
+            let mut total = 0u64;
             loop {
                 let n = match from_slirp.read(&mut chunk) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
+                if slow {
+                    total += n as u64;
+                    let due = Duration::from_secs_f64(total as f64 / mangling.read_rate as f64);
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
                 deframer.buf.extend_from_slice(&chunk[..n]);
                 while let Some(frame) = deframer.next() {
                     // The guest's device may be gone at the end of a test.

@@ -11,8 +11,11 @@ use std::time::Duration;
 pub const RTO_INITIAL_MS: u32 = 200;
 pub const RTO_MIN_MS: u32 = 200;
 pub const RTO_MAX_MS: u32 = 30_000;
-/// A tail loss probe waits twice the smoothed RTT, but at least this long.
+/// A tail loss probe waits twice the smoothed RTT, but at least this long; for a flight of
+/// one segment, which the guest may hold its ACK for, this much longer (Linux's least
+/// delayed-ACK time; RFC 8985's WCDelAckT).
 const PROBE_MIN_US: u32 = 10_000;
+const DELAYED_ACK_US: u32 = 40_000;
 /// Segments in the initial window (RFC 6928).
 const INITIAL_WINDOW_SEGMENTS: u32 = 10;
 /// The congestion window never grows beyond this.
@@ -65,10 +68,13 @@ impl Rtt {
         Duration::from_millis(ms)
     }
 
-    /// When a tail loss probe goes out: twice the smoothed RTT, at least 10 ms, never later
-    /// than the retransmission timeout.
-    pub fn probe_timeout(&self) -> Duration {
-        let us = self.srtt_us.saturating_mul(2).max(PROBE_MIN_US);
+    /// When a tail loss probe goes out: twice the smoothed RTT, at least 10 ms (plus the
+    /// guest's delayed ACK for a lone segment), never later than the retransmission timeout.
+    pub fn probe_timeout(&self, lone_segment: bool) -> Duration {
+        let mut us = self.srtt_us.saturating_mul(2).max(PROBE_MIN_US);
+        if lone_segment {
+            us = us.saturating_add(DELAYED_ACK_US);
+        }
         Duration::from_micros(us.into()).min(self.rto())
     }
 
@@ -183,10 +189,15 @@ mod tests {
             rtt.sample(Duration::from_micros(80));
         }
         assert_eq!(rtt.rto(), ms(200), "the floor");
-        assert_eq!(rtt.probe_timeout(), ms(10), "the probe's floor");
+        assert_eq!(rtt.probe_timeout(false), ms(10), "the probe's floor");
+        assert_eq!(
+            rtt.probe_timeout(true),
+            ms(50),
+            "a lone segment may wait for its ACK"
+        );
         rtt.sample(ms(40));
-        assert!(rtt.probe_timeout() > ms(10));
-        assert!(rtt.probe_timeout() <= rtt.rto());
+        assert!(rtt.probe_timeout(false) > ms(10));
+        assert!(rtt.probe_timeout(true) <= rtt.rto());
     }
 
     #[test]

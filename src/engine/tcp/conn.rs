@@ -34,9 +34,14 @@ const WINDOW_CHECK_FIRST_MS: u8 = 1;
 /// How soon to ask again for a guest's MAC that a port forward needs.
 const ARP_RETRY: Duration = Duration::from_millis(20);
 const WINDOW_CHECK_MAX_MS: u8 = 32;
-/// The duplicate ACK threshold to start with (RFC 5681), and the most reordering adapts it to.
-const INITIAL_REORDERING: u8 = 3;
-const MAX_REORDERING: u8 = 127;
+/// Duplicate ACKs, or segments' worth of SACKed data above a hole, that start loss recovery
+/// (RFC 5681, RFC 6675); SACKs that show more reordering than this raise it, up to the most.
+const DUP_THRESH: u32 = 3;
+const MAX_REORDERING_SEGMENTS: u32 = 127;
+/// Loss probes before the retransmission timeout takes over: one finds a lost tail, the
+/// second a lost probe or resend, each after a couple of round trips rather than the 200 ms
+/// (and more, backed off) of the timeout, which these short links make look long.
+const MAX_PROBES: u8 = 2;
 /// How much of the host socket's send buffer we offer the guest as window.
 const SNDBUF_SHARE_NUM: usize = 3;
 const SNDBUF_SHARE_DEN: usize = 4;
@@ -75,8 +80,9 @@ pub(super) enum State {
 enum Timer {
     /// Our SYN or SYN-ACK (or the ARP request before the SYN) again.
     Handshake,
-    /// A tail loss probe: the last segment again, so that the guest's answer shows a loss
-    /// at the end of a flight sooner than the retransmission timeout would.
+    /// A loss probe: the last segment again (or in recovery, the first hole), so that the
+    /// guest's answer shows a loss at the end of a flight, or a resend lost again, sooner
+    /// than the retransmission timeout would.
     Probe,
     /// The retransmission timeout.
     Retransmit,
@@ -178,12 +184,15 @@ pub struct TcpConn {
     /// What the guest SACKed; allocated once it SACKs something.
     sacked: Option<Box<Scoreboard>>,
     dup_acks: u8,
-    /// How far (in segments) the guest's ACKs may show data out of order before a hole is
-    /// taken for lost: the duplicate ACK threshold, 3 until reordering shows (RFC 4653's
-    /// idea, as Linux's tcp_reordering).
-    reordering: u8,
-    /// A tail loss probe went out since the last acknowledgement of new data.
-    probe_sent: bool,
+    /// How much data the guest may SACK above a hole before the hole is taken for lost, in
+    /// bytes: three segments until the guest shows more reordering than that (RFC 4653's
+    /// idea, as Linux's tcp_reordering, but counted in bytes: a super-packet is one frame).
+    reordering: u32,
+    /// The highest byte ever sent again: a hole the guest fills below it may have been filled
+    /// by a resend, which says nothing of reordering.
+    high_rxt: u32,
+    /// Loss probes sent since the last acknowledgement of new data (see MAX_PROBES).
+    probes: u8,
     /// Timeouts since the guest last answered (see MAX_RETRIES).
     unanswered: u8,
 
@@ -337,8 +346,9 @@ impl TcpConn {
             rtx_now: false,
             sacked: None,
             dup_acks: 0,
-            reordering: INITIAL_REORDERING,
-            probe_sent: false,
+            reordering: 0,
+            high_rxt: iss,
+            probes: 0,
             unanswered: 0,
             timer: None,
             timer_kind: Timer::Handshake,
@@ -553,10 +563,11 @@ impl TcpConn {
             State::Established if self.outstanding() > 0 => {
                 if self.timer.is_none() || self.timer_kind == Timer::Persist {
                     // A probe first, while one may help: the guest's SACKs or duplicate
-                    // ACKs then start recovery long before the timeout would.
-                    let probe = !self.in_recovery && !self.probe_sent && self.rtt.srtt().is_some();
-                    if probe {
-                        self.arm(now, Timer::Probe, self.rtt.probe_timeout());
+                    // ACKs then start (or go on with) recovery long before the timeout would.
+                    if self.probes < MAX_PROBES && self.rtt.srtt().is_some() {
+                        let lone = self.outstanding() <= self.mss;
+                        let after = self.rtt.probe_timeout(lone) * (u32::from(self.probes) + 1);
+                        self.arm(now, Timer::Probe, after);
                     } else {
                         self.arm(now, Timer::Retransmit, self.rtt.rto());
                     }
@@ -762,9 +773,9 @@ impl TcpConn {
         }
         self.timer = None;
         if self.timer_kind == Timer::Probe {
-            self.probe_sent = true;
+            self.probes += 1;
             self.send_probe(core, now, tx);
-            self.arm(now, Timer::Retransmit, self.rtt.rto());
+            self.update_timer(now);
             return Verdict::Keep;
         }
         self.unanswered = self.unanswered.saturating_add(1);
@@ -801,16 +812,12 @@ impl TcpConn {
                 }
             }
         }
-        self.arm(now, kind_after_timeout(kind), self.rtt.rto());
-        self.update_timer(now);
+        if self.state == State::Established {
+            // Probes first (see MAX_PROBES), then the timeout, backed off.
+            self.update_timer(now);
+        } else {
+            self.arm(now, kind, self.rtt.rto());
+        }
         Verdict::Keep
-    }
-}
-
-/// The timer that follows one that fired.
-fn kind_after_timeout(kind: Timer) -> Timer {
-    match kind {
-        Timer::Probe => Timer::Retransmit,
-        other => other,
     }
 }

@@ -130,6 +130,7 @@ impl TcpConn {
         self.timing = None;
         if self.fin_seq() == Some(start) {
             self.send_control(core, tx, TcpControl::Fin, start);
+            self.high_rxt = seq_max(self.high_rxt, start.wrapping_add(1));
             return Some(start.wrapping_add(1));
         }
         let end = match self.fin_seq() {
@@ -149,6 +150,7 @@ impl TcpConn {
                 self.segments_unacked = 0;
                 self.window_sent = window;
                 self.rtx_mark = self.snd_nxt;
+                self.high_rxt = seq_max(self.high_rxt, start.wrapping_add(n as u32));
                 if self.recovery_by_timeout {
                     core.counters.tcp_retransmits += 1;
                 } else {
@@ -305,7 +307,7 @@ impl TcpConn {
             return None;
         }
         let window = u32::from(seg.window_len) << self.guest_wscale;
-        let new_sack = self.on_sack_blocks(&seg.sack_ranges, ack);
+        let new_sack = self.on_sack_blocks(&seg.sack_ranges);
         if seq_lt(self.snd_una, ack) {
             if let Some(verdict) = self.on_new_ack(core, now, ack, tx) {
                 return Some(verdict);
@@ -330,19 +332,10 @@ impl TcpConn {
     }
 
     /// Takes the guest's SACK blocks into the scoreboard; returns whether they said anything
-    /// new. A block that fills a hole below the highest one SACKed before, which was not sent
-    /// again, or a D-SACK (RFC 2883: the guest got something twice, a block below its ACK)
-    /// after a recovery, shows reordering: the threshold grows to what was seen.
-    fn on_sack_blocks(&mut self, blocks: &[Option<(u32, u32)>; 3], ack: u32) -> bool {
-        let Some((first_left, first_right)) = blocks[0] else {
-            return false;
-        };
-        let mss = self.mss.max(1);
-        if !seq_lt(ack, first_right) && seq_lt(first_left, self.recover) {
-            let grown = self.reordering.saturating_add(self.reordering / 2 + 1);
-            self.reordering = grown.min(MAX_REORDERING);
-        }
-        if self.outstanding() == 0 {
+    /// new. A block that fills a hole below the highest one SACKed before, where nothing was
+    /// ever sent again, shows reordering: the threshold grows to the distance seen.
+    fn on_sack_blocks(&mut self, blocks: &[Option<(u32, u32)>; 3]) -> bool {
+        if blocks[0].is_none() || self.outstanding() == 0 {
             return false;
         }
         let highest = self.sacked.as_ref().and_then(|s| s.highest());
@@ -351,17 +344,21 @@ impl TcpConn {
         for &(left, right) in blocks.iter().flatten() {
             let added = sacked.add(self.snd_una, self.snd_nxt, left, right);
             new |= added;
-            let not_resent = !self.in_recovery || !seq_lt(left, self.rtx_next);
-            if let Some(high) = highest.filter(|&h| added && not_resent && seq_lt(left, h)) {
-                let distance = high.wrapping_sub(left).div_ceil(mss) + 1;
-                let seen = distance.min(u32::from(MAX_REORDERING)) as u8;
-                self.reordering = self.reordering.max(seen);
+            let never_resent = seq_lt(self.high_rxt, left);
+            if let Some(high) = highest.filter(|&h| added && never_resent && seq_lt(left, h)) {
+                let most = MAX_REORDERING_SEGMENTS * self.mss;
+                self.reordering = self.reordering.max(high.wrapping_sub(left).min(most));
             }
         }
         if sacked.is_empty() {
             self.sacked = None;
         }
         new
+    }
+
+    /// SACKed bytes above a hole that make it lost.
+    fn reordering_threshold(&self) -> u32 {
+        self.reordering.max(DUP_THRESH * self.mss)
     }
 
     /// New data was acknowledged: it leaves the host socket's receive queue.
@@ -405,7 +402,7 @@ impl TcpConn {
         }
         self.dup_acks = 0;
         self.unanswered = 0;
-        self.probe_sent = false;
+        self.probes = 0;
         self.rtt.reset_backoff();
         // The retransmission timer restarts from now (RFC 6298 5.3).
         self.timer = None;
@@ -421,7 +418,7 @@ impl TcpConn {
         }
         if !seq_lt(ack, self.recover) {
             self.in_recovery = false;
-            if !self.recovery_by_timeout {
+            if !std::mem::take(&mut self.recovery_by_timeout) {
                 self.window.end_recovery();
             }
         } else if self.sacked.is_none() && !self.recovery_by_timeout {
@@ -461,14 +458,23 @@ impl TcpConn {
         }
         let segments = outstanding.div_ceil(mss);
         let nothing_new = self.host_drained || self.fin_sent;
-        let reordering = u32::from(self.reordering);
-        let threshold = if segments <= reordering && nothing_new {
+        // Early retransmit: a flight too short to bring three duplicates needs fewer.
+        let early = segments <= DUP_THRESH && nothing_new;
+        let dup_threshold = if early {
             (segments - 1).max(1)
         } else {
-            reordering
+            DUP_THRESH
+        };
+        let sack_threshold = if early {
+            dup_threshold * mss
+        } else {
+            self.reordering_threshold()
         };
         let sacked = self.sacked.as_ref().map_or(0, |s| s.sacked_bytes());
-        if u32::from(self.dup_acks) < threshold && sacked < threshold * mss {
+        // After a tail probe, its SACK above a hole is enough: the probe went after everything
+        // else, so what is still missing below it was lost (RFC 8985's reasoning).
+        let probed = self.probes > 0 && sacked > 0;
+        if u32::from(self.dup_acks) < dup_threshold && sacked < sack_threshold && !probed {
             return;
         }
         core.counters.tcp_loss_recoveries += 1;
@@ -487,6 +493,12 @@ impl TcpConn {
     /// The retransmission timer fired: everything outstanding that the guest has not SACKed is
     /// taken for lost, and the congestion window starts again from one segment.
     pub(super) fn on_retransmission_timeout(&mut self, core: &mut Core) {
+        log::debug!(
+            "tcp {:?}: timeout, {} bytes outstanding, {} in recovery",
+            self.key,
+            self.outstanding(),
+            if self.in_recovery { "was" } else { "was not" },
+        );
         let first = !(self.in_recovery && self.recovery_by_timeout);
         self.window.on_timeout(self.mss, first);
         self.in_recovery = true;
@@ -497,27 +509,38 @@ impl TcpConn {
         self.rtx_mark = self.snd_nxt;
         self.timing = None;
         self.dup_acks = 0;
+        // The resend may be lost too: probes again before the next, longer, timeout.
+        self.probes = 0;
         core.counters.tcp_timeouts += 1;
     }
 
-    /// A tail loss probe: the last segment sent (or the FIN) again, outside the congestion
-    /// window, so that the guest answers with what it has.
+    /// A loss probe, outside the congestion window: in recovery, the first hole again (its
+    /// resend may be lost too, and nothing sent after it would show that); otherwise the last
+    /// segment sent (or the FIN), as a tail loss probe (RFC 8985), so that the guest answers
+    /// with what it has.
     pub(super) fn send_probe(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) {
         let outstanding = self.outstanding();
         if outstanding == 0 || !tx.has_room_for_bulk() {
             return;
         }
-        let last = match self.fin_seq() {
-            Some(fin) if !self.fin_acked => fin,
-            _ => self.snd_nxt.wrapping_sub(outstanding.min(self.mss)),
+        let (most, _) = self.max_payload(core);
+        let range = if self.in_recovery {
+            let (hole, hole_end) = match &self.sacked {
+                Some(sacked) => sacked.next_hole(self.snd_una, self.snd_una),
+                None => (self.snd_una, None),
+            };
+            (hole, hole_end.unwrap_or(self.snd_nxt))
+        } else {
+            let last = match self.fin_seq() {
+                Some(fin) if !self.fin_acked && outstanding == 1 => fin,
+                _ => self.snd_nxt.wrapping_sub(outstanding.min(most as u32)),
+            };
+            (last, self.snd_nxt)
         };
         let mut skip_buf = std::mem::take(&mut core.peek_skip);
         let was = self.recovery_by_timeout;
         self.recovery_by_timeout = true;
-        if self
-            .resend(core, tx, (last, self.snd_nxt), &mut skip_buf)
-            .is_some()
-        {
+        if self.resend(core, tx, range, &mut skip_buf).is_some() {
             core.counters.tcp_tail_probes += 1;
             self.last_activity = now;
         }

@@ -180,15 +180,46 @@ fn a_lost_tail_is_probed_long_before_the_timeout() {
     s.advance(ms(1));
     s.send(&[s.ack(s.rcv_nxt.wrapping_add(4), 65535)]);
     s.rcv_nxt = s.rcv_nxt.wrapping_add(4);
-    // Three segments; the guest gets the first two only, and says so.
+    // Three segments; the guest gets the first only, and says so.
     s.host_write(&[4u8; 3 * 1460]);
     s.advance(ms(1));
-    s.send(&[s.ack(s.rcv_nxt.wrapping_add(2 * 1460), 65535)]);
+    s.send(&[s.ack(s.rcv_nxt.wrapping_add(1460), 65535)]);
     let start = s.now;
     let probe = until_sent(&mut s, Duration::from_secs(1));
-    assert!(s.now - start < ms(50), "probe after {:?}", s.now - start);
-    assert_eq!(data(&probe)[0].seq, s.rcv_nxt.wrapping_add(2 * 1460));
+    assert!(s.now - start <= ms(20), "probe after {:?}", s.now - start);
+    let last = s.rcv_nxt.wrapping_add(2 * 1460);
+    assert_eq!(data(&probe)[0].seq, last, "the last segment");
     assert_eq!(s.side.engine.counters().tcp_tail_probes, 1);
+    // Its SACK shows the hole before it, which goes at once.
+    let sack = Seg {
+        sack: vec![(last, last.wrapping_add(1460))],
+        ..s.ack(s.rcv_nxt.wrapping_add(1460), 65535)
+    };
+    let answers = s.send(&[sack]);
+    assert_eq!(
+        data(&answers)[0].seq,
+        s.rcv_nxt.wrapping_add(1460),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn a_lone_segment_is_probed_after_the_guest_s_delayed_ack() {
+    let mut s = Script::new(1500);
+    s.open(true);
+    s.host_write(b"ping");
+    s.advance(ms(1));
+    s.send(&[s.ack(s.rcv_nxt.wrapping_add(4), 65535)]);
+    s.rcv_nxt = s.rcv_nxt.wrapping_add(4);
+    s.host_write(b"pong");
+    s.advance(ms(1));
+    let start = s.now;
+    until_sent(&mut s, Duration::from_secs(1));
+    let waited = s.now - start;
+    assert!(
+        waited >= ms(40) && waited < ms(100),
+        "probe after {waited:?}"
+    );
 }
 
 #[test]
