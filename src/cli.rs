@@ -190,6 +190,13 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 65536)]
     pub max_flows: usize,
 
+    /// Most guest TCP data held at once, all connections together, in MiB: data that came
+    /// beyond a lost segment (until it comes again) or that a full host socket could not take
+    /// yet; beyond it, such data is dropped and the guest sends it again
+    #[arg(long, value_name = "MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub tcp_hold_memory: u64,
+
     /// Forward a host port to the guest from the start:
     /// [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp] (repeatable; IPv6 addresses go in
     /// brackets)

@@ -264,7 +264,8 @@ fn ipv6_host_address_and_port_zero() {
 #[test]
 fn publish_at_start_and_get_info() {
     let hs_port = 18080;
-    let net = Net::new(&["-p", &format!("127.0.0.1:{hs_port}:80")]);
+    let publish = format!("127.0.0.1:{hs_port}:80");
+    let net = Net::new(&["-p", &publish, "--tcp-hold-memory=3"]);
     let list: serde_json::Value =
         serde_json::from_str(&request(&net.sock, r#"{"execute":"list_hostfwd"}"#)).unwrap();
     assert_eq!(list["entries"][0]["host_port"], hs_port);
@@ -281,6 +282,8 @@ fn publish_at_start_and_get_info() {
     assert_eq!(info["gateway"], "10.0.2.2");
     assert_eq!(info["mtu"], 1500);
     assert_eq!(info["forwards"], 1);
+    assert_eq!(info["tcp_hold_memory"], 3 << 20, "--tcp-hold-memory in MiB");
+    assert_eq!(info["tcp_held_bytes"], 0);
     assert!(info["counters"]["forwarded_connections"].as_u64().unwrap() >= 1);
     assert!(info["version"].is_string());
 }

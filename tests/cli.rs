@@ -168,6 +168,14 @@ fn out_of_range_tuning_values_name_the_range() {
         "10001 is not in 0..=10000",
     );
     expect_error(&["--busy-poll=-1", "1", "tap0"], "--busy-poll");
+    expect_error(
+        &["--tcp-hold-memory=0", "1", "tap0"],
+        "0 is not in 1..=4096",
+    );
+    expect_error(
+        &["--tcp-hold-memory=lots", "1", "tap0"],
+        "--tcp-hold-memory",
+    );
 }
 
 #[test]

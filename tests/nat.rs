@@ -309,6 +309,34 @@ fn disable_dns_leaves_the_dns_address_silent() {
     assert!(!net.guest.ping("10.0.2.3"));
 }
 
+/// A guest connection with TCP keepalive (probes after 1 s idle, every second, 3 unanswered
+/// end it), idle for 10 s: slirp-ns must answer each probe, and the connection still work.
+#[test]
+fn an_idle_connection_with_keepalive_probes_stays_up_and_works() {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let net = Net::new(&[]);
+    let listener = net.listen(&format!("{SERVER_V4}:0"));
+    let addr = listener.local_addr().unwrap();
+    let server = serve_once(listener, |mut conn| {
+        let mut request = [0u8; 5];
+        conn.read_exact(&mut request).unwrap();
+        conn.write_all(&request).unwrap();
+    });
+    let mut conn = net.connect(addr).unwrap();
+    setsockopt(&conn, sockopt::KeepAlive, &true).unwrap();
+    setsockopt(&conn, sockopt::TcpKeepIdle, &1).unwrap();
+    setsockopt(&conn, sockopt::TcpKeepInterval, &1).unwrap();
+    setsockopt(&conn, sockopt::TcpKeepCount, &3).unwrap();
+    std::thread::sleep(Duration::from_secs(10));
+    conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+    conn.write_all(b"awake")
+        .expect("the connection is still there");
+    let mut echo = [0u8; 5];
+    conn.read_exact(&mut echo).expect("and carries data");
+    assert_eq!(&echo, b"awake");
+    server.join().unwrap();
+}
+
 #[test]
 fn guest_half_close_then_host_keeps_sending() {
     let net = Net::new(&[]);

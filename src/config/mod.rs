@@ -193,6 +193,8 @@ pub struct Config {
     /// Where the inbound SOCKS5 server listens (--socks5).
     pub socks5: Option<std::net::SocketAddr>,
     pub max_flows: usize,
+    /// Bytes of guest TCP data held at most (--tcp-hold-memory).
+    pub tcp_hold_memory: usize,
     /// Port forwards present from the start (-p).
     pub publish: Vec<ForwardSpec>,
     /// Whether loopback clients of port forwards take the splice path.
@@ -425,6 +427,7 @@ impl Config {
             bootfile: cli.bootfile,
             socks5,
             max_flows: cli.max_flows,
+            tcp_hold_memory: (cli.tcp_hold_memory as usize) << 20,
             publish,
             splice: !cli.no_splice,
             offload: !cli.no_offload,

@@ -3,28 +3,39 @@
 //! # Theory of operation
 //!
 //! Each guest connection is paired with one host socket. The engine terminates neither side's
-//! stream in a buffer: it translates sequence numbers and lets the two kernels do the work.
+//! stream in a buffer: it translates sequence numbers and lets the two kernels do the work. To
+//! the guest it is a TCP peer its kernel would recognise: it acknowledges as a receiving
+//! kernel does, and sends as a kernel sends, with an RTT estimate, a congestion window and
+//! SACK-driven loss recovery, because the links it runs on (an emulator's queue, a slow cable,
+//! a TAP whose kernel drops) lose and delay frames.
 //!
 //! Opening: a SYN from the guest starts a non-blocking `connect()` on the host. The SYN-ACK goes
 //! to the guest only once the host connection is established; a refused connection becomes a
 //! RST, an unreachable network or host an ICMP error, so the guest's `connect()` fails the way
-//! it would on a real network. MSS and window scaling are negotiated with the guest (windows
-//! well above 64 KiB).
+//! it would on a real network. MSS, window scaling and SACK are negotiated with the guest.
 //!
-//! Guest to host: segments in sequence are written to the host socket with a non-blocking
-//! send — consecutive ones of a batch of frames gathered into one `writev` (`PendingWrites`);
-//! only what the socket took is acknowledged (at least every two full segments or 128 KiB, and
-//! at the end of each batch), and the window advertised to the guest is the room left in the
-//! socket's send buffer. A full socket means a zero (or short) window and no ACK for the rest:
-//! the guest keeps it and retransmits; when the socket drains, a window update (and duplicate
-//! ACKs, to trigger the guest's fast retransmit) go out. A low window is looked at again after
-//! a millisecond or so (backing off), since a socket draining on its own wakes nobody.
+//! Guest to host (`conn`'s `to_host`): segments in sequence are written to the host socket
+//! with a non-blocking send — consecutive ones of a batch of frames gathered into one `writev`
+//! (`PendingWrites`); only what the socket took is acknowledged, and the window advertised is
+//! the room left in the socket's send buffer. One ACK goes for every second segment taken (as
+//! a receiving kernel sends them: the guest's window grows by small steps, it never bursts a
+//! whole batch's worth), one for what is left at the end of a batch, and one at once, even if
+//! it repeats the last, for anything not in order: a duplicate or old segment (reported as a
+//! D-SACK), a keepalive or window probe, a segment beyond a hole. Data beyond a hole is held
+//! (bounded per connection and by `tcp_hold_memory` for the engine; SACK blocks report it)
+//! until the hole fills, then written with it: a lost segment costs the guest that segment
+//! only. So is data the socket could not take yet, until it drains; a window update follows.
 //!
-//! Host to guest: data stays in the host socket's receive queue until the guest acknowledges
-//! it. New data is peeked (MSG_PEEK) straight into frames from the first unsent byte — with
-//! SO_PEEK_OFF where the kernel has it, else by skipping the bytes in flight — never beyond the
-//! guest's window. A guest ACK of N bytes discards N bytes from the queue (MSG_TRUNC).
-//! Retransmission (timeout or three duplicate ACKs) rewinds to the first unacknowledged byte.
+//! Host to guest (`conn`'s `to_guest`): data stays in the host socket's receive queue until
+//! the guest acknowledges it. It is peeked (MSG_PEEK) straight into frames — with SO_PEEK_OFF
+//! at any offset where the kernel has it, else by skipping what comes before — never beyond
+//! the guest's window nor the congestion window, and only while the link takes frames (see
+//! `TxQueue`): translate, don't buffer. A guest ACK of N bytes discards N bytes from the queue
+//! (MSG_TRUNC). Loss shows by three duplicate ACKs, or SACKed data above a hole beyond the
+//! reordering the connection has seen; recovery then resends the holes only, from the queue
+//! (NewReno without SACK). A loss probe goes a couple of round trips after the last ACK if
+//! nothing else moved (the tail, or in recovery the first hole: twice at most), and the
+//! retransmission timeout (RFC 6298) comes last, resending everything not SACKed.
 //!
 //! Closing: the guest's FIN becomes `shutdown(SHUT_WR)` once its data is all written; the
 //! host's end of stream becomes a FIN to the guest after the last byte. A RST either way resets
@@ -32,20 +43,25 @@
 //!
 //! # Sequence variables
 //!
-//! - `rcv_nxt`: the next sequence number expected from the guest (what we ACK).
+//! - `rcv_nxt`: the next sequence number expected from the guest (what we ACK); data held
+//!   lies beyond it.
 //! - `iss`: our initial sequence number towards the guest.
 //! - `snd_una`: the oldest byte sent to the guest and not acknowledged; it is the first byte of
 //!   the host socket's receive queue.
-//! - `snd_nxt`: the next byte to send; `snd_nxt - snd_una` bytes are in flight, which is also
-//!   the socket's peek offset.
-//! - `snd_wnd`: the guest's receive window, in bytes (scaled).
+//! - `snd_nxt`: the next new byte to send: everything before it was sent at least once, and
+//!   `snd_nxt - snd_una` bytes are outstanding. It never goes back: resends go from `rtx_next`
+//!   up to `rtx_end`, skipping what the guest SACKed.
+//! - `snd_wnd`: the guest's receive window, in bytes (scaled); `cwnd` (in `congestion`) the
+//!   congestion window.
 //!
 //! # Timeouts
 //!
-//! The SYN-ACK and data in flight are retransmitted with an exponential backoff from 200 ms;
-//! after 12 fruitless retransmissions (over two minutes) both sides are reset. A zero window is
-//! probed with the same backoff. Established connections have no idle timeout, as on a real
-//! network.
+//! The SYN-ACK and data outstanding are retransmitted on the RTO of RFC 6298 (200 ms to 30 s,
+//! backed off; loss probes come before it); after 12 fruitless timeouts in a row (over two
+//! minutes) both sides are reset. A zero window is probed on the same timer for as long as the
+//! guest answers. A half-closed connection idle for two minutes is reset; established
+//! connections have no idle timeout, as on a real network (keepalives are the guest's own, and
+//! answered).
 
 mod congestion;
 mod conn;
