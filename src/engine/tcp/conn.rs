@@ -14,6 +14,7 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+mod handshake;
 mod to_guest;
 mod to_host;
 
@@ -376,55 +377,6 @@ impl TcpConn {
         true
     }
 
-    /// Sends our SYN to the guest, or asks for the guest's MAC first.
-    pub(crate) fn send_syn(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) {
-        let guest = self.key.guest.ip();
-        self.timer_kind = Timer::Handshake;
-        let Some(mac) = core.neighbor(guest) else {
-            core.solicit(tx, guest);
-            self.timer = Some(now + ARP_RETRY);
-            return;
-        };
-        self.guest_mac = mac;
-        let options = SynOptions {
-            mss: core.mtu_mss(guest) as u16,
-            window_scale: Some(self.our_wscale),
-            sack_permitted: true,
-        };
-        let seg = Segment {
-            window: self.receive_window().min(u16::MAX as u32) as u16,
-            ..self.segment(self.iss, 0)
-        };
-        if let Err(reason) = emit_control(core, tx, &seg, TcpControl::Syn, false, Some(options)) {
-            core.counters.count_drop(reason);
-        }
-        self.timer = Some(now + self.rtt.rto());
-    }
-
-    /// The guest's SYN-ACK to our SYN: the connection is open.
-    fn on_syn_ack(&mut self, core: &mut Core, now: Instant, seg: &TcpRepr, tx: &mut TxQueue) {
-        self.rcv_nxt = (seg.seq_number.0 as u32).wrapping_add(1);
-        self.snd_una = self.iss.wrapping_add(1);
-        self.snd_nxt = self.snd_una;
-        self.peek_at = self.snd_una;
-        self.snd_wnd = u32::from(seg.window_len);
-        match seg.window_scale {
-            Some(scale) => self.guest_wscale = scale.min(14),
-            None => self.our_wscale = 0,
-        }
-        self.sack_permitted = seg.sack_permitted;
-        let mtu_mss = core.mtu_mss(self.key.guest.ip());
-        self.mss =
-            u32::from(seg.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss as u32);
-        self.window = Window::new(self.mss);
-        if core.cfg.tcp_peek_offset {
-            self.peek_offset = crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_ok();
-        }
-        self.established(now);
-        self.reply_to_host(|r| &r.accepted);
-        self.send_ack(core, tx);
-    }
-
     /// The handshake is over.
     fn established(&mut self, now: Instant) {
         self.state = State::Established;
@@ -504,24 +456,6 @@ impl TcpConn {
                 self.window_sent = window;
             }
             Err(reason) => core.counters.count_drop(reason),
-        }
-    }
-
-    fn send_syn_ack(&mut self, core: &mut Core, tx: &mut TxQueue) {
-        let mss = core.mtu_mss(self.key.guest.ip()) as u16;
-        let options = SynOptions {
-            mss,
-            window_scale: (self.our_wscale > 0).then_some(self.our_wscale),
-            sack_permitted: self.sack_permitted,
-        };
-        // The window in a SYN is never scaled.
-        let window = self.receive_window().min(u16::MAX as u32) as u16;
-        let seg = Segment {
-            window,
-            ..self.segment(self.iss, 0)
-        };
-        if let Err(reason) = emit_control(core, tx, &seg, TcpControl::Syn, true, Some(options)) {
-            core.counters.count_drop(reason);
         }
     }
 
@@ -624,56 +558,6 @@ impl TcpConn {
         }
         self.update_timer(now);
         Verdict::Keep
-    }
-
-    fn connect_done(
-        &mut self,
-        core: &mut Core,
-        now: Instant,
-        failed: bool,
-        tx: &mut TxQueue,
-    ) -> Verdict {
-        // Linux reports a connecting TCP socket writable only once it is connected (tcp_poll
-        // reports nothing in SYN-SENT) and a failed one with EPOLLERR, so without an error event
-        // it is connected: the error is fetched (one system call) only when there is one.
-        let error = match failed.then(|| self.stream.take_error()) {
-            None | Some(Ok(None)) => None,
-            Some(Ok(Some(e)) | Err(e)) => Some(e),
-        };
-        if let Some(e) = error {
-            log::debug!("tcp {:?}: connect: {e}", self.key);
-            self.refuse(core, tx, &e);
-            return Verdict::Close;
-        }
-        if core.cfg.tcp_peek_offset {
-            self.peek_offset = crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_ok();
-        }
-        self.state = State::SynReceived;
-        self.snd_nxt = self.iss.wrapping_add(1);
-        self.send_syn_ack(core, tx);
-        self.arm(now, Timer::Handshake, self.rtt.rto());
-        Verdict::Keep
-    }
-
-    /// The host connection failed: tell the guest as a real network would.
-    fn refuse(&mut self, core: &mut Core, tx: &mut TxQueue, error: &io::Error) {
-        let unreachable = match error.raw_os_error() {
-            Some(libc::ENETUNREACH) => Some(Unreachable::Net),
-            Some(libc::EHOSTUNREACH | libc::ETIMEDOUT) => Some(Unreachable::Host),
-            _ => None,
-        };
-        match unreachable {
-            // Quoting the guest's SYN: its headers, ports and sequence number.
-            Some(reason) => core.emit_flow_unreachable(
-                tx,
-                self.guest_mac,
-                &self.key,
-                (smoltcp::wire::IpProtocol::Tcp, super::segment::TCP_HEADER),
-                self.rcv_nxt.wrapping_sub(1).to_be_bytes(),
-                reason,
-            ),
-            None => self.reset_guest(core, tx),
-        }
     }
 
     /// A segment from the guest for this connection.

@@ -130,16 +130,8 @@ impl TcpConn {
     ) -> Result<bool, Verdict> {
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         let start = self.rcv_nxt;
-        let written = match self.stream.write_vectored(bufs) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-            Err(e) => {
-                log::debug!("tcp {:?}: write: {e}", self.key);
-                self.reset_guest(core, tx);
-                return Err(Verdict::Close);
-            }
-        };
+        let result = self.stream.write_vectored(bufs);
+        let written = self.bytes_written(core, tx, result)?;
         self.taken(core, written);
         self.ack_every_second_segment(core, tx, start, bufs, written);
         if written < len {
@@ -170,6 +162,26 @@ impl TcpConn {
         }
         self.drain_held(core, tx)?;
         Ok(true)
+    }
+
+    /// How much a write of guest data to the host socket took: nothing when it was full; a
+    /// socket that failed resets the guest's side and ends the flow.
+    fn bytes_written(
+        &mut self,
+        core: &mut Core,
+        tx: &mut TxQueue,
+        result: io::Result<usize>,
+    ) -> Result<usize, Verdict> {
+        match result {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => {
+                log::debug!("tcp {:?}: write: {e}", self.key);
+                self.reset_guest(core, tx);
+                Err(Verdict::Close)
+            }
+        }
     }
 
     /// `written` guest bytes went into the host socket.
@@ -227,15 +239,9 @@ impl TcpConn {
             let len: usize = ready.iter().map(|b| b.len()).sum();
             let result = (&self.stream).write_vectored(&ready);
             drop(ready);
-            let written = match result {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-                Err(e) => {
-                    log::debug!("tcp {:?}: write: {e}", self.key);
-                    self.reset_guest(core, tx);
-                    return Err(Verdict::Close);
-                }
+            let written = self.bytes_written(core, tx, result)?;
+            let Some(held) = self.held.as_mut() else {
+                return Ok(());
             };
             held.consumed(self.rcv_nxt, written);
             self.taken(core, written);
