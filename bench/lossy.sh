@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# TCP through a lossy link, slirp-ns against slirp4netns in one run, on this machine.
+#
+# Usage (as root):  bench/lossy.sh [ROUNDS] [SECONDS]     defaults: 3 rounds, 5 s per test
+#   LOSSES="0.03 0.10"   drop probabilities to test
+#   ENGINES="slirp-ns slirp4netns"
+#   OUT=bench/lossy.md   where the Markdown table goes (also printed)
+#
+# Needs: iperf3, slirp4netns, iptables, iproute2, python3.
+#
+# Topology, as tests/lossy_links.rs: a throwaway host-sim namespace with the iperf3 server on
+# 198.51.100.1; the guest namespace the engine serves (tap0, MTU 1500, configured with -c); a
+# host behind the guest (203.0.113.2, the guest routes and masquerades for it), where iperf3
+# runs. The guest drops each frame it forwards through tap0, either way, with the probability
+# (iptables statistic in FORWARD: loss neither kernel's TCP can see, as on a real network; this
+# kernel has no netem). Per engine and loss: the median of ROUNDS runs of iperf3, guest->host
+# and host->guest (-R), rounds interleaved between engines. Ratios are slirp-ns / slirp4netns.
+set -euo pipefail
+
+ROUNDS=${1:-3}
+SECONDS_PER_TEST=${2:-5}
+LOSSES=${LOSSES:-"0.03 0.10"}
+ENGINES=${ENGINES:-"slirp-ns slirp4netns"}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
+OUT=${OUT:-$ROOT/bench/lossy.md}
+SERVER=198.51.100.1
+HS=slirpns-lossy-$$
+WORK=$(mktemp -d)
+
+[ "$(id -u)" = 0 ] || { echo "run as root: the benchmark creates network namespaces" >&2; exit 1; }
+for tool in iperf3 ip iptables python3 nsenter unshare; do
+    command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }
+done
+(cd "$ROOT" && cargo build --release --quiet --bin slirp-ns)
+SLIRP_NS=$ROOT/target/release/slirp-ns
+
+cleanup() {
+    set +e
+    [ -n "${ENGINE_PID:-}" ] && kill "$ENGINE_PID" 2>/dev/null
+    [ -n "${BEHIND_PID:-}" ] && kill "$BEHIND_PID" 2>/dev/null
+    [ -n "${GUEST_PID:-}" ] && kill "$GUEST_PID" 2>/dev/null
+    pkill -f "iperf3 -s -B $SERVER" 2>/dev/null
+    ip netns del "$HS" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ip netns add "$HS"
+hs() { ip netns exec "$HS" "$@"; }
+hs ip link set lo up
+hs ip link add hs0 type veth peer name hs1
+hs ip addr add 192.0.2.1/24 dev hs0
+hs ip addr add $SERVER/24 dev hs1
+hs ip link set hs0 up
+hs ip link set hs1 up
+hs ip route add default via 192.0.2.254 dev hs0
+hs iperf3 -s -B $SERVER -D
+sleep 0.3
+
+in_guest() { nsenter -t "$GUEST_PID" -n -- "$@"; }
+behind() { nsenter -t "$BEHIND_PID" -n -- "$@"; }
+
+# Starts ENGINE for a new guest, a host behind it, and the loss; sets ENGINE_PID, GUEST_PID and
+# BEHIND_PID.
+start() {
+    local engine=$1 loss=$2
+    start_guest
+    case $engine in
+        slirp-ns) ip netns exec "$HS" "$SLIRP_NS" -c "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 & ;;
+        slirp4netns) ip netns exec "$HS" slirp4netns -c "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 & ;;
+    esac
+    ENGINE_PID=$!
+    for _ in $(seq 100); do
+        in_guest ip -o addr show tap0 2>/dev/null | grep -q 10.0.2.100 && break
+        sleep 0.05
+    done
+    # Started directly (not through a shell function, whose $! would be a subshell in this
+    # namespace), and checked: nothing below may touch any namespace but a new one.
+    nsenter -t "$GUEST_PID" -n -- unshare --net sleep 1000 &
+    BEHIND_PID=$!
+    for _ in $(seq 100); do
+        [ "$(cat /proc/$BEHIND_PID/comm 2>/dev/null)" = sleep ] && break
+        sleep 0.05
+    done
+    local behind_ns
+    behind_ns=$(stat -L -c %i /proc/$BEHIND_PID/ns/net)
+    [ "$behind_ns" != "$(stat -L -c %i /proc/$GUEST_PID/ns/net)" ] \
+        && [ "$behind_ns" != "$(stat -L -c %i /run/netns/$HS)" ] \
+        && [ "$behind_ns" != "$(stat -L -c %i /proc/self/ns/net)" ] \
+        || { echo "the host behind the guest is not in a namespace of its own" >&2; return 1; }
+    in_guest ip link add rt0 type veth peer name rt1 netns "$BEHIND_PID"
+    in_guest ip addr add 203.0.113.1/24 dev rt0
+    in_guest ip link set rt0 up
+    behind ip link set lo up
+    behind ip addr add 203.0.113.2/24 dev rt1
+    behind ip link set rt1 up
+    behind ip route add default via 203.0.113.1
+    in_guest sysctl -qw net.ipv4.ip_forward=1
+    in_guest iptables -t nat -A POSTROUTING -o tap0 -j MASQUERADE
+    for direction in -i -o; do
+        in_guest iptables -A FORWARD "$direction" tap0 -m statistic --mode random \
+            --probability "$loss" -j DROP
+    done
+}
+
+stop() {
+    kill "$ENGINE_PID" "$BEHIND_PID" "$GUEST_PID" 2>/dev/null || true
+    wait "$ENGINE_PID" 2>/dev/null || true
+    ENGINE_PID="" BEHIND_PID="" GUEST_PID=""
+}
+
+# iperf3 from the host behind the guest; prints Gbit/s received ("0" if it failed).
+iperf() {
+    behind iperf3 -c $SERVER -t "$SECONDS_PER_TEST" -J "$@" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9)
+except Exception:
+    print(0)'
+}
+
+for round in $(seq "$ROUNDS"); do
+    for loss in $LOSSES; do
+        for engine in $ENGINES; do
+            echo "round $round, loss $loss, $engine" >&2
+            start "$engine" "$loss"
+            echo "$engine $loss g2h $(iperf)" >>"$WORK/results"
+            echo "$engine $loss h2g $(iperf -R)" >>"$WORK/results"
+            stop
+        done
+    done
+done
+
+python3 - "$WORK/results" "$ROUNDS" "$SECONDS_PER_TEST" "$ENGINES" <<'PY' | tee "$OUT"
+import statistics, sys, datetime, platform
+path, rounds, secs, engines = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split()
+runs = {}
+for line in open(path):
+    engine, loss, way, gbits = line.split()
+    runs.setdefault((engine, loss, way), []).append(float(gbits))
+print(f"Lossy link benchmark {datetime.date.today()}, kernel {platform.release()}: median of "
+      f"{rounds} rounds of {secs} s, iperf3 from a host behind the guest, MTU 1500, random drop "
+      "both ways in FORWARD on tap0.\n")
+print("| loss | direction | " + " | ".join(f"{e}, Mbit/s" for e in engines)
+      + (" | ratio |" if len(engines) > 1 else " |"))
+print("|---|---|" + "---|" * len(engines) + ("---|" if len(engines) > 1 else ""))
+for loss in sorted({k[1] for k in runs}):
+    for way, name in [("g2h", "guest -> host"), ("h2g", "host -> guest")]:
+        meds = [statistics.median(runs.get((e, loss, way), [0])) * 1000 for e in engines]
+        row = f"| {float(loss) * 100:g}% | {name} | " + " | ".join(f"{m:.0f}" for m in meds)
+        if len(engines) > 1:
+            row += f" | {meds[0] / meds[1]:.2f}x |" if meds[1] > 0 else " | - |"
+        print(row)
+PY
