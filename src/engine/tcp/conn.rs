@@ -427,16 +427,35 @@ impl TcpConn {
     }
 
     fn send_control(&mut self, core: &mut Core, tx: &mut TxQueue, control: TcpControl, seq: u32) {
+        self.send_control_reporting(core, tx, control, seq, None);
+    }
+
+    /// A control segment, its SACK blocks led by `duplicate` when there is one (see
+    /// [`TcpConn::send_dsack`]).
+    fn send_control_reporting(
+        &mut self,
+        core: &mut Core,
+        tx: &mut TxQueue,
+        control: TcpControl,
+        seq: u32,
+        duplicate: Option<(u32, u32)>,
+    ) {
         let window = self.receive_window();
-        let seg = self.segment(seq, window);
+        let mut seg = self.segment(seq, window);
+        if duplicate.is_some() {
+            seg.sack = [duplicate, seg.sack[0], seg.sack[1]];
+        }
         match emit_control(core, tx, &seg, control, true, None) {
-            Ok(()) => {
-                self.ack_sent = seg.ack;
-                self.segments_unacked = 0;
-                self.window_sent = window;
-            }
+            Ok(()) => self.told(&seg, window),
             Err(reason) => core.counters.count_drop(reason),
         }
+    }
+
+    /// A segment carrying `seg`'s acknowledgement and `window` went to the guest.
+    fn told(&mut self, seg: &Segment, window: u32) {
+        self.ack_sent = seg.ack;
+        self.segments_unacked = 0;
+        self.window_sent = window;
     }
 
     fn send_ack(&mut self, core: &mut Core, tx: &mut TxQueue) {
@@ -446,17 +465,8 @@ impl TcpConn {
     /// An ACK whose first SACK block reports `duplicate`, data the guest sent twice (D-SACK,
     /// RFC 2883): its kernel learns that a retransmission was not needed.
     fn send_dsack(&mut self, core: &mut Core, tx: &mut TxQueue, duplicate: (u32, u32)) {
-        let window = self.receive_window();
-        let mut seg = self.segment(self.snd_nxt, window);
-        seg.sack = [Some(duplicate), seg.sack[0], seg.sack[1]];
-        match emit_control(core, tx, &seg, TcpControl::None, true, None) {
-            Ok(()) => {
-                self.ack_sent = seg.ack;
-                self.segments_unacked = 0;
-                self.window_sent = window;
-            }
-            Err(reason) => core.counters.count_drop(reason),
-        }
+        let seq = self.snd_nxt;
+        self.send_control_reporting(core, tx, TcpControl::None, seq, Some(duplicate));
     }
 
     /// Resets the guest's side.

@@ -146,9 +146,7 @@ impl TcpConn {
         });
         match result {
             Ok(Ok(n)) if n > 0 => {
-                self.ack_sent = seg.ack;
-                self.segments_unacked = 0;
-                self.window_sent = window;
+                self.told(&seg, window);
                 self.rtx_mark = self.snd_nxt;
                 self.high_rxt = seq_max(self.high_rxt, start.wrapping_add(n as u32));
                 if self.recovery_by_timeout {
@@ -258,9 +256,7 @@ impl TcpConn {
                 }
                 Ok(Ok(n)) => {
                     self.last_activity = now;
-                    self.ack_sent = seg.ack;
-                    self.segments_unacked = 0;
-                    self.window_sent = window;
+                    self.told(&seg, window);
                     self.snd_nxt = self.snd_nxt.wrapping_add(n as u32);
                     if self.timing.is_none() && !self.in_recovery {
                         self.timing = Some(now);

@@ -15,6 +15,11 @@ use std::io::IoSlice;
 /// Pieces of guest data held per connection at most (each may be a single byte).
 const MAX_HELD_PIECES: usize = 512;
 
+/// The connection's held data, made (empty, on the engine's budget) if it has none.
+fn held_data<'a>(held: &'a mut Option<Box<Reassembly>>, core: &Core) -> &'a mut Reassembly {
+    held.get_or_insert_with(|| Box::new(Reassembly::new(core.hold_budget.clone())))
+}
+
 impl TcpConn {
     /// Data and FIN from the guest.
     pub(super) fn on_data<'a>(
@@ -100,10 +105,8 @@ impl TcpConn {
         } else {
             data
         };
-        let held = self
-            .held
-            .get_or_insert_with(|| Box::new(Reassembly::new(core.hold_budget.clone())));
         let max = (self.window_sent as usize).max(data.len());
+        let held = held_data(&mut self.held, core);
         let got = held.insert(self.rcv_nxt, seq, data, max, MAX_HELD_PIECES);
         if got.held > 0 {
             core.counters.tcp_segments_held += 1;
@@ -145,11 +148,8 @@ impl TcpConn {
                 }
                 let part = &buf[skip..];
                 skip = 0;
-                let held = self
-                    .held
-                    .get_or_insert_with(|| Box::new(Reassembly::new(core.hold_budget.clone())));
                 let max = (self.window_sent as usize).max(len);
-                all_held &= held
+                all_held &= held_data(&mut self.held, core)
                     .insert(self.rcv_nxt, at, part, max, MAX_HELD_PIECES)
                     .refused
                     == 0;
