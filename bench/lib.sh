@@ -11,9 +11,20 @@ start_guest() {
         [ "$(cat /proc/$GUEST_PID/comm 2>/dev/null)" = sleep ] && break
         sleep 0.05
     done
-    local guest_ns
-    guest_ns=$(stat -L -c %i /proc/$GUEST_PID/ns/net)
-    [ "$guest_ns" != "$(stat -L -c %i /run/netns/$HS)" ] \
-        && [ "$guest_ns" != "$(stat -L -c %i /proc/self/ns/net)" ] \
-        || { echo "guest namespace not ready" >&2; return 1; }
+    in_new_netns "$GUEST_PID" || { echo "guest namespace not ready" >&2; return 1; }
+}
+
+# Whether process PID is in a network namespace of its own: not host-sim's ($HS), not this
+# shell's, nor that of any further PIDs given (the namespaces it was made from).
+in_new_netns() {
+    local ns path pid
+    ns=$(stat -L -c %i "/proc/$1/ns/net") || return 1
+    shift
+    local paths=("/run/netns/$HS" /proc/self/ns/net)
+    for pid in "$@"; do
+        paths+=("/proc/$pid/ns/net")
+    done
+    for path in "${paths[@]}"; do
+        [ "$ns" != "$(stat -L -c %i "$path")" ] || return 1
+    done
 }

@@ -83,11 +83,7 @@ start() {
         [ "$(cat /proc/$BEHIND_PID/comm 2>/dev/null)" = sleep ] && break
         sleep 0.05
     done
-    local behind_ns
-    behind_ns=$(stat -L -c %i /proc/$BEHIND_PID/ns/net)
-    [ "$behind_ns" != "$(stat -L -c %i /proc/$GUEST_PID/ns/net)" ] \
-        && [ "$behind_ns" != "$(stat -L -c %i /run/netns/$HS)" ] \
-        && [ "$behind_ns" != "$(stat -L -c %i /proc/self/ns/net)" ] \
+    in_new_netns "$BEHIND_PID" "$GUEST_PID" \
         || { echo "the host behind the guest is not in a namespace of its own" >&2; return 1; }
     in_guest ip link add rt0 type veth peer name rt1 netns "$BEHIND_PID"
     in_guest ip addr add 203.0.113.1/24 dev rt0
@@ -150,6 +146,6 @@ for loss in sorted({k[1] for k in runs}):
         meds = [statistics.median(runs.get((e, loss, way), [0])) * 1000 for e in engines]
         row = f"| {float(loss) * 100:g}% | {name} | " + " | ".join(f"{m:.0f}" for m in meds)
         if len(engines) > 1:
-            row += f" | {meds[0] / meds[1]:.2f}x |" if meds[1] > 0 else " | - |"
-        print(row)
+            row += f" | {meds[0] / meds[1]:.2f}x" if meds[1] > 0 else " | -"
+        print(row + " |")
 PY
