@@ -7,6 +7,8 @@
 #   OUT=bench/results.md                   where the Markdown table goes (also printed)
 #   TESTS="tcp tcp6 fwd crr rr udp hold"   which groups of tests to run (all by default)
 #   SLIRP_NS_ARGS="--busy-poll=0"         further options for slirp-ns (for A/B runs)
+#   PASTA=/path/to/pasta                   which pasta to run (default: the one on PATH); a
+#                                          current one built from source is what users compare with
 #
 # Needs: iperf3, slirp4netns, pasta (Debian: apt-get install iperf3 slirp4netns passt),
 # iproute2, python3. Builds slirp-ns and the bench_tcp example in release mode.
@@ -41,6 +43,7 @@ PLOT=${PLOT:-${OUT%.md}.png}
 CONNECTIONS=${CONNECTIONS:-10000}
 TESTS=${TESTS:-"tcp tcp6 fwd crr rr udp hold"}
 SLIRP_NS_ARGS=${SLIRP_NS_ARGS:-}
+PASTA=${PASTA:-pasta}
 want() { [[ " $TESTS " == *" $1 "* ]]; }
 SERVER=198.51.100.1
 SERVER6=2001:db8:1::1
@@ -74,7 +77,7 @@ for e in $ENGINES; do
     case $e in
         slirp-ns) available+=" $e" ;;
         slirp4netns) command -v slirp4netns >/dev/null && available+=" $e" || echo "skipping slirp4netns: not installed" >&2 ;;
-        pasta) command -v pasta >/dev/null && available+=" $e" || echo "skipping pasta: not installed" >&2 ;;
+        pasta) command -v "$PASTA" >/dev/null && available+=" $e" || echo "skipping pasta: not installed" >&2 ;;
     esac
 done
 
@@ -138,7 +141,7 @@ start_engine() {
             ;;
         pasta)
             ip netns exec "$HS" setpriv --reuid 65534 --regid 65534 --clear-groups -- \
-                pasta --config-net -q -f -m "$mtu" -t $FWD_PORT:$GUEST_IPERF_PORT -u none -T none -U none \
+                "$PASTA" --config-net -q -f -m "$mtu" -t $FWD_PORT:$GUEST_IPERF_PORT -u none -T none -U none \
                 -P "$WORK/pasta.pid" -- sleep 1000 >"$WORK/engine.log" 2>&1 &
             local wrapper=$!
             for _ in $(seq 50); do [ -s "$WORK/pasta.pid" ] && break; sleep 0.1; done
@@ -327,7 +330,12 @@ done
 
 VERSIONS="slirp-ns $("$SLIRP_NS" --version | head -1 | awk '{print $3}')"
 command -v slirp4netns >/dev/null && VERSIONS+=", slirp4netns $(slirp4netns --version | head -1 | awk '{print $3}')"
-command -v pasta >/dev/null && VERSIONS+=", pasta $(dpkg-query -W -f='${Version}' passt 2>/dev/null || echo unknown)"
+if command -v "$PASTA" >/dev/null; then
+    # Debian's build says "unknown version"; its package knows.
+    pasta_version=$("$PASTA" --version | head -1 | awk '{print $2}')
+    [ "$pasta_version" = unknown ] && pasta_version=$(dpkg-query -W -f='${Version}' passt 2>/dev/null || echo unknown)
+    VERSIONS+=", pasta $pasta_version"
+fi
 export VERSIONS CONNECTIONS
 python3 - "$RESULTS" "$OUT" "$ROUNDS" "$SECONDS_PER_TEST" "$WORK/plot.dat" <<'PY'
 import statistics, sys, collections, datetime, platform
