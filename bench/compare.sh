@@ -50,20 +50,10 @@ SERVER6=2001:db8:1::1
 FWD_PORT=5301
 GUEST_IPERF_PORT=5201
 HS=slirpns-bench-$$
+[ "$(id -u)" = 0 ] || { echo "run as root: the benchmark creates network namespaces" >&2; exit 1; }
+private_tun_node "$0" "$@"
 WORK=$(mktemp -d)
 chmod 1777 "$WORK"  # pasta, run unprivileged, writes its PID file here
-
-[ "$(id -u)" = 0 ] || { echo "run as root: the benchmark creates network namespaces" >&2; exit 1; }
-# pasta refuses to run as root, and an unprivileged user needs a usable /dev/net/tun: run the
-# whole benchmark in a private mount namespace holding a 0666 node of its own, so nothing
-# outside changes.
-if [ -z "${BENCH_PRIVATE_MOUNTS:-}" ]; then
-    exec unshare --mount env BENCH_PRIVATE_MOUNTS=1 "$0" "$@"
-fi
-TUN_DIR=$(mktemp -d)
-mount -t tmpfs -o mode=0755 none "$TUN_DIR"
-mknod -m 0666 "$TUN_DIR/tun" c 10 200
-mount --bind "$TUN_DIR/tun" /dev/net/tun
 for tool in iperf3 ip python3 nsenter unshare; do
     command -v $tool >/dev/null || { echo "missing $tool (apt-get install iperf3 iproute2 python3 util-linux)" >&2; exit 1; }
 done
@@ -91,23 +81,13 @@ cleanup() {
     [ -n "${SERVER_PIDS:-}" ] && kill $SERVER_PIDS 2>/dev/null
     ip netns del "$HS" 2>/dev/null
     rm -rf "$WORK"
-    [ -n "${TUN_DIR:-}" ] && { umount /dev/net/tun "$TUN_DIR"; rmdir "$TUN_DIR"; } 2>/dev/null
+    remove_tun_node
 }
 trap cleanup EXIT
 
-ip netns add "$HS"
-hs() { ip netns exec "$HS" "$@"; }
 # Background processes are started with `ip netns exec` itself, not through `hs`, so that $!
 # is their own PID (ip netns exec runs the command in place): the PID whose CPU is measured.
-hs ip link set lo up
-hs ip link add hs0 type veth peer name hs1
-hs ip addr add 192.0.2.1/24 dev hs0
-hs ip addr add $SERVER/24 dev hs1
-hs ip addr add 2001:db8::1/64 dev hs0 nodad
-hs ip addr add $SERVER6/64 dev hs1 nodad
-hs ip link set hs0 up
-hs ip link set hs1 up
-hs ip route add default via 192.0.2.254 dev hs0
+make_host_sim
 # The engines' host sockets close actively (TIME_WAIT); let connection-rate runs reuse ports.
 hs sysctl -qw net.ipv4.tcp_tw_reuse=1
 hs iperf3 -s -B $SERVER -D
@@ -330,12 +310,7 @@ done
 
 VERSIONS="slirp-ns $("$SLIRP_NS" --version | head -1 | awk '{print $3}')"
 command -v slirp4netns >/dev/null && VERSIONS+=", slirp4netns $(slirp4netns --version | head -1 | awk '{print $3}')"
-if command -v "$PASTA" >/dev/null; then
-    # Debian's build says "unknown version"; its package knows.
-    pasta_version=$("$PASTA" --version | head -1 | awk '{print $2}')
-    [ "$pasta_version" = unknown ] && pasta_version=$(dpkg-query -W -f='${Version}' passt 2>/dev/null || echo unknown)
-    VERSIONS+=", pasta $pasta_version"
-fi
+command -v "$PASTA" >/dev/null && VERSIONS+=", pasta $(pasta_version "$PASTA")"
 export VERSIONS CONNECTIONS
 python3 - "$RESULTS" "$OUT" "$ROUNDS" "$SECONDS_PER_TEST" "$WORK/plot.dat" <<'PY'
 import statistics, sys, collections, datetime, platform

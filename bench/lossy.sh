@@ -3,10 +3,11 @@
 #
 # Usage (as root):  bench/lossy.sh [ROUNDS] [SECONDS]     defaults: 3 rounds, 5 s per test
 #   LOSSES="0.03 0.10"   drop probabilities to test
-#   ENGINES="slirp-ns slirp4netns"
+#   ENGINES="slirp-ns slirp4netns pasta"
+#   PASTA=/path/to/pasta which pasta to run (default: the one on PATH)
 #   OUT=bench/lossy.md   where the Markdown table goes (also printed)
 #
-# Needs: iperf3, slirp4netns, iptables, iproute2, python3.
+# Needs: iperf3, slirp4netns, pasta (Debian: passt), iptables, iproute2, python3.
 #
 # Topology, as tests/lossy_links.rs: a throwaway host-sim namespace with the iperf3 server on
 # 198.51.100.1; the guest namespace the engine serves (tap0, MTU 1500, configured with -c); a
@@ -14,21 +15,26 @@
 # runs. The guest drops each frame it forwards through tap0, either way, with the probability
 # (iptables statistic in FORWARD: loss neither kernel's TCP can see, as on a real network; this
 # kernel has no netem). Per engine and loss: the median of ROUNDS runs of iperf3, guest->host
-# and host->guest (-R), rounds interleaved between engines. Ratios are slirp-ns / slirp4netns.
+# and host->guest (-R), rounds interleaved between engines. Ratios are slirp-ns / each other
+# engine. pasta makes its guest namespace itself (exec mode, as user nobody, tap0 copying
+# host-sim's address); the rest is the same.
 set -euo pipefail
 
 ROUNDS=${1:-3}
 SECONDS_PER_TEST=${2:-5}
 LOSSES=${LOSSES:-"0.03 0.10"}
-ENGINES=${ENGINES:-"slirp-ns slirp4netns"}
+ENGINES=${ENGINES:-"slirp-ns slirp4netns pasta"}
+PASTA=${PASTA:-pasta}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
 OUT=${OUT:-$ROOT/bench/lossy.md}
 SERVER=198.51.100.1
 HS=slirpns-lossy-$$
-WORK=$(mktemp -d)
 
 [ "$(id -u)" = 0 ] || { echo "run as root: the benchmark creates network namespaces" >&2; exit 1; }
+private_tun_node "$0" "$@"
+WORK=$(mktemp -d)
+chmod 1777 "$WORK"  # pasta, run unprivileged, writes its PID file here
 for tool in iperf3 ip iptables python3 nsenter unshare; do
     command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
@@ -43,18 +49,11 @@ cleanup() {
     pkill -f "iperf3 -s -B $SERVER" 2>/dev/null
     ip netns del "$HS" 2>/dev/null
     rm -rf "$WORK"
+    remove_tun_node
 }
 trap cleanup EXIT
 
-ip netns add "$HS"
-hs() { ip netns exec "$HS" "$@"; }
-hs ip link set lo up
-hs ip link add hs0 type veth peer name hs1
-hs ip addr add 192.0.2.1/24 dev hs0
-hs ip addr add $SERVER/24 dev hs1
-hs ip link set hs0 up
-hs ip link set hs1 up
-hs ip route add default via 192.0.2.254 dev hs0
+make_host_sim
 hs iperf3 -s -B $SERVER -D
 sleep 0.3
 
@@ -65,14 +64,30 @@ behind() { nsenter -t "$BEHIND_PID" -n -- "$@"; }
 # BEHIND_PID.
 start() {
     local engine=$1 loss=$2
-    start_guest
     case $engine in
-        slirp-ns) ip netns exec "$HS" "$SLIRP_NS" -c "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 & ;;
-        slirp4netns) ip netns exec "$HS" slirp4netns -c "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 & ;;
+        slirp-ns|slirp4netns)
+            start_guest
+            if [ "$engine" = slirp-ns ]; then
+                ip netns exec "$HS" "$SLIRP_NS" -c "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 &
+            else
+                ip netns exec "$HS" slirp4netns -c "$GUEST_PID" tap0 >"$WORK/engine.log" 2>&1 &
+            fi
+            ENGINE_PID=$!
+            ;;
+        pasta)
+            rm -f "$WORK/pasta.pid"
+            ip netns exec "$HS" setpriv --reuid 65534 --regid 65534 --clear-groups -- \
+                "$PASTA" --config-net -q -f -I tap0 -m 1500 -t none -u none -T none -U none \
+                -P "$WORK/pasta.pid" -- sleep 1000 >"$WORK/engine.log" 2>&1 &
+            local wrapper=$!
+            for _ in $(seq 50); do [ -s "$WORK/pasta.pid" ] && break; sleep 0.1; done
+            ENGINE_PID=$(cat "$WORK/pasta.pid")
+            GUEST_PID=$(pgrep -P "$ENGINE_PID" sleep || pgrep -P "$wrapper" sleep)
+            in_new_netns "$GUEST_PID" || { echo "pasta's guest is not in a namespace of its own" >&2; return 1; }
+            ;;
     esac
-    ENGINE_PID=$!
     for _ in $(seq 100); do
-        in_guest ip -o addr show tap0 2>/dev/null | grep -q 10.0.2.100 && break
+        in_guest ip -o -4 addr show tap0 2>/dev/null | grep -q inet && break
         sleep 0.05
     done
     # Started directly (not through a shell function, whose $! would be a subshell in this
@@ -128,24 +143,28 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 - "$WORK/results" "$ROUNDS" "$SECONDS_PER_TEST" "$ENGINES" <<'PY' | tee "$OUT"
+VERSIONS="slirp-ns $("$SLIRP_NS" --version | head -1 | awk '{print $3}')"
+[[ " $ENGINES " == *" slirp4netns "* ]] && VERSIONS+=", slirp4netns $(slirp4netns --version | head -1 | awk '{print $3}')"
+[[ " $ENGINES " == *" pasta "* ]] && VERSIONS+=", pasta $(pasta_version "$PASTA")"
+python3 - "$WORK/results" "$ROUNDS" "$SECONDS_PER_TEST" "$ENGINES" "$VERSIONS" <<'PY' | tee "$OUT"
 import statistics, sys, datetime, platform
-path, rounds, secs, engines = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split()
+path, rounds, secs, engines, versions = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5]
 runs = {}
 for line in open(path):
     engine, loss, way, gbits = line.split()
     runs.setdefault((engine, loss, way), []).append(float(gbits))
-print(f"Lossy link benchmark {datetime.date.today()}, kernel {platform.release()}: median of "
-      f"{rounds} rounds of {secs} s, iperf3 from a host behind the guest, MTU 1500, random drop "
-      "both ways in FORWARD on tap0.\n")
+print(f"Lossy link benchmark {datetime.date.today()}, kernel {platform.release()} ({versions}): "
+      f"median of {rounds} rounds of {secs} s, iperf3 from a host behind the guest, MTU 1500, "
+      "random drop both ways in FORWARD on tap0.\n")
+others = engines[1:]
 print("| loss | direction | " + " | ".join(f"{e}, Mbit/s" for e in engines)
-      + (" | ratio |" if len(engines) > 1 else " |"))
-print("|---|---|" + "---|" * len(engines) + ("---|" if len(engines) > 1 else ""))
+      + "".join(f" | vs {e}" for e in others) + " |")
+print("|---|---|" + "---|" * (len(engines) + len(others)))
 for loss in sorted({k[1] for k in runs}):
     for way, name in [("g2h", "guest -> host"), ("h2g", "host -> guest")]:
         meds = [statistics.median(runs.get((e, loss, way), [0])) * 1000 for e in engines]
         row = f"| {float(loss) * 100:g}% | {name} | " + " | ".join(f"{m:.0f}" for m in meds)
-        if len(engines) > 1:
-            row += f" | {meds[0] / meds[1]:.2f}x" if meds[1] > 0 else " | -"
+        for m in meds[1:]:
+            row += f" | {meds[0] / m:.1f}x" if m > 0 else " | -"
         print(row + " |")
 PY

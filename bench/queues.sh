@@ -40,14 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns add "$HS"
-hs() { ip netns exec "$HS" "$@"; }
-hs ip link set lo up
-hs ip link add hs0 type veth peer name hs1
-hs ip addr add 192.0.2.1/24 dev hs0
-hs ip addr add $SERVER/24 dev hs1
-hs ip link set hs0 up
-hs ip link set hs1 up
+make_host_sim
 hs iperf3 -s -B $SERVER -p 5299 -D
 sleep 0.3
 
