@@ -14,12 +14,13 @@ use crate::api::{self, ApiServer};
 use crate::busy_poll::{BusyPoll, DEFAULT_LIMIT_MICROS};
 use crate::capture::{Capture, Direction, SharedCapture};
 use crate::engine::offload::RxOffload;
-use crate::engine::{Engine, EngineConfig, TxQueue, FLOW_TOKEN_BASE};
-use crate::socks5::{self, Socks5Server};
-use crate::splice::{self, Splicer};
+use crate::engine::{Engine, EngineConfig, TxQueue};
+use crate::socks5::Socks5Server;
+use crate::splice::Splicer;
+use crate::tokens::{self, EXIT_FD, SIGNALS};
 use crate::transport::{Link, Recv, LINK, LINK_LISTENER, LINK_OUTPUT};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
@@ -43,9 +44,6 @@ pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
     libc::SYS_waitid,
     libc::SYS_kill,
 ];
-
-const SIGNALS: Token = Token(1);
-const EXIT_FD: Token = Token(2);
 
 /// Frames read from the link in one loop turn before other sources get a look.
 pub const FRAMES_PER_TURN: usize = 256;
@@ -230,7 +228,7 @@ impl EventLoop {
                         }
                     }
                     EXIT_FD => return Ok(Exit::ByExitFd),
-                    api::LISTENER_TOKEN => {
+                    tokens::API_LISTENER => {
                         if let Some(api) = &mut self.api {
                             api.accept(self.poll.registry(), now);
                         }
@@ -249,12 +247,16 @@ impl EventLoop {
                             self.flush();
                         }
                         for (client, dst) in self.engine.take_splice_candidates() {
-                            if let Some(splicer) = &mut self.splicer {
-                                splicer.start(client, dst);
+                            let unspliced = match &mut self.splicer {
+                                Some(splicer) => splicer.start(client, dst),
+                                None => Some((client, dst)),
+                            };
+                            if let Some((client, dst)) = unspliced {
+                                self.engine.open_unspliced(now, client, dst, &mut self.tx);
                             }
                         }
                     }
-                    socks5::LISTENER_TOKEN => {
+                    tokens::SOCKS5_LISTENER => {
                         if let Some(socks5) = &mut self.socks5 {
                             socks5.accept(self.poll.registry(), now);
                         }
@@ -265,9 +267,15 @@ impl EventLoop {
                             socks5.on_client_event(registry, token, now, engine, &mut self.tx);
                         }
                     }
-                    splice::HELPER_TOKEN => {
+                    tokens::HELPER => {
                         if let Some(splicer) = &mut self.splicer {
-                            splicer.on_helper_readable(self.poll.registry());
+                            let unspliced = splicer.on_helper_readable(self.poll.registry());
+                            if !splicer.is_available() {
+                                self.engine.stop_splicing();
+                            }
+                            for (client, dst) in unspliced {
+                                self.engine.open_unspliced(now, client, dst, &mut self.tx);
+                            }
                         }
                     }
                     token if Splicer::is_pair_token(token) => {
@@ -275,7 +283,7 @@ impl EventLoop {
                             self.turn_bytes += splicer.on_pair_event(self.poll.registry(), token);
                         }
                     }
-                    token if token.0 >= FLOW_TOKEN_BASE => {
+                    token if Engine::owns_token(token) => {
                         self.engine.handle_event(now, event, &mut self.tx);
                         if self.tx.is_full() {
                             self.flush();

@@ -94,6 +94,7 @@ mod socks5;
 mod splice;
 mod stack;
 mod sys;
+mod tokens;
 mod transport;
 
 pub use config::{Ipv4Network, Ipv6Prefix};

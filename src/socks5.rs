@@ -12,6 +12,7 @@
 use crate::client_slots::ClientSlots;
 use crate::engine::tcp::ConnectReplies;
 use crate::engine::{Engine, TxQueue};
+use crate::tokens;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
@@ -30,9 +31,6 @@ pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
     libc::SYS_close,
 ];
 
-pub const LISTENER_TOKEN: Token = Token(7);
-/// Tokens of clients in the handshake: CLIENT_TOKEN_BASE + slot.
-pub const CLIENT_TOKEN_BASE: usize = 2048;
 /// Clients in the handshake at once; more wait in the listen backlog.
 pub const MAX_CLIENTS: usize = 256;
 /// A client that has not finished its handshake by then is dropped.
@@ -205,11 +203,15 @@ impl Socks5Server {
     }
 
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
-        registry.register(&mut self.listener, LISTENER_TOKEN, Interest::READABLE)
+        registry.register(
+            &mut self.listener,
+            tokens::SOCKS5_LISTENER,
+            Interest::READABLE,
+        )
     }
 
     pub fn is_client(token: Token) -> bool {
-        (CLIENT_TOKEN_BASE..CLIENT_TOKEN_BASE + MAX_CLIENTS).contains(&token.0)
+        tokens::SOCKS5_CLIENTS.contains(token)
     }
 
     /// Takes the clients waiting, as many as there are free slots for.
@@ -220,7 +222,7 @@ impl Socks5Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
-            let token = Token(CLIENT_TOKEN_BASE + slot);
+            let token = tokens::SOCKS5_CLIENTS.token(slot);
             if registry
                 .register(&mut stream, token, Interest::READABLE)
                 .is_err()
@@ -246,7 +248,9 @@ impl Socks5Server {
         engine: &mut Engine,
         tx: &mut TxQueue,
     ) {
-        let slot = token.0 - CLIENT_TOKEN_BASE;
+        let Some(slot) = tokens::SOCKS5_CLIENTS.slot(token) else {
+            return;
+        };
         let Some(client) = self.clients.get_mut(slot) else {
             return;
         };

@@ -6,14 +6,17 @@
 //! per direction — in the kernel, never through the engine, the TAP or a buffer of ours. The
 //! guest sees the connection come from its own address (as with pasta or rootlessport).
 //! `--no-splice` (or a target without a helper: --netns-type=tapfd) sends these connections
-//! through the TAP like the others.
+//! through the TAP like the others, and so does a helper that has gone (killed, or its
+//! namespace gone): spliced pairs already joined keep going, new clients take the TAP.
 //!
 //! Each direction: splice from the source socket into its pipe until EAGAIN, then from the
 //! pipe into the destination until EAGAIN; end of stream from the source becomes shutdown of
 //! the destination's write side once the pipe is empty. An error on either side, or a failed
 //! connect inside, closes both (the client sees a reset).
 
+use crate::ns::fdpass::Reply;
 use crate::ns::helper::Helper;
+use crate::tokens;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use nix::errno::Errno;
@@ -33,10 +36,6 @@ pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
     libc::SYS_close,
 ];
 
-/// The helper's socket.
-pub const HELPER_TOKEN: Token = Token(4);
-/// Tokens of spliced pairs: SPLICE_TOKEN_BASE + 2 × slot (+1 for the inside socket).
-pub const SPLICE_TOKEN_BASE: usize = 1 << 22;
 /// Most spliced connections at once; more wait for a slot as TAP-path connections would not.
 pub const MAX_PAIRS: usize = 1 << 15;
 /// Pipe capacity asked for (the kernel may give less to an unprivileged user).
@@ -113,17 +112,19 @@ struct Pair {
 }
 
 pub struct Splicer {
-    helper: Helper,
+    /// `None` once the helper is gone.
+    helper: Option<Helper>,
     pairs: Vec<Option<Pair>>,
     free: Vec<usize>,
-    /// Clients whose inside socket was asked for, in the order of the requests.
-    waiting: VecDeque<TcpStream>,
+    /// Clients whose inside socket was asked for, with their guest address, in the order of
+    /// the requests.
+    waiting: VecDeque<(TcpStream, SocketAddr)>,
 }
 
 impl Splicer {
     pub fn new(helper: Helper) -> Self {
         Splicer {
-            helper,
+            helper: Some(helper),
             pairs: Vec::new(),
             free: Vec::new(),
             waiting: VecDeque::new(),
@@ -132,40 +133,71 @@ impl Splicer {
 
     pub fn register(&mut self, registry: &Registry) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
-        let fd = self.helper.socket().as_raw_fd();
+        let Some(helper) = &self.helper else {
+            return Ok(());
+        };
+        let fd = helper.socket().as_raw_fd();
         registry.register(
             &mut mio::unix::SourceFd(&fd),
-            HELPER_TOKEN,
+            tokens::HELPER,
             Interest::READABLE,
         )
     }
 
     /// Whether `token` belongs to a spliced pair.
     pub fn is_pair_token(token: Token) -> bool {
-        (SPLICE_TOKEN_BASE..SPLICE_TOKEN_BASE + 2 * MAX_PAIRS).contains(&token.0)
+        tokens::SPLICE_PAIRS.contains(token)
     }
 
-    /// Starts joining `client` to `dst` inside the namespace.
-    pub fn start(&mut self, client: TcpStream, dst: SocketAddr) {
+    /// Whether new clients can be spliced (the helper is still there).
+    pub fn is_available(&self) -> bool {
+        self.helper.is_some()
+    }
+
+    /// Starts joining `client` to `dst` inside the namespace. Gives the client back when it
+    /// cannot be spliced because the helper is gone (it can take the TAP instead).
+    pub fn start(&mut self, client: TcpStream, dst: SocketAddr) -> Option<(TcpStream, SocketAddr)> {
+        let Some(helper) = &self.helper else {
+            return Some((client, dst));
+        };
         if self.pairs.len() - self.free.len() + self.waiting.len() >= MAX_PAIRS {
             log::debug!("splice: {MAX_PAIRS} connections already, refusing one");
-            return;
+            return None;
         }
-        match self.helper.request_connect(dst) {
-            Ok(()) => self.waiting.push_back(client),
+        match helper.request_connect(dst) {
+            Ok(()) => self.waiting.push_back((client, dst)),
             Err(e) => log::warn!("splice: {e}"),
         }
+        None
     }
 
-    /// Answers from the helper: the inside sockets for the waiting clients.
-    pub fn on_helper_readable(&mut self, registry: &Registry) {
-        while let Some(answer) = self.helper.try_receive() {
-            let Some(client) = self.waiting.pop_front() else {
-                continue;
+    /// Answers from the helper: the inside sockets for the waiting clients. When the helper
+    /// is gone, it is let go (once: its socket is deregistered) and the clients still waiting
+    /// are given back.
+    pub fn on_helper_readable(&mut self, registry: &Registry) -> Vec<(TcpStream, SocketAddr)> {
+        loop {
+            let Some(helper) = &self.helper else {
+                return Vec::new();
             };
-            match answer {
-                Ok(fd) => self.add_pair(registry, client, fd),
-                Err(e) => log::debug!("splice: {e}"),
+            match helper.try_receive() {
+                Reply::Nothing => return Vec::new(),
+                Reply::Answer(answer) => {
+                    let Some((client, _)) = self.waiting.pop_front() else {
+                        continue;
+                    };
+                    match answer {
+                        Ok(fd) => self.add_pair(registry, client, fd),
+                        Err(e) => log::debug!("splice: {e}"),
+                    }
+                }
+                Reply::Gone(why) => {
+                    log::warn!("{why}; port forwards from loopback go through the TAP from now on");
+                    use std::os::fd::AsRawFd;
+                    let fd = helper.socket().as_raw_fd();
+                    let _ = registry.deregister(&mut mio::unix::SourceFd(&fd));
+                    self.helper = None;
+                    return self.waiting.drain(..).collect();
+                }
             }
         }
     }
@@ -185,12 +217,13 @@ impl Splicer {
         let _ = pair.client.set_nodelay(true);
         let slot = self.free.pop().unwrap_or(self.pairs.len());
         let both = Interest::READABLE | Interest::WRITABLE;
-        let base = SPLICE_TOKEN_BASE + 2 * slot;
+        let client_token = tokens::SPLICE_PAIRS.token(2 * slot);
+        let inside_token = tokens::SPLICE_PAIRS.token(2 * slot + 1);
         if registry
-            .register(&mut pair.client, Token(base), both)
+            .register(&mut pair.client, client_token, both)
             .is_err()
             || registry
-                .register(&mut pair.inside, Token(base + 1), both)
+                .register(&mut pair.inside, inside_token, both)
                 .is_err()
         {
             return;
@@ -204,7 +237,9 @@ impl Splicer {
 
     /// Readiness of either socket of a pair: move what can be moved. Returns the bytes moved.
     pub fn on_pair_event(&mut self, registry: &Registry, token: Token) -> usize {
-        let slot = (token.0 - SPLICE_TOKEN_BASE) / 2;
+        let Some(slot) = tokens::SPLICE_PAIRS.slot(token).map(|t| t / 2) else {
+            return 0;
+        };
         let Some(Some(pair)) = self.pairs.get_mut(slot) else {
             return 0;
         };

@@ -429,3 +429,110 @@ fn connections_made_through_a_forward_outlive_its_removal() {
     }
     server.join().unwrap();
 }
+
+/// The namespace helper killed: slirp-ns handles its end of file once (no spinning), forwards
+/// from host loopback take the TAP from then on, and SIGTERM still ends it.
+#[test]
+fn a_dead_helper_costs_no_cpu_and_loopback_forwards_take_the_tap() {
+    let mut net = Net::new(&[]);
+    let port = net.free_port();
+    assert_eq!(add_tcp(&net.sock, "", port, 80), r#"{"return":{"id":1}}"#);
+    let body = pattern(1 << 20, 5);
+    let server = net.guest_server(80, 2, body.clone());
+    let loopback: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(net.fetch(loopback).unwrap().0, "10.0.2.100", "spliced");
+
+    let helper = helper_of(net.slirp.pid());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(helper as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_idle(net.slirp.pid(), "after the helper died");
+    let (who, got) = net.fetch(loopback).unwrap();
+    assert_eq!(who, "10.0.2.2", "through the TAP now");
+    assert!(
+        got == body,
+        "1 MiB through the forward ({} bytes)",
+        got.len()
+    );
+    server.join().unwrap();
+    assert_eq!(
+        net.slirp
+            .stderr()
+            .matches("namespace helper exited")
+            .count(),
+        1,
+        "logged once: {}",
+        net.slirp.stderr()
+    );
+    assert!(net.slirp.stop().success());
+}
+
+/// A UDP forward removed and another added (in the freed slot): a flow of the first one's
+/// client must not answer from the second one's socket; once the client writes to the second
+/// forward, its flow answers from there.
+#[test]
+fn a_udp_flow_never_answers_from_a_later_forward() {
+    use std::net::UdpSocket;
+    let net = Net::new(&[]);
+    let add_udp = |port: u16| {
+        request(
+            &net.sock,
+            &format!(
+                r#"{{"execute":"add_hostfwd","arguments":{{"proto":"udp","host_addr":"192.0.2.1","host_port":{port},"guest_port":5353}}}}"#
+            ),
+        )
+    };
+    let first = net.free_port();
+    assert_eq!(add_udp(first), r#"{"return":{"id":1}}"#);
+    // In the guest: echo each datagram; a datagram "again" makes it send once more, later, to
+    // the last client.
+    let server = in_netns(&net.guest.netns_path(), || {
+        UdpSocket::bind("0.0.0.0:5353").unwrap()
+    });
+    let guest_side = server.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = server.recv_from(&mut buf) {
+            let _ = server.send_to(&buf[..n], from);
+        }
+    });
+    let client = in_netns(&net.hs.netns_path(), || {
+        UdpSocket::bind("192.0.2.1:0").unwrap()
+    });
+    client
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let exchange = |port: u16| -> Option<SocketAddr> {
+        let mut buf = [0u8; 64];
+        for _ in 0..20 {
+            client.send_to(b"ping", ("192.0.2.1", port)).unwrap();
+            if let Ok((_, from)) = client.recv_from(&mut buf) {
+                return Some(from);
+            }
+        }
+        None
+    };
+    let first_addr: SocketAddr = format!("192.0.2.1:{first}").parse().unwrap();
+    assert_eq!(exchange(first), Some(first_addr));
+    let seen_by_guest: SocketAddr = client.local_addr().unwrap();
+
+    let remove = r#"{"execute":"remove_hostfwd","arguments":{"id":1}}"#;
+    assert_eq!(request(&net.sock, remove), r#"{"return":{}}"#);
+    let second = net.free_port();
+    assert_eq!(add_udp(second), r#"{"return":{"id":2}}"#);
+    // The guest answers the first forward's client on its old flow: nothing may arrive.
+    guest_side.send_to(b"late", seen_by_guest).unwrap();
+    let mut buf = [0u8; 64];
+    let stray = client.recv_from(&mut buf);
+    assert!(
+        stray.is_err(),
+        "a datagram arrived from {:?} for a removed forward",
+        stray.map(|(_, from)| from)
+    );
+    // Through the second forward, the same client's flow answers from it.
+    let second_addr: SocketAddr = format!("192.0.2.1:{second}").parse().unwrap();
+    assert_eq!(exchange(second), Some(second_addr));
+}

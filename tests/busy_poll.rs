@@ -46,15 +46,6 @@ fn exchanges(net: &Net, rounds: usize) {
     echo.join().unwrap();
 }
 
-/// User plus system CPU time of a process so far, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 #[test]
 fn exchanges_and_transfers_with_polling_off_and_at_its_longest() {
     for limit in ["0", "10000"] {

@@ -255,6 +255,30 @@ fn tap_deleted_under_it_ends_the_process() {
     assert!(slirp.stderr().contains("TAP device is gone"));
 }
 
+/// The target process dies, then the helper too (the TAP descriptor still holds the namespace):
+/// slirp-ns notices each once, spins on nothing, and SIGTERM ends it.
+#[test]
+fn a_dead_target_and_helper_cost_no_cpu_and_sigterm_still_ends_it() {
+    let hs = HostSim::new();
+    let guest = hs.guest();
+    let mut slirp = Slirp::start(&hs, &["-c", &guest.pid.to_string(), "tap0"]);
+    let kill = |pid: u32| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap()
+    };
+    let helper = helper_of(slirp.pid());
+    kill(guest.pid);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_idle(slirp.pid(), "after the target died");
+    kill(helper);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_idle(slirp.pid(), "after the helper died too");
+    assert!(
+        slirp.stop().success(),
+        "SIGTERM ends it: {}",
+        slirp.stderr()
+    );
+}
+
 #[test]
 fn exec_mode_runs_the_command_with_networking() {
     let hs = HostSim::new();

@@ -56,17 +56,6 @@ fn assert_locked_down(pid: u32) {
     assert_eq!(status_field(pid, "CapAmb"), "0000000000000000");
 }
 
-/// The helper slirp-ns keeps in the guest's namespace (for spliced forwards).
-fn helper_of(pid: u32) -> u32 {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-    children
-        .split_whitespace()
-        .next()
-        .expect("a helper process")
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn sandbox_and_seccomp_lock_down_while_everything_keeps_working() {
     let hs = HostSim::new();

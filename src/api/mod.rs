@@ -12,6 +12,7 @@ pub mod protocol;
 
 use crate::client_slots::ClientSlots;
 use crate::socket_path::{remove_stale, SocketPath};
+use crate::tokens;
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
@@ -32,9 +33,6 @@ pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
 ];
 
 /// Token of the listener.
-pub const LISTENER_TOKEN: Token = Token(3);
-/// Tokens of clients: CLIENT_TOKEN_BASE + slot.
-pub const CLIENT_TOKEN_BASE: usize = 1024;
 pub const MAX_CLIENTS: usize = 512;
 /// A client that has not sent a whole request (or taken its reply) by then is dropped.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,7 +69,7 @@ impl ApiServer {
     }
 
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
-        registry.register(&mut self.listener, LISTENER_TOKEN, Interest::READABLE)
+        registry.register(&mut self.listener, tokens::API_LISTENER, Interest::READABLE)
     }
 
     /// Accepts waiting clients, as many as there is room for.
@@ -85,7 +83,7 @@ impl ApiServer {
             // The socket's mode keeps other users out; should it not (root, a directory
             // opened up), they still get nothing but an error.
             let refused = !is_trusted_peer(&stream, self.owner);
-            let token = Token(CLIENT_TOKEN_BASE + slot);
+            let token = tokens::API_CLIENTS.token(slot);
             let interest = Interest::READABLE | Interest::WRITABLE;
             if registry.register(&mut stream, token, interest).is_err() {
                 continue;
@@ -101,7 +99,7 @@ impl ApiServer {
 
     /// Whether `token` is one of the clients'.
     pub fn is_client(token: Token) -> bool {
-        (CLIENT_TOKEN_BASE..CLIENT_TOKEN_BASE + MAX_CLIENTS).contains(&token.0)
+        tokens::API_CLIENTS.contains(token)
     }
 
     /// Reads and answers the client behind `token`; `execute` turns a whole request into the
@@ -112,7 +110,9 @@ impl ApiServer {
         token: Token,
         execute: &mut dyn FnMut(&[u8]) -> String,
     ) {
-        let slot = token.0 - CLIENT_TOKEN_BASE;
+        let Some(slot) = tokens::API_CLIENTS.slot(token) else {
+            return;
+        };
         let Some(client) = self.clients.get_mut(slot) else {
             return;
         };

@@ -3,16 +3,13 @@
 //!
 //! A flow is found by its key (protocol, guest address and port, remote address and port as
 //! the guest sees them) and by its slot, whose number is also its mio token
-//! (`FLOW_TOKEN_BASE + slot`). The table holds at most `max` flows: a new flow beyond that is
+//! (in [`crate::tokens::FLOWS`]). The table holds at most `max` flows: a new flow beyond that is
 //! refused, never a reason to grow.
 
 use super::{echo::EchoFlow, tcp::TcpConn, udp::UdpFlow, Core};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
-
-/// Tokens below this belong to the event loop (TAP, signals, API clients) and to port forwards.
-pub const FLOW_TOKEN_BASE: usize = 1 << 24;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Proto {
@@ -39,7 +36,7 @@ pub enum Flow {
 impl Flow {
     /// Registers the flow's host socket with the poll, under the token of its slot.
     fn register(&mut self, registry: &mio::Registry, slot: usize) -> std::io::Result<()> {
-        let token = mio::Token(FLOW_TOKEN_BASE + slot);
+        let token = crate::tokens::FLOWS.token(slot);
         let readable = mio::Interest::READABLE;
         match self {
             Flow::Tcp(conn) => conn.register(registry, token),

@@ -22,8 +22,6 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-/// Tokens of forward listeners: FORWARD_TOKEN_BASE + slot (below the flows' tokens).
-pub const FORWARD_TOKEN_BASE: usize = 1 << 20;
 /// Most forwards at once.
 pub const MAX_FORWARDS: usize = 4096;
 
@@ -70,6 +68,14 @@ pub struct ForwardEntry {
     pub spec: ForwardSpec,
 }
 
+/// Which forward a UDP flow's replies leave from: its slot, and its id, which is never reused
+/// (a slot is), so that a flow outliving its forward never answers from the next one's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ForwardRef {
+    slot: usize,
+    id: u64,
+}
+
 enum Listener {
     Tcp(mio::net::TcpListener),
     Udp(mio::net::UdpSocket),
@@ -112,18 +118,19 @@ impl Forwards {
         self.slots.iter().flatten()
     }
 
-    /// Sends a guest's datagram to `client` from UDP forward `slot`'s address.
+    /// Sends a guest's datagram to `client` from UDP forward `forward`'s address; fails once
+    /// that forward is removed.
     pub(crate) fn send_udp(
         &self,
-        slot: usize,
+        forward: ForwardRef,
         payload: &[u8],
         client: SocketAddr,
     ) -> io::Result<usize> {
-        match self.slots.get(slot) {
+        match self.slots.get(forward.slot) {
             Some(Some(Forward {
                 listener: Listener::Udp(sock),
-                ..
-            })) => sock.send_to(payload, client),
+                entry,
+            })) if entry.id == forward.id => sock.send_to(payload, client),
             _ => Err(io::ErrorKind::NotConnected.into()),
         }
     }
@@ -154,7 +161,7 @@ impl Engine {
             None => return Err(AddError::TooMany),
         };
         let addr = SocketAddr::new(spec.host_addr, spec.host_port);
-        let token = mio::Token(FORWARD_TOKEN_BASE + slot);
+        let token = crate::tokens::FORWARDS.token(slot);
         let registry = &self.core.registry;
         let readable = mio::Interest::READABLE;
         let (listener, bound) = match spec.proto {
@@ -221,16 +228,22 @@ impl Engine {
 
     /// Whether `token` belongs to a forward's listener.
     pub fn is_forward_token(token: mio::Token) -> bool {
-        (FORWARD_TOKEN_BASE..FORWARD_TOKEN_BASE + MAX_FORWARDS).contains(&token.0)
+        crate::tokens::FORWARDS.contains(token)
     }
 
     /// Takes what waits at a forward's listener: connections (each opened into the guest) or
     /// datagrams (each passed to the guest on its client's flow).
     pub fn handle_forward_event(&mut self, now: Instant, token: mio::Token, tx: &mut TxQueue) {
-        let slot = token.0 - FORWARD_TOKEN_BASE;
+        let Some(slot) = crate::tokens::FORWARDS.slot(token) else {
+            return;
+        };
         let mut buf = std::mem::take(&mut self.core.scratch);
         while let Some(Some(forward)) = self.core.forwards.slots.get(slot) {
             let spec = forward.entry.spec;
+            let forward_ref = ForwardRef {
+                slot,
+                id: forward.entry.id,
+            };
             match &forward.listener {
                 Listener::Tcp(listener) => match listener.accept() {
                     Ok((stream, client)) => self.open_forwarded(now, spec, stream, client, tx),
@@ -240,7 +253,7 @@ impl Engine {
                 Listener::Udp(sock) => match sock.recv_from(&mut buf[UDP_HEADER..]) {
                     Ok((n, client)) => {
                         let datagram = &mut buf[..UDP_HEADER + n];
-                        self.forward_datagram(now, slot, spec, client, datagram, tx);
+                        self.forward_datagram(now, forward_ref, spec, client, datagram, tx);
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
@@ -250,11 +263,12 @@ impl Engine {
         self.core.scratch = buf;
     }
 
-    /// A datagram from `client` at UDP forward `forward`: to the guest, on the client's flow.
+    /// A datagram from `client` at UDP forward `forward`: to the guest, on the client's flow
+    /// (which answers through `forward` from now on, should it have come through another).
     fn forward_datagram(
         &mut self,
         now: Instant,
-        forward: usize,
+        forward: ForwardRef,
         spec: ForwardSpec,
         client: SocketAddr,
         datagram: &mut [u8],
@@ -291,6 +305,7 @@ impl Engine {
             }
         };
         if let Some(Flow::Udp(flow)) = self.flows.get_mut(slot) {
+            flow.answer_through(forward);
             flow.deliver_from_host(&mut self.core, now, datagram, tx);
         }
     }
@@ -312,6 +327,30 @@ impl Engine {
         }
         // A failure is counted, and the client sees its connection reset.
         let _ = self.open_toward_guest(now, stream, client, guest, None, tx);
+    }
+
+    /// A forwarded connection handed to the splice path that cannot take it (the namespace
+    /// helper is gone): it goes through the TAP like the others.
+    pub fn open_unspliced(
+        &mut self,
+        now: Instant,
+        stream: mio::net::TcpStream,
+        guest: SocketAddr,
+        tx: &mut TxQueue,
+    ) {
+        let Ok(client) = stream.peer_addr() else {
+            return;
+        };
+        // Counted once already, when it was handed over.
+        let counters = &mut self.core.counters;
+        counters.forwarded_connections = counters.forwarded_connections.saturating_sub(1);
+        let _ = self.open_toward_guest(now, stream, client, guest, None, tx);
+    }
+
+    /// Sends forwarded connections from loopback through the TAP from now on, not to the
+    /// splice path.
+    pub fn stop_splicing(&mut self) {
+        self.core.cfg.splice_loopback = false;
     }
 
     /// Opens a connection to `guest` for the host client `client` (whose connection is

@@ -61,7 +61,6 @@ pub mod udp;
 pub mod virtual_net;
 
 pub use counters::Counters;
-pub use flow::FLOW_TOKEN_BASE;
 pub use sockets::reset_on_close;
 pub use txqueue::TxQueue;
 
@@ -605,7 +604,7 @@ impl Engine {
     /// Whether `token` is one the engine registered (a host socket, a forward's listener, a
     /// virtual endpoint): the events for it go to [`Engine::handle_event`].
     pub fn owns_token(token: mio::Token) -> bool {
-        token.0 >= FLOW_TOKEN_BASE
+        crate::tokens::FLOWS.contains(token)
             || Engine::is_forward_token(token)
             || Engine::is_virtual_token(token)
     }
@@ -615,7 +614,7 @@ impl Engine {
     /// other tokens are ignored.
     pub fn handle_event(&mut self, now: Instant, event: &mio::event::Event, tx: &mut TxQueue) {
         let token = event.token();
-        if token.0 >= FLOW_TOKEN_BASE {
+        if crate::tokens::FLOWS.contains(token) {
             let readiness = Readiness {
                 readable: event.is_readable() || event.is_read_closed(),
                 writable: event.is_writable(),
@@ -638,7 +637,7 @@ impl Engine {
         readiness: Readiness,
         tx: &mut TxQueue,
     ) {
-        let Some(slot) = token.0.checked_sub(FLOW_TOKEN_BASE) else {
+        let Some(slot) = crate::tokens::FLOWS.slot(token) else {
             return;
         };
         self.with_flow(slot, |core, flow| match flow {

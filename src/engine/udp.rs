@@ -41,7 +41,7 @@ pub(crate) enum HostSide {
     /// The listening socket of UDP forward `forward`, to the client `client` (flows a client
     /// of a port forward starts): replies leave from the forwarded address, as clients expect.
     Forward {
-        forward: usize,
+        forward: super::fwd::ForwardRef,
         client: std::net::SocketAddr,
     },
 }
@@ -60,11 +60,19 @@ impl UdpFlow {
         &self.key
     }
 
+    /// Replies go out through forward `to` from now on (a forward's client flow whose latest
+    /// datagram came through it).
+    pub(crate) fn answer_through(&mut self, to: super::fwd::ForwardRef) {
+        if let HostSide::Forward { forward, .. } = &mut self.host {
+            *forward = to;
+        }
+    }
+
     /// A flow for the client of a UDP port forward.
     pub(crate) fn forwarded(
         key: FlowKey,
         guest_mac: EthernetAddress,
-        forward: usize,
+        forward: super::fwd::ForwardRef,
         client: std::net::SocketAddr,
         now: Instant,
         idle_timeout: Duration,

@@ -28,8 +28,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::time::Instant;
 
-/// Tokens of virtual UDP endpoints: VIRTUAL_TOKEN_BASE + slot (between forwards and flows).
-pub const VIRTUAL_TOKEN_BASE: usize = 1 << 22;
 /// Most virtual UDP endpoints at once.
 pub const MAX_UDP_ENDPOINTS: usize = 1024;
 /// A guest address and port, as carried before each message: family (4 or 6), port, address.
@@ -306,7 +304,7 @@ impl Engine {
         let (ours, theirs) = UnixDatagram::pair()?;
         ours.set_nonblocking(true)?;
         let mut ours = mio::net::UnixDatagram::from_std(ours);
-        let token = mio::Token(VIRTUAL_TOKEN_BASE + slot);
+        let token = crate::tokens::VIRTUAL_UDP.token(slot);
         core.registry
             .register(&mut ours, token, mio::Interest::READABLE)?;
         if slot == core.virtuals.udp.len() {
@@ -366,7 +364,7 @@ impl Engine {
 
     /// Handles a readiness event of a virtual UDP endpoint: its datagrams go to the guest.
     pub fn handle_virtual_event(&mut self, token: mio::Token, tx: &mut TxQueue) {
-        let Some(slot) = token.0.checked_sub(VIRTUAL_TOKEN_BASE) else {
+        let Some(slot) = crate::tokens::VIRTUAL_UDP.slot(token) else {
             return;
         };
         let core = &mut self.core;
@@ -406,7 +404,7 @@ impl Engine {
 
     /// Whether `token` is a virtual UDP endpoint's (see [`Engine::handle_virtual_event`]).
     pub fn is_virtual_token(token: mio::Token) -> bool {
-        (VIRTUAL_TOKEN_BASE..VIRTUAL_TOKEN_BASE + MAX_UDP_ENDPOINTS).contains(&token.0)
+        crate::tokens::VIRTUAL_UDP.contains(token)
     }
 }
 

@@ -49,12 +49,37 @@ pub fn recv_results(sock: &OwnedFd) -> Result<Vec<OwnedFd>, String> {
     receive(sock, MsgFlags::empty()).unwrap_or_else(|| Err("no answer".into()))
 }
 
-/// Like [`recv_results`] for one descriptor, without waiting: `None` when nothing is there
-/// yet.
-pub fn try_recv_result(sock: &OwnedFd) -> Option<Result<OwnedFd, String>> {
-    receive(sock, MsgFlags::MSG_DONTWAIT).map(|result| {
-        result.and_then(|fds| fds.into_iter().next().ok_or_else(|| "no descriptor".into()))
-    })
+/// What [`try_recv_result`] found.
+#[derive(Debug)]
+pub enum Reply {
+    /// Nothing yet.
+    Nothing,
+    /// An answer: the descriptor, or the error text the sender sent instead.
+    Answer(Result<OwnedFd, String>),
+    /// The sender is gone (end of file) or the socket failed: no answer will ever come.
+    Gone(String),
+}
+
+/// Like [`recv_results`] for one descriptor, without waiting.
+pub fn try_recv_result(sock: &OwnedFd) -> Reply {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    match crate::sys::recv_with_fds(sock.as_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => Reply::Nothing,
+        Err(e) => Reply::Gone(format!("cannot receive from the namespace helper: {e}")),
+        Ok((0, _)) => Reply::Gone("the namespace helper exited".into()),
+        Ok((len, fds)) => Reply::Answer(
+            answer(&buf[..len], fds)
+                .and_then(|fds| fds.into_iter().next().ok_or_else(|| "no descriptor".into())),
+        ),
+    }
+}
+
+fn answer(text: &[u8], fds: Vec<OwnedFd>) -> Result<Vec<OwnedFd>, String> {
+    if !fds.is_empty() && text == OK {
+        Ok(fds)
+    } else {
+        Err(String::from_utf8_lossy(text).into_owned())
+    }
 }
 
 fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<Vec<OwnedFd>, String>> {
@@ -68,10 +93,8 @@ fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<Vec<OwnedFd>, Strin
             )))
         }
     };
-    let text = String::from_utf8_lossy(&buf[..len]).into_owned();
-    Some(match (len, received) {
-        (0, _) => Err("the namespace helper exited without an answer".into()),
-        (_, fds) if !fds.is_empty() && text.as_bytes() == OK => Ok(fds),
-        _ => Err(text),
+    Some(match len {
+        0 => Err("the namespace helper exited without an answer".into()),
+        _ => answer(&buf[..len], received),
     })
 }

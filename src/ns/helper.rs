@@ -158,19 +158,29 @@ impl Helper {
         .map_err(|e| format!("namespace helper: {e}"))
     }
 
-    /// The next answer, if one is there.
-    pub fn try_receive(&self) -> Option<Result<OwnedFd, String>> {
+    /// The next answer, if one is there, or that the helper is gone.
+    pub fn try_receive(&self) -> fdpass::Reply {
         fdpass::try_recv_result(&self.sock)
     }
 }
 
 impl Drop for Helper {
     fn drop(&mut self) {
-        // Closing our end makes the helper exit; reap it.
+        // Closing our end makes the helper exit; reap it. One that does not go at once
+        // (stopped, say) is killed: dropping must never wait on it.
         let _ = nix::sys::socket::shutdown(
             std::os::fd::AsRawFd::as_raw_fd(&self.sock),
             nix::sys::socket::Shutdown::Both,
         );
+        for _ in 0..20 {
+            match waitpid(self.pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                _ => return,
+            }
+        }
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(self.pid, None);
     }
 }

@@ -9,18 +9,13 @@ pub mod vnet;
 
 use crate::engine::offload::{RxOffload, TxOffload};
 use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 use nix::errno::Errno;
 use std::os::fd::AsRawFd;
 use stream::StreamLink;
 use tap::TapDevice;
 
-/// Token of the link's input (and of its output, when both are one descriptor).
-pub const LINK: Token = Token(0);
-/// Token of a stream's output when it is a descriptor of its own (stdout).
-pub const LINK_OUTPUT: Token = Token(5);
-/// Token of the socket a stream's peer connects to.
-pub const LINK_LISTENER: Token = Token(6);
+pub use crate::tokens::{LINK, LINK_LISTENER, LINK_OUTPUT};
 
 /// What a read from the link gave.
 pub enum Recv {

@@ -493,6 +493,37 @@ pub fn processes_with_arg(marker: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The helper slirp-ns (process `pid`) keeps in the guest's namespace (for spliced forwards).
+pub fn helper_of(pid: u32) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    children
+        .split_whitespace()
+        .next()
+        .expect("a helper process")
+        .parse()
+        .unwrap()
+}
+
+/// User plus system CPU time of a process so far, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Checks process `pid` stays nearly idle (under 5% of a CPU) for two seconds: nothing spins.
+pub fn assert_idle(pid: u32, when: &str) {
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used <= 10,
+        "{when}: {used} ticks of CPU in 2 s; something spins"
+    );
+}
+
 /// A field of /proc/PID/status (`NoNewPrivs`, `CapEff`, `Uid`...), without its name.
 pub fn status_field(pid: u32, field: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
