@@ -536,3 +536,29 @@ fn a_udp_flow_never_answers_from_a_later_forward() {
     let second_addr: SocketAddr = format!("192.0.2.1:{second}").parse().unwrap();
     assert_eq!(exchange(second), Some(second_addr));
 }
+
+/// A request far beyond the limit gets its error reply whatever the client does after
+/// sending (shut down its side, wait, or send a newline), and even when it is larger than
+/// the socket's buffers; slirp-ns serves the next client as before.
+#[test]
+fn an_oversized_request_still_gets_its_error_reply() {
+    let net = Net::new(&[]);
+    let error = r#"{"error":{"desc":"bad request: too large message"}}"#;
+    for size in [100 << 10, 600 << 10] {
+        let large = format!(
+            r#"{{"execute":"list_hostfwd","pad":"{}"}}"#,
+            "x".repeat(size)
+        );
+        for ending in [Ending::Shutdown, Ending::Nothing, Ending::Newline] {
+            assert_eq!(
+                request_with(&net.sock, &large, ending),
+                error,
+                "{size} bytes"
+            );
+        }
+    }
+    assert_eq!(
+        request(&net.sock, r#"{"execute":"list_hostfwd"}"#),
+        r#"{"entries":[]}"#
+    );
+}

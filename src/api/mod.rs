@@ -7,6 +7,11 @@
 //! client is served without blocking: a slow or silent one holds only its own slot, and is
 //! dropped after [`CLIENT_TIMEOUT`]; at most [`MAX_CLIENTS`] are served at once, the rest wait
 //! in the listen backlog.
+//!
+//! After its reply a client gets the end of the stream (shutdown of our side), and what it
+//! still sends (the rest of a request too large, say) is read and thrown away, up to
+//! [`MAX_DISCARD`], until it closes: closing with its bytes unread would reset the connection
+//! under the client before it read the reply.
 
 pub mod protocol;
 
@@ -28,12 +33,15 @@ pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
     libc::SYS_recvfrom,
     libc::SYS_write,
     libc::SYS_sendto,
+    libc::SYS_shutdown,
     libc::SYS_unlinkat,
     libc::SYS_close,
 ];
 
-/// Token of the listener.
+/// Most clients served at once.
 pub const MAX_CLIENTS: usize = 512;
+/// Most bytes read and thrown away after a reply, waiting for the client to close.
+pub const MAX_DISCARD: usize = 1 << 20;
 /// A client that has not sent a whole request (or taken its reply) by then is dropped.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,6 +50,9 @@ struct Client {
     request: Vec<u8>,
     /// The reply and how much of it is written.
     reply: Option<(Vec<u8>, usize)>,
+    /// The reply is written and our side shut down: the client's bytes are thrown away.
+    lingering: bool,
+    discarded: usize,
 }
 
 pub struct ApiServer {
@@ -92,6 +103,8 @@ impl ApiServer {
                 stream,
                 request: Vec::new(),
                 reply: refused.then(|| (PERMISSION_DENIED.as_bytes().to_vec(), 0)),
+                lingering: false,
+                discarded: 0,
             };
             self.clients.insert(client, now + CLIENT_TIMEOUT);
         }
@@ -119,7 +132,8 @@ impl ApiServer {
         let done = match client.reply {
             None => client.read_request(execute),
             Some(_) => false,
-        } || client.write_reply();
+        } || client.write_reply()
+            || (client.lingering && client.discard());
         if done {
             self.drop_client(registry, slot);
         }
@@ -177,12 +191,15 @@ impl Client {
         }
     }
 
-    /// Writes what is left of the reply; returns whether the client is done (all written, or
-    /// gone).
+    /// Writes what is left of the reply, then shuts our side down and starts lingering;
+    /// returns whether the client is gone.
     fn write_reply(&mut self) -> bool {
         let Some((reply, written)) = &mut self.reply else {
             return false;
         };
+        if self.lingering {
+            return false;
+        }
         while *written < reply.len() {
             match self.stream.write(&reply[*written..]) {
                 Ok(n) => *written += n,
@@ -191,7 +208,29 @@ impl Client {
                 Err(_) => return true,
             }
         }
-        true
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        self.lingering = true;
+        false
+    }
+
+    /// Reads and throws away what the client still sends; returns whether it is done with
+    /// (it closed, failed, or sent more than [`MAX_DISCARD`]).
+    fn discard(&mut self) -> bool {
+        let mut sink = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    self.discarded += n;
+                    if self.discarded > MAX_DISCARD {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
     }
 }
 
