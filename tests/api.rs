@@ -93,7 +93,7 @@ fn replies_and_errors_are_slirp4netns_exact() {
     assert_eq!(request(sock, remove), r#"{"return":{}}"#);
     assert_eq!(
         request(sock, remove),
-        r#"{"error":{"desc":"bad request: remove_hostfwd: slirp_remove_hostfwd failed"}}"#
+        r#"{"error":{"desc":"bad request: remove_hostfwd: bad arguments.id"}}"#
     );
     // Ids are never reused.
     assert_eq!(add_tcp(sock, "", p1, 80), r#"{"return":{"id":3}}"#);
@@ -560,5 +560,38 @@ fn an_oversized_request_still_gets_its_error_reply() {
     assert_eq!(
         request(&net.sock, r#"{"execute":"list_hostfwd"}"#),
         r#"{"entries":[]}"#
+    );
+}
+
+/// Replies that scripts written against slirp4netns 1.2 see, byte for byte: what follows the
+/// first JSON value is ignored, a value that is not an object and an `execute` that is not
+/// UTF-8 get slirp4netns's texts, and an unknown id is a bad argument.
+#[test]
+fn odd_requests_get_slirp4netns_replies() {
+    let net = Net::new(&[]);
+    let error = |desc: &str| format!(r#"{{"error":{{"desc":"bad request: {desc}"}}}}"#);
+    let raw = |bytes: &[u8]| {
+        let mut conn = UnixStream::connect(&net.sock).unwrap();
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        conn.write_all(bytes).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    let empty = r#"{"entries":[]}"#;
+    assert_eq!(
+        raw(br#"{"execute":"list_hostfwd"}{"execute":"get_info"}"#),
+        empty
+    );
+    assert_eq!(raw(b"{\"execute\":\"list_hostfwd\"}\0\0\0"), empty);
+    assert_eq!(
+        raw(br#"[{"execute":"list_hostfwd"}]"#),
+        error("json_object() failed")
+    );
+    assert_eq!(raw(b"{\"execute\":\"list\xff\"}"), error("unknown execute"));
+    assert_eq!(
+        raw(br#"{"execute":"remove_hostfwd","arguments":{"id":42}}"#),
+        error("remove_hostfwd: bad arguments.id")
     );
 }

@@ -259,7 +259,10 @@ pub fn execute(engine: &mut crate::engine::Engine, request: &[u8]) -> String {
             }
             Err(e) => {
                 log::warn!("add_hostfwd {spec:?}: {e}");
-                protocol::error_reply(&BadRequest::ADD_FAILED)
+                protocol::error_reply(match e {
+                    crate::engine::fwd::AddError::TooMany => &BadRequest::TOO_MANY_FORWARDS,
+                    _ => &BadRequest::ADD_FAILED,
+                })
             }
         },
         Ok(Request::ListHostFwd) => protocol::list_reply(&engine.forwards()),
@@ -267,7 +270,7 @@ pub fn execute(engine: &mut crate::engine::Engine, request: &[u8]) -> String {
             if engine.remove_forward(id) {
                 protocol::remove_reply()
             } else {
-                protocol::error_reply(&BadRequest::REMOVE_FAILED)
+                protocol::error_reply(&BadRequest::REMOVE_UNKNOWN)
             }
         }
         Ok(Request::GetInfo) => protocol::info_reply(info(engine)),

@@ -34,8 +34,11 @@ pub struct BadRequest(pub &'static str);
 impl BadRequest {
     pub const TOO_LARGE: BadRequest = BadRequest("too large message");
     pub const CANNOT_PARSE: BadRequest = BadRequest("cannot parse JSON");
+    pub const NOT_AN_OBJECT: BadRequest = BadRequest("json_object() failed");
     pub const ADD_FAILED: BadRequest = BadRequest("add_hostfwd: slirp_add_hostfwd failed");
-    pub const REMOVE_FAILED: BadRequest = BadRequest("remove_hostfwd: slirp_remove_hostfwd failed");
+    pub const TOO_MANY_FORWARDS: BadRequest = BadRequest("add_hostfwd: too many forwards");
+    /// An id that is not a forward's (never was, or removed already).
+    pub const REMOVE_UNKNOWN: BadRequest = BadRequest("remove_hostfwd: bad arguments.id");
 }
 
 fn arguments(root: &Map<String, Value>) -> Option<&Map<String, Value>> {
@@ -95,13 +98,24 @@ fn parse_add(
     })
 }
 
+/// The first JSON value in `bytes`, whatever follows it (a second value, NUL bytes), as
+/// slirp4netns reads a request; bytes that are not UTF-8 stand for U+FFFD, so that they make
+/// the value's strings wrong rather than the request unreadable.
+fn first_value(bytes: &[u8]) -> Option<Value> {
+    let text = String::from_utf8_lossy(bytes);
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .next()?
+        .ok()
+}
+
 /// Parses one request. `default_guest` is the guest address used when none is given.
 pub fn parse(bytes: &[u8], default_guest: Ipv4Addr) -> Result<Request, BadRequest> {
     if bytes.len() >= MAX_REQUEST {
         return Err(BadRequest::TOO_LARGE);
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|_| BadRequest::CANNOT_PARSE)?;
-    let root = value.as_object().ok_or(BadRequest::CANNOT_PARSE)?;
+    let value = first_value(bytes).ok_or(BadRequest::CANNOT_PARSE)?;
+    let root = value.as_object().ok_or(BadRequest::NOT_AN_OBJECT)?;
     let execute = root
         .get("execute")
         .and_then(Value::as_str)
@@ -125,7 +139,7 @@ pub fn parse(bytes: &[u8], default_guest: Ipv4Addr) -> Result<Request, BadReques
 /// Whether `bytes` already hold a whole JSON value, so a client that neither closes its side
 /// nor sends a newline gets its answer all the same.
 pub fn is_complete(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(bytes).is_ok()
+    first_value(bytes).is_some()
 }
 
 pub fn error_reply(error: &BadRequest) -> String {
@@ -267,8 +281,11 @@ mod tests {
     fn request_level_errors() {
         let parse = |s: &str| parse(s.as_bytes(), GUEST_V4).unwrap_err().0;
         assert_eq!(parse("{"), "cannot parse JSON");
-        assert_eq!(parse("[1]"), "cannot parse JSON");
+        assert_eq!(parse("[1]"), "json_object() failed");
+        assert_eq!(parse("7"), "json_object() failed");
         assert_eq!(parse(r#"{"arguments":{}}"#), "no execute found");
+        let not_utf8 = super::parse(b"{\"execute\":\"list\xff\"}", GUEST_V4);
+        assert_eq!(not_utf8.unwrap_err().0, "unknown execute");
         assert_eq!(parse(r#"{"execute":"reboot"}"#), "unknown execute");
         assert_eq!(
             parse(r#"{"execute":"remove_hostfwd"}"#),
@@ -283,6 +300,18 @@ mod tests {
             "x".repeat(4096)
         );
         assert_eq!(parse(&big), "too large message");
+    }
+
+    #[test]
+    fn the_first_value_is_the_request_whatever_follows() {
+        for request in [
+            &b"{\"execute\":\"list_hostfwd\"}{\"execute\":\"get_info\"}"[..],
+            &b"{\"execute\":\"list_hostfwd\"}\0\0\0"[..],
+            &b"{\"execute\":\"list_hostfwd\"} garbage"[..],
+        ] {
+            assert_eq!(parse(request, GUEST_V4), Ok(Request::ListHostFwd));
+            assert!(is_complete(request));
+        }
     }
 
     #[test]
