@@ -307,6 +307,16 @@ fn disable_dns_leaves_the_dns_address_silent() {
         "no answer with --disable-dns"
     );
     assert!(!net.guest.ping("10.0.2.3"));
+    // A TCP connection there times out, as with slirp4netns (the address is answered for, what
+    // is sent to it lost), rather than failing with "no route to host" once ARP gives up.
+    let refused = net.in_guest(|| {
+        let dns = "10.0.2.3:53".parse().unwrap();
+        std::net::TcpStream::connect_timeout(&dns, Duration::from_secs(5))
+    });
+    assert_eq!(
+        refused.map(drop).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::TimedOut)
+    );
 }
 
 /// A guest connection with TCP keepalive (probes after 1 s idle, every second, 3 unanswered
@@ -374,6 +384,15 @@ fn outbound_addr_sets_the_source_of_host_sockets() {
         let _conn = net.connect(addr).unwrap();
         let peer = server.join().unwrap();
         assert_eq!(peer.ip().to_string(), expected, "{option}");
+        // To the host's loopback (the gateway's address) too, as slirp4netns does.
+        let listener = net.listen("127.0.0.1:0");
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || listener.accept().unwrap().1);
+        let _conn = net
+            .connect(format!("10.0.2.2:{port}").parse().unwrap())
+            .unwrap();
+        let peer = server.join().unwrap();
+        assert_eq!(peer.ip().to_string(), expected, "{option}, to loopback");
     }
     // Without it, the host picks the source (here the server's own address, on the same link).
     let net = Net::new(&[]);

@@ -241,10 +241,12 @@ impl Core {
         self.is_gateway(addr) || self.is_dns(addr)
     }
 
-    /// Whether the engine answers ARP for `addr`: a virtual host's, or a virtual listener's or
-    /// endpoint's.
+    /// Whether the engine answers ARP (and neighbour solicitations) for `addr`: a virtual
+    /// host's, or a virtual listener's or endpoint's. The DNS address is answered for even with
+    /// --disable-dns, as by slirp4netns, so that what the guest sends there is lost quietly
+    /// (a connection times out) rather than unroutable.
     pub(crate) fn stands_for(&self, addr: IpAddr) -> bool {
-        self.is_virtual_host(addr) || self.virtuals.has_address(addr)
+        self.is_virtual_host(addr) || self.is_dns_address(addr) || self.virtuals.has_address(addr)
     }
 
     /// Whether `addr` is the gateway (IPv4, or IPv6 global or link-local).
@@ -260,11 +262,15 @@ impl Core {
 
     /// Whether `addr` is the DNS relay (and it is on).
     pub fn is_dns(&self, addr: IpAddr) -> bool {
-        self.cfg.dns_enabled
-            && match addr {
-                IpAddr::V4(v4) => v4 == self.cfg.net.dns(),
-                IpAddr::V6(v6) => self.cfg.ipv6.is_some_and(|p| v6 == p.dns()),
-            }
+        self.cfg.dns_enabled && self.is_dns_address(addr)
+    }
+
+    /// Whether `addr` is the DNS relay's address, whether the relay is on or not.
+    fn is_dns_address(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(v4) => v4 == self.cfg.net.dns(),
+            IpAddr::V6(v6) => self.cfg.ipv6.is_some_and(|p| v6 == p.dns()),
+        }
     }
 
     /// Whether `addr` belongs to the virtual network (IPv4 or IPv6) the guest is on.

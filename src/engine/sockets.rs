@@ -37,8 +37,9 @@ fn family(addr: &SocketAddr) -> AddressFamily {
     }
 }
 
-/// A socket for `dst`, bound to `source` when it applies (same family, and not for loopback,
-/// which an outside address cannot reach).
+/// A socket for `dst`, bound to `source` when it is of the same family. Loopback too: a local
+/// address may talk to it, and scripts check that connections to the host's loopback come
+/// from --outbound-addr, as with slirp4netns.
 fn new_socket(
     dst: &SocketAddr,
     kind: SockType,
@@ -52,7 +53,7 @@ fn new_socket(
         protocol,
     )?;
     if let Some(source) = source {
-        if source.is_ipv4() == dst.is_ipv4() && !dst.ip().is_loopback() {
+        if source.is_ipv4() == dst.is_ipv4() {
             bind(
                 fd.as_raw_fd(),
                 &SockaddrStorage::from(SocketAddr::new(source, 0)),
