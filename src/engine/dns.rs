@@ -4,6 +4,12 @@
 //! /etc/resolv.conf, read again when the file changes (checked at most once a second, when a
 //! new DNS flow starts). The relaying itself is ordinary UDP and TCP translation. The file's
 //! `search` domains are what DHCPv6 tells the guest to search.
+//!
+//! A resolver that does not answer is left for the next, as the guest's own resolver library
+//! would: over UDP, when it refuses (ICMP port unreachable, or a REFUSED or SERVFAIL answer)
+//! or when the guest sends the same query again unanswered (its own timeout), the flow moves
+//! to the next server and the query goes there at once. The server that answered last is the
+//! one new flows start with.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -30,6 +36,8 @@ pub struct Resolver {
     search: Vec<String>,
     modified: Option<SystemTime>,
     checked: Option<Instant>,
+    /// The server that answered last: where new flows go while it is still configured.
+    preferred: Option<IpAddr>,
 }
 
 impl Resolver {
@@ -44,7 +52,39 @@ impl Resolver {
             search: Vec::new(),
             modified: None,
             checked: None,
+            preferred: None,
         }
+    }
+
+    /// The server a new flow relays to: the one that answered last, if still configured, else
+    /// the first.
+    pub fn current(&mut self, now: Instant) -> Option<IpAddr> {
+        let preferred = self.preferred;
+        let servers = self.servers(now);
+        preferred
+            .filter(|p| servers.contains(p))
+            .or_else(|| servers.first().copied())
+    }
+
+    /// The server after `failed` (in order, wrapping), which new flows now start with; `None`
+    /// when there is no other.
+    pub fn next_after(&mut self, now: Instant, failed: IpAddr) -> Option<IpAddr> {
+        let servers = self.servers(now);
+        let at = servers.iter().position(|s| *s == failed);
+        let next = match at {
+            Some(at) => servers[(at + 1) % servers.len()],
+            None => *servers.first()?,
+        };
+        if next == failed {
+            return None;
+        }
+        self.preferred = Some(next);
+        Some(next)
+    }
+
+    /// `server` answered: new flows go to it.
+    pub fn answered(&mut self, server: IpAddr) {
+        self.preferred = Some(server);
     }
 
     /// The resolvers to use now.
@@ -87,6 +127,93 @@ impl Resolver {
                 );
             }
         }
+    }
+}
+
+/// Most bytes of a query kept to send again to the next server (DNS over UDP rarely exceeds
+/// 512; EDNS asks for at most a little over 1232).
+const MAX_KEPT_QUERY: usize = 1500;
+
+/// A guest's DNS flow over UDP: which server it relays to, and its last query.
+pub(crate) struct Relay {
+    pub server: IpAddr,
+    query: Vec<u8>,
+    answered: bool,
+    /// Servers the last query went to.
+    tries: usize,
+}
+
+/// What to do with a query or an answer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Pass it on.
+    Pass,
+    /// Move to the next server (and send the kept query there).
+    FailOver,
+}
+
+/// The id of a DNS message.
+fn message_id(message: &[u8]) -> Option<[u8; 2]> {
+    message.get(..2).map(|id| [id[0], id[1]])
+}
+
+impl Relay {
+    pub fn new(server: IpAddr) -> Self {
+        Relay {
+            server,
+            query: Vec::new(),
+            answered: true,
+            tries: 0,
+        }
+    }
+
+    /// A query from the guest. The same one again while it has no answer means the server
+    /// does not answer: fail over first.
+    pub fn on_query(&mut self, query: &[u8]) -> Step {
+        let again = !self.answered
+            && message_id(query).is_some()
+            && message_id(query) == message_id(&self.query);
+        self.query.clear();
+        if query.len() <= MAX_KEPT_QUERY {
+            self.query.extend_from_slice(query);
+        }
+        self.answered = false;
+        if again {
+            Step::FailOver
+        } else {
+            self.tries = 1;
+            Step::Pass
+        }
+    }
+
+    /// An answer from the server: a refusal (REFUSED, SERVFAIL) is tried elsewhere while
+    /// there are servers the query has not been to (`servers` in all).
+    pub fn on_answer(&mut self, answer: &[u8], servers: usize) -> Step {
+        const SERVFAIL: u8 = 2;
+        const REFUSED: u8 = 5;
+        let rcode = answer.get(3).map(|flags| flags & 0x0f);
+        let refused = matches!(rcode, Some(SERVFAIL | REFUSED));
+        if refused && self.tries < servers && !self.query.is_empty() {
+            return Step::FailOver;
+        }
+        self.answered = true;
+        Step::Pass
+    }
+
+    /// The server refused with ICMP: try the next one if the query has not been everywhere.
+    pub fn on_refused(&self, servers: usize) -> Step {
+        if self.tries < servers && !self.query.is_empty() {
+            Step::FailOver
+        } else {
+            Step::Pass
+        }
+    }
+
+    /// Now relaying to `server`; returns the kept query, to send there.
+    pub fn moved_to(&mut self, server: IpAddr) -> &[u8] {
+        self.server = server;
+        self.tries += 1;
+        &self.query
     }
 }
 
@@ -166,6 +293,47 @@ mod tests {
             resolver.servers(t0 + RECHECK_INTERVAL),
             ["192.0.2.2".parse::<IpAddr>().unwrap()]
         );
+    }
+
+    #[test]
+    fn failover_goes_round_and_the_answering_server_is_remembered() {
+        let servers: Vec<IpAddr> = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let mut resolver = Resolver::new(servers.clone(), vec![], "/nonexistent".into());
+        let now = Instant::now();
+        assert_eq!(resolver.current(now), Some(servers[0]));
+        assert_eq!(resolver.next_after(now, servers[2]), Some(servers[0]));
+        assert_eq!(resolver.next_after(now, servers[0]), Some(servers[1]));
+        assert_eq!(resolver.current(now), Some(servers[1]));
+        resolver.answered(servers[2]);
+        assert_eq!(resolver.current(now), Some(servers[2]));
+        let mut alone = Resolver::new(vec![servers[0]], vec![], "/nonexistent".into());
+        assert_eq!(alone.next_after(now, servers[0]), None);
+    }
+
+    #[test]
+    fn a_relay_fails_over_on_the_same_query_again_and_on_refusals_until_all_were_asked() {
+        let mut relay = Relay::new("192.0.2.1".parse().unwrap());
+        let query = [0x12, 0x34, 1, 0, 0, 1];
+        assert_eq!(relay.on_query(&query), Step::Pass);
+        assert_eq!(
+            relay.on_query(&query),
+            Step::FailOver,
+            "asked again, unanswered"
+        );
+        let other = [0x56, 0x78, 1, 0, 0, 1];
+        assert_eq!(relay.on_query(&other), Step::Pass);
+        let refused = [0x56, 0x78, 0x81, 0x85];
+        assert_eq!(relay.on_answer(&refused, 2), Step::FailOver);
+        assert_eq!(relay.moved_to("192.0.2.2".parse().unwrap()), &other);
+        assert_eq!(
+            relay.on_answer(&refused, 2),
+            Step::Pass,
+            "every server said so"
+        );
+        assert_eq!(relay.on_query(&other), Step::Pass, "answered: a new query");
     }
 
     #[test]

@@ -648,7 +648,7 @@ impl Engine {
         };
         self.with_flow(slot, |core, flow| match flow {
             Flow::Tcp(conn) => conn.on_socket_event(core, slot, now, readiness, tx),
-            Flow::Udp(udp) => udp.on_socket_event(core, now, readiness, tx),
+            Flow::Udp(udp) => udp.on_socket_event(core, slot, now, readiness, tx),
             Flow::Echo(echo) => echo.on_socket_event(core, now, readiness, tx),
         });
     }

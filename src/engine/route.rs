@@ -15,7 +15,7 @@ use super::{Core, Drop, GuestPacket, TxQueue};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-const DNS_PORT: u16 = 53;
+pub(crate) const DNS_PORT: u16 = 53;
 
 /// What to do with a new flow to a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +51,8 @@ impl Core {
             if dst.port() != DNS_PORT {
                 return Route::Closed;
             }
-            return match self.resolver.servers(now).first() {
-                Some(server) => Route::Host(SocketAddr::new(*server, DNS_PORT)),
+            return match self.resolver.current(now) {
+                Some(server) => Route::Host(SocketAddr::new(server, DNS_PORT)),
                 None => Route::Closed,
             };
         }

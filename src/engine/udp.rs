@@ -3,8 +3,9 @@
 //! A flow is (guest address:port, destination address:port); its host socket is connected to
 //! the routed destination, so replies need no lookup and ICMP errors arrive as ECONNREFUSED,
 //! which becomes an ICMP port unreachable for the guest. A flow without traffic for the idle
-//! timeout is closed. Datagrams larger than the MTU reach the guest as IP fragments.
+//! timeout is closed. A flow to the DNS address fails over between resolvers ([`super::dns`]). Datagrams larger than the MTU reach the guest as IP fragments.
 
+use super::dns::{Relay, Step};
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
 use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue, Unreachable};
 use smoltcp::wire::{EthernetAddress, IpProtocol};
@@ -48,6 +49,8 @@ pub(crate) enum HostSide {
 
 pub struct UdpFlow {
     host: HostSide,
+    /// For a flow to the DNS address: the resolver it relays to, and its last query.
+    dns: Option<Box<Relay>>,
     key: FlowKey,
     /// Where the guest's datagrams last came from.
     guest_mac: EthernetAddress,
@@ -79,6 +82,7 @@ impl UdpFlow {
     ) -> Self {
         UdpFlow {
             host: HostSide::Forward { forward, client },
+            dns: None,
             key,
             guest_mac,
             last_seen: now,
@@ -116,6 +120,7 @@ impl UdpFlow {
     pub(crate) fn on_socket_event(
         &mut self,
         core: &mut Core,
+        slot: usize,
         now: Instant,
         readiness: Readiness,
         tx: &mut TxQueue,
@@ -139,8 +144,12 @@ impl UdpFlow {
             let received = crate::sys::recv_datagrams(sock.as_fd(), &mut slots, &mut lens);
             match received {
                 Ok(count) => {
-                    for (slot, &len) in batch.chunks_mut(RECV_SLOT).zip(&lens).take(count) {
-                        self.deliver_from_host(core, now, &mut slot[..UDP_HEADER + len], tx);
+                    for (datagram, &len) in batch.chunks_mut(RECV_SLOT).zip(&lens).take(count) {
+                        let datagram = &mut datagram[..UDP_HEADER + len];
+                        if self.answer_refused(core, slot, now, &datagram[UDP_HEADER..]) {
+                            continue;
+                        }
+                        self.deliver_from_host(core, now, datagram, tx);
                     }
                     if count < RECV_BATCH {
                         // The queue was empty at that moment: new datagrams wake us again.
@@ -150,7 +159,14 @@ impl UdpFlow {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                    self.port_unreachable(core, tx);
+                    let servers = core.resolver.servers(now).len();
+                    let fail_over = self
+                        .dns
+                        .as_ref()
+                        .is_some_and(|relay| relay.on_refused(servers) == Step::FailOver);
+                    if !(fail_over && self.fail_over(core, slot, now)) {
+                        self.port_unreachable(core, tx);
+                    }
                 }
                 Err(e) => {
                     log::debug!("udp {:?}: {e}", self.key);
@@ -160,6 +176,78 @@ impl UdpFlow {
         }
         core.udp_batch = batch;
         Verdict::Keep
+    }
+
+    /// For a DNS flow: whether `answer` is a refusal that went on to the next resolver
+    /// instead (and is not for the guest). Otherwise the resolver that answered is noted.
+    fn answer_refused(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        answer: &[u8],
+    ) -> bool {
+        let Some(relay) = &mut self.dns else {
+            return false;
+        };
+        let servers = core.resolver.servers(now).len();
+        if relay.on_answer(answer, servers) == Step::FailOver && self.fail_over(core, slot, now) {
+            return true;
+        }
+        if let Some(relay) = &self.dns {
+            core.resolver.answered(relay.server);
+        }
+        false
+    }
+
+    /// A query from the guest on a DNS flow: to the resolver, or first on to the next one
+    /// when this is the query again, unanswered.
+    fn relay_query(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        query: &[u8],
+        tx: &mut TxQueue,
+    ) {
+        let step = self.dns.as_mut().map(|relay| relay.on_query(query));
+        if step == Some(Step::FailOver) && self.fail_over(core, slot, now) {
+            self.last_seen = now;
+            core.counters.udp_datagrams_from_guest += 1;
+            return;
+        }
+        self.send(core, now, query, tx);
+    }
+
+    /// Moves a DNS flow to the next resolver (a socket of its own, registered under the
+    /// flow's token) and sends the kept query there. False when there is no other resolver or
+    /// no socket for it: the flow stays as it was.
+    fn fail_over(&mut self, core: &mut Core, slot: usize, now: Instant) -> bool {
+        let Some(relay) = &mut self.dns else {
+            return false;
+        };
+        let Some(next) = core.resolver.next_after(now, relay.server) else {
+            return false;
+        };
+        let dst = std::net::SocketAddr::new(next, super::route::DNS_PORT);
+        let Ok(mut sock) = sockets::udp_connect(dst, core.outbound_source(next)) else {
+            return false;
+        };
+        if let HostSide::Own(old) = &mut self.host {
+            let _ = core.registry.deregister(old);
+        }
+        let token = crate::tokens::FLOWS.token(slot);
+        if core
+            .registry
+            .register(&mut sock, token, mio::Interest::READABLE)
+            .is_err()
+        {
+            return false;
+        }
+        log::debug!("dns: {} did not answer; relaying to {next}", relay.server);
+        let _ = sock.send(relay.moved_to(next));
+        self.host = HostSide::Own(sock);
+        true
     }
 
     /// Sends a datagram (UDP header first, payload after) to the guest from the flow's remote.
@@ -282,6 +370,15 @@ pub(crate) fn handle<'a>(
         flush_pending(core, flows, pending, now, tx);
     }
     match flows.get_mut(slot) {
+        Some(Flow::Udp(flow)) if flow.dns.is_some() => {
+            // Queries one by one: a failover needs each as it comes.
+            flush_pending(core, flows, pending, now, tx);
+            if let Some(Flow::Udp(flow)) = flows.get_mut(slot) {
+                flow.guest_mac = guest.mac;
+                flow.relay_query(core, slot, now, packet.payload(), tx);
+            }
+            return Ok(());
+        }
         Some(Flow::Udp(flow)) => flow.guest_mac = guest.mac,
         _ => return Err(Drop::Unsupported),
     }
@@ -316,9 +413,13 @@ fn open(
     };
     let source = core.outbound_source(dst.ip());
     let idle_timeout = core.cfg.udp_idle_timeout;
+    let dns = core
+        .is_dns(key.remote.ip())
+        .then(|| Box::new(Relay::new(dst.ip())));
     let opened = open_flow(core, flows, key, || {
         Ok(Flow::Udp(Box::new(UdpFlow {
             host: HostSide::Own(sockets::udp_connect(dst, source)?),
+            dns,
             key,
             guest_mac: guest.mac,
             last_seen: now,
