@@ -23,7 +23,7 @@ _slirp__ns() {
 
     case "${cmd}" in
         slirp__ns)
-            opts="-c -e -r -m -6 -a -p -v -h --configure --exit-fd --ready-fd --mtu --enable-ipv6 --cidr6 --api-socket --cidr --disable-host-loopback --no-host-loopback --netns-type --userns-path --enable-sandbox --create-sandbox --enable-seccomp --outbound-addr --outbound-addr6 --disable-dns --macaddress --target-type --framing --dns-server --dns-search --pcap --debug --disable-dhcp --tftp-path --bootfile --socks5 --hostname --max-flows --tcp-hold-memory --publish --no-splice --queues --no-offload --busy-poll --version --help"
+            opts="-c -e -r -m -6 -a -p -v -h --configure --exit-fd --ready-fd --mtu --enable-ipv6 --cidr6 --api-socket --cidr --disable-host-loopback --no-host-loopback --netns-type --userns-path --enable-sandbox --create-sandbox --enable-seccomp --outbound-addr --outbound-addr6 --disable-dns --macaddress --target-type --framing --dns-server --dns-search --pcap --debug --disable-dhcp --tftp-path --bootfile --socks5 --hostname --max-flows --tcp-hold-memory --reassembly-memory --publish --no-splice --queues --no-offload --busy-poll --version --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,6 +130,10 @@ _slirp__ns() {
                     return 0
                     ;;
                 --tcp-hold-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reassembly-memory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

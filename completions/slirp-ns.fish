@@ -26,6 +26,7 @@ complete -c slirp-ns -l socks5 -d 'Serve SOCKS5 on [ADDR:]PORT of the host (127.
 complete -c slirp-ns -l hostname -d 'Host name the DHCP server offers the guest' -r
 complete -c slirp-ns -l max-flows -d 'Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused' -r
 complete -c slirp-ns -l tcp-hold-memory -d 'Most guest TCP data held at once, all connections together, in MiB: data that came beyond a lost segment (until it comes again) or that a full host socket could not take yet; beyond it, such data is dropped and the guest sends it again' -r
+complete -c slirp-ns -l reassembly-memory -d 'Most memory for IP datagrams the guest sends in fragments and that are not whole yet, in MiB (one source address gets half); beyond it the oldest are given up' -r
 complete -c slirp-ns -s p -l publish -d 'Forward a host port to the guest from the start: [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp] (repeatable; IPv6 addresses go in brackets)' -r
 complete -c slirp-ns -l queues -d 'TAP queues, each served by a thread and an engine of its own (multi-queue TAP; the first queue\'s engine also serves the API and port forwards)' -r
 complete -c slirp-ns -l busy-poll -d 'After light traffic, poll for up to USEC microseconds before sleeping: shorter round trips for a little CPU time (the window adapts to the traffic; 0 turns it off)' -r

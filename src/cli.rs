@@ -197,6 +197,12 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub tcp_hold_memory: u64,
 
+    /// Most memory for IP datagrams the guest sends in fragments and that are not whole yet, in
+    /// MiB (one source address gets half); beyond it the oldest are given up
+    #[arg(long, value_name = "MIB", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub reassembly_memory: u64,
+
     /// Forward a host port to the guest from the start:
     /// [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp] (repeatable; IPv6 addresses go in
     /// brackets)

@@ -242,6 +242,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         point_to_point: matches!(cfg.target, Target::Stdio(Framing::Slip)),
         max_flows: cfg.max_flows,
         tcp_hold_memory: cfg.tcp_hold_memory,
+        reassembly_memory: cfg.reassembly_memory,
         // SLIRP_NS_NO_PEEK_OFF forces the path for kernels without SO_PEEK_OFF (for tests).
         splice_loopback: helper.is_some(),
         tcp_peek_offset: crate::sys::tcp_peek_offset_supported()

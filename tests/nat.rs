@@ -84,10 +84,11 @@ fn a_hundred_concurrent_connections_all_complete() {
 #[test]
 fn udp_echo_including_a_datagram_larger_than_the_mtu() {
     let net = Net::new(&[]);
-    let (addr, echo) = net.udp_echo(&format!("{SERVER_V4}:0"), 3);
+    let (addr, echo) = net.udp_echo(&format!("{SERVER_V4}:0"), 5);
     let client = net.udp_client(addr);
     let mut buf = vec![0u8; 65536];
-    for (i, len) in [1usize, 1400, 1472].iter().enumerate() {
+    // The last two the guest sends in fragments (MTU 1500): put back together on the way.
+    for (i, len) in [1usize, 1400, 1472, 4000, 60000].iter().enumerate() {
         let msg = pattern(*len, i as u64);
         client.send(&msg).unwrap();
         let n = client.recv(&mut buf).unwrap();
@@ -109,6 +110,28 @@ fn udp_echo_including_a_datagram_larger_than_the_mtu() {
         &big[..],
         "fragmented reply reassembled by the guest"
     );
+    let info: serde_json::Value =
+        serde_json::from_str(&request(&net.sock, r#"{"execute":"get_info"}"#)).unwrap();
+    let counters = &info["return"]["counters"];
+    assert_eq!(counters["ip_reassembled"], 2, "{counters}");
+    assert_eq!(counters["dropped_fragments"], 0);
+    assert_eq!(info["return"]["reassembly_bytes"], 0, "nothing left over");
+}
+
+#[test]
+fn a_ping_larger_than_the_mtu_is_answered() {
+    let net = Net::new(&[]);
+    net.hs.allow_ping_sockets();
+    for addr in ["10.0.2.2", SERVER_V4] {
+        let out = net
+            .guest
+            .run("ping", &["-c", "1", "-W", "5", "-s", "4000", addr]);
+        assert!(
+            out.status.success(),
+            "ping -s 4000 {addr}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }
 
 #[test]

@@ -293,6 +293,9 @@ fn info(engine: &crate::engine::Engine) -> serde_json::Value {
         "dropped_flow_table_full": c.dropped_flow_table_full,
         "dropped_refused": c.dropped_refused,
         "dropped_host_socket": c.dropped_host_socket,
+        "dropped_fragments": c.dropped_fragments,
+        "ip_fragments_in": c.ip_fragments_in,
+        "ip_reassembled": c.ip_reassembled,
         "arp_replies": c.arp_replies,
         "arp_replies_received": c.arp_replies_received,
         "icmp_echo_replies": c.icmp_echo_replies,
@@ -336,6 +339,8 @@ fn info(engine: &crate::engine::Engine) -> serde_json::Value {
         "max_flows": cfg.max_flows,
         "tcp_held_bytes": engine.tcp_held_bytes(),
         "tcp_hold_memory": cfg.tcp_hold_memory,
+        "reassembly_bytes": engine.reassembly_memory(),
+        "reassembly_memory": cfg.reassembly_memory,
         "forwards": engine.forwards().len(),
         "counters": counters,
     })

@@ -195,6 +195,8 @@ pub struct Config {
     pub max_flows: usize,
     /// Bytes of guest TCP data held at most (--tcp-hold-memory).
     pub tcp_hold_memory: usize,
+    /// Bytes held at most for fragmented datagrams (--reassembly-memory).
+    pub reassembly_memory: usize,
     /// Port forwards present from the start (-p).
     pub publish: Vec<ForwardSpec>,
     /// Whether loopback clients of port forwards take the splice path.
@@ -428,6 +430,7 @@ impl Config {
             socks5,
             max_flows: cli.max_flows,
             tcp_hold_memory: (cli.tcp_hold_memory as usize) << 20,
+            reassembly_memory: (cli.reassembly_memory as usize) << 20,
             publish,
             splice: !cli.no_splice,
             offload: !cli.no_offload,

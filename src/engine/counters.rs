@@ -27,6 +27,12 @@ pub struct Counters {
     pub dropped_refused: u64,
     /// Frames dropped because a host socket could not be made or used.
     pub dropped_host_socket: u64,
+    /// IP fragments whose datagram was given up (overlapping pieces, too many, no room).
+    pub dropped_fragments: u64,
+    /// IP fragments from the guest.
+    pub ip_fragments_in: u64,
+    /// IP datagrams put back together from the guest's fragments.
+    pub ip_reassembled: u64,
     /// ARP replies sent for the virtual hosts.
     pub arp_replies: u64,
     /// ARP replies received from the guest.
@@ -91,6 +97,7 @@ impl Counters {
             Drop::FlowTableFull => &mut self.dropped_flow_table_full,
             Drop::Refused => &mut self.dropped_refused,
             Drop::HostSocket => &mut self.dropped_host_socket,
+            Drop::Fragments => &mut self.dropped_fragments,
         };
         *counter += 1;
     }
@@ -104,6 +111,7 @@ impl Counters {
             + self.dropped_flow_table_full
             + self.dropped_refused
             + self.dropped_host_socket
+            + self.dropped_fragments
     }
 }
 
@@ -112,7 +120,8 @@ impl std::fmt::Display for Counters {
         write!(
             f,
             "frames in {} ({} bytes), out {} ({} bytes); dropped: malformed {}, unsupported {}, \
-             not for us {}, tx queue full {}, flow table full {}, refused {}, host socket {}; \
+             not for us {}, tx queue full {}, flow table full {}, refused {}, host socket {}, \
+             fragments {}; ip fragments in {}, reassembled {}; \
              arp replies {} (received {}), echo replies {}, icmp errors {}; flows opened {}, forwarded connections {}; \
              tcp bytes from guest {}, to guest {}, retransmits {}, fast retransmits {}, \
              bytes retransmitted {}, loss recoveries {}, timeouts {}, tail probes {}, \
@@ -129,6 +138,9 @@ impl std::fmt::Display for Counters {
             self.dropped_flow_table_full,
             self.dropped_refused,
             self.dropped_host_socket,
+            self.dropped_fragments,
+            self.ip_fragments_in,
+            self.ip_reassembled,
             self.arp_replies,
             self.arp_replies_received,
             self.icmp_echo_replies,

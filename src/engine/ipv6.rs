@@ -3,10 +3,12 @@
 //! Sources are the guest's own: an address of its /64 or a link-local one (neighbour discovery,
 //! DHCPv6), or the unspecified address while it checks its own address for duplicates.
 //! Hop-by-hop, routing and destination options headers are stepped over (MLD reports carry
-//! one); fragments are dropped and counted, as for IPv4 (no reassembly).
+//! one); a fragment goes to [`super::reassembly`] (one that is the whole datagram, an atomic
+//! fragment, is taken as it is).
 
+use super::reassembly::{Parsed, Piece};
 use super::{offload::RxOffload, Core, Drop, GuestPacket};
-use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv6Packet, Ipv6Repr};
+use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv6FragmentHeader, Ipv6Packet, Ipv6Repr};
 use std::net::IpAddr;
 
 /// Most extension headers stepped over before giving up on a packet.
@@ -17,11 +19,11 @@ pub(super) fn parse<'a>(
     mac: EthernetAddress,
     packet: &'a [u8],
     offload: RxOffload,
-) -> Result<GuestPacket<'a>, Drop> {
+) -> Result<Parsed<'a>, Drop> {
     let packet = Ipv6Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
     let ip = Ipv6Repr::parse(&packet).map_err(|_| Drop::Malformed)?;
     let src = ip.src_addr;
-    let (protocol, payload) = upper_layer(ip.next_header, packet.payload())?;
+    let (mut protocol, mut payload) = upper_layer(ip.next_header, packet.payload())?;
     let own_network = core.in_guest_network(IpAddr::V6(src));
     if own_network || src.is_unicast_link_local() {
         core.learn_neighbor(IpAddr::V6(src), mac);
@@ -29,18 +31,45 @@ pub(super) fn parse<'a>(
         // Anything else is spoofed.
         return Err(Drop::Refused);
     }
-    Ok(GuestPacket {
+    if protocol == IpProtocol::Ipv6Frag {
+        // Next header, a reserved byte, then the fields smoltcp's view covers.
+        let (Some(fields), Some(bytes)) = (payload.get(2..8), payload.get(8..)) else {
+            return Err(Drop::Malformed);
+        };
+        let header = Ipv6FragmentHeader::new_checked(fields).map_err(|_| Drop::Malformed)?;
+        let next = IpProtocol::from(payload[0]);
+        if header.more_frags() || header.frag_offset() != 0 {
+            return Ok(Parsed::Piece(
+                mac,
+                Piece {
+                    src: IpAddr::V6(src),
+                    dst: IpAddr::V6(ip.dst_addr),
+                    protocol: next.into(),
+                    id: header.ident(),
+                    offset: usize::from(header.frag_offset()) * 8,
+                    more: header.more_frags(),
+                    bytes,
+                },
+            ));
+        }
+        (protocol, payload) = upper_layer(next, bytes)?;
+    }
+    Ok(Parsed::Whole(GuestPacket {
         mac,
         src: IpAddr::V6(src),
         dst: IpAddr::V6(ip.dst_addr),
         protocol,
         payload,
         offload,
-    })
+    }))
 }
 
-/// Steps over extension headers to the upper-layer protocol and its bytes.
-fn upper_layer(mut next: IpProtocol, mut rest: &[u8]) -> Result<(IpProtocol, &[u8]), Drop> {
+/// Steps over extension headers to the upper-layer protocol and its bytes (or to a fragment
+/// header, returned as the protocol with the bytes from it on).
+pub(super) fn upper_layer(
+    mut next: IpProtocol,
+    mut rest: &[u8],
+) -> Result<(IpProtocol, &[u8]), Drop> {
     for _ in 0..MAX_EXTENSION_HEADERS {
         match next {
             IpProtocol::HopByHop | IpProtocol::Ipv6Route | IpProtocol::Ipv6Opts => {
@@ -55,7 +84,7 @@ fn upper_layer(mut next: IpProtocol, mut rest: &[u8]) -> Result<(IpProtocol, &[u
                 next = IpProtocol::from(header);
                 rest = &rest[len..];
             }
-            IpProtocol::Ipv6Frag => return Err(Drop::Unsupported),
+            IpProtocol::Ipv6Frag => return Ok((next, rest)),
             IpProtocol::Ipv6NoNxt => return Err(Drop::Unsupported),
             protocol => return Ok((protocol, rest)),
         }
@@ -91,7 +120,7 @@ mod tests {
         );
         assert_eq!(
             upper_layer(IpProtocol::Ipv6Frag, &[0; 16]),
-            Err(Drop::Unsupported)
+            Ok((IpProtocol::Ipv6Frag, &[0u8; 16][..]))
         );
         // A chain longer than we follow.
         let looping = [u8::from(IpProtocol::HopByHop), 0, 0, 0, 0, 0, 0, 0].repeat(10);

@@ -48,9 +48,11 @@ pub(crate) mod frames;
 pub mod fwd;
 mod guest_packet;
 pub mod icmp;
+pub mod ipv4;
 pub mod ipv6;
 pub mod ndp;
 pub mod offload;
+mod reassembly;
 pub mod route;
 pub(crate) mod sockets;
 pub mod tcp;
@@ -69,8 +71,7 @@ use flow::{Flow, FlowTable};
 pub(crate) use frames::Unreachable;
 pub(crate) use guest_packet::{key, udp_dst_port, GuestPacket};
 use offload::RxOffload;
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet};
+use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -93,6 +94,8 @@ pub enum Drop {
     Refused,
     /// A host socket could not be made or used for the flow.
     HostSocket,
+    /// An IP fragment's datagram was given up: overlapping pieces, too many, no room.
+    Fragments,
 }
 
 /// What the engine needs to know about the virtual network and its limits.
@@ -123,6 +126,8 @@ pub struct EngineConfig {
     /// Most bytes of guest TCP data all connections together hold out of order (beyond a lost
     /// segment, until it comes again) or for a host socket that is full.
     pub tcp_hold_memory: usize,
+    /// Most bytes held for IP datagrams the guest sent in fragments, not whole yet.
+    pub reassembly_memory: usize,
     /// How long a UDP or echo flow lives without traffic.
     pub udp_idle_timeout: Duration,
     /// Whether TCP sockets take SO_PEEK_OFF (probed once at start-up).
@@ -167,6 +172,7 @@ impl EngineConfig {
             outbound_addr6: None,
             max_flows: 65536,
             tcp_hold_memory: 64 << 20,
+            reassembly_memory: 4 << 20,
             udp_idle_timeout: Duration::from_secs(180),
             tcp_peek_offset: false,
             tap_offload: false,
@@ -233,6 +239,8 @@ pub(crate) struct Core {
     pub(crate) splice_candidates: Vec<(mio::net::TcpStream, SocketAddr)>,
     /// The embedding program's listeners and UDP endpoints.
     pub(crate) virtuals: virtual_net::Virtuals,
+    /// The guest's fragmented datagrams, being put back together.
+    pub(crate) reassembly: reassembly::Reassembly,
 }
 
 impl Core {
@@ -399,6 +407,7 @@ impl Engine {
                 udp_batch: Vec::new(),
                 peek_skip: Vec::new(),
                 hold_budget: tcp::HoldBudget::new(cfg.tcp_hold_memory),
+                reassembly: reassembly::Reassembly::new(cfg.reassembly_memory),
                 ping_refused_logged: false,
                 rng_state,
                 neighbors: HashMap::new(),
@@ -451,6 +460,12 @@ impl Engine {
     /// Flows open now.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Bytes held now for the guest's datagrams in pieces (see
+    /// [`EngineConfig::reassembly_memory`]).
+    pub fn reassembly_memory(&self) -> usize {
+        self.core.reassembly.memory()
     }
 
     /// Bytes of guest TCP data held now (see [`EngineConfig::tcp_hold_memory`]).
@@ -517,54 +532,27 @@ impl Engine {
         match eth.ethertype() {
             EthernetProtocol::Arp => arp::handle(core, eth.payload(), tx),
             EthernetProtocol::Ipv4 => {
-                let packet = self.parse_ipv4(src, eth.payload(), offload)?;
-                self.handle_ip(now, packet, tx, pending)
+                match ipv4::parse(&mut self.core, src, eth.payload(), offload)? {
+                    reassembly::Parsed::Whole(packet) => self.handle_ip(now, packet, tx, pending),
+                    reassembly::Parsed::Piece(mac, piece) => {
+                        self.handle_piece(now, mac, &piece, tx, pending)
+                    }
+                }
             }
             EthernetProtocol::Ipv6 if self.core.cfg.ipv6.is_some() => {
-                let packet = ipv6::parse(&mut self.core, src, eth.payload(), offload)?;
-                self.handle_ip(now, packet, tx, pending)
+                match ipv6::parse(&mut self.core, src, eth.payload(), offload)? {
+                    reassembly::Parsed::Whole(packet) => self.handle_ip(now, packet, tx, pending),
+                    reassembly::Parsed::Piece(mac, piece) => {
+                        self.handle_piece(now, mac, &piece, tx, pending)
+                    }
+                }
             }
             _ => Err(Drop::Unsupported),
         }
     }
 
-    /// An IPv4 packet from the guest interface with MAC `mac` (where replies go).
-    fn parse_ipv4<'a>(
-        &mut self,
-        mac: EthernetAddress,
-        packet: &'a [u8],
-        offload: RxOffload,
-    ) -> Result<GuestPacket<'a>, Drop> {
-        let checksums = ChecksumCapabilities::default();
-        let packet = Ipv4Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
-        if packet.more_frags() || packet.frag_offset() != 0 {
-            return Err(Drop::Unsupported);
-        }
-        let ip =
-            smoltcp::wire::Ipv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)?;
-        let unconfigured = ip.src_addr.is_unspecified()
-            && ip.next_header == IpProtocol::Udp
-            && dhcp::is_to_server_port(packet.payload());
-        if !self.core.cfg.net.contains(ip.src_addr) && !unconfigured {
-            // Only the guest's own network may be a source; anything else is spoofed.
-            return Err(Drop::Refused);
-        }
-        if !unconfigured {
-            self.core.learn_neighbor(IpAddr::V4(ip.src_addr), mac);
-        }
-        let packet = GuestPacket {
-            mac,
-            src: IpAddr::V4(ip.src_addr),
-            dst: IpAddr::V4(ip.dst_addr),
-            protocol: ip.next_header,
-            payload: packet.payload(),
-            offload,
-        };
-        Ok(packet)
-    }
-
     /// A checked IPv4 or IPv6 packet from the guest: to the protocol that handles it.
-    fn handle_ip<'a>(
+    pub(super) fn handle_ip<'a>(
         &mut self,
         now: Instant,
         packet: GuestPacket<'a>,
@@ -748,13 +736,19 @@ impl Engine {
 /// calls: TCP segments of one connection (one writev), UDP datagrams of one flow (one
 /// sendmmsg).
 #[derive(Default)]
-struct Pending<'a> {
+pub(super) struct Pending<'a> {
     tcp: tcp::PendingWrites<'a>,
     udp: udp::PendingDatagrams<'a>,
 }
 
 impl Pending<'_> {
-    fn flush(&mut self, core: &mut Core, flows: &mut FlowTable, now: Instant, tx: &mut TxQueue) {
+    pub(super) fn flush(
+        &mut self,
+        core: &mut Core,
+        flows: &mut FlowTable,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) {
         tcp::flush_pending(core, flows, &mut self.tcp, now, tx);
         udp::flush_pending(core, flows, &mut self.udp, now, tx);
     }
