@@ -141,15 +141,27 @@ fn wait_for_peer(listener: &OwnedFd) -> nix::Result<OwnedFd> {
 /// Every flow holds a host socket: take as many descriptors as the hard limit allows (the
 /// soft limit is often 1024, far below --max-flows). Done once the exec-mode command and the
 /// helper are forked, so that they keep the limits slirp-ns was started with.
-fn raise_fd_limit() {
+fn raise_fd_limit() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                log::debug!("cannot raise the descriptor limit to {hard}: {e}");
-            }
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return u64::MAX;
+    };
+    if soft < hard {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            log::debug!("cannot raise the descriptor limit to {hard}: {e}");
+            return soft;
         }
     }
+    hard
+}
+
+/// The most flows the descriptor limit `fd_limit` leaves room for, shared by `engines`: each
+/// flow holds one descriptor, and some are kept for everything else (the link, the API and
+/// its clients, forwards, spliced connections, the DNS and ping flows' own sockets).
+fn flows_within(fd_limit: u64, engines: usize) -> usize {
+    let kept = 32 + fd_limit / 8;
+    let budget = fd_limit.saturating_sub(kept) / engines.max(1) as u64;
+    budget.clamp(1, usize::MAX as u64) as usize
 }
 
 /// Runs slirp-ns with a checked configuration; returns the process's exit status.
@@ -218,7 +230,15 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         link.offloads(),
         1 + taps.len()
     );
-    raise_fd_limit();
+    let fd_limit = raise_fd_limit();
+    let engines = 1 + taps.len();
+    let max_flows = cfg.max_flows.min(flows_within(fd_limit, engines));
+    if max_flows < cfg.max_flows {
+        log::info!(
+            "at most {max_flows} flows per queue: the descriptor limit is {fd_limit} (--max-flows {})",
+            cfg.max_flows
+        );
+    }
     let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
     let socks5 = cfg
         .socks5
@@ -240,7 +260,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         ipv6: cfg.ipv6,
         tap_offload: link.offloads(),
         point_to_point: matches!(cfg.target, Target::Stdio(Framing::Slip)),
-        max_flows: cfg.max_flows,
+        max_flows,
         tcp_hold_memory: cfg.tcp_hold_memory,
         reassembly_memory: cfg.reassembly_memory,
         // SLIRP_NS_NO_PEEK_OFF forces the path for kernels without SO_PEEK_OFF (for tests).

@@ -462,3 +462,77 @@ fn a_guest_that_stops_reading_gets_everything_once_it_reads_again() {
     assert!(got == data, "{} of {} bytes, intact", got.len(), data.len());
     server.join().unwrap();
 }
+
+/// With few descriptors (a soft and hard limit of 128), the flow limit follows the descriptor
+/// budget: connections beyond it are refused at once, while DNS and ping still work and the
+/// connections made keep working.
+#[test]
+fn the_descriptor_limit_caps_flows_and_dns_and_ping_still_work() {
+    let hs = HostSim::new();
+    hs.allow_ping_sockets();
+    let guest = hs.guest();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = socket_path(dir.path());
+    let mut cmd = hs.command("prlimit");
+    cmd.args([
+        "--nofile=128:128",
+        BIN,
+        "-r",
+        "3",
+        "-c",
+        "--dns-server",
+        "192.0.2.1",
+    ])
+    .args(["-a", sock.to_str().unwrap(), &guest.pid.to_string(), "tap0"]);
+    let mut slirp = Slirp::spawn(cmd, StartOptions::default());
+    slirp.expect_ready();
+    let net = Net::from_parts(hs, guest, slirp);
+    let info: serde_json::Value =
+        serde_json::from_str(&request(&sock, r#"{"execute":"get_info"}"#)).unwrap();
+    let max_flows = info["return"]["max_flows"].as_u64().unwrap() as usize;
+    assert!(
+        max_flows < 128,
+        "max_flows {max_flows} within 128 descriptors"
+    );
+
+    dns::serve(&net.hs.netns_path(), "192.0.2.1:53");
+    let listener = net.listen(&format!("{SERVER_V4}:0"));
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            std::thread::spawn(move || {
+                let mut byte = [0u8; 1];
+                while conn.read_exact(&mut byte).is_ok() && conn.write_all(&byte).is_ok() {}
+            });
+        }
+    });
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..max_flows + 10 {
+        let start = Instant::now();
+        match net.connect(addr) {
+            Ok(conn) => held.push(conn),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+                assert!(start.elapsed() < Duration::from_secs(3), "refused at once");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused >= 10, "{refused} refused, {} made", held.len());
+    assert!(
+        held.len() + 12 >= max_flows,
+        "{} made of {max_flows}",
+        held.len()
+    );
+    assert!(net.guest.ping(SERVER_V4), "ping with the table full");
+    dns::check_both_ways(&net, "10.0.2.3:53", dns::A, &dns::ANSWER_A);
+    for conn in held.iter_mut().step_by(10) {
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        conn.write_all(b"x").unwrap();
+        let mut echo = [0u8; 1];
+        conn.read_exact(&mut echo)
+            .expect("a connection made still works");
+    }
+}

@@ -4,7 +4,9 @@
 //! A flow is found by its key (protocol, guest address and port, remote address and port as
 //! the guest sees them) and by its slot, whose number is also its mio token
 //! (in [`crate::tokens::FLOWS`]). The table holds at most `max` flows: a new flow beyond that is
-//! refused, never a reason to grow.
+//! refused, never a reason to grow. A thirty-second of it, 8 at least (none in a table under
+//! 64), is kept for DNS and ping: with the table full of connections, names still resolve and
+//! ping works.
 
 use super::{echo::EchoFlow, tcp::TcpConn, udp::UdpFlow, Core};
 use std::collections::HashMap;
@@ -77,7 +79,8 @@ pub(crate) fn open_flow(
     make: impl FnOnce() -> std::io::Result<Flow>,
 ) -> Result<usize, InsertError<std::io::Error>> {
     let registry = &core.registry;
-    let slot = flows.insert(key, |slot| {
+    let priority = key.proto == Proto::Icmp || core.is_dns(key.remote.ip());
+    let slot = flows.insert(key, priority, |slot| {
         let mut flow = make()?;
         flow.register(registry, slot)?;
         Ok(flow)
@@ -110,6 +113,8 @@ pub struct FlowTable {
     free: Vec<usize>,
     index: HashMap<FlowKey, usize>,
     max: usize,
+    /// Slots only DNS and ping flows may take.
+    reserved: usize,
 }
 
 /// Why a flow could not be added.
@@ -126,12 +131,13 @@ impl FlowTable {
             free: Vec::new(),
             index: HashMap::new(),
             max,
+            reserved: if max >= 64 { (max / 32).max(8) } else { 0 },
         }
     }
 
-    /// Whether a new flow would be refused.
+    /// Whether a new flow (but a DNS or ping one) would be refused.
     pub fn is_full(&self) -> bool {
-        self.len() >= self.max
+        self.len() + self.reserved >= self.max
     }
 
     pub fn len(&self) -> usize {
@@ -147,12 +153,19 @@ impl FlowTable {
     }
 
     /// Adds a flow made by `open`, which is told the slot (and so the token) it will have.
+    /// A `priority` flow (DNS, ping) may take the reserved slots.
     pub fn insert<E>(
         &mut self,
         key: FlowKey,
+        priority: bool,
         open: impl FnOnce(usize) -> Result<Flow, E>,
     ) -> Result<usize, InsertError<E>> {
-        if self.len() >= self.max {
+        let room = if priority {
+            self.max
+        } else {
+            self.max - self.reserved
+        };
+        if self.len() >= room {
             return Err(InsertError::Full);
         }
         let slot = self.free.pop().unwrap_or(self.slots.len());
@@ -221,9 +234,30 @@ mod tests {
 
     /// Inserts a socketless flow under `key(port)`.
     fn add(table: &mut FlowTable, port: u16) -> Result<usize, InsertError<()>> {
-        table.insert(key(port), |_| {
+        add_as(table, port, false)
+    }
+
+    fn add_as(table: &mut FlowTable, port: u16, priority: bool) -> Result<usize, InsertError<()>> {
+        table.insert(key(port), priority, |_| {
             Ok(Flow::Echo(Box::new(EchoFlow::placeholder(key(port)))))
         })
+    }
+
+    #[test]
+    fn dns_and_ping_have_slots_of_their_own() {
+        let mut table = FlowTable::new(64);
+        for port in 0..56 {
+            add(&mut table, port).unwrap();
+        }
+        assert!(table.is_full());
+        assert!(matches!(add(&mut table, 56), Err(InsertError::Full)));
+        for port in 56..64 {
+            add_as(&mut table, port, true).unwrap();
+        }
+        assert!(matches!(
+            add_as(&mut table, 64, true),
+            Err(InsertError::Full)
+        ));
     }
 
     #[test]
@@ -242,7 +276,7 @@ mod tests {
     #[test]
     fn failed_open_leaves_no_trace() {
         let mut table = FlowTable::new(4);
-        let failed = table.insert(key(1), |_| Err::<Flow, _>("no socket"));
+        let failed = table.insert(key(1), false, |_| Err::<Flow, _>("no socket"));
         assert!(matches!(failed, Err(InsertError::Open("no socket"))));
         assert_eq!(table.len(), 0);
         assert_eq!(add(&mut table, 1).unwrap(), 0);

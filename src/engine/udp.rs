@@ -428,9 +428,14 @@ fn open(
     });
     match opened {
         Ok(slot) => Ok(slot),
-        Err(InsertError::Full) => Err(Drop::FlowTableFull),
+        // Refused as a host without room would: the guest hears so at once.
+        Err(InsertError::Full) => {
+            guest.unreachable(core, tx, Unreachable::Port)?;
+            Err(Drop::FlowTableFull)
+        }
         Err(InsertError::Open(e)) => {
             log::debug!("udp {key:?}: cannot open a host socket to {dst}: {e}");
+            guest.unreachable(core, tx, Unreachable::Port)?;
             Err(Drop::HostSocket)
         }
     }
