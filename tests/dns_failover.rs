@@ -84,6 +84,22 @@ fn a_silent_resolver_is_left_when_the_guest_asks_again() {
     assert_eq!(silent.load(Ordering::SeqCst), 1, "not asked again");
 }
 
+/// A guest resolver that asks again from a new port (a new flow each time): once the first
+/// server has left a query unanswered for two seconds, new flows go to the next.
+#[test]
+fn a_silent_resolver_is_left_for_new_flows_too() {
+    let net = Net::new(&["--dns-server=198.51.100.1", "--dns-server=127.0.0.3"]);
+    let silent = odd_resolver(&net, "198.51.100.1:53", None);
+    dns::serve(&net.hs.netns_path(), "127.0.0.3:53");
+    assert_eq!(
+        ask(&guest_socket(&net), 0x0606, Duration::from_millis(2500)),
+        None
+    );
+    let answer = ask(&guest_socket(&net), 0x0606, Duration::from_secs(2)).expect("answer");
+    dns::assert_answer(&answer, 0x0606, &dns::ANSWER_A);
+    assert_eq!(silent.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn with_every_resolver_refusing_the_guest_hears_so() {
     let net = Net::new(&["--dns-server=127.0.0.2", "--dns-server=127.0.0.4"]);

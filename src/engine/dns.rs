@@ -9,7 +9,8 @@
 //! would: over UDP, when it refuses (ICMP port unreachable, or a REFUSED or SERVFAIL answer)
 //! or when the guest sends the same query again unanswered (its own timeout), the flow moves
 //! to the next server and the query goes there at once. The server that answered last is the
-//! one new flows start with.
+//! one new flows start with, unless it has left a query unanswered for [`SILENT_AFTER`]: a
+//! guest resolver that asks again from a new port then gets the next one.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
 ];
 
 const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// A resolver with a query unanswered this long is passed over by new flows.
+pub const SILENT_AFTER: Duration = Duration::from_secs(2);
 
 pub struct Resolver {
     fixed: Vec<IpAddr>,
@@ -38,6 +41,8 @@ pub struct Resolver {
     checked: Option<Instant>,
     /// The server that answered last: where new flows go while it is still configured.
     preferred: Option<IpAddr>,
+    /// A server with a query unanswered, and since when (the oldest such query).
+    waiting_since: Option<(IpAddr, Instant)>,
 }
 
 impl Resolver {
@@ -53,6 +58,7 @@ impl Resolver {
             modified: None,
             checked: None,
             preferred: None,
+            waiting_since: None,
         }
     }
 
@@ -61,9 +67,26 @@ impl Resolver {
     pub fn current(&mut self, now: Instant) -> Option<IpAddr> {
         let preferred = self.preferred;
         let servers = self.servers(now);
-        preferred
+        let current = preferred
             .filter(|p| servers.contains(p))
-            .or_else(|| servers.first().copied())
+            .or_else(|| servers.first().copied())?;
+        match self.waiting_since {
+            Some((silent, since)) if silent == current && now - since >= SILENT_AFTER => {
+                self.waiting_since = None;
+                Some(self.next_after(now, current).unwrap_or(current))
+            }
+            _ => Some(current),
+        }
+    }
+
+    /// A query went to `server`.
+    pub fn query_sent(&mut self, server: IpAddr, now: Instant) {
+        if self
+            .waiting_since
+            .is_none_or(|(waiting, _)| waiting != server)
+        {
+            self.waiting_since = Some((server, now));
+        }
     }
 
     /// The server after `failed` (in order, wrapping), which new flows now start with; `None`
@@ -85,6 +108,12 @@ impl Resolver {
     /// `server` answered: new flows go to it.
     pub fn answered(&mut self, server: IpAddr) {
         self.preferred = Some(server);
+        if self
+            .waiting_since
+            .is_some_and(|(waiting, _)| waiting == server)
+        {
+            self.waiting_since = None;
+        }
     }
 
     /// The resolvers to use now.

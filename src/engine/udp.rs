@@ -217,6 +217,9 @@ impl UdpFlow {
             return;
         }
         self.send(core, now, query, tx);
+        if let Some(relay) = &self.dns {
+            core.resolver.query_sent(relay.server, now);
+        }
     }
 
     /// Moves a DNS flow to the next resolver (a socket of its own, registered under the
@@ -246,6 +249,7 @@ impl UdpFlow {
         }
         log::debug!("dns: {} did not answer; relaying to {next}", relay.server);
         let _ = sock.send(relay.moved_to(next));
+        core.resolver.query_sent(next, now);
         self.host = HostSide::Own(sock);
         true
     }
