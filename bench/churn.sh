@@ -17,14 +17,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/churn.md}
 SERVER=198.51.100.1
 HS=slirpns-churn-$$
+bench_setup "" ip python3 nsenter unshare ping
 WORK=$(mktemp -d)
-
-[ "$(id -u)" = 0 ] || { echo "run as root: the benchmark creates network namespaces" >&2; exit 1; }
-for tool in ip python3 nsenter unshare ping; do
-    command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
-(cd "$ROOT" && cargo build --release --quiet --bin slirp-ns)
-SLIRP_NS=$ROOT/target/release/slirp-ns
 
 cleanup() {
     set +e

@@ -75,3 +75,16 @@ make_host_sim() {
     hs ip link set hs1 up
     hs ip route add default via 192.0.2.254 dev hs0
 }
+
+# Stops unless run as root with each of the tools named on PATH (HINT says how to get them), then
+# builds slirp-ns in release mode and sets SLIRP_NS to it.
+bench_setup() {
+    local hint=$1 tool
+    shift
+    [ "$(id -u)" = 0 ] || { echo "run as root: the benchmark creates network namespaces" >&2; exit 1; }
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "missing $tool${hint:+ ($hint)}" >&2; exit 1; }
+    done
+    (cd "$ROOT" && cargo build --release --quiet --bin slirp-ns)
+    SLIRP_NS=$ROOT/target/release/slirp-ns
+}

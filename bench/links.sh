@@ -27,18 +27,11 @@ OUT=${OUT:-$ROOT/bench/links.md}
 SERVER=198.51.100.1
 NETWORK=203.0.113.0
 HS=slirpns-links-$$
+bench_setup "Debian: apt-get install iperf3 socat user-mode-linux slirp4netns vde2" \
 WORK=$(mktemp -d)
 chmod 755 "$WORK"  # the guest reads its init script through hostfs
 
-[ "$(id -u)" = 0 ] || { echo "run as root: the benchmark creates network namespaces" >&2; exit 1; }
-for tool in iperf3 ip python3 socat linux slirp4netns vde_switch vde_plug dpipe slirpvde; do
-    command -v $tool >/dev/null || {
-        echo "missing $tool (Debian: apt-get install iperf3 socat user-mode-linux slirp4netns vde2)" >&2
-        exit 1
-    }
-done
-(cd "$ROOT" && cargo build --release --quiet --bin slirp-ns)
-SLIRP_NS=$ROOT/target/release/slirp-ns
+    iperf3 ip python3 socat linux slirp4netns vde_switch vde_plug dpipe slirpvde
 
 cleanup() {
     set +e

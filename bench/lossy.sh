@@ -31,15 +31,10 @@ OUT=${OUT:-$ROOT/bench/lossy.md}
 SERVER=198.51.100.1
 HS=slirpns-lossy-$$
 
-[ "$(id -u)" = 0 ] || { echo "run as root: the benchmark creates network namespaces" >&2; exit 1; }
+bench_setup "Debian: apt-get install iperf3 iptables" iperf3 ip iptables python3 nsenter unshare
 private_tun_node "$0" "$@"
 WORK=$(mktemp -d)
 chmod 1777 "$WORK"  # pasta, run unprivileged, writes its PID file here
-for tool in iperf3 ip iptables python3 nsenter unshare; do
-    command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
-(cd "$ROOT" && cargo build --release --quiet --bin slirp-ns)
-SLIRP_NS=$ROOT/target/release/slirp-ns
 
 cleanup() {
     set +e

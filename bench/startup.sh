@@ -19,14 +19,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/startup.md}
 SERVER=198.51.100.1
 HS=slirpns-startup-$$
+bench_setup "Debian: apt-get install slirp4netns" ip python3 unshare slirp4netns
 WORK=$(mktemp -d)
-
-[ "$(id -u)" = 0 ] || { echo "run as root: the benchmark creates network namespaces" >&2; exit 1; }
-for tool in ip python3 unshare slirp4netns; do
-    command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
-(cd "$ROOT" && cargo build --release --quiet --bin slirp-ns)
-SLIRP_NS=$ROOT/target/release/slirp-ns
 
 cleanup() {
     set +e
