@@ -225,13 +225,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     } else {
         taps.remove(0)
     };
-    log::debug!(
-        "link offloads: {}, queues: {}",
-        link.offloads(),
-        1 + taps.len()
-    );
-    let fd_limit = raise_fd_limit();
     let engines = 1 + taps.len();
+    log::debug!("link offloads: {}, queues: {engines}", link.offloads());
+    let fd_limit = raise_fd_limit();
     let max_flows = cfg.max_flows.min(flows_within(fd_limit, engines));
     if max_flows < cfg.max_flows {
         log::info!(

@@ -221,15 +221,15 @@ impl Relay {
         const SERVFAIL: u8 = 2;
         const REFUSED: u8 = 5;
         let rcode = answer.get(3).map(|flags| flags & 0x0f);
-        let refused = matches!(rcode, Some(SERVFAIL | REFUSED));
-        if refused && self.tries < servers && !self.query.is_empty() {
+        if matches!(rcode, Some(SERVFAIL | REFUSED)) && self.on_refused(servers) == Step::FailOver {
             return Step::FailOver;
         }
         self.answered = true;
         Step::Pass
     }
 
-    /// The server refused with ICMP: try the next one if the query has not been everywhere.
+    /// The server refused (with ICMP, or in its answer): try the next one if the kept query
+    /// has not been to every server yet.
     pub fn on_refused(&self, servers: usize) -> Step {
         if self.tries < servers && !self.query.is_empty() {
             Step::FailOver

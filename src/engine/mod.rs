@@ -532,22 +532,30 @@ impl Engine {
         match eth.ethertype() {
             EthernetProtocol::Arp => arp::handle(core, eth.payload(), tx),
             EthernetProtocol::Ipv4 => {
-                match ipv4::parse(&mut self.core, src, eth.payload(), offload)? {
-                    reassembly::Parsed::Whole(packet) => self.handle_ip(now, packet, tx, pending),
-                    reassembly::Parsed::Piece(mac, piece) => {
-                        self.handle_piece(now, mac, &piece, tx, pending)
-                    }
-                }
+                let parsed = ipv4::parse(&mut self.core, src, eth.payload(), offload)?;
+                self.handle_parsed(now, parsed, tx, pending)
             }
             EthernetProtocol::Ipv6 if self.core.cfg.ipv6.is_some() => {
-                match ipv6::parse(&mut self.core, src, eth.payload(), offload)? {
-                    reassembly::Parsed::Whole(packet) => self.handle_ip(now, packet, tx, pending),
-                    reassembly::Parsed::Piece(mac, piece) => {
-                        self.handle_piece(now, mac, &piece, tx, pending)
-                    }
-                }
+                let parsed = ipv6::parse(&mut self.core, src, eth.payload(), offload)?;
+                self.handle_parsed(now, parsed, tx, pending)
             }
             _ => Err(Drop::Unsupported),
+        }
+    }
+
+    /// A checked IPv4 or IPv6 packet from the guest, whole or a piece of one.
+    fn handle_parsed<'a>(
+        &mut self,
+        now: Instant,
+        parsed: reassembly::Parsed<'a>,
+        tx: &mut TxQueue,
+        pending: &mut Pending<'a>,
+    ) -> Result<(), Drop> {
+        match parsed {
+            reassembly::Parsed::Whole(packet) => self.handle_ip(now, packet, tx, pending),
+            reassembly::Parsed::Piece(mac, piece) => {
+                self.handle_piece(now, mac, &piece, tx, pending)
+            }
         }
     }
 

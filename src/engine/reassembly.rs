@@ -172,7 +172,8 @@ impl Reassembly {
             id: piece.id,
         };
         if !self.partial.contains_key(&key) {
-            self.make_room(piece.src, end + ENTRY_COST)?;
+            // Room for its entry; its bytes get theirs as they are placed.
+            self.make_room(None, piece.src, ENTRY_COST)?;
             let seq = self.next_seq;
             self.next_seq += 1;
             self.by_age.insert(seq, key);
@@ -235,7 +236,7 @@ impl Reassembly {
         }
         let growth = end.saturating_sub(partial.data.len());
         if growth > 0 {
-            self.make_room_keeping(key, piece.src, growth)?;
+            self.make_room(Some(key), piece.src, growth)?;
         }
         let partial = self.partial.get_mut(&key).expect("in progress");
         if partial.data.len() < end {
@@ -258,18 +259,11 @@ impl Reassembly {
         Ok(self.partial[&key].is_whole())
     }
 
-    /// Room for `cost` more bytes of a new datagram from `src`: the oldest datagrams give way
-    /// if the whole is full; a source over its share does not get it.
-    fn make_room(&mut self, src: IpAddr, cost: usize) -> Result<(), Drop> {
-        self.make_room_inner(None, src, cost)
-    }
-
-    /// Like [`Self::make_room`] for a datagram in progress (which is not given up for itself).
-    fn make_room_keeping(&mut self, key: Key, src: IpAddr, cost: usize) -> Result<(), Drop> {
-        self.make_room_inner(Some(key), src, cost)
-    }
-
-    fn make_room_inner(&mut self, keep: Option<Key>, src: IpAddr, cost: usize) -> Result<(), Drop> {
+    /// Room for `cost` more bytes from `src` (for datagram `keep`, if in progress, which is
+    /// never given up for itself): the source's oldest datagrams give way while it is over its
+    /// share, then the oldest of all while the whole is full. Fails when even that is not
+    /// enough.
+    fn make_room(&mut self, keep: Option<Key>, src: IpAddr, cost: usize) -> Result<(), Drop> {
         let kept = keep.map_or(0, |key| self.partial[&key].cost());
         if kept + cost > self.per_source_limit {
             return Err(Drop::Fragments);

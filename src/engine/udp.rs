@@ -3,7 +3,8 @@
 //! A flow is (guest address:port, destination address:port); its host socket is connected to
 //! the routed destination, so replies need no lookup and ICMP errors arrive as ECONNREFUSED,
 //! which becomes an ICMP port unreachable for the guest. A flow without traffic for the idle
-//! timeout is closed. A flow to the DNS address fails over between resolvers ([`super::dns`]). Datagrams larger than the MTU reach the guest as IP fragments.
+//! timeout is closed. A flow to the DNS address fails over between resolvers ([`super::dns`]).
+//! Datagrams larger than the MTU reach the guest as IP fragments.
 
 use super::dns::{Relay, Step};
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
@@ -236,9 +237,8 @@ impl UdpFlow {
         let Ok(mut sock) = sockets::udp_connect(dst, core.outbound_source(next)) else {
             return false;
         };
-        if let HostSide::Own(old) = &mut self.host {
-            let _ = core.registry.deregister(old);
-        }
+        // The new socket is registered before the old one leaves: a failure keeps the flow
+        // as it was, still heard.
         let token = crate::tokens::FLOWS.token(slot);
         if core
             .registry
@@ -246,6 +246,9 @@ impl UdpFlow {
             .is_err()
         {
             return false;
+        }
+        if let HostSide::Own(old) = &mut self.host {
+            let _ = core.registry.deregister(old);
         }
         log::debug!("dns: {} did not answer; relaying to {next}", relay.server);
         let _ = sock.send(relay.moved_to(next));

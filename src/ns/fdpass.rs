@@ -46,55 +46,42 @@ pub fn send_results(sock: &OwnedFd, result: Result<&[OwnedFd], &str>) -> nix::Re
 
 /// Receives what [`send_results`] sent. An empty read means the sender died first.
 pub fn recv_results(sock: &OwnedFd) -> Result<Vec<OwnedFd>, String> {
-    receive(sock, MsgFlags::empty()).unwrap_or_else(|| Err("no answer".into()))
+    match receive(sock, MsgFlags::empty()) {
+        Reply::Answer(answer) => answer,
+        Reply::Gone(why) => Err(why),
+        Reply::Nothing => Err("no answer".into()),
+    }
 }
 
-/// What [`try_recv_result`] found.
+/// What a receive found.
 #[derive(Debug)]
-pub enum Reply {
+pub enum Reply<T = OwnedFd> {
     /// Nothing yet.
     Nothing,
-    /// An answer: the descriptor, or the error text the sender sent instead.
-    Answer(Result<OwnedFd, String>),
+    /// An answer: the descriptor(s), or the error text the sender sent instead.
+    Answer(Result<T, String>),
     /// The sender is gone (end of file) or the socket failed: no answer will ever come.
     Gone(String),
 }
 
 /// Like [`recv_results`] for one descriptor, without waiting.
 pub fn try_recv_result(sock: &OwnedFd) -> Reply {
+    match receive(sock, MsgFlags::MSG_DONTWAIT) {
+        Reply::Answer(answer) => Reply::Answer(
+            answer.and_then(|fds| fds.into_iter().next().ok_or_else(|| "no descriptor".into())),
+        ),
+        Reply::Gone(why) => Reply::Gone(why),
+        Reply::Nothing => Reply::Nothing,
+    }
+}
+
+fn receive(sock: &OwnedFd, flags: MsgFlags) -> Reply<Vec<OwnedFd>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    match crate::sys::recv_with_fds(sock.as_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+    match crate::sys::recv_with_fds(sock.as_fd(), &mut buf, flags) {
         Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => Reply::Nothing,
         Err(e) => Reply::Gone(format!("cannot receive from the namespace helper: {e}")),
-        Ok((0, _)) => Reply::Gone("the namespace helper exited".into()),
-        Ok((len, fds)) => Reply::Answer(
-            answer(&buf[..len], fds)
-                .and_then(|fds| fds.into_iter().next().ok_or_else(|| "no descriptor".into())),
-        ),
+        Ok((0, _)) => Reply::Gone("the namespace helper exited without an answer".into()),
+        Ok((len, fds)) if !fds.is_empty() && &buf[..len] == OK => Reply::Answer(Ok(fds)),
+        Ok((len, _)) => Reply::Answer(Err(String::from_utf8_lossy(&buf[..len]).into_owned())),
     }
-}
-
-fn answer(text: &[u8], fds: Vec<OwnedFd>) -> Result<Vec<OwnedFd>, String> {
-    if !fds.is_empty() && text == OK {
-        Ok(fds)
-    } else {
-        Err(String::from_utf8_lossy(text).into_owned())
-    }
-}
-
-fn receive(sock: &OwnedFd, flags: MsgFlags) -> Option<Result<Vec<OwnedFd>, String>> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    let (len, received) = match crate::sys::recv_with_fds(sock.as_fd(), &mut buf, flags) {
-        Ok(received) => received,
-        Err(nix::errno::Errno::EAGAIN) => return None,
-        Err(e) => {
-            return Some(Err(format!(
-                "cannot receive from the namespace helper: {e}"
-            )))
-        }
-    };
-    Some(match len {
-        0 => Err("the namespace helper exited without an answer".into()),
-        _ => answer(&buf[..len], received),
-    })
 }
