@@ -43,13 +43,8 @@ poweroff -f
 fn require_emulators() {
     require_namespace_support();
     for tool in ["linux", "vde_switch", "vde_plug", "dpipe", "bash"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
         assert!(
-            found,
+            on_path(tool),
             "missing {tool}: run .ci/setup (apt-get install user-mode-linux vde2)"
         );
     }

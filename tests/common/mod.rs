@@ -38,17 +38,20 @@ pub fn require_namespace_support() {
         "/dev/net/tun is missing: load the tun module (modprobe tun)"
     );
     for tool in ["ip", "unshare", "nsenter", "setpriv", "ping"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
         assert!(
-            found,
+            on_path(tool),
             "`{tool}` is missing: install iproute2, util-linux and iputils-ping"
         );
     }
+}
+
+/// Whether the shell finds `tool`.
+pub fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 pub fn run_ok(cmd: &mut Command) -> Output {

@@ -38,13 +38,7 @@ pub fn require_clients(tools: &[&str]) -> u32 {
     let missing: Vec<&str> = tools
         .iter()
         .copied()
-        .filter(|tool| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
+        .filter(|tool| !super::on_path(tool))
         .collect();
     assert!(
         missing.is_empty(),
