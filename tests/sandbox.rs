@@ -253,3 +253,46 @@ exec chroot $J {BIN} -r 3 -c --enable-sandbox --enable-seccomp {pid} tap0"#,
     assert!(guest.ping("10.0.2.2"));
     assert!(slirp.stop().success());
 }
+
+#[test]
+fn sandbox_unmounts_nothing_in_the_mount_namespace_it_was_started_from() {
+    // Shared mounts propagate unmounts to their peers: the sandbox must cut that link before
+    // it detaches the old root, or a mount below a shared one vanishes for everyone.
+    let hs = HostSim::new();
+    let guest = hs.guest();
+    let shared = tempfile::tempdir().unwrap();
+    let keeper_pid_file = shared.path().with_extension("keeper");
+    let script = format!(
+        r#"set -e
+mount --make-rprivate /
+S={shared}
+mount -t tmpfs outer $S
+mkdir $S/inner
+mount -t tmpfs inner $S/inner
+mount --make-rshared $S
+sleep 600 & echo $! > {keeper}
+exec {BIN} -r 3 -c --enable-sandbox {pid} tap0"#,
+        shared = shared.path().display(),
+        keeper = keeper_pid_file.display(),
+        pid = guest.pid,
+    );
+    let mut cmd = hs.command("unshare");
+    cmd.args(["--mount", "--", "sh", "-c", &script]);
+    let mut slirp = Slirp::spawn(cmd, StartOptions::default());
+    slirp.expect_ready();
+    let keeper: u32 = std::fs::read_to_string(&keeper_pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let inner = shared.path().join("inner").display().to_string();
+    let still_mounted = mounts(keeper).iter().any(|(point, _)| *point == inner);
+    let _ = std::process::Command::new("kill")
+        .arg(keeper.to_string())
+        .status();
+    let _ = std::fs::remove_file(&keeper_pid_file);
+    assert!(still_mounted, "{inner} is still mounted where slirp-ns started");
+    assert_sandboxed_mounts(slirp.pid());
+    assert!(guest.ping("10.0.2.2"));
+    assert!(slirp.stop().success());
+}
