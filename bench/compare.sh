@@ -59,8 +59,9 @@ for tool in iperf3 ip python3 nsenter unshare; do
 done
 
 (cd "$ROOT" && cargo build --release --quiet --bin slirp-ns --example bench_tcp)
-SLIRP_NS=$ROOT/target/release/slirp-ns
-BENCH_TCP=$ROOT/target/release/examples/bench_tcp
+RELEASE=$ROOT/target/$(rustc --print host-tuple)/release
+SLIRP_NS=$RELEASE/slirp-ns
+BENCH_TCP=$RELEASE/examples/bench_tcp
 
 available=""
 for e in $ENGINES; do

@@ -86,5 +86,5 @@ bench_setup() {
         command -v "$tool" >/dev/null || { echo "missing $tool${hint:+ ($hint)}" >&2; exit 1; }
     done
     (cd "$ROOT" && cargo build --release --quiet --bin slirp-ns)
-    SLIRP_NS=$ROOT/target/release/slirp-ns
+    SLIRP_NS=$ROOT/target/$(rustc --print host-tuple)/release/slirp-ns
 }

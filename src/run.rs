@@ -1,12 +1,13 @@
-//! Start-up in the order slirp4netns keeps: check the command line's descriptors, get the TAP
-//! (entering the namespace), create the API socket, then signal readiness and run the loop.
+//! Start-up: check the command line's descriptors, have a helper get the TAP (entering the
+//! namespace) while this process creates the API socket and enters its sandbox, then take the
+//! TAP, signal readiness and run the loop.
 
 use crate::api::ApiServer;
 use crate::config::{Config, Target};
 use crate::engine::EngineConfig;
 use crate::event_loop::{EventLoop, Exit};
 use crate::ns::exec::ExecChild;
-use crate::ns::helper::{open_tap_in, Lockdown, NamespaceFiles, TapRequest};
+use crate::ns::helper::{start_opening_tap_in, Lockdown, NamespaceFiles, TapRequest};
 use crate::ns::netlink::LinkSetup;
 use crate::transport::framing::Framing;
 use crate::transport::stream::StreamLink;
@@ -192,42 +193,90 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         vnet_hdr: cfg.offload,
         queues: cfg.queues,
     };
-    let (tap_fds, helper) = match &cfg.target {
-        Target::Bess(_) | Target::Stdio(_) | Target::Qemu(_) => (Vec::new(), None),
-        Target::TapFd(fd) => (vec![take_inherited_fd(*fd, "TAP fd")?], None),
-        Target::Pid(pid) => open_tap_in(
+    // The helper enters the namespace and makes the TAP while start-up goes on here: the two
+    // meet only when the TAP is needed, after the sandbox.
+    let mut inherited_tap = None;
+    let pending_tap = match &cfg.target {
+        Target::Bess(_) | Target::Stdio(_) | Target::Qemu(_) => None,
+        Target::TapFd(fd) => {
+            inherited_tap = Some(take_inherited_fd(*fd, "TAP fd")?);
+            None
+        }
+        Target::Pid(pid) => Some(start_opening_tap_in(
             NamespaceFiles::of_pid(*pid)?,
             &tap_request,
             setup.as_ref(),
             keep,
-        )?,
-        Target::Path(path) => open_tap_in(
+        )?),
+        Target::Path(path) => Some(start_opening_tap_in(
             NamespaceFiles::of_paths(path, cfg.userns_path.as_deref())?,
             &tap_request,
             setup.as_ref(),
             keep,
-        )?,
+        )?),
         Target::Exec(argv) => {
             let child = ExecChild::spawn(argv)?;
             let ns = NamespaceFiles::of_pid(child.pid().as_raw())?;
-            let opened = open_tap_in(ns, &tap_request, setup.as_ref(), keep)?;
+            let pending = start_opening_tap_in(ns, &tap_request, setup.as_ref(), keep)?;
             command = Some(child);
-            opened
+            Some(pending)
         }
+    };
+    // A link of another kind is opened now, while the file system is still in view.
+    let stream_link = if pending_tap.is_none() && inherited_tap.is_none() {
+        Some(open_link(&cfg)?)
+    } else {
+        None
+    };
+    let fd_limit = raise_fd_limit();
+    let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
+    let socks5 = cfg
+        .socks5
+        .map(crate::socks5::Socks5Server::bind)
+        .transpose()?;
+    let capture = (cfg.pcap.is_some() || cfg.debug)
+        .then(|| crate::capture::Capture::open(cfg.pcap.as_deref(), cfg.debug))
+        .transpose()
+        .map_err(|e| {
+            let path = cfg.pcap.as_deref().unwrap_or(std::path::Path::new("-"));
+            RunError(format!("cannot create {}: {e}", path.display()))
+        })?
+        .map(crate::capture::Capture::shared);
+    let resolv_conf = EngineConfig::new(cfg.net).resolv_conf;
+    // While single-threaded (see crate::sandbox), and with everything opened that needs the
+    // file system.
+    if cfg.enable_sandbox {
+        let visible: Vec<&std::path::Path> = cfg.tftp_path.iter().map(|p| p.as_path()).collect();
+        if let Some(warning) = crate::sandbox::enter(&resolv_conf, &visible)? {
+            eprintln!("WARNING: {warning}");
+        }
+    } else if let Err(e) =
+        crate::sandbox::drop_capabilities(&[caps::Capability::CAP_NET_BIND_SERVICE])
+    {
+        // What needed privileges (the helper, the TAP) is done: the rest never does, but for
+        // forwards from low ports.
+        log::warn!("{e}");
+    }
+
+    let (tap_fds, helper, helper_finishing) = match pending_tap {
+        Some(pending) => {
+            let opened = pending.wait()?;
+            (opened.fds, opened.helper, Some(opened.finishing))
+        }
+        None => (inherited_tap.into_iter().collect(), None, None),
     };
     let mut taps = tap_fds
         .into_iter()
         .map(|fd| TapDevice::new(fd, cfg.offload).map(Link::Packets))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| RunError(format!("TAP fd: {e}")))?;
-    let link = if taps.is_empty() {
-        open_link(&cfg)?
-    } else {
-        taps.remove(0)
+    let link = match stream_link {
+        Some(link) => link,
+        None if !taps.is_empty() => taps.remove(0),
+        None => return Err(RunError("the helper sent no TAP descriptor".into())),
     };
     let engines = 1 + taps.len();
     log::debug!("link offloads: {}, queues: {engines}", link.offloads());
-    let fd_limit = raise_fd_limit();
     let max_flows = cfg.max_flows.min(flows_within(fd_limit, engines));
     if max_flows < cfg.max_flows {
         log::info!(
@@ -235,11 +284,6 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             cfg.max_flows
         );
     }
-    let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
-    let socks5 = cfg
-        .socks5
-        .map(crate::socks5::Socks5Server::bind)
-        .transpose()?;
 
     let engine_config = EngineConfig {
         mtu: cfg.mtu,
@@ -265,28 +309,6 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             && std::env::var_os("SLIRP_NS_NO_PEEK_OFF").is_none(),
         ..EngineConfig::new(cfg.net)
     };
-    let capture = (cfg.pcap.is_some() || cfg.debug)
-        .then(|| crate::capture::Capture::open(cfg.pcap.as_deref(), cfg.debug))
-        .transpose()
-        .map_err(|e| {
-            let path = cfg.pcap.as_deref().unwrap_or(std::path::Path::new("-"));
-            RunError(format!("cannot create {}: {e}", path.display()))
-        })?
-        .map(crate::capture::Capture::shared);
-    // While single-threaded (see crate::sandbox), and with everything opened that needs the
-    // file system.
-    if cfg.enable_sandbox {
-        let visible: Vec<&std::path::Path> = cfg.tftp_path.iter().map(|p| p.as_path()).collect();
-        if let Some(warning) = crate::sandbox::enter(&engine_config.resolv_conf, &visible)? {
-            eprintln!("WARNING: {warning}");
-        }
-    } else if let Err(e) =
-        crate::sandbox::drop_capabilities(&[caps::Capability::CAP_NET_BIND_SERVICE])
-    {
-        // What needed privileges (the helper, the TAP) is done: the rest never does, but for
-        // forwards from low ports.
-        log::warn!("{e}");
-    }
     // Further queues: an engine and a loop each, on threads of their own. The kernel keeps each
     // flow on one queue (the one its first packet hashed to, then the one its replies are
     // written to), so the engines share nothing. Port forwards and the API stay with the first.
@@ -357,6 +379,10 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         if std::env::var_os("SLIRP_NS_SECCOMP_SELFTEST").is_some() {
             crate::seccomp::self_test();
         }
+    }
+    // The link is configured and the helper locked down before anyone is told.
+    if let Some(finishing) = helper_finishing {
+        finishing.wait()?;
     }
     if let Some(fd) = ready_fd {
         nix::unistd::write(&fd, b"1").map_err(|e| RunError(format!("ready-fd: {e}")))?;

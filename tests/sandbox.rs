@@ -291,7 +291,10 @@ exec {BIN} -r 3 -c --enable-sandbox {pid} tap0"#,
         .arg(keeper.to_string())
         .status();
     let _ = std::fs::remove_file(&keeper_pid_file);
-    assert!(still_mounted, "{inner} is still mounted where slirp-ns started");
+    assert!(
+        still_mounted,
+        "{inner} is still mounted where slirp-ns started"
+    );
     assert_sandboxed_mounts(slirp.pid());
     assert!(guest.ping("10.0.2.2"));
     assert!(slirp.stop().success());

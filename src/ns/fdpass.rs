@@ -1,5 +1,5 @@
 //! One message over a SOCK_SEQPACKET pair: a status text, and on success one descriptor (or a
-//! few: the queues of a multi-queue TAP).
+//! few: the queues of a multi-queue TAP), or none where only the status counts.
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use std::io::IoSlice;
@@ -44,9 +44,34 @@ pub fn send_results(sock: &OwnedFd, result: Result<&[OwnedFd], &str>) -> nix::Re
     Ok(())
 }
 
+/// Sends that something went well ("ok", no descriptor) or the text of why not.
+pub fn send_status(sock: &OwnedFd, result: Result<(), &str>) -> nix::Result<()> {
+    match result {
+        Ok(()) => sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[IoSlice::new(OK)],
+            &[],
+            MsgFlags::empty(),
+            None,
+        )
+        .map(drop),
+        Err(text) => send_results(sock, Err(text)),
+    }
+}
+
+/// Waits for what [`send_status`] sent.
+pub fn recv_status(sock: &OwnedFd) -> Result<(), String> {
+    match receive(sock, MsgFlags::empty()) {
+        Reply::Answer(answer) => answer.map(drop),
+        Reply::Gone(why) => Err(why),
+        Reply::Nothing => Err("no answer".into()),
+    }
+}
+
 /// Receives what [`send_results`] sent. An empty read means the sender died first.
 pub fn recv_results(sock: &OwnedFd) -> Result<Vec<OwnedFd>, String> {
     match receive(sock, MsgFlags::empty()) {
+        Reply::Answer(Ok(fds)) if fds.is_empty() => Err("no descriptor".into()),
         Reply::Answer(answer) => answer,
         Reply::Gone(why) => Err(why),
         Reply::Nothing => Err("no answer".into()),
@@ -81,7 +106,7 @@ fn receive(sock: &OwnedFd, flags: MsgFlags) -> Reply<Vec<OwnedFd>> {
         Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => Reply::Nothing,
         Err(e) => Reply::Gone(format!("cannot receive from the namespace helper: {e}")),
         Ok((0, _)) => Reply::Gone("the namespace helper exited without an answer".into()),
-        Ok((len, fds)) if !fds.is_empty() && &buf[..len] == OK => Reply::Answer(Ok(fds)),
+        Ok((len, fds)) if &buf[..len] == OK => Reply::Answer(Ok(fds)),
         Ok((len, _)) => Reply::Answer(Err(String::from_utf8_lossy(&buf[..len]).into_owned())),
     }
 }

@@ -91,20 +91,26 @@ fn join(ns: &NamespaceFiles) -> Result<(), String> {
     })
 }
 
-fn helper_main(
-    ns: &NamespaceFiles,
-    tap: &TapRequest,
-    setup: Option<&LinkSetup>,
-) -> Result<Vec<OwnedFd>, String> {
+fn open_tap_inside(ns: &NamespaceFiles, tap: &TapRequest) -> Result<Vec<OwnedFd>, String> {
     // The helper must not outlive slirp-ns, whatever happens to it.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
     join(ns)?;
-    let fds = tap::open_tap(&tap.name, tap.vnet_hdr, tap.queues)?;
+    tap::open_tap(&tap.name, tap.vnet_hdr, tap.queues)
+}
+
+/// What the helper does once slirp-ns has the TAP: configure it, and lock itself down if it
+/// stays.
+fn finish_inside(setup: Option<&LinkSetup>, keep_helper: Option<Lockdown>) -> Result<(), String> {
     if let Some(setup) = setup {
         netlink::configure(setup)?;
     }
-    Ok(fds)
+    if let Some(lockdown) = keep_helper {
+        lockdown
+            .apply()
+            .map_err(|e| format!("cannot lock down the helper: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The TAP device to open: its name, whether its frames carry a virtio-net header (for
@@ -277,18 +283,26 @@ fn connect_inside(dst: std::net::SocketAddr) -> Result<OwnedFd, String> {
     }
 }
 
-/// Opens the TAP device `tap` asks for inside the namespaces `ns` (configuring it when `setup`
-/// is given) and returns its descriptors, one per queue. Must be called while the process is
+/// A helper at work on the TAP device: start-up goes on meanwhile, and takes its answer with
+/// [`PendingTap::wait`].
+pub struct PendingTap {
+    sock: OwnedFd,
+    child: nix::unistd::Pid,
+    keep_helper: bool,
+}
+
+/// Starts opening the TAP device `tap` asks for inside the namespaces `ns` (configuring it when
+/// `setup` is given), in a child that enters them. Must be called while the process is
 /// single-threaded.
 ///
 /// With `keep_helper`, the helper stays in the namespaces afterwards to make sockets there
 /// ([`Helper`]), locked down as it says.
-pub fn open_tap_in(
+pub fn start_opening_tap_in(
     ns: NamespaceFiles,
     tap: &TapRequest,
     setup: Option<&LinkSetup>,
     keep_helper: Option<Lockdown>,
-) -> Result<(Vec<OwnedFd>, Option<Helper>), String> {
+) -> Result<PendingTap, String> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -306,42 +320,101 @@ pub fn open_tap_in(
             let mut keep = vec![theirs.as_raw_fd(), ns.netns.1.as_raw_fd()];
             keep.extend(ns.userns.as_ref().map(|(_, fd)| fd.as_raw_fd()));
             super::close_other_fds(&keep);
-            let mut result = helper_main(&ns, tap, setup);
-            // Locked down before it answers: once slirp-ns has the TAP (and may say it is
-            // ready), the helper that stays must already have given up what it was to give up.
-            if let (Ok(_), Some(lockdown)) = (&result, keep_helper) {
-                if let Err(e) = lockdown.apply() {
-                    result = Err(format!("cannot lock down the helper: {e}"));
-                }
-            }
-            let sent = match &result {
+            // Two answers: the TAP as soon as it exists, so that slirp-ns sets up its loop
+            // meanwhile; then whether the rest went well. slirp-ns says it is ready only after
+            // the second: the link is configured and the helper locked down by then.
+            let opened = open_tap_inside(&ns, tap);
+            let sent = match &opened {
                 Ok(fds) => fdpass::send_results(&theirs, Ok(fds)),
                 Err(text) => fdpass::send_results(&theirs, Err(text)),
             };
-            let ok = result.is_ok() && sent.is_ok();
+            let mut ok = opened.is_ok() && sent.is_ok();
             // The TAP belongs to slirp-ns now: the helper must not keep it open.
-            drop(result);
-            if ok && keep_helper.is_some() {
-                serve(&theirs);
+            drop(opened);
+            if ok {
+                let finished = finish_inside(setup, keep_helper);
+                let status = finished.as_ref().map(drop).map_err(String::as_str);
+                ok = finished.is_ok() && fdpass::send_status(&theirs, status).is_ok();
+                if ok && keep_helper.is_some() {
+                    serve(&theirs);
+                }
             }
             super::exit_child(if ok { 0 } else { 1 });
         }
-        ForkResult::Parent { child } => {
-            drop(theirs);
-            drop(ns);
-            let result = fdpass::recv_results(&ours);
-            if keep_helper.is_some() && result.is_ok() {
-                crate::sys::set_nonblocking(ours.as_fd(), true)
-                    .map_err(|e| format!("fcntl: {e}"))?;
-                let helper = Helper {
-                    sock: ours,
-                    pid: child,
-                };
-                return result.map(|fd| (fd, Some(helper)));
+        ForkResult::Parent { child } => Ok(PendingTap {
+            sock: ours,
+            child,
+            keep_helper: keep_helper.is_some(),
+        }),
+    }
+}
+
+/// The TAP device's descriptors, one per queue, and the helper if it stays.
+pub struct OpenedTap {
+    pub fds: Vec<OwnedFd>,
+    pub helper: Option<Helper>,
+    /// The helper's word that the link is configured and it is locked down, still to come.
+    pub finishing: HelperFinishing,
+}
+
+impl PendingTap {
+    /// Waits for the TAP.
+    pub fn wait(self) -> Result<OpenedTap, String> {
+        let fds = match fdpass::recv_results(&self.sock) {
+            Ok(fds) => fds,
+            Err(e) => {
+                let _ = waitpid(self.child, None);
+                return Err(e);
             }
-            // The helper exits right after answering; reap it so nothing is left behind.
-            let _ = waitpid(child, None);
-            result.map(|fd| (fd, None))
+        };
+        if !self.keep_helper {
+            return Ok(OpenedTap {
+                fds,
+                helper: None,
+                finishing: HelperFinishing {
+                    sock: self.sock,
+                    child: Some(self.child),
+                },
+            });
         }
+        let word = self
+            .sock
+            .try_clone()
+            .map_err(|e| format!("cannot duplicate the helper's socket: {e}"))?;
+        Ok(OpenedTap {
+            fds,
+            helper: Some(Helper {
+                sock: self.sock,
+                pid: self.child,
+            }),
+            finishing: HelperFinishing {
+                sock: word,
+                child: None,
+            },
+        })
+    }
+}
+
+/// Where the helper's last word at start-up will come.
+pub struct HelperFinishing {
+    sock: OwnedFd,
+    /// The helper, to reap, where it exits after that word.
+    child: Option<nix::unistd::Pid>,
+}
+
+impl HelperFinishing {
+    /// Waits for it. A helper that stays has a non-blocking socket from then on, for the event
+    /// loop (the duplicate here shares the socket's flags).
+    pub fn wait(self) -> Result<(), String> {
+        let word = fdpass::recv_status(&self.sock);
+        match self.child {
+            Some(child) => {
+                let _ = waitpid(child, None);
+            }
+            None if word.is_ok() => crate::sys::set_nonblocking(self.sock.as_fd(), true)
+                .map_err(|e| format!("fcntl: {e}"))?,
+            None => {}
+        }
+        word
     }
 }

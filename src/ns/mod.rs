@@ -27,18 +27,41 @@ fn exit_child(code: i32) -> ! {
 
 /// Closes every descriptor above stderr but those in `keep`, in a forked child.
 fn close_other_fds(keep: &[std::os::fd::RawFd]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .collect();
+    keep.sort_unstable();
+    // One close_range per gap between the descriptors kept (Linux 5.9 and later)...
+    let mut gaps = Vec::new();
+    let mut first = 3u32;
+    for &kept in &keep {
+        if kept > first {
+            gaps.push((first, kept - 1));
+        }
+        first = first.max(kept.saturating_add(1));
+    }
+    gaps.push((first, u32::MAX));
+    // SAFETY: in a forked child that never returns to the code owning these descriptors;
+    // close_range takes no pointers.
+    let supported = gaps
+        .iter()
+        .all(|&(first, last)| unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } == 0);
+    if supported {
+        return;
+    }
+    // ...else one close per descriptor /proc lists.
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
-    let open: Vec<i32> = entries
+    let open: Vec<u32> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .collect();
     for fd in open {
         if fd > 2 && !keep.contains(&fd) {
-            // SAFETY: in a forked child that never returns to the code owning these
-            // descriptors; closing one that read_dir's own descriptor was is harmless.
-            unsafe { libc::close(fd) };
+            // SAFETY: as above; closing one that read_dir's own descriptor was is harmless.
+            unsafe { libc::close(fd as i32) };
         }
     }
 }
