@@ -229,6 +229,8 @@ impl Reassembly {
         max_blocks: usize,
     ) -> Inserted {
         let mut result = Inserted::default();
+        // Pieces below `next` were written since (the offsets below must not wrap).
+        self.discard_below(next);
         // Where the data starts and ends, as offsets from `next`; what lies before is old.
         let start = offset(seq, next) as i32;
         let skip = if start < 0 { start.unsigned_abs() } else { 0 };
@@ -293,19 +295,26 @@ impl Reassembly {
     }
 
     fn block_end(&self, i: usize, next: u32) -> u32 {
-        offset(self.blocks[i].seq, next) + self.blocks[i].data.len() as u32
+        offset(self.blocks[i].seq, next).saturating_add(self.blocks[i].data.len() as u32)
     }
 
     /// Up to three SACK blocks for an ACK of `next`: the one holding the latest arrival first,
     /// then the others from the lowest. Adjacent pieces make one block; a piece at `next`
-    /// itself (data held because the host could not take it) is not reported.
+    /// itself (data held because the host could not take it) is not reported, nor what lies
+    /// below `next` (an ACK of less than all that was taken, or pieces written but not yet
+    /// discarded).
     pub fn sack_blocks(&self, next: u32) -> [Option<(u32, u32)>; 3] {
         let mut merged: Vec<(u32, u32)> = Vec::new();
         for b in &self.blocks {
-            let (l, r) = (
-                offset(b.seq, next),
-                offset(b.seq, next) + b.data.len() as u32,
-            );
+            let start = offset(b.seq, next) as i32;
+            let len = b.data.len() as u32;
+            let (l, r) = if start >= 0 {
+                (start as u32, (start as u32).saturating_add(len))
+            } else if start.unsigned_abs() < len {
+                (0, len - start.unsigned_abs())
+            } else {
+                continue;
+            };
             match merged.last_mut() {
                 Some(last) if last.1 == l => last.1 = r,
                 _ => merged.push((l, r)),
@@ -409,6 +418,36 @@ mod tests {
         }
         assert_eq!(sb.ranges.len(), MAX_RANGES);
         assert_eq!(sb.sacked_bytes(), 10 * MAX_RANGES as u32);
+    }
+
+    #[test]
+    fn pieces_below_the_acked_point_are_neither_reported_nor_in_the_way() {
+        // An ACK for less than what was taken (every second segment), or a piece written from
+        // a retransmission but not yet discarded: blocks lie below `next`.
+        let next = u32::MAX - 5;
+        let at = |n: u32| next.wrapping_add(n);
+        let mut r = Reassembly::new(HoldBudget::new(1 << 30));
+        let big = 1 << 20;
+        assert_eq!(r.insert(next, at(10), b"klmno", big, 8).held, 5);
+        assert_eq!(r.insert(next, at(20), b"uv", big, 8).held, 2);
+        assert_eq!(
+            r.sack_blocks(at(12)),
+            [Some((at(20), at(22))), None, None],
+            "a block that began below is reported from next on, not at all when it starts there"
+        );
+        assert_eq!(r.sack_blocks(at(11)), [Some((at(20), at(22))), None, None]);
+        assert_eq!(
+            r.sack_blocks(next.wrapping_sub(1000)),
+            [Some((at(20), at(22))), Some((at(10), at(15))), None]
+        );
+        assert_eq!(r.sack_blocks(at(30)), [None, None, None]);
+        // Inserting at a later `next` first lets go of what lies below it.
+        assert_eq!(r.insert(at(16), at(30), b"EF", big, 8).held, 2);
+        assert_eq!(r.blocks.len(), 2);
+        assert_eq!(
+            r.sack_blocks(at(16)),
+            [Some((at(30), at(32))), Some((at(20), at(22))), None]
+        );
     }
 
     #[test]
