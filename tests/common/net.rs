@@ -73,6 +73,10 @@ impl Net {
         let upload = pattern(up, 2);
         let (down, up) = (download.clone(), upload.clone());
         let server = serve_once(listener, move |mut conn| {
+            // No call may wait for ever on an engine that died: each fails after TIMEOUT
+            // without progress.
+            conn.set_write_timeout(Some(TIMEOUT)).unwrap();
+            conn.set_read_timeout(Some(TIMEOUT)).unwrap();
             conn.write_all(&down).unwrap();
             conn.shutdown(Shutdown::Write).unwrap();
             let mut got = Vec::new();
@@ -86,6 +90,7 @@ impl Net {
         });
         let mut conn = self.connect(addr).expect("connect through slirp-ns");
         conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        conn.set_write_timeout(Some(TIMEOUT)).unwrap();
         let mut got = Vec::new();
         conn.read_to_end(&mut got).unwrap();
         assert!(
