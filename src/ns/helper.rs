@@ -334,7 +334,9 @@ pub fn start_opening_tap_in(
             if ok {
                 let finished = finish_inside(setup, keep_helper);
                 let status = finished.as_ref().map(drop).map_err(String::as_str);
-                ok = finished.is_ok() && fdpass::send_status(&theirs, status).is_ok();
+                // Sent whatever it says: a failure must reach slirp-ns as its text.
+                let sent = fdpass::send_status(&theirs, status);
+                ok = finished.is_ok() && sent.is_ok();
                 if ok && keep_helper.is_some() {
                     serve(&theirs);
                 }
