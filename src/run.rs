@@ -119,6 +119,20 @@ fn open_link(cfg: &Config) -> Result<Link, RunError> {
     }
 }
 
+/// Where the link comes from: opened here (a socket or stdio), a TAP descriptor the caller
+/// passed, or the helper that makes the TAP in the namespace.
+enum LinkSource {
+    Opened(Link),
+    Inherited(OwnedFd),
+    Helper(crate::ns::helper::PendingTap),
+}
+
+fn tap_link(fd: OwnedFd, cfg: &Config) -> Result<Link, RunError> {
+    TapDevice::new(fd, cfg.offload)
+        .map(Link::Packets)
+        .map_err(|e| RunError(format!("TAP fd: {e}")))
+}
+
 /// Blocks until a peer connects to `listener` (non-blocking).
 fn wait_for_peer(listener: &OwnedFd) -> nix::Result<OwnedFd> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -194,21 +208,20 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         queues: cfg.queues,
     };
     // The helper enters the namespace and makes the TAP while start-up goes on here: the two
-    // meet only when the TAP is needed, after the sandbox.
-    let mut inherited_tap = None;
-    let pending_tap = match &cfg.target {
-        Target::Bess(_) | Target::Stdio(_) | Target::Qemu(_) => None,
-        Target::TapFd(fd) => {
-            inherited_tap = Some(take_inherited_fd(*fd, "TAP fd")?);
-            None
+    // meet only when the TAP is needed, after the sandbox. A link of another kind is opened
+    // now, while the file system is still in view.
+    let link_source = match &cfg.target {
+        Target::Bess(_) | Target::Stdio(_) | Target::Qemu(_) => {
+            LinkSource::Opened(open_link(&cfg)?)
         }
-        Target::Pid(pid) => Some(start_opening_tap_in(
+        Target::TapFd(fd) => LinkSource::Inherited(take_inherited_fd(*fd, "TAP fd")?),
+        Target::Pid(pid) => LinkSource::Helper(start_opening_tap_in(
             NamespaceFiles::of_pid(*pid)?,
             &tap_request,
             setup.as_ref(),
             keep,
         )?),
-        Target::Path(path) => Some(start_opening_tap_in(
+        Target::Path(path) => LinkSource::Helper(start_opening_tap_in(
             NamespaceFiles::of_paths(path, cfg.userns_path.as_deref())?,
             &tap_request,
             setup.as_ref(),
@@ -219,14 +232,8 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             let ns = NamespaceFiles::of_pid(child.pid().as_raw())?;
             let pending = start_opening_tap_in(ns, &tap_request, setup.as_ref(), keep)?;
             command = Some(child);
-            Some(pending)
+            LinkSource::Helper(pending)
         }
-    };
-    // A link of another kind is opened now, while the file system is still in view.
-    let stream_link = if pending_tap.is_none() && inherited_tap.is_none() {
-        Some(open_link(&cfg)?)
-    } else {
-        None
     };
     let fd_limit = raise_fd_limit();
     let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
@@ -242,12 +249,12 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             RunError(format!("cannot create {}: {e}", path.display()))
         })?
         .map(crate::capture::Capture::shared);
-    let resolv_conf = EngineConfig::new(cfg.net).resolv_conf;
+    let defaults = EngineConfig::new(cfg.net);
     // While single-threaded (see crate::sandbox), and with everything opened that needs the
     // file system.
     if cfg.enable_sandbox {
         let visible: Vec<&std::path::Path> = cfg.tftp_path.iter().map(|p| p.as_path()).collect();
-        if let Some(warning) = crate::sandbox::enter(&resolv_conf, &visible)? {
+        if let Some(warning) = crate::sandbox::enter(&defaults.resolv_conf, &visible)? {
             eprintln!("WARNING: {warning}");
         }
     } else if let Err(e) =
@@ -258,22 +265,22 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         log::warn!("{e}");
     }
 
-    let (tap_fds, helper, helper_finishing) = match pending_tap {
-        Some(pending) => {
+    let (link, taps, helper, helper_finishing) = match link_source {
+        LinkSource::Opened(link) => (link, Vec::new(), None, None),
+        LinkSource::Inherited(fd) => (tap_link(fd, &cfg)?, Vec::new(), None, None),
+        LinkSource::Helper(pending) => {
             let opened = pending.wait()?;
-            (opened.fds, opened.helper, Some(opened.finishing))
+            let mut taps = opened
+                .fds
+                .into_iter()
+                .map(|fd| tap_link(fd, &cfg))
+                .collect::<Result<Vec<_>, _>>()?;
+            if taps.is_empty() {
+                return Err(RunError("the helper sent no TAP descriptor".into()));
+            }
+            let first = taps.remove(0);
+            (first, taps, opened.helper, Some(opened.finishing))
         }
-        None => (inherited_tap.into_iter().collect(), None, None),
-    };
-    let mut taps = tap_fds
-        .into_iter()
-        .map(|fd| TapDevice::new(fd, cfg.offload).map(Link::Packets))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| RunError(format!("TAP fd: {e}")))?;
-    let link = match stream_link {
-        Some(link) => link,
-        None if !taps.is_empty() => taps.remove(0),
-        None => return Err(RunError("the helper sent no TAP descriptor".into())),
     };
     let engines = 1 + taps.len();
     log::debug!("link offloads: {}, queues: {engines}", link.offloads());
@@ -307,7 +314,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         splice_loopback: helper.is_some(),
         tcp_peek_offset: crate::sys::tcp_peek_offset_supported()
             && std::env::var_os("SLIRP_NS_NO_PEEK_OFF").is_none(),
-        ..EngineConfig::new(cfg.net)
+        ..defaults
     };
     // Further queues: an engine and a loop each, on threads of their own. The kernel keeps each
     // flow on one queue (the one its first packet hashed to, then the one its replies are

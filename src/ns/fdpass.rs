@@ -20,11 +20,13 @@ pub fn send_results(sock: &OwnedFd, result: Result<&[OwnedFd], &str>) -> nix::Re
     match result {
         Ok(fds) => {
             let fds: Vec<RawFd> = fds.iter().take(MAX_FDS).map(AsRawFd::as_raw_fd).collect();
-            let cmsg = [ControlMessage::ScmRights(&fds)];
+            let rights = [ControlMessage::ScmRights(&fds)];
+            // No descriptor, no control message: the "ok" of a status.
+            let cmsg: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
             sendmsg::<()>(
                 sock.as_raw_fd(),
                 &[IoSlice::new(OK)],
-                &cmsg,
+                cmsg,
                 MsgFlags::empty(),
                 None,
             )?;
@@ -46,17 +48,7 @@ pub fn send_results(sock: &OwnedFd, result: Result<&[OwnedFd], &str>) -> nix::Re
 
 /// Sends that something went well ("ok", no descriptor) or the text of why not.
 pub fn send_status(sock: &OwnedFd, result: Result<(), &str>) -> nix::Result<()> {
-    match result {
-        Ok(()) => sendmsg::<()>(
-            sock.as_raw_fd(),
-            &[IoSlice::new(OK)],
-            &[],
-            MsgFlags::empty(),
-            None,
-        )
-        .map(drop),
-        Err(text) => send_results(sock, Err(text)),
-    }
+    send_results(sock, result.map(|()| &[] as &[OwnedFd]))
 }
 
 /// Waits for what [`send_status`] sent.

@@ -324,10 +324,7 @@ pub fn start_opening_tap_in(
             // meanwhile; then whether the rest went well. slirp-ns says it is ready only after
             // the second: the link is configured and the helper locked down by then.
             let opened = open_tap_inside(&ns, tap);
-            let sent = match &opened {
-                Ok(fds) => fdpass::send_results(&theirs, Ok(fds)),
-                Err(text) => fdpass::send_results(&theirs, Err(text)),
-            };
+            let sent = fdpass::send_results(&theirs, opened.as_deref().map_err(String::as_str));
             let mut ok = opened.is_ok() && sent.is_ok();
             // The TAP belongs to slirp-ns now: the helper must not keep it open.
             drop(opened);
