@@ -63,6 +63,14 @@ fn a_guest_kernel_reaches_servers_that_live_in_this_process() {
         let dns: VirtualUdpSocket = engine.bind_udp("10.0.2.3:53".parse().unwrap()).unwrap();
         (listeners, dns)
     });
+    // The static address is the guest's own: no SLAAC address from the stack's router
+    // advertisements beside it, which the kernel could pick as the source instead.
+    run_ok(
+        guest
+            .command("sysctl")
+            .args(["-qw", "net.ipv6.conf.wire0.autoconf=0"]),
+    );
+    guest.ip("-6 addr flush dev wire0 scope global dynamic");
     guest.ip("-6 addr add fd00::100/64 dev wire0 nodad");
     guest.ip("-6 route replace default via fe80::2 dev wire0");
     assert!(guest.ping("10.0.2.2"), "the stack answers for the gateway");
