@@ -255,6 +255,26 @@ fn tap_deleted_under_it_ends_the_process() {
     assert!(slirp.stderr().contains("TAP device is gone"));
 }
 
+/// The helper opens the TAP, then fails to configure it (the kernel takes no MTU below 68;
+/// slirp4netns's command line accepts one): slirp-ns says what failed, in the helper's words,
+/// sends no ready byte and exits 1.
+#[test]
+fn a_failed_configure_is_reported_in_the_helpers_words() {
+    let hs = HostSim::new();
+    let guest = hs.guest();
+    let mut cmd = hs.command(BIN);
+    cmd.args(["-r", "3", "-c", "--mtu=1", &guest.pid.to_string(), "tap0"]);
+    let mut slirp = Slirp::spawn(cmd, StartOptions::default());
+    assert_eq!(slirp.read_ready(Duration::from_secs(10)), b"");
+    let status = slirp.wait_exit(Duration::from_secs(5)).expect("exits");
+    assert_eq!(status.code(), Some(1), "stderr: {}", slirp.stderr());
+    assert!(
+        slirp.stderr().contains("cannot set MTU 1"),
+        "stderr: {}",
+        slirp.stderr()
+    );
+}
+
 /// The target process dies, then the helper too (the TAP descriptor still holds the namespace):
 /// slirp-ns notices each once, spins on nothing, and SIGTERM ends it.
 #[test]
