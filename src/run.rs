@@ -79,8 +79,8 @@ fn print_banner(cfg: &Config) {
     if let Some(prefix) = cfg.ipv6 {
         println!("* IPv6 prefix:     {prefix}");
         println!("* IPv6 gateway:    {}", prefix.gateway());
-        if !cfg.disable_dns {
-            println!("* IPv6 DNS:        {}", prefix.dns());
+        if let Some(dns) = prefix.dns().filter(|_| !cfg.disable_dns) {
+            println!("* IPv6 DNS:        {dns}");
         }
     }
     if let Some(addr) = cfg.outbound_addr6 {

@@ -334,7 +334,7 @@ fn info(engine: &crate::engine::Engine) -> serde_json::Value {
         "offload": cfg.tap_offload,
         "ipv6": cfg.ipv6.map(|p| p.to_string()),
         "gateway6": cfg.ipv6.map(|p| p.gateway().to_string()),
-        "dns6": cfg.ipv6.filter(|_| cfg.dns_enabled).map(|p| p.dns().to_string()),
+        "dns6": cfg.ipv6.filter(|_| cfg.dns_enabled).and_then(|p| p.dns()).map(|dns| dns.to_string()),
         "flows": engine.flow_count(),
         "max_flows": cfg.max_flows,
         "tcp_held_bytes": engine.tcp_held_bytes(),

@@ -13,11 +13,16 @@ const PREFIX_MIN: u8 = 1;
 // The guest's address is network+100, so a /26 or longer has no room for it.
 const PREFIX_MAX: u8 = 25;
 
-/// The virtual IPv4 network the guest lives in, and the well-known hosts on it.
+/// The IPv4 network the guest lives in, and the well-known hosts on it: slirp4netns's virtual
+/// network (gateway network+2, DNS +3, guest +100), or pasta's copy of the host's own network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Network {
     network: Ipv4Addr,
     prefix_len: u8,
+    gateway: Ipv4Addr,
+    dns: Ipv4Addr,
+    guest: Ipv4Addr,
+    dhcp_start: Ipv4Addr,
 }
 
 impl Ipv4Network {
@@ -41,24 +46,44 @@ impl Ipv4Network {
                 "prefix length needs to be {PREFIX_MIN}-{PREFIX_MAX}"
             ));
         }
-        let net = Ipv4Network {
-            network,
-            prefix_len,
-        };
-        if u32::from(network) & net.mask_bits() != u32::from(network) {
+        if u32::from(network) & mask_bits(prefix_len) != u32::from(network) {
             return err(
                 "CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.100/24",
             );
         }
-        Ok(net)
+        Ok(Self::virtual_network(network, prefix_len))
+    }
+
+    /// slirp4netns's network: its hosts at fixed offsets from the network's address.
+    fn virtual_network(network: Ipv4Addr, prefix_len: u8) -> Self {
+        let host = |offset: u32| Ipv4Addr::from(u32::from(network) + offset);
+        Ipv4Network {
+            network,
+            prefix_len,
+            gateway: host(GATEWAY_OFFSET),
+            dns: host(DNS_OFFSET),
+            guest: host(GUEST_OFFSET),
+            dhcp_start: host(DHCP_START_OFFSET),
+        }
+    }
+
+    /// A network whose hosts are given: the guest at `guest`/`prefix_len` (any length, /32 too),
+    /// its router at `gateway`, DNS at `dns` (which may lie outside the network, as pasta's
+    /// --dns-forward 169.254.1.1 does). DHCP offers the guest its one address.
+    pub fn with_hosts(guest: Ipv4Addr, prefix_len: u8, gateway: Ipv4Addr, dns: Ipv4Addr) -> Self {
+        let prefix_len = prefix_len.min(32);
+        Ipv4Network {
+            network: Ipv4Addr::from(u32::from(guest) & mask_bits(prefix_len)),
+            prefix_len,
+            gateway,
+            dns,
+            guest,
+            dhcp_start: guest,
+        }
     }
 
     fn mask_bits(&self) -> u32 {
-        u32::MAX << (32 - u32::from(self.prefix_len))
-    }
-
-    fn host(&self, offset: u32) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) + offset)
+        mask_bits(self.prefix_len)
     }
 
     /// The network's own address (10.0.2.0).
@@ -81,24 +106,24 @@ impl Ipv4Network {
         Ipv4Addr::from(u32::from(self.network) | !self.mask_bits())
     }
 
-    /// The gateway, which stands for the host (network+2).
+    /// The gateway (network+2, which stands for the host).
     pub fn gateway(&self) -> Ipv4Addr {
-        self.host(GATEWAY_OFFSET)
+        self.gateway
     }
 
     /// The DNS relay (network+3).
     pub fn dns(&self) -> Ipv4Addr {
-        self.host(DNS_OFFSET)
+        self.dns
     }
 
     /// The first address handed out by DHCP (network+15).
     pub fn dhcp_start(&self) -> Ipv4Addr {
-        self.host(DHCP_START_OFFSET)
+        self.dhcp_start
     }
 
     /// The address `--configure` gives the guest (network+100).
     pub fn guest(&self) -> Ipv4Addr {
-        self.host(GUEST_OFFSET)
+        self.guest
     }
 
     /// Whether `addr` is the network's own address or its broadcast address, which no host
@@ -113,12 +138,13 @@ impl Ipv4Network {
     }
 }
 
+fn mask_bits(prefix_len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0)
+}
+
 impl Default for Ipv4Network {
     fn default() -> Self {
-        Ipv4Network {
-            network: Ipv4Addr::new(10, 0, 2, 0),
-            prefix_len: 24,
-        }
+        Self::virtual_network(Ipv4Addr::new(10, 0, 2, 0), 24)
     }
 }
 
@@ -128,11 +154,16 @@ impl fmt::Display for Ipv4Network {
     }
 }
 
-/// The guest's IPv6 network: a /64 (fd00::/64 unless --cidr6 moves it), on which the guest
-/// picks its own address by SLAAC from our router advertisements.
+/// The guest's IPv6 network: slirp4netns's /64 (fd00::/64 unless --cidr6 moves it), on which
+/// the guest picks its own address by SLAAC from our router advertisements; or pasta's copy of
+/// the host's prefix, the guest's address given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv6Prefix {
     prefix: Ipv6Addr,
+    len: u8,
+    gateway: Ipv6Addr,
+    dns: Option<Ipv6Addr>,
+    guest: Option<Ipv6Addr>,
 }
 
 /// SLAAC needs a /64: the other half of the address is the interface identifier.
@@ -161,11 +192,33 @@ impl Ipv6Prefix {
         {
             return err(format!("IPv6 CIDR needs to be a unicast network: {text}"));
         }
-        Ok(Ipv6Prefix { prefix })
+        Ok(Self::virtual_network(prefix))
     }
 
-    fn host(&self, offset: u64) -> Ipv6Addr {
-        Ipv6Addr::from(u128::from(self.prefix) | u128::from(offset))
+    /// slirp4netns's /64: gateway prefix::2, DNS prefix::3, the guest's address by SLAAC.
+    fn virtual_network(prefix: Ipv6Addr) -> Self {
+        let host = |offset: u32| Ipv6Addr::from(u128::from(prefix) | u128::from(offset));
+        Ipv6Prefix {
+            prefix,
+            len: IPV6_PREFIX_LEN,
+            gateway: host(GATEWAY_OFFSET),
+            dns: Some(host(DNS_OFFSET)),
+            guest: None,
+        }
+    }
+
+    /// A network whose hosts are given (pasta's copy of the host's): the guest at
+    /// `guest`/`len`, its router at `gateway` (often link-local), DNS at `dns` if any.
+    pub fn with_hosts(guest: Ipv6Addr, len: u8, gateway: Ipv6Addr, dns: Option<Ipv6Addr>) -> Self {
+        let len = len.min(128);
+        let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+        Ipv6Prefix {
+            prefix: Ipv6Addr::from(u128::from(guest) & mask),
+            len,
+            gateway,
+            dns,
+            guest: Some(guest),
+        }
     }
 
     /// The prefix, its interface bits zero.
@@ -173,38 +226,42 @@ impl Ipv6Prefix {
         self.prefix
     }
 
-    /// Always 64 (SLAAC needs it).
+    /// The prefix length (64 on slirp4netns's network: SLAAC needs it).
     pub fn prefix_len(&self) -> u8 {
-        IPV6_PREFIX_LEN
+        self.len
     }
 
-    /// The gateway, which stands for the host (prefix::2).
+    /// The gateway (prefix::2, which stands for the host).
     pub fn gateway(&self) -> Ipv6Addr {
-        self.host(u64::from(GATEWAY_OFFSET))
+        self.gateway
     }
 
-    /// The DNS relay (prefix::3).
-    pub fn dns(&self) -> Ipv6Addr {
-        self.host(u64::from(DNS_OFFSET))
+    /// The DNS relay (prefix::3), if there is one.
+    pub fn dns(&self) -> Option<Ipv6Addr> {
+        self.dns
+    }
+
+    /// The guest's address when it is given rather than picked by SLAAC.
+    pub fn guest(&self) -> Option<Ipv6Addr> {
+        self.guest
     }
 
     /// Whether `addr` is in the prefix.
     pub fn contains(&self, addr: Ipv6Addr) -> bool {
-        addr.octets()[..8] == self.prefix.octets()[..8]
+        let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
+        u128::from(addr) & mask == u128::from(self.prefix)
     }
 }
 
 impl Default for Ipv6Prefix {
     fn default() -> Self {
-        Ipv6Prefix {
-            prefix: Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0),
-        }
+        Self::virtual_network(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0))
     }
 }
 
 impl fmt::Display for Ipv6Prefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.prefix, IPV6_PREFIX_LEN)
+        write!(f, "{}/{}", self.prefix, self.len)
     }
 }
 
@@ -258,7 +315,7 @@ mod tests {
         let default = Ipv6Prefix::default();
         assert_eq!(default.to_string(), "fd00::/64");
         assert_eq!(default.gateway(), "fd00::2".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(default.dns(), "fd00::3".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(default.dns(), "fd00::3".parse().ok());
         let moved = Ipv6Prefix::parse("2001:db8:1:2::/64").unwrap();
         assert_eq!(
             moved.gateway(),

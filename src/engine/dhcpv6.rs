@@ -89,8 +89,8 @@ pub(super) fn handle(
     server_id.extend_from_slice(&HARDWARE_ETHERNET.to_be_bytes());
     server_id.extend_from_slice(&core.gateway_mac.0);
     push_option(&mut reply, OPTION_SERVER_ID, &server_id);
-    if core.cfg.dns_enabled {
-        push_option(&mut reply, OPTION_DNS_SERVERS, &prefix.dns().octets());
+    if let Some(dns) = prefix.dns().filter(|_| core.cfg.dns_enabled) {
+        push_option(&mut reply, OPTION_DNS_SERVERS, &dns.octets());
         let domains = ndp::encode_domains(core.resolver.search_domains(now), 1024);
         if !domains.is_empty() {
             push_option(&mut reply, OPTION_DOMAIN_LIST, &domains);

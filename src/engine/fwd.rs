@@ -139,14 +139,20 @@ impl Forwards {
 /// The address the guest at `guest` sees for a host-side client.
 fn guest_view(core: &Core, client: SocketAddr, guest: IpAddr) -> SocketAddr {
     let client_ip = client.ip().to_canonical();
+    // On pasta's network the guest's link is the host's real one: only the host's own address
+    // (which the guest has too) must be shown as something else.
+    let elsewhere = match &core.cfg.host_network {
+        Some(_) => !core.is_guest_own(client_ip),
+        None => !core.in_guest_network(client_ip),
+    };
     let visible = client_ip.is_ipv4() == guest.is_ipv4()
         && super::route::is_forwardable(client_ip)
-        && !core.in_guest_network(client_ip)
+        && elsewhere
         && !core.is_virtual_host(client_ip);
     let ip = if visible {
         client_ip
     } else {
-        core.gateway_like(guest)
+        core.stand_in_for_host(guest)
     };
     SocketAddr::new(ip, client.port())
 }

@@ -155,6 +155,23 @@ pub struct EngineConfig {
     /// A link without ARP or neighbour discovery (SLIP): the guest is always
     /// 02:00:00:00:00:01, and nothing is solicited or advertised.
     pub point_to_point: bool,
+    /// pasta's model instead of slirp4netns's virtual network: the guest has the host's own
+    /// addresses and its network is the host's real one (see [`HostNetwork`]).
+    pub host_network: Option<HostNetwork>,
+}
+
+/// pasta's model of the guest's network. The guest takes the host's addresses, prefix and
+/// gateway, so every other address, on the link or beyond, is a real host reached through a
+/// host socket (the engine answers ARP and neighbour solicitations for all of them); a few
+/// addresses are mapped instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostNetwork {
+    /// Addresses that stand for the host's loopback (pasta's --map-host-loopback; the gateway
+    /// unless --no-map-gw).
+    pub loopback: Vec<IpAddr>,
+    /// Addresses that stand for the host's own address (--map-guest-addr), each with the
+    /// address it stands for.
+    pub host_aliases: Vec<(IpAddr, IpAddr)>,
 }
 
 impl EngineConfig {
@@ -184,6 +201,7 @@ impl EngineConfig {
             tftp_root: None,
             point_to_point: false,
             dhcp_bootfile: None,
+            host_network: None,
         }
     }
 }
@@ -244,17 +262,38 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// Whether `addr` is one of the virtual hosts the engine answers for itself.
+    /// Whether `addr` is one of the virtual hosts the engine answers for itself: the gateway
+    /// and the DNS relay; on pasta's network the DNS relay and what stands for host loopback
+    /// (the gateway there may be a real router).
     pub fn is_virtual_host(&self, addr: IpAddr) -> bool {
-        self.is_gateway(addr) || self.is_dns(addr)
+        match &self.cfg.host_network {
+            Some(host) => host.loopback.contains(&addr) || self.is_dns(addr),
+            None => self.is_gateway(addr) || self.is_dns(addr),
+        }
     }
 
     /// Whether the engine answers ARP (and neighbour solicitations) for `addr`: a virtual
     /// host's, or a virtual listener's or endpoint's. The DNS address is answered for even with
     /// --disable-dns, as by slirp4netns, so that what the guest sends there is lost quietly
-    /// (a connection times out) rather than unroutable.
+    /// (a connection times out) rather than unroutable. On pasta's network every unicast
+    /// address but the guest's own is answered for: all of them are reached through us.
     pub(crate) fn stands_for(&self, addr: IpAddr) -> bool {
+        if self.cfg.host_network.is_some() {
+            let unicast = match addr {
+                IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()),
+                IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+            };
+            return unicast && !self.is_guest_own(addr);
+        }
         self.is_virtual_host(addr) || self.is_dns_address(addr) || self.virtuals.has_address(addr)
+    }
+
+    /// Whether `addr` is the address the guest was given (pasta's network: the host's own).
+    pub(crate) fn is_guest_own(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(v4) => v4 == self.cfg.net.guest(),
+            IpAddr::V6(v6) => self.cfg.ipv6.is_some_and(|p| p.guest() == Some(v6)),
+        }
     }
 
     /// Whether `addr` is the gateway (IPv4, or IPv6 global or link-local).
@@ -277,7 +316,7 @@ impl Core {
     fn is_dns_address(&self, addr: IpAddr) -> bool {
         match addr {
             IpAddr::V4(v4) => v4 == self.cfg.net.dns(),
-            IpAddr::V6(v6) => self.cfg.ipv6.is_some_and(|p| v6 == p.dns()),
+            IpAddr::V6(v6) => self.cfg.ipv6.is_some_and(|p| p.dns() == Some(v6)),
         }
     }
 
@@ -287,6 +326,22 @@ impl Core {
             IpAddr::V4(v4) => self.cfg.net.contains(v4),
             IpAddr::V6(v6) => self.cfg.ipv6.is_some_and(|p| p.contains(v6)),
         }
+    }
+
+    /// What the guest sees as the source of a host-side client it could not answer directly
+    /// (on host loopback, the host's own address, or the other IP family): the gateway, or on
+    /// pasta's network the address that stands for the host's loopback or own address.
+    pub(crate) fn stand_in_for_host(&self, like: IpAddr) -> IpAddr {
+        let same_family = |addr: &&IpAddr| addr.is_ipv4() == like.is_ipv4();
+        self.cfg
+            .host_network
+            .as_ref()
+            .and_then(|host| {
+                let mut aliases = host.host_aliases.iter().map(|(alias, _)| alias);
+                let alias = aliases.find(same_family);
+                alias.or_else(|| host.loopback.iter().find(same_family)).copied()
+            })
+            .unwrap_or_else(|| self.gateway_like(like))
     }
 
     /// The gateway's address in the family of `like`.

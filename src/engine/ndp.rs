@@ -290,17 +290,19 @@ fn build_router_advert(core: &mut Core, now: Instant, out: &mut Vec<u8>) {
     // MTU.
     out.extend_from_slice(&[5, 1, 0, 0]);
     out.extend_from_slice(&core.cfg.mtu.to_be_bytes());
-    // Prefix information: on-link and autonomous.
-    out.extend_from_slice(&[3, 4, prefix.prefix_len(), 0xc0]);
+    // Prefix information: on-link, and autonomous unless the guest's address is given (pasta's
+    // network: a second address from SLAAC could become the source of its connections).
+    let autonomous = if prefix.guest().is_some() { 0 } else { 0x40 };
+    out.extend_from_slice(&[3, 4, prefix.prefix_len(), 0x80 | autonomous]);
     out.extend_from_slice(&PREFIX_VALID_SECS.to_be_bytes());
     out.extend_from_slice(&PREFIX_PREFERRED_SECS.to_be_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&prefix.prefix().octets());
-    if core.cfg.dns_enabled {
+    if let Some(dns) = prefix.dns().filter(|_| core.cfg.dns_enabled) {
         // Recursive DNS server: one address.
         out.extend_from_slice(&[25, 3, 0, 0]);
         out.extend_from_slice(&DNS_LIFETIME_SECS.to_be_bytes());
-        out.extend_from_slice(&prefix.dns().octets());
+        out.extend_from_slice(&dns.octets());
         // DNS search list, padded to a multiple of 8 bytes; an option's length is counted in
         // 8-byte units in one byte, so it holds at most 2040 bytes.
         let domains = encode_domains(core.resolver.search_domains(now), 2024);

@@ -8,6 +8,11 @@
 //!   addresses (a way around the IPv4 rules), and other addresses of the virtual networks lead
 //!   nowhere;
 //! - everything else is itself.
+//!
+//! On pasta's network (the guest has the host's addresses, [`super::HostNetwork`]) only the
+//! mapped addresses are special: those that stand for host loopback and for the host's own
+//! address, and the DNS relay. The gateway and the rest of the link are real hosts; the guest's
+//! own address leads nowhere.
 
 use super::flow::Proto;
 use super::Unreachable;
@@ -33,11 +38,18 @@ pub enum Route {
 impl Core {
     pub(crate) fn route(&mut self, now: Instant, proto: Proto, dst: SocketAddr) -> Route {
         let ip = dst.ip();
-        if self.is_gateway(ip) {
-            let loopback = match ip {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            };
+        let loopback = match ip {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        };
+        if let Some(host) = &self.cfg.host_network {
+            if host.loopback.contains(&ip) {
+                return Route::Host(SocketAddr::new(loopback, dst.port()));
+            }
+            if let Some(&(_, own)) = host.host_aliases.iter().find(|(alias, _)| *alias == ip) {
+                return Route::Host(SocketAddr::new(own, dst.port()));
+            }
+        } else if self.is_gateway(ip) {
             return if self.cfg.host_loopback {
                 Route::Host(SocketAddr::new(loopback, dst.port()))
             } else {
@@ -56,7 +68,11 @@ impl Core {
                 None => Route::Closed,
             };
         }
-        if self.in_guest_network(ip) || !is_forwardable(ip) {
+        let nowhere = match self.cfg.host_network {
+            Some(_) => self.is_guest_own(ip),
+            None => self.in_guest_network(ip),
+        };
+        if nowhere || !is_forwardable(ip) {
             return Route::Nowhere;
         }
         Route::Host(dst)
@@ -173,6 +189,74 @@ mod tests {
             route(true, vec![], Proto::Udp, [198, 51, 100, 7], 9),
             Route::Host("198.51.100.7:9".parse().unwrap())
         );
+    }
+
+    /// pasta's network as podman asks for it: the guest has the host's 192.0.2.10/24 and
+    /// 2001:db8::10/64, router 192.0.2.254 and fe80::1; DNS at 169.254.1.1; 169.254.1.2 stands
+    /// for the host's own address; --no-map-gw, so nothing stands for host loopback.
+    fn host_network_engine(loopback: Vec<IpAddr>) -> crate::engine::Engine {
+        let v4 = |text: &str| text.parse::<Ipv4Addr>().unwrap();
+        let v6 = |text: &str| text.parse::<Ipv6Addr>().unwrap();
+        let mut e = engine();
+        e.core.cfg.net = crate::config::Ipv4Network::with_hosts(
+            v4("192.0.2.10"),
+            24,
+            v4("192.0.2.254"),
+            v4("169.254.1.1"),
+        );
+        e.core.cfg.ipv6 = Some(crate::config::Ipv6Prefix::with_hosts(
+            v6("2001:db8::10"),
+            64,
+            v6("fe80::1"),
+            None,
+        ));
+        e.core.cfg.host_network = Some(crate::engine::HostNetwork {
+            loopback,
+            host_aliases: vec![(v4("169.254.1.2").into(), v4("192.0.2.10").into())],
+        });
+        let server: IpAddr = "198.51.100.53".parse().unwrap();
+        e.core.resolver = crate::engine::dns::Resolver::new(vec![server], vec![], "/x".into());
+        e
+    }
+
+    #[test]
+    fn on_pasta_network_the_link_and_gateway_are_real_and_mapped_addresses_are_not() {
+        let mut e = host_network_engine(vec![]);
+        let mut route = |dst: &str| {
+            e.core
+                .route(Instant::now(), Proto::Tcp, dst.parse().unwrap())
+        };
+        let host = |dst: &str| Route::Host(dst.parse().unwrap());
+        assert_eq!(route("192.0.2.254:80"), host("192.0.2.254:80"));
+        assert_eq!(route("192.0.2.77:80"), host("192.0.2.77:80"));
+        assert_eq!(route("[2001:db8::77]:80"), host("[2001:db8::77]:80"));
+        assert_eq!(route("169.254.1.2:8080"), host("192.0.2.10:8080"));
+        assert_eq!(route("169.254.1.1:53"), host("198.51.100.53:53"));
+        assert_eq!(route("169.254.1.1:80"), Route::Closed);
+        assert_eq!(route("192.0.2.10:80"), Route::Nowhere);
+        assert_eq!(route("127.0.0.1:80"), Route::Nowhere);
+
+        let mut e = host_network_engine(vec!["192.0.2.254".parse().unwrap()]);
+        assert_eq!(
+            e.core
+                .route(Instant::now(), Proto::Tcp, "192.0.2.254:80".parse().unwrap()),
+            host("127.0.0.1:80")
+        );
+    }
+
+    #[test]
+    fn on_pasta_network_every_neighbour_but_the_guest_is_answered_for() {
+        let e = host_network_engine(vec![]);
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        for answered in ["192.0.2.254", "192.0.2.77", "169.254.1.1", "fe80::1", "2001:db8::5"] {
+            assert!(e.core.stands_for(ip(answered)), "{answered}");
+        }
+        for unanswered in ["192.0.2.10", "2001:db8::10", "0.0.0.0", "224.0.0.1", "ff02::1"] {
+            assert!(!e.core.stands_for(ip(unanswered)), "{unanswered}");
+        }
+        // A host-side client with the host's own address (which the guest has too) is shown as
+        // the address that stands for the host.
+        assert_eq!(e.core.stand_in_for_host(ip("192.0.2.10")), ip("169.254.1.2"));
     }
 
     #[test]
