@@ -15,6 +15,7 @@ use crate::busy_poll::{BusyPoll, DEFAULT_LIMIT_MICROS};
 use crate::capture::{Capture, Direction, SharedCapture};
 use crate::engine::offload::RxOffload;
 use crate::engine::{Engine, EngineConfig, TxQueue};
+use crate::ns::watch::QuitWatch;
 use crate::socks5::Socks5Server;
 use crate::splice::Splicer;
 use crate::tokens::{self, EXIT_FD, SIGNALS};
@@ -67,6 +68,8 @@ pub enum Exit {
     Command(i32),
     /// The guest went away: the TAP with its namespace, or the transport's peer.
     LinkGone,
+    /// The target namespace's file was removed or its process exited (pasta's netns quit).
+    TargetGone,
 }
 
 pub struct EventLoop {
@@ -82,6 +85,7 @@ pub struct EventLoop {
     signals: Option<Signals>,
     /// Held open while it is registered.
     _exit_fd: Option<OwnedFd>,
+    quit_watch: Option<QuitWatch>,
     api: Option<ApiServer>,
     socks5: Option<Socks5Server>,
     splicer: Option<Splicer>,
@@ -144,6 +148,7 @@ impl EventLoop {
             rx_ends: Vec::with_capacity(FRAMES_PER_TURN),
             signals: None,
             _exit_fd: None,
+            quit_watch: None,
             api: None,
             socks5: None,
             splicer: None,
@@ -170,6 +175,18 @@ impl EventLoop {
     pub fn set_socks5(&mut self, mut server: Socks5Server) -> io::Result<()> {
         server.register(self.poll.registry())?;
         self.socks5 = Some(server);
+        Ok(())
+    }
+
+    /// Ends the loop when the target namespace is gone (pasta without --no-netns-quit).
+    pub fn set_quit_watch(&mut self, watch: QuitWatch) -> io::Result<()> {
+        let fd = watch.raw_fd();
+        self.poll.registry().register(
+            &mut SourceFd(&fd),
+            tokens::QUIT_WATCH,
+            Interest::READABLE,
+        )?;
+        self.quit_watch = Some(watch);
         Ok(())
     }
 
@@ -228,6 +245,13 @@ impl EventLoop {
                         }
                     }
                     EXIT_FD => return Ok(Exit::ByExitFd),
+                    tokens::QUIT_WATCH
+                        if self.quit_watch.as_ref().is_some_and(QuitWatch::target_gone) =>
+                    {
+                        return Ok(Exit::TargetGone);
+                    }
+                    // Another file of the directory changed.
+                    tokens::QUIT_WATCH => {}
                     tokens::API_LISTENER => {
                         if let Some(api) = &mut self.api {
                             api.accept(self.poll.registry(), now);

@@ -86,6 +86,7 @@ mod config;
 mod engine;
 mod event_loop;
 mod ns;
+mod pasta;
 mod run;
 mod sandbox;
 mod seccomp;
@@ -122,6 +123,10 @@ use std::process::ExitCode;
 /// up logging (`RUST_LOG`, warnings by default), runs until the guest or a signal ends it, and
 /// returns the exit status.
 pub fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if pasta::invoked_as_pasta(args.first()) {
+        return pasta::main(args);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp(None)
         .init();

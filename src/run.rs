@@ -56,6 +56,10 @@ fn link_setup(cfg: &Config) -> LinkSetup {
         broadcast: cfg.net.broadcast(),
         gateway: cfg.net.gateway(),
         ipv6: cfg.ipv6.is_some(),
+        ipv4: cfg.pasta.as_ref().is_none_or(|pasta| pasta.ipv4),
+        ipv6_address: cfg
+            .ipv6
+            .and_then(|p| Some((p.guest()?, p.prefix_len(), p.gateway()))),
     }
 }
 
@@ -236,6 +240,24 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         }
     };
     let fd_limit = raise_fd_limit();
+    // pasta's: the PID file is created now (a path that cannot be written fails start-up, not
+    // the running process), and the namespace's file or process is watched from before the
+    // sandbox hides them.
+    let pasta = cfg.pasta.as_ref();
+    let pid_file = pasta
+        .and_then(|p| p.pid_file.as_deref())
+        .map(|path| {
+            std::fs::File::create(path)
+                .map_err(|e| RunError(format!("PID file {}: {e}", path.display())))
+        })
+        .transpose()?;
+    let quit_watch = pasta
+        .and_then(|p| p.quit_when.as_ref())
+        .map(|when| {
+            crate::ns::watch::QuitWatch::new(when)
+                .map_err(|e| RunError(format!("cannot watch the namespace: {e}")))
+        })
+        .transpose()?;
     let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
     let socks5 = cfg
         .socks5
@@ -312,6 +334,8 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         reassembly_memory: cfg.reassembly_memory,
         // SLIRP_NS_NO_PEEK_OFF forces the path for kernels without SO_PEEK_OFF (for tests).
         splice_loopback: helper.is_some(),
+        host_network: pasta.map(|p| p.host_network.clone()),
+        forwards_v6_only: pasta.is_some(),
         tcp_peek_offset: crate::sys::tcp_peek_offset_supported()
             && std::env::var_os("SLIRP_NS_NO_PEEK_OFF").is_none(),
         ..defaults
@@ -350,12 +374,18 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             })
             .map_err(|e| RunError(format!("cannot start a queue thread: {e}")))?;
     }
-    let splicer = helper.map(crate::splice::Splicer::new);
+    let to_loopback = pasta.is_some_and(|p| p.splice_to_loopback);
+    let splicer = helper.map(|helper| crate::splice::Splicer::new(helper, to_loopback));
     let mut event_loop = EventLoop::new(link, engine_config, exit_fd, api, splicer)
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
     event_loop.set_busy_poll(cfg.busy_poll);
     if let Some(capture) = capture {
         event_loop.set_capture(capture);
+    }
+    if let Some(watch) = quit_watch {
+        event_loop
+            .set_quit_watch(watch)
+            .map_err(|e| RunError(format!("cannot watch the namespace: {e}")))?;
     }
     if let Some(server) = socks5 {
         if let Ok(addr) = server.local_addr() {
@@ -372,7 +402,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             .map_err(|e| RunError(format!("cannot publish {spec:?}: {e}")))?;
         log::info!("forward {} added: {:?}", entry.id, entry.spec);
     }
-    if command.is_none() {
+    if command.is_none() && pasta.is_none() {
         // With --target-type=stdio stdout points at stderr by now: the banner stays off the
         // stream.
         print_banner(&cfg);
@@ -390,6 +420,14 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     // The link is configured and the helper locked down before anyone is told.
     if let Some(finishing) = helper_finishing {
         finishing.wait()?;
+    }
+    if let Some(mut file) = pid_file {
+        use std::io::Write;
+        writeln!(file, "{}", std::process::id()).map_err(|e| RunError(format!("PID file: {e}")))?;
+    }
+    if let Some(log_file) = pasta.and_then(|p| p.background.as_ref()) {
+        // The caller reads our output until it closes: it must close before we say ready.
+        crate::pasta::detach_stdio(log_file.as_deref())?;
     }
     if let Some(fd) = ready_fd {
         nix::unistd::write(&fd, b"1").map_err(|e| RunError(format!("ready-fd: {e}")))?;
@@ -409,6 +447,10 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         }
         Exit::ByExitFd => 0,
         Exit::LinkGone => 0,
+        Exit::TargetGone => {
+            log::info!("the target namespace is gone");
+            0
+        }
         Exit::Command(status) => status,
     })
 }

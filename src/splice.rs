@@ -119,15 +119,19 @@ pub struct Splicer {
     /// Clients whose inside socket was asked for, with their guest address, in the order of
     /// the requests.
     waiting: VecDeque<(TcpStream, SocketAddr)>,
+    /// Connect to the namespace's loopback rather than the guest's address (pasta's
+    /// --host-lo-to-ns-lo): the guest's server sees a loopback client.
+    to_loopback: bool,
 }
 
 impl Splicer {
-    pub fn new(helper: Helper) -> Self {
+    pub fn new(helper: Helper, to_loopback: bool) -> Self {
         Splicer {
             helper: Some(helper),
             pairs: Vec::new(),
             free: Vec::new(),
             waiting: VecDeque::new(),
+            to_loopback,
         }
     }
 
@@ -164,7 +168,16 @@ impl Splicer {
             log::debug!("splice: {MAX_PAIRS} connections already, refusing one");
             return None;
         }
-        match helper.request_connect(dst) {
+        let inside = match (self.to_loopback, dst) {
+            (false, _) => dst,
+            (true, SocketAddr::V4(_)) => {
+                SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, dst.port()))
+            }
+            (true, SocketAddr::V6(_)) => {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, dst.port()))
+            }
+        };
+        match helper.request_connect(inside) {
             Ok(()) => self.waiting.push_back((client, dst)),
             Err(e) => log::warn!("splice: {e}"),
         }

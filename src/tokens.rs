@@ -20,8 +20,10 @@ pub const LINK_OUTPUT: Token = Token(5);
 pub const LINK_LISTENER: Token = Token(6);
 /// The SOCKS5 listener.
 pub const SOCKS5_LISTENER: Token = Token(7);
+/// What says the target namespace is gone (pasta's --netns file, or its PID).
+pub const QUIT_WATCH: Token = Token(8);
 /// Below every range.
-const FIXED_END: usize = 8;
+const FIXED_END: usize = 9;
 
 /// Tokens `base + slot` for `slot` in `0..len`.
 #[derive(Debug, Clone, Copy)]

@@ -209,6 +209,8 @@ pub struct Config {
     pub busy_poll: std::time::Duration,
     /// One line each, printed before start-up: options accepted but not acted on (yet).
     pub warnings: Vec<String>,
+    /// What pasta's command line adds (started as `pasta`).
+    pub pasta: Option<crate::pasta::PastaRun>,
 }
 
 fn parse_fd(value: &str, what: &str) -> Result<RawFd, CliError> {
@@ -437,7 +439,50 @@ impl Config {
             busy_poll: std::time::Duration::from_micros(cli.busy_poll),
             queues: cli.queues,
             warnings,
+            pasta: None,
         })
+    }
+
+    /// slirp4netns's defaults for a TAP named `tapname` reached through `target`.
+    pub fn new(target: Target, tapname: String) -> Config {
+        Config {
+            target,
+            userns_path: None,
+            tapname,
+            configure: false,
+            exit_fd: None,
+            ready_fd: None,
+            mtu: DEFAULT_MTU,
+            net: Ipv4Network::default(),
+            mac: None,
+            api_socket: None,
+            ipv6: None,
+            disable_host_loopback: false,
+            enable_sandbox: false,
+            enable_seccomp: false,
+            disable_dns: false,
+            outbound_addr: None,
+            outbound_addr6: None,
+            dns_servers: Vec::new(),
+            dns_search: Vec::new(),
+            disable_dhcp: false,
+            hostname: None,
+            pcap: None,
+            debug: false,
+            tftp_path: None,
+            bootfile: None,
+            socks5: None,
+            max_flows: 65536,
+            tcp_hold_memory: 64 << 20,
+            reassembly_memory: 4 << 20,
+            publish: Vec::new(),
+            splice: true,
+            offload: true,
+            queues: 1,
+            busy_poll: std::time::Duration::from_micros(crate::busy_poll::DEFAULT_LIMIT_MICROS),
+            warnings: Vec::new(),
+            pasta: None,
+        }
     }
 }
 

@@ -139,7 +139,9 @@ impl Ipv4Network {
 }
 
 fn mask_bits(prefix_len: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0)
+    u32::MAX
+        .checked_shl(32 - u32::from(prefix_len))
+        .unwrap_or(0)
 }
 
 impl Default for Ipv4Network {
@@ -248,7 +250,9 @@ impl Ipv6Prefix {
 
     /// Whether `addr` is in the prefix.
     pub fn contains(&self, addr: Ipv6Addr) -> bool {
-        let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.len))
+            .unwrap_or(0);
         u128::from(addr) & mask == u128::from(self.prefix)
     }
 }

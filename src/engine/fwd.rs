@@ -136,6 +136,38 @@ impl Forwards {
     }
 }
 
+/// A forward's non-blocking listener (TCP, with SO_REUSEADDR as any server's) or socket (UDP)
+/// bound to `addr`; an IPv6 one takes IPv6 only when `v6_only` (its IPv4 twin is another
+/// forward).
+fn bind(addr: SocketAddr, proto: ForwardProto, v6_only: bool) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt, Backlog};
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage};
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let kind = match proto {
+        ForwardProto::Tcp => SockType::Stream,
+        ForwardProto::Udp => SockType::Datagram,
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket(family, kind, flags, None)?;
+    if proto == ForwardProto::Tcp {
+        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    if v6_only && addr.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )?;
+    if proto == ForwardProto::Tcp {
+        listen(&fd, Backlog::MAXCONN)?;
+    }
+    Ok(fd)
+}
+
 /// The address the guest at `guest` sees for a host-side client.
 fn guest_view(core: &Core, client: SocketAddr, guest: IpAddr) -> SocketAddr {
     let client_ip = client.ip().to_canonical();
@@ -172,7 +204,10 @@ impl Engine {
         let readable = mio::Interest::READABLE;
         let (listener, bound) = match spec.proto {
             ForwardProto::Tcp => {
-                let mut listener = mio::net::TcpListener::bind(addr).map_err(AddError::Bind)?;
+                let v6_only = self.core.cfg.forwards_v6_only;
+                let mut listener = bind(addr, ForwardProto::Tcp, v6_only)
+                    .map(|fd| mio::net::TcpListener::from_std(fd.into()))
+                    .map_err(AddError::Bind)?;
                 let bound = listener.local_addr().map_err(AddError::Bind)?;
                 registry
                     .register(&mut listener, token, readable)
@@ -180,7 +215,10 @@ impl Engine {
                 (Listener::Tcp(listener), bound)
             }
             ForwardProto::Udp => {
-                let mut sock = mio::net::UdpSocket::bind(addr).map_err(AddError::Bind)?;
+                let v6_only = self.core.cfg.forwards_v6_only;
+                let mut sock = bind(addr, ForwardProto::Udp, v6_only)
+                    .map(|fd| mio::net::UdpSocket::from_std(fd.into()))
+                    .map_err(AddError::Bind)?;
                 let bound = sock.local_addr().map_err(AddError::Bind)?;
                 registry
                     .register(&mut sock, token, readable)

@@ -158,6 +158,9 @@ pub struct EngineConfig {
     /// pasta's model instead of slirp4netns's virtual network: the guest has the host's own
     /// addresses and its network is the host's real one (see [`HostNetwork`]).
     pub host_network: Option<HostNetwork>,
+    /// Whether forwards listening on IPv6 take IPv6 only (pasta: each port's IPv4 listener is
+    /// a forward of its own); otherwise `::` takes IPv4 clients too.
+    pub forwards_v6_only: bool,
 }
 
 /// pasta's model of the guest's network. The guest takes the host's addresses, prefix and
@@ -202,6 +205,7 @@ impl EngineConfig {
             point_to_point: false,
             dhcp_bootfile: None,
             host_network: None,
+            forwards_v6_only: false,
         }
     }
 }
@@ -339,7 +343,9 @@ impl Core {
             .and_then(|host| {
                 let mut aliases = host.host_aliases.iter().map(|(alias, _)| alias);
                 let alias = aliases.find(same_family);
-                alias.or_else(|| host.loopback.iter().find(same_family)).copied()
+                alias
+                    .or_else(|| host.loopback.iter().find(same_family))
+                    .copied()
             })
             .unwrap_or_else(|| self.gateway_like(like))
     }

@@ -238,8 +238,11 @@ mod tests {
 
         let mut e = host_network_engine(vec!["192.0.2.254".parse().unwrap()]);
         assert_eq!(
-            e.core
-                .route(Instant::now(), Proto::Tcp, "192.0.2.254:80".parse().unwrap()),
+            e.core.route(
+                Instant::now(),
+                Proto::Tcp,
+                "192.0.2.254:80".parse().unwrap()
+            ),
             host("127.0.0.1:80")
         );
     }
@@ -248,15 +251,30 @@ mod tests {
     fn on_pasta_network_every_neighbour_but_the_guest_is_answered_for() {
         let e = host_network_engine(vec![]);
         let ip = |text: &str| text.parse::<IpAddr>().unwrap();
-        for answered in ["192.0.2.254", "192.0.2.77", "169.254.1.1", "fe80::1", "2001:db8::5"] {
+        for answered in [
+            "192.0.2.254",
+            "192.0.2.77",
+            "169.254.1.1",
+            "fe80::1",
+            "2001:db8::5",
+        ] {
             assert!(e.core.stands_for(ip(answered)), "{answered}");
         }
-        for unanswered in ["192.0.2.10", "2001:db8::10", "0.0.0.0", "224.0.0.1", "ff02::1"] {
+        for unanswered in [
+            "192.0.2.10",
+            "2001:db8::10",
+            "0.0.0.0",
+            "224.0.0.1",
+            "ff02::1",
+        ] {
             assert!(!e.core.stands_for(ip(unanswered)), "{unanswered}");
         }
         // A host-side client with the host's own address (which the guest has too) is shown as
         // the address that stands for the host.
-        assert_eq!(e.core.stand_in_for_host(ip("192.0.2.10")), ip("169.254.1.2"));
+        assert_eq!(
+            e.core.stand_in_for_host(ip("192.0.2.10")),
+            ip("169.254.1.2")
+        );
     }
 
     #[test]

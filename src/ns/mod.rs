@@ -17,6 +17,7 @@ pub(crate) mod fdpass;
 pub mod helper;
 pub mod netlink;
 pub mod tap;
+pub mod watch;
 
 /// Ends a forked child at once: no destructors, no atexit handlers, no flushing of stdio
 /// buffers it shares with slirp-ns.

@@ -13,7 +13,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The TAP's transmit queue, in frames: the guest's bursts wait there while slirp-ns reads
 /// (the TAP default, 500, drops a burst of a fast guest at MTU 1500 without offloads). Frames
@@ -32,6 +32,11 @@ pub struct LinkSetup {
     pub gateway: Ipv4Addr,
     /// IPv6 is on: the TAP skips duplicate address detection (see `skip_dad`).
     pub ipv6: bool,
+    /// Whether the TAP gets the IPv4 address and route (not for pasta's --ipv6-only).
+    pub ipv4: bool,
+    /// An IPv6 address, its prefix length and the default router, set rather than left to
+    /// SLAAC (pasta's network: the host's own address).
+    pub ipv6_address: Option<(Ipv6Addr, u8, Ipv6Addr)>,
 }
 
 struct Rtnl {
@@ -147,7 +152,16 @@ pub fn configure(setup: &LinkSetup) -> Result<(), String> {
     }
     let what = format!("cannot set {} up", setup.tapname);
     step(&what, rtnl.set_link(tap, vec![], true))?;
+    if setup.ipv4 {
+        configure_ipv4(&mut rtnl, tap, setup)?;
+    }
+    if let Some((address, prefix_len, gateway)) = setup.ipv6_address {
+        configure_ipv6(&mut rtnl, tap, address, prefix_len, gateway)?;
+    }
+    Ok(())
+}
 
+fn configure_ipv4(rtnl: &mut Rtnl, tap: u32, setup: &LinkSetup) -> Result<(), String> {
     let mut addr = AddressMessage::default();
     addr.header.family = AddressFamily::Inet;
     addr.header.prefix_len = setup.prefix_len;
@@ -177,6 +191,52 @@ pub fn configure(setup: &LinkSetup) -> Result<(), String> {
         RouteAttribute::Oif(tap),
     ];
     let what = format!("cannot add default route via {}", setup.gateway);
+    step(
+        &what,
+        rtnl.request(
+            RouteNetlinkMessage::NewRoute(route),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        ),
+    )
+}
+
+/// The given IPv6 address (no duplicate address detection: it is the host's, and the link has
+/// only us on it) and a default route via `gateway`, which may be link-local.
+fn configure_ipv6(
+    rtnl: &mut Rtnl,
+    tap: u32,
+    address: Ipv6Addr,
+    prefix_len: u8,
+    gateway: Ipv6Addr,
+) -> Result<(), String> {
+    use netlink_packet_route::address::AddressFlags;
+    let mut addr = AddressMessage::default();
+    addr.header.family = AddressFamily::Inet6;
+    addr.header.prefix_len = prefix_len;
+    addr.header.index = tap;
+    addr.attributes = vec![
+        AddressAttribute::Address(IpAddr::V6(address)),
+        AddressAttribute::Flags(AddressFlags::Nodad),
+    ];
+    let what = format!("cannot add address {address}/{prefix_len}");
+    step(
+        &what,
+        rtnl.request(
+            RouteNetlinkMessage::NewAddress(addr),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        ),
+    )?;
+    let mut route = RouteMessage::default();
+    route.header.address_family = AddressFamily::Inet6;
+    route.header.table = RouteHeader::RT_TABLE_MAIN;
+    route.header.protocol = RouteProtocol::Boot;
+    route.header.scope = RouteScope::Universe;
+    route.header.kind = RouteType::Unicast;
+    route.attributes = vec![
+        RouteAttribute::Gateway(RouteAddress::Inet6(gateway)),
+        RouteAttribute::Oif(tap),
+    ];
+    let what = format!("cannot add default route via {gateway}");
     step(
         &what,
         rtnl.request(
