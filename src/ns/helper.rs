@@ -320,6 +320,9 @@ pub fn start_opening_tap_in(
             let mut keep = vec![theirs.as_raw_fd(), ns.netns.1.as_raw_fd()];
             keep.extend(ns.userns.as_ref().map(|(_, fd)| fd.as_raw_fd()));
             super::close_other_fds(&keep);
+            // Nor its output: a caller reading slirp-ns's output until it closes (podman with
+            // pasta) would wait as long as the helper lives. It reports through its socket.
+            super::stdio_to_dev_null();
             // Two answers: the TAP as soon as it exists, so that slirp-ns sets up its loop
             // meanwhile; then whether the rest went well. slirp-ns says it is ready only after
             // the second: the link is configured and the helper locked down by then.

@@ -1,0 +1,486 @@
+//! slirp-ns started as `pasta`, with the command lines podman 5.0, 5.1, 5.3 and 6 and
+//! rootlesskit's pasta driver write (they are not in Debian 12, so their command lines are
+//! replayed), doing what each caller does next: wait for the exit, read the PID file and the
+//! namespace's addresses, use the published ports, DNS and the mapped addresses, and end it by
+//! removing the namespace's file, by SIGTERM or by the target's exit.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// host-sim with default routes to copy (pasta's defaults come from them), a resolver in it,
+/// and a namespace bound to a file as podman makes one.
+struct Setup {
+    hs: HostSim,
+    _resolv: HostResolvConf,
+    netns: String,
+    dir: tempfile::TempDir,
+    pasta: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let hs = HostSim::new();
+        for route in [
+            "route add default via 192.0.2.254",
+            "-6 route add default via 2001:db8::fe",
+        ] {
+            run_ok(
+                Command::new("ip")
+                    .args(["-n", &hs.name])
+                    .args(route.split(' ')),
+            );
+        }
+        let resolv = hs.resolv_conf("nameserver 198.51.100.1\n");
+        common::dns::serve(&hs.netns_path(), "198.51.100.1:53");
+        let netns = unique_name("slirpns-pasta");
+        run_ok(Command::new("ip").args(["netns", "add", &netns]));
+        let dir = tempfile::tempdir().unwrap();
+        let pasta = dir.path().join("pasta");
+        std::os::unix::fs::symlink(BIN, &pasta).unwrap();
+        Setup {
+            hs,
+            _resolv: resolv,
+            netns,
+            dir,
+            pasta,
+        }
+    }
+
+    fn netns_path(&self) -> String {
+        format!("/run/netns/{}", self.netns)
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("pasta.pid")
+    }
+
+    /// Runs pasta in host-sim as podman does: waits for it to exit, reading its combined output
+    /// until it closes (which must happen by then). Returns the exit code and the output.
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let mut child = self
+            .hs
+            .command(&self.pasta)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "pasta did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        wait_until(Duration::from_secs(5), "pasta's output to close", || {
+            reader.is_finished()
+        });
+        (status.code().unwrap_or(-1), reader.join().unwrap())
+    }
+
+    /// The PID the running pasta wrote.
+    fn daemon(&self) -> u32 {
+        let text = std::fs::read_to_string(self.pid_file()).expect("PID file");
+        text.trim().parse().expect("a PID")
+    }
+
+    fn in_guest<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_netns(&self.netns_path(), f)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(self.pid_file()) {
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Whether process `pid` has exited (gone, or a zombie nobody has reaped yet).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn wait_exited(pid: u32, limit: Duration) {
+    wait_until(limit, "pasta to exit", || exited(pid));
+}
+
+/// A server in the guest on `port` that tells each client the address it sees it from.
+fn guest_tells_client_address(setup: &Setup, addr: &str) {
+    let listener = {
+        let addr = addr.to_string();
+        setup.in_guest(move || TcpListener::bind(addr).unwrap())
+    };
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let peer = conn.peer_addr().unwrap().ip();
+            let _ = (&conn).write_all(peer.to_string().as_bytes());
+        }
+    });
+}
+
+/// Connects from host-sim, from `source`, to `dst`; returns what the server says.
+fn ask_from_host(setup: &Setup, source: &str, dst: &str) -> String {
+    let (source, dst): (SocketAddr, SocketAddr) = (source.parse().unwrap(), dst.parse().unwrap());
+    let stream = in_netns(&setup.hs.netns_path(), move || {
+        let socket = match dst {
+            SocketAddr::V4(_) => nix::sys::socket::AddressFamily::Inet,
+            SocketAddr::V6(_) => nix::sys::socket::AddressFamily::Inet6,
+        };
+        let fd = nix::sys::socket::socket(
+            socket,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let source = nix::sys::socket::SockaddrStorage::from(source);
+        nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &source).unwrap();
+        let stream = TcpStream::from(fd);
+        let target = nix::sys::socket::SockaddrStorage::from(dst);
+        nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&stream), &target)
+            .expect("connect to the published port");
+        stream
+    });
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut text = String::new();
+    (&stream).read_to_string(&mut text).unwrap();
+    text
+}
+
+/// A TCP server in host-sim at `addr` that says `greeting` to each client.
+fn host_server(setup: &Setup, addr: &str, greeting: &'static str) {
+    let addr = addr.to_string();
+    let listener = in_netns(&setup.hs.netns_path(), move || {
+        TcpListener::bind(addr).unwrap()
+    });
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let _ = (&conn).write_all(greeting.as_bytes());
+        }
+    });
+}
+
+fn read_from_guest(setup: &Setup, dst: &str) -> String {
+    let dst: SocketAddr = dst.parse().unwrap();
+    let stream = setup.in_guest(move || TcpStream::connect_timeout(&dst, TIMEOUT));
+    let stream = stream.unwrap_or_else(|e| panic!("connect to {dst} from the guest: {e}"));
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut text = String::new();
+    (&stream).read_to_string(&mut text).unwrap();
+    text
+}
+
+/// A DNS query from the guest to `server` over UDP, answered by host-sim's resolver.
+fn guest_resolves_through(setup: &Setup, server: &str) {
+    let server: SocketAddr = server.parse().unwrap();
+    let client = setup.in_guest(|| UdpSocket::bind("0.0.0.0:0").unwrap());
+    client.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let query = common::dns::query(0x2a2a, "example.test", common::dns::A);
+    client.send_to(&query, server).unwrap();
+    let mut buf = [0u8; 512];
+    let (n, from) = client.recv_from(&mut buf).expect("a DNS answer");
+    assert_eq!(from, server);
+    common::dns::assert_answer(&buf[..n], 0x2a2a, &common::dns::ANSWER_A);
+}
+
+fn podman_args<'a>(netns: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--config-net"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--netns", netns]);
+    args
+}
+
+/// podman 5.3 and later, 6.x: `pasta --config-net -t ... -u ... --dns-forward 169.254.1.1
+/// -T none -U none --no-map-gw --quiet --netns PATH --map-guest-addr 169.254.1.2`.
+#[test]
+fn podman_6_command_line() {
+    let setup = Setup::new();
+    let netns = setup.netns_path();
+    let pid_file = setup.pid_file().display().to_string();
+    let args = podman_args(
+        &netns,
+        &[
+            "-t",
+            "8080-8081:80-81",
+            "-t",
+            "2001:db8::1/8443-8443:443-443",
+            "-u",
+            "5353-5353:53-53",
+            "--dns-forward",
+            "169.254.1.1",
+            "-T",
+            "none",
+            "-U",
+            "none",
+            "--no-map-gw",
+            "--quiet",
+            "--map-guest-addr",
+            "169.254.1.2",
+            "--pid",
+            &pid_file,
+        ],
+    );
+    let (code, output) = setup.run(&args);
+    assert_eq!(code, 0, "output: {output}");
+    assert_eq!(output, "", "--quiet: nothing said");
+    let pid = setup.daemon();
+    assert!(!exited(pid), "the process named in the PID file runs on");
+
+    // The namespace has the host's interface name, addresses and routes, as podman reads them.
+    let links = ip_json_in(&netns, &["addr", "show", "hs0"]);
+    let addrs: Vec<String> = links[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .collect();
+    assert!(addrs.contains(&"192.0.2.1/24".to_string()), "{addrs:?}");
+    assert!(addrs.contains(&"2001:db8::1/64".to_string()), "{addrs:?}");
+    assert_eq!(links[0]["mtu"], 65520);
+    let routes = ip_json_in(&netns, &["route", "show", "default"]);
+    assert_eq!(routes[0]["gateway"], "192.0.2.254");
+    let routes6 = ip_json_in(&netns, &["-6", "route", "show", "default"]);
+    assert!(
+        routes6
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["gateway"] == "2001:db8::fe"),
+        "{routes6}"
+    );
+
+    // Published ports: the guest sees the client's own address, IPv4 and IPv6, over a range.
+    guest_tells_client_address(&setup, "0.0.0.0:80");
+    guest_tells_client_address(&setup, "0.0.0.0:81");
+    guest_tells_client_address(&setup, "[::]:443");
+    assert_eq!(
+        ask_from_host(&setup, "198.51.100.1:0", "198.51.100.1:8080"),
+        "198.51.100.1"
+    );
+    assert_eq!(
+        ask_from_host(&setup, "198.51.100.1:0", "192.0.2.1:8081"),
+        "198.51.100.1"
+    );
+    assert_eq!(
+        ask_from_host(&setup, "[2001:db8:1::1]:0", "[2001:db8::1]:8443"),
+        "2001:db8:1::1"
+    );
+    // UDP: a datagram to the published port comes back from the guest's echo.
+    let echo = setup.in_guest(|| UdpSocket::bind("0.0.0.0:53").unwrap());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let client = in_netns(&setup.hs.netns_path(), || {
+        UdpSocket::bind("198.51.100.1:0").unwrap()
+    });
+    client.set_read_timeout(Some(TIMEOUT)).unwrap();
+    client.send_to(b"ping", "198.51.100.1:5353").unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = client.recv_from(&mut buf).expect("the UDP echo");
+    assert_eq!(&buf[..n], b"ping");
+
+    // DNS through --dns-forward; the host's own address through --map-guest-addr; the world.
+    guest_resolves_through(&setup, "169.254.1.1:53");
+    host_server(&setup, "192.0.2.1:7002", "host itself");
+    assert_eq!(read_from_guest(&setup, "169.254.1.2:7002"), "host itself");
+    host_server(&setup, "198.51.100.1:7001", "out there");
+    assert_eq!(read_from_guest(&setup, "198.51.100.1:7001"), "out there");
+
+    // podman removes the namespace's file when the container stops: pasta goes within 1 s.
+    run_ok(Command::new("ip").args(["netns", "del", &setup.netns]));
+    wait_exited(pid, Duration::from_secs(1));
+}
+
+fn ip_json_in(netns: &str, args: &[&str]) -> serde_json::Value {
+    let out = run_ok(
+        Command::new("nsenter")
+            .arg(format!("--net={netns}"))
+            .args(["ip", "-j"])
+            .args(args),
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// podman 5.1 and 5.2: `--dns-forward 169.254.0.1`, no `--map-guest-addr`; and without
+/// `--quiet` pasta says nothing on success either. SIGTERM ends it.
+#[test]
+fn podman_5_1_command_line_and_sigterm() {
+    let setup = Setup::new();
+    let netns = setup.netns_path();
+    let pid_file = setup.pid_file().display().to_string();
+    let args = podman_args(
+        &netns,
+        &[
+            "--dns-forward",
+            "169.254.0.1",
+            "-t",
+            "none",
+            "-u",
+            "none",
+            "-T",
+            "none",
+            "-U",
+            "none",
+            "--no-map-gw",
+            "--pid",
+            &pid_file,
+        ],
+    );
+    let (code, output) = setup.run(&args);
+    assert_eq!(code, 0, "output: {output}");
+    guest_resolves_through(&setup, "169.254.0.1:53");
+    let pid = setup.daemon();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_exited(pid, Duration::from_secs(2));
+}
+
+/// podman 5.0: neither `--dns-forward` nor `--quiet`; the gateway is the host (no
+/// --no-map-gw): a service on host-sim's loopback answers at the gateway's address.
+#[test]
+fn podman_5_0_command_line_maps_the_gateway_to_host_loopback() {
+    let setup = Setup::new();
+    let netns = setup.netns_path();
+    let pid_file = setup.pid_file().display().to_string();
+    let args = podman_args(&netns, &["-t", "none", "--pid", &pid_file]);
+    let (code, output) = setup.run(&args);
+    assert_eq!(code, 0, "output: {output}");
+    host_server(&setup, "127.0.0.1:7003", "loopback");
+    assert_eq!(read_from_guest(&setup, "192.0.2.254:7003"), "loopback");
+}
+
+/// podman retries without `--map-guest-addr` when pasta says exactly this.
+#[test]
+fn unknown_options_get_getopts_message_and_exit_1() {
+    let setup = Setup::new();
+    let (code, output) = setup.run(&["--config-net", "--map-guest-adr", "169.254.1.2"]);
+    assert_eq!(code, 1);
+    assert_eq!(output, "pasta: unrecognized option '--map-guest-adr'\n");
+    let (code, output) = setup.run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(output.starts_with("pasta "), "{output}");
+    // rootlesskit's probe for --host-lo-to-ns-lo.
+    let (code, _) = setup.run(&["--host-lo-to-ns-lo", "--version"]);
+    assert_eq!(code, 0);
+}
+
+/// A port that cannot be bound fails start-up: one line, exit 1, nothing left running.
+#[test]
+fn a_port_taken_fails_start_up() {
+    let setup = Setup::new();
+    let _taken = in_netns(&setup.hs.netns_path(), || {
+        TcpListener::bind((Ipv4Addr::UNSPECIFIED, 8090)).unwrap()
+    });
+    let netns = setup.netns_path();
+    let pid_file = setup.pid_file().display().to_string();
+    let args = podman_args(&netns, &["-t", "8090:80", "--pid", &pid_file]);
+    let (code, output) = setup.run(&args);
+    assert_eq!(code, 1, "output: {output}");
+    assert_eq!(output.lines().count(), 1, "one line: {output}");
+    assert!(output.starts_with("pasta: "), "{output}");
+    assert!(
+        processes_with_arg(&pid_file).is_empty(),
+        "nothing left running"
+    );
+}
+
+/// rootlesskit's pasta driver: every address given, a PID target, ready when the parent
+/// exits; loopback clients of forwards arrive from the namespace's loopback
+/// (--host-lo-to-ns-lo); pasta ends when the target process does.
+#[test]
+fn rootlesskit_command_line() {
+    let setup = Setup::new();
+    let guest = setup.hs.guest();
+    let pid = guest.pid.to_string();
+    let (code, output) = setup.run(&[
+        "--stderr",
+        "--ns-ifname=tap0",
+        "--mtu=65520",
+        "--config-net",
+        "--address=10.0.2.100",
+        "--netmask=24",
+        "--gateway=10.0.2.2",
+        "--dns-forward=10.0.2.3",
+        "--ipv4-only",
+        "--tcp-ports=8095:80",
+        "--udp-ports=none",
+        "--host-lo-to-ns-lo",
+        &pid,
+    ]);
+    assert_eq!(code, 0, "output: {output}");
+    let netns = guest.netns_path();
+    let links = ip_json_in(&netns, &["addr", "show", "tap0"]);
+    assert_eq!(links[0]["addr_info"][0]["local"], "10.0.2.100");
+    assert!(
+        guest.ping("10.0.2.2"),
+        "the gateway (host loopback) answers"
+    );
+    let guest_server = in_netns(&netns, || TcpListener::bind("0.0.0.0:80").unwrap());
+    std::thread::spawn(move || {
+        for conn in guest_server.incoming().flatten() {
+            let peer = conn.peer_addr().unwrap().ip();
+            let _ = (&conn).write_all(peer.to_string().as_bytes());
+        }
+    });
+    assert_eq!(
+        ask_from_host(&setup, "127.0.0.1:0", "127.0.0.1:8095"),
+        "127.0.0.1"
+    );
+    // pasta and its helper in the namespace (its child) run on.
+    let ours: Vec<u32> = processes_with_arg("--host-lo-to-ns-lo")
+        .into_iter()
+        .filter(|&p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == pid.as_bytes()))
+        })
+        .collect();
+    let daemon: Vec<u32> = ours
+        .iter()
+        .copied()
+        .filter(|&p| !ours.contains(&status_field(p, "PPid").parse().unwrap_or(0)))
+        .collect();
+    assert_eq!(daemon.len(), 1, "one pasta runs on: {ours:?}");
+    drop(guest);
+    wait_exited(daemon[0], Duration::from_secs(1));
+}
