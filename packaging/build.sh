@@ -43,19 +43,25 @@ case $kind in
         check "$(dpkg-deb -c "$main")" "$main" usr/share/zsh/vendor-completions/_slirp-ns
         dpkg-deb -c "$compat" | grep -q "usr/bin/slirp4netns -> slirp-ns" \
             || { echo "$compat lacks the slirp4netns link" >&2; exit 1; }
-        cp "$main" "$compat" "$OUT"/
+        as_pasta=$(ls "$WORK"/slirp-ns-pasta_"$VERSION"_all.deb)
+        dpkg-deb -c "$as_pasta" | grep -q "usr/bin/pasta -> slirp-ns" \
+            || { echo "$as_pasta lacks the pasta link" >&2; exit 1; }
+        cp "$main" "$compat" "$as_pasta" "$OUT"/
         ;;
     rpm)
         tar -C "$WORK" -czf "$WORK/slirp-ns-$VERSION.tar.gz" "slirp-ns-$VERSION"
         rpmbuild -bb --nodeps --define "_topdir $WORK/rpm" --define "_sourcedir $WORK" \
             "$ROOT/packaging/rpm/slirp-ns.spec" >"$WORK/build.log" 2>&1 \
             || { cat "$WORK/build.log" >&2; exit 1; }
-        main=$(ls "$WORK"/rpm/RPMS/*/slirp-ns-"$VERSION"-1*.rpm | grep -v slirp4netns)
+        main=$(ls "$WORK"/rpm/RPMS/*/slirp-ns-"$VERSION"-1*.rpm | grep -v -e slirp4netns -e pasta)
         compat=$(ls "$WORK"/rpm/RPMS/noarch/slirp-ns-slirp4netns-"$VERSION"-1*.rpm)
         check "$(rpm -qlp "$main" 2>/dev/null)" "$main" usr/share/zsh/site-functions/_slirp-ns
         rpm -qlp "$compat" 2>/dev/null | grep -q "^/usr/bin/slirp4netns$" \
             || { echo "$compat lacks the slirp4netns link" >&2; exit 1; }
-        cp "$main" "$compat" "$OUT"/
+        as_pasta=$(ls "$WORK"/rpm/RPMS/noarch/slirp-ns-pasta-"$VERSION"-1*.rpm)
+        rpm -qlp "$as_pasta" 2>/dev/null | grep -q "^/usr/bin/pasta$" \
+            || { echo "$as_pasta lacks the pasta link" >&2; exit 1; }
+        cp "$main" "$compat" "$as_pasta" "$OUT"/
         ;;
     *) echo "usage: packaging/build.sh deb|rpm [OUTDIR]" >&2; exit 1 ;;
 esac

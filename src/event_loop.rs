@@ -72,6 +72,13 @@ pub enum Exit {
     TargetGone,
 }
 
+/// Work the loop does on a schedule of its own, with the engine (pasta's `auto` ports).
+pub trait Periodic {
+    /// When it wants to run next.
+    fn due_at(&self) -> Instant;
+    fn run(&mut self, engine: &mut Engine, now: Instant);
+}
+
 pub struct EventLoop {
     poll: Poll,
     link: Link,
@@ -86,6 +93,7 @@ pub struct EventLoop {
     /// Held open while it is registered.
     _exit_fd: Option<OwnedFd>,
     quit_watch: Option<QuitWatch>,
+    periodic: Option<Box<dyn Periodic + Send>>,
     api: Option<ApiServer>,
     socks5: Option<Socks5Server>,
     splicer: Option<Splicer>,
@@ -149,6 +157,7 @@ impl EventLoop {
             signals: None,
             _exit_fd: None,
             quit_watch: None,
+            periodic: None,
             api: None,
             socks5: None,
             splicer: None,
@@ -190,6 +199,11 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Runs `task` whenever it is due.
+    pub fn set_periodic(&mut self, task: Box<dyn Periodic + Send>) {
+        self.periodic = Some(task);
+    }
+
     /// In exec mode: the command whose exit ends the loop. SIGINT then no longer ends
     /// slirp-ns (the terminal sent it to the command too); SIGTERM and SIGHUP are passed on.
     pub fn set_command(&mut self, pid: Pid) {
@@ -216,7 +230,8 @@ impl EventLoop {
             } else {
                 let api = self.api.as_ref().and_then(ApiServer::next_deadline);
                 let socks5 = self.socks5.as_ref().and_then(Socks5Server::next_deadline);
-                let next = [self.engine.poll_at(), api, socks5]
+                let periodic = self.periodic.as_ref().map(|task| task.due_at());
+                let next = [self.engine.poll_at(), api, socks5, periodic]
                     .into_iter()
                     .flatten()
                     .min();
@@ -322,6 +337,9 @@ impl EventLoop {
                 }
             }
             self.engine.handle_timers(now, &mut self.tx);
+            if let Some(task) = self.periodic.as_mut().filter(|task| task.due_at() <= now) {
+                task.run(&mut self.engine, now);
+            }
             if let Some(api) = &mut self.api {
                 api.expire(self.poll.registry(), now);
             }

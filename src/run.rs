@@ -374,6 +374,32 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             })
             .map_err(|e| RunError(format!("cannot start a queue thread: {e}")))?;
     }
+    // pasta's `auto` ports read the namespace's socket tables through a process inside it.
+    let inside_pid = helper.as_ref().map(|h| h.pid()).or(match cfg.target {
+        Target::Pid(pid) => Some(pid),
+        _ => None,
+    });
+    let auto_ports = match pasta.filter(|p| !p.auto.is_empty()) {
+        None => None,
+        Some(p) => {
+            let Some(pid) = inside_pid else {
+                return Err(RunError(
+                    "auto ports need a process in the namespace (not with --no-splice and --netns)"
+                        .into(),
+                ));
+            };
+            let guest = (
+                std::net::IpAddr::V4(cfg.net.guest()),
+                cfg.ipv6.and_then(|v6| v6.guest()).map(std::net::IpAddr::V6),
+            );
+            let proc_net = std::path::PathBuf::from(format!("/proc/{pid}/net"));
+            Some(crate::pasta::AutoPorts::new(
+                p.auto.clone(),
+                proc_net,
+                guest,
+            ))
+        }
+    };
     let to_loopback = pasta.is_some_and(|p| p.splice_to_loopback);
     let splicer = helper.map(|helper| crate::splice::Splicer::new(helper, to_loopback));
     let mut event_loop = EventLoop::new(link, engine_config, exit_fd, api, splicer)
@@ -381,6 +407,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     event_loop.set_busy_poll(cfg.busy_poll);
     if let Some(capture) = capture {
         event_loop.set_capture(capture);
+    }
+    if let Some(auto_ports) = auto_ports {
+        event_loop.set_periodic(Box::new(auto_ports));
     }
     if let Some(watch) = quit_watch {
         event_loop

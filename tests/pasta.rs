@@ -484,3 +484,56 @@ fn rootlesskit_command_line() {
     drop(guest);
     wait_exited(daemon[0], Duration::from_secs(1));
 }
+
+/// `--tcp-ports=auto` (rootlesskit's implicit port driver): a port the namespace starts
+/// listening on is forwarded from the host within a rescan, and stops being forwarded when the
+/// namespace stops listening.
+#[test]
+fn auto_ports_follow_what_the_namespace_listens_on() {
+    let setup = Setup::new();
+    let guest = setup.hs.guest();
+    let pid = guest.pid.to_string();
+    let (code, output) = setup.run(&[
+        "--config-net",
+        "--address=10.0.2.100",
+        "--netmask=24",
+        "--gateway=10.0.2.2",
+        "--ipv4-only",
+        "--tcp-ports=auto",
+        "--udp-ports=none",
+        &pid,
+    ]);
+    assert_eq!(code, 0, "output: {output}");
+    let host_port_open = |setup: &Setup| {
+        in_netns(&setup.hs.netns_path(), || {
+            TcpStream::connect_timeout(&"198.51.100.1:8097".parse().unwrap(), TIMEOUT).is_ok()
+        })
+    };
+    assert!(!host_port_open(&setup), "nothing listens yet");
+    let netns = guest.netns_path();
+    let listener = in_netns(&netns, || TcpListener::bind("0.0.0.0:8097").unwrap());
+    let accepting = listener.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for conn in accepting.incoming().flatten() {
+            let peer = conn.peer_addr().unwrap().ip();
+            let _ = (&conn).write_all(peer.to_string().as_bytes());
+        }
+    });
+    wait_until(Duration::from_secs(3), "the port to be forwarded", || {
+        host_port_open(&setup)
+    });
+    assert_eq!(
+        ask_from_host(&setup, "198.51.100.1:0", "198.51.100.1:8097"),
+        "198.51.100.1"
+    );
+    // Stop listening (shut the socket down: the accepting thread holds a clone).
+    nix::sys::socket::shutdown(
+        std::os::fd::AsRawFd::as_raw_fd(&listener),
+        nix::sys::socket::Shutdown::Both,
+    )
+    .unwrap();
+    drop(listener);
+    wait_until(Duration::from_secs(3), "the forward to go", || {
+        !host_port_open(&setup)
+    });
+}

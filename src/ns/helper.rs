@@ -133,6 +133,11 @@ pub struct Helper {
 const CONNECT_REQUEST: u8 = b'c';
 
 impl Helper {
+    /// The helper's process, which sits in the namespace.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
     /// The socket to talk to the helper over (register it for readability).
     pub fn socket(&self) -> &OwnedFd {
         &self.sock

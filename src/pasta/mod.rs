@@ -13,12 +13,14 @@
 //!   exit 1;
 //! - it exits when the namespace's file (or process) goes away.
 
+mod auto;
 mod cli;
 mod daemon;
 mod host;
 mod ports;
 mod settings;
 
+pub use auto::AutoPorts;
 pub use daemon::detach_stdio;
 pub use settings::PastaRun;
 

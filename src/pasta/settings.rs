@@ -35,6 +35,8 @@ pub struct PastaRun {
     /// Loopback clients of forwarded ports arrive from the namespace's loopback
     /// (--host-lo-to-ns-lo) instead of from its address.
     pub splice_to_loopback: bool,
+    /// `-t auto`, `-u auto`: ports forwarded while the namespace listens on them.
+    pub auto: Vec<super::auto::AutoSpec>,
 }
 
 fn addresses(
@@ -224,6 +226,7 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
         listen_any.push(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     }
     let mut publish = Vec::new();
+    let mut auto = Vec::new();
     for (specs, proto, option) in [
         (&cli.tcp_ports, ForwardProto::Tcp, "-t"),
         (&cli.udp_ports, ForwardProto::Udp, "-u"),
@@ -235,15 +238,24 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
             if spec.all {
                 return Err(format!("{option} {text}: forwarding all ports is not supported by slirp-ns; name the ports"));
             }
-            if spec.auto {
-                warnings.push(format!("{option} {text}: auto is not supported yet; only the ports named are forwarded"));
-            }
             if spec.interface.is_some() {
                 warnings.push(format!("{option} {text}: binding to an interface is not supported; listening on every interface"));
             }
             let listens = spec
                 .listen
                 .map_or_else(|| listen_any.clone(), |addr| vec![addr]);
+            if spec.auto {
+                // The ports named are the ones auto may forward, when they are listened on.
+                let only = (!spec.maps.is_empty())
+                    .then(|| spec.maps.iter().map(|m| m.host..=m.host).collect());
+                auto.push(super::auto::AutoSpec {
+                    proto,
+                    listen: listens,
+                    only,
+                    excluded: spec.excluded.clone(),
+                });
+                continue;
+            }
             for map in &spec.maps {
                 for &listen in &listens {
                     publish.push(ForwardSpec {
@@ -334,6 +346,7 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
         quit_when: quit_when.filter(|_| !cli.no_netns_quit),
         background: Some(cli.log_file.clone()),
         splice_to_loopback: cli.host_lo_to_ns_lo,
+        auto,
     });
     Ok(cfg)
 }

@@ -1,0 +1,175 @@
+//! `-t auto` / `-u auto`: forward the host's port P to the guest's port P for each port the
+//! namespace listens on (TCP) or has bound (UDP), rescanned every second from the namespace's
+//! /proc/net tables, as pasta does. A port that stops being listened on loses its forward.
+
+use crate::engine::fwd::{ForwardProto, ForwardSpec};
+use crate::engine::Engine;
+use crate::event_loop::Periodic;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How often the namespace's sockets are looked at.
+const RESCAN: Duration = Duration::from_secs(1);
+/// TCP_LISTEN in /proc/net/tcp.
+const TCP_LISTEN: &str = "0A";
+/// TCP_CLOSE: how an unconnected, bound UDP socket shows in /proc/net/udp.
+const UDP_UNCONNECTED: &str = "07";
+
+/// One `auto` specification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoSpec {
+    pub proto: ForwardProto,
+    /// Host addresses each port is bound on.
+    pub listen: Vec<IpAddr>,
+    /// The ports that may be forwarded (`None`: any).
+    pub only: Option<Vec<RangeInclusive<u16>>>,
+    pub excluded: Vec<RangeInclusive<u16>>,
+}
+
+impl AutoSpec {
+    fn wants(&self, port: u16) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|ranges| ranges.iter().any(|r| r.contains(&port)))
+            && !self.excluded.iter().any(|r| r.contains(&port))
+    }
+}
+
+/// The scanner: its specifications, where the namespace's tables are, and the forwards it made.
+pub struct AutoPorts {
+    specs: Vec<AutoSpec>,
+    /// /proc/PID/net of a process in the namespace (the helper, or the target).
+    proc_net: PathBuf,
+    /// The guest's address in each family the forwards go to.
+    guest: (IpAddr, Option<IpAddr>),
+    made: HashMap<(ForwardProto, IpAddr, u16), u64>,
+    /// Ports whose forward could not be bound: not tried again until they go away and return.
+    failed: HashSet<(ForwardProto, IpAddr, u16)>,
+    due: Instant,
+}
+
+impl AutoPorts {
+    pub fn new(specs: Vec<AutoSpec>, proc_net: PathBuf, guest: (IpAddr, Option<IpAddr>)) -> Self {
+        AutoPorts {
+            specs,
+            proc_net,
+            guest,
+            made: HashMap::new(),
+            failed: HashSet::new(),
+            due: Instant::now(),
+        }
+    }
+
+    /// The ports the namespace listens on for `proto` (both families).
+    fn listening(&self, proto: ForwardProto) -> BTreeSet<u16> {
+        let (files, state) = match proto {
+            ForwardProto::Tcp => (["tcp", "tcp6"], TCP_LISTEN),
+            ForwardProto::Udp => (["udp", "udp6"], UDP_UNCONNECTED),
+        };
+        files
+            .iter()
+            .filter_map(|file| std::fs::read_to_string(self.proc_net.join(file)).ok())
+            .flat_map(|table| listening_ports(&table, state))
+            .collect()
+    }
+}
+
+/// Local ports of the sockets in `state` in a /proc/net/{tcp,udp}[6] table.
+fn listening_ports(table: &str, state: &str) -> Vec<u16> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1)?;
+            let st = fields.nth(1)?;
+            let port = local.rsplit_once(':')?.1;
+            (st == state)
+                .then(|| u16::from_str_radix(port, 16).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+impl Periodic for AutoPorts {
+    fn due_at(&self) -> Instant {
+        self.due
+    }
+
+    fn run(&mut self, engine: &mut Engine, now: Instant) {
+        self.due = now + RESCAN;
+        let mut wanted = HashSet::new();
+        for proto in [ForwardProto::Tcp, ForwardProto::Udp] {
+            let specs: Vec<&AutoSpec> = self.specs.iter().filter(|s| s.proto == proto).collect();
+            if specs.is_empty() {
+                continue;
+            }
+            let ports = self.listening(proto);
+            for spec in specs {
+                for &port in ports.iter().filter(|&&p| spec.wants(p)) {
+                    for &listen in &spec.listen {
+                        wanted.insert((proto, listen, port));
+                    }
+                }
+            }
+        }
+        self.made.retain(|key, id| {
+            let keep = wanted.contains(key);
+            if !keep {
+                engine.remove_forward(*id);
+            }
+            keep
+        });
+        self.failed.retain(|key| wanted.contains(key));
+        for key @ (proto, listen, port) in wanted {
+            if self.made.contains_key(&key) || self.failed.contains(&key) {
+                continue;
+            }
+            let guest_addr = match (listen, self.guest.1) {
+                (IpAddr::V6(_), Some(v6)) => v6,
+                _ => self.guest.0,
+            };
+            let spec = ForwardSpec {
+                proto,
+                host_addr: listen,
+                host_port: port,
+                guest_addr,
+                guest_port: port,
+            };
+            match engine.add_forward(spec) {
+                Ok(entry) => {
+                    log::info!("auto: forwarding {proto:?} port {port} on {listen}");
+                    self.made.insert(key, entry.id);
+                }
+                Err(e) => {
+                    log::warn!("auto: cannot forward {proto:?} port {port} on {listen}: {e}");
+                    self.failed.insert(key);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_sockets_from_proc_tables() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            \x20  0: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n\
+            \x20  1: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0\n\
+            \x20  2: 0A00020F:9C40 C0000201:0050 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0\n";
+        assert_eq!(listening_ports(tcp, TCP_LISTEN), [80, 8080]);
+        let spec = AutoSpec {
+            proto: ForwardProto::Tcp,
+            listen: vec![],
+            only: Some(vec![8000..=8100]),
+            excluded: vec![8080..=8080],
+        };
+        assert!(!spec.wants(80) && spec.wants(8081) && !spec.wants(8080));
+    }
+}
