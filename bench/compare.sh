@@ -2,7 +2,9 @@
 # Side-by-side benchmark of slirp-ns, slirp4netns and pasta, in one run, on this machine.
 #
 # Usage (as root):  bench/compare.sh [ROUNDS] [SECONDS]      defaults: 3 rounds, 2 s per test
-#   ENGINES="slirp-ns slirp4netns pasta"  which engines to run (those missing are skipped)
+#   ENGINES="slirp-ns slirp4netns pasta slirp-ns-pasta"  which engines to run (those missing
+#                                          are skipped); slirp-ns-pasta is slirp-ns started as
+#                                          pasta, run exactly as pasta is (its "vs" column)
 #   MTUS="65520 1500"                      MTUs to test
 #   OUT=bench/results.md                   where the Markdown table goes (also printed)
 #   TESTS="tcp tcp6 fwd crr rr udp hold"   which groups of tests to run (all by default)
@@ -34,7 +36,7 @@ set -euo pipefail
 
 ROUNDS=${1:-3}
 SECONDS_PER_TEST=${2:-2}
-ENGINES=${ENGINES:-"slirp-ns slirp4netns pasta"}
+ENGINES=${ENGINES:-"slirp-ns slirp4netns pasta slirp-ns-pasta"}
 MTUS=${MTUS:-"65520 1500"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
@@ -66,7 +68,7 @@ BENCH_TCP=$RELEASE/examples/bench_tcp
 available=""
 for e in $ENGINES; do
     case $e in
-        slirp-ns) available+=" $e" ;;
+        slirp-ns|slirp-ns-pasta) available+=" $e" ;;
         slirp4netns) command -v slirp4netns >/dev/null && available+=" $e" || echo "skipping slirp4netns: not installed" >&2 ;;
         pasta) command -v "$PASTA" >/dev/null && available+=" $e" || echo "skipping pasta: not installed" >&2 ;;
     esac
@@ -120,9 +122,14 @@ start_engine() {
             fi
             ENGINE_PID=$!
             ;;
-        pasta)
+        pasta|slirp-ns-pasta)
+            local program=$PASTA
+            if [ "$engine" = slirp-ns-pasta ]; then
+                program=$WORK/as-pasta/pasta
+                mkdir -p "$WORK/as-pasta" && ln -sf "$SLIRP_NS" "$program"
+            fi
             ip netns exec "$HS" setpriv --reuid 65534 --regid 65534 --clear-groups -- \
-                "$PASTA" --config-net -q -f -m "$mtu" -t $FWD_PORT:$GUEST_IPERF_PORT -u none -T none -U none \
+                "$program" --config-net -q -f -m "$mtu" -t $FWD_PORT:$GUEST_IPERF_PORT -u none -T none -U none \
                 -P "$WORK/pasta.pid" -- sleep 1000 >"$WORK/engine.log" 2>&1 &
             local wrapper=$!
             for _ in $(seq 50); do [ -s "$WORK/pasta.pid" ] && break; sleep 0.1; done
@@ -252,7 +259,7 @@ for round in $(seq "$ROUNDS"); do
                     "$(python3 -c "print(($after - $before) / $hz / ($bytes / 1e9))")"
             done
             # IPv6, where the engine routes it: once the guest has its address and route.
-            if [ "$engine" != pasta ] && want tcp6; then
+            if [ "${engine%pasta}" = "$engine" ] && want tcp6; then
                 for _ in $(seq 50); do
                     in_guest "$BENCH_TCP" probe "[$SERVER6]:7777" >/dev/null 2>&1 && break
                     sleep 0.1
@@ -323,7 +330,7 @@ for line in open(path):
         runs[(engine, int(mtu), test)].append(float(value))
     except ValueError:
         pass
-engines = [e for e in ["slirp-ns", "slirp4netns", "pasta"] if any(k[0] == e for k in runs)]
+engines = [e for e in ["slirp-ns", "slirp4netns", "pasta", "slirp-ns-pasta"] if any(k[0] == e for k in runs)]
 tests = [
     ("tcp_up", "guest -> host, Gbit/s", True),
     ("tcp_down", "host -> guest, Gbit/s", True),
@@ -344,8 +351,11 @@ tests = [
     ("rss_conns", "engine RSS with them open, MiB", False),
     ("bytes_per_conn", "engine memory per open connection, bytes", False),
 ]
-others = [e for e in engines if e != "slirp-ns"]
-head = "| test | MTU | " + " | ".join(engines) + "".join(f" | vs {o}" for o in others) + " |"
+others = [e for e in engines if e not in ("slirp-ns", "slirp-ns-pasta")]
+# slirp-ns as pasta against pasta, both run the same way.
+pasta_pair = "pasta" in engines and "slirp-ns-pasta" in engines
+head = ("| test | MTU | " + " | ".join(engines) + "".join(f" | vs {o}" for o in others)
+        + (" | as pasta vs pasta" if pasta_pair else "") + " |")
 lines = [
     f"Benchmark {datetime.date.today()}, {platform.node()}, kernel {platform.release()}: "
     f"median of {rounds} rounds, {secs} s each. Engines: {__import__('os').environ.get('VERSIONS', '?')}.",
@@ -364,6 +374,12 @@ for test, label, higher_better in tests:
             if o in med and med[o] > 0 and med["slirp-ns"] > 0:
                 r = med["slirp-ns"] / med[o] if higher_better else med[o] / med["slirp-ns"]
                 ratios.append(f"{r:.2f}x")
+            else:
+                ratios.append("-")
+        if pasta_pair:
+            ours, theirs = med.get("slirp-ns-pasta", 0), med.get("pasta", 0)
+            if ours > 0 and theirs > 0:
+                ratios.append(f"{ours / theirs if higher_better else theirs / ours:.2f}x")
             else:
                 ratios.append("-")
         lines.append(f"| {label} | {mtu} | " + " | ".join(cells + ratios) + " |")

@@ -537,3 +537,32 @@ fn auto_ports_follow_what_the_namespace_listens_on() {
         !host_port_open(&setup)
     });
 }
+
+/// A host address with a /32 and its router outside it, as cloud VMs have them: the default
+/// route is on-link, and the router (the host's loopback here) answers.
+#[test]
+fn a_slash_32_address_gets_an_on_link_route() {
+    let setup = Setup::new();
+    let guest = setup.hs.guest();
+    let pid = guest.pid.to_string();
+    let (code, output) = setup.run(&[
+        "--config-net",
+        "--address=203.0.113.77",
+        "--netmask=32",
+        "--gateway=203.0.113.1",
+        "--ipv4-only",
+        "-t",
+        "none",
+        &pid,
+    ]);
+    assert_eq!(code, 0, "output: {output}");
+    let routes = ip_json_in(&guest.netns_path(), &["route", "show", "default"]);
+    assert_eq!(routes[0]["gateway"], "203.0.113.1", "{routes}");
+    assert!(
+        routes[0]["flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "onlink")),
+        "{routes}"
+    );
+    assert!(guest.ping("203.0.113.1"));
+}

@@ -8,7 +8,8 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -186,6 +187,14 @@ fn configure_ipv4(rtnl: &mut Rtnl, tap: u32, setup: &LinkSetup) -> Result<(), St
     route.header.protocol = RouteProtocol::Boot;
     route.header.scope = RouteScope::Universe;
     route.header.kind = RouteType::Unicast;
+    // A gateway outside the address's prefix (a cloud host's /32 and its router, copied by
+    // pasta's personality) is on the link all the same.
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(setup.prefix_len))
+        .unwrap_or(0);
+    if u32::from(setup.gateway) & mask != u32::from(setup.address) & mask {
+        route.header.flags = RouteFlags::Onlink;
+    }
     route.attributes = vec![
         RouteAttribute::Gateway(RouteAddress::Inet(setup.gateway)),
         RouteAttribute::Oif(tap),
