@@ -317,6 +317,11 @@ impl EventLoop {
                             }
                         }
                     }
+                    token if Splicer::is_outward_token(token) => {
+                        if let Some(splicer) = &mut self.splicer {
+                            splicer.on_outward_ready(self.poll.registry(), token);
+                        }
+                    }
                     token if Splicer::is_pair_token(token) => {
                         if let Some(splicer) = &mut self.splicer {
                             self.turn_bytes += splicer.on_pair_event(self.poll.registry(), token);

@@ -206,10 +206,12 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         drop_privileges: cfg.enable_sandbox,
         seccomp: cfg.enable_seccomp,
     });
+    let tcp_ns = cfg.pasta.as_ref().map_or(&[][..], |p| &p.tcp_ns[..]);
     let tap_request = TapRequest {
         name: cfg.tapname.clone(),
         vnet_hdr: cfg.offload,
         queues: cfg.queues,
+        loopback_listeners: tcp_ns.iter().map(|&(inside, _)| inside).collect(),
     };
     // The helper enters the namespace and makes the TAP while start-up goes on here: the two
     // meet only when the TAP is needed, after the sandbox. A link of another kind is opened
@@ -287,11 +289,15 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         log::warn!("{e}");
     }
 
+    let mut outward_listeners = Vec::new();
     let (link, taps, helper, helper_finishing) = match link_source {
         LinkSource::Opened(link) => (link, Vec::new(), None, None),
         LinkSource::Inherited(fd) => (tap_link(fd, &cfg)?, Vec::new(), None, None),
         LinkSource::Helper(pending) => {
-            let opened = pending.wait()?;
+            let mut opened = pending.wait()?;
+            // The namespace-side listeners come after the TAP's descriptors.
+            let taps_sent = opened.fds.len().saturating_sub(tcp_ns.len());
+            outward_listeners = opened.fds.split_off(taps_sent);
             let mut taps = opened
                 .fds
                 .into_iter()
@@ -401,7 +407,13 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         }
     };
     let to_loopback = pasta.is_some_and(|p| p.splice_to_loopback);
-    let splicer = helper.map(|helper| crate::splice::Splicer::new(helper, to_loopback));
+    let mut splicer = helper.map(|helper| crate::splice::Splicer::new(helper, to_loopback));
+    if let Some(splicer) = &mut splicer {
+        for (listener, &(_, host_port)) in outward_listeners.into_iter().zip(tcp_ns) {
+            let host = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, host_port));
+            splicer.add_outward(listener, host);
+        }
+    }
     let mut event_loop = EventLoop::new(link, engine_config, exit_fd, api, splicer)
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
     event_loop.set_busy_poll(cfg.busy_poll);

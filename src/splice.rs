@@ -38,6 +38,8 @@ pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
 
 /// Most spliced connections at once; more wait for a slot as TAP-path connections would not.
 pub const MAX_PAIRS: usize = 1 << 15;
+/// Most listeners in the namespace's loopback (pasta's -T ports).
+pub const MAX_OUTWARD_LISTENERS: usize = 1 << 16;
 /// Pipe capacity asked for (the kernel may give less to an unprivileged user).
 const PIPE_SIZE: i32 = 1 << 20;
 /// Most bytes moved per splice call.
@@ -122,6 +124,9 @@ pub struct Splicer {
     /// Connect to the namespace's loopback rather than the guest's address (pasta's
     /// --host-lo-to-ns-lo): the guest's server sees a loopback client.
     to_loopback: bool,
+    /// Listeners on the namespace's loopback (made by the helper), each with the host loopback
+    /// port its clients are joined to (pasta's -T).
+    outward: Vec<(mio::net::TcpListener, SocketAddr)>,
 }
 
 impl Splicer {
@@ -132,11 +137,63 @@ impl Splicer {
             free: Vec::new(),
             waiting: VecDeque::new(),
             to_loopback,
+            outward: Vec::new(),
+        }
+    }
+
+    /// Joins the clients of `listener` (in the namespace) to `host` (on the host). Before
+    /// [`Splicer::register`].
+    pub fn add_outward(&mut self, listener: OwnedFd, host: SocketAddr) {
+        if self.outward.len() < MAX_OUTWARD_LISTENERS {
+            let listener = std::net::TcpListener::from(listener);
+            self.outward
+                .push((mio::net::TcpListener::from_std(listener), host));
+        }
+    }
+
+    pub fn is_outward_token(token: Token) -> bool {
+        tokens::OUTWARD_LISTENERS.contains(token)
+    }
+
+    /// A namespace-side listener is readable: each client gets a connection to its host port,
+    /// spliced to it.
+    pub fn on_outward_ready(&mut self, registry: &Registry, token: Token) {
+        let Some(index) = tokens::OUTWARD_LISTENERS.slot(token) else {
+            return;
+        };
+        loop {
+            let Some((listener, host)) = self.outward.get(index) else {
+                return;
+            };
+            let host = *host;
+            let client = match listener.accept() {
+                Ok((client, _)) => client,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors, say: the client waits in the backlog for the next
+                    // readiness rather than spinning here.
+                    log::debug!("splice: accept in the namespace: {e}");
+                    return;
+                }
+            };
+            if self.pairs.len() - self.free.len() + self.waiting.len() >= MAX_PAIRS {
+                log::debug!("splice: {MAX_PAIRS} connections already, refusing one");
+                continue;
+            }
+            match TcpStream::connect(host) {
+                Ok(outside) => self.add_pair(registry, client, outside),
+                Err(e) => log::debug!("splice: connect to {host}: {e}"),
+            }
         }
     }
 
     pub fn register(&mut self, registry: &Registry) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
+        for (index, (listener, _)) in self.outward.iter_mut().enumerate() {
+            let token = tokens::OUTWARD_LISTENERS.token(index);
+            registry.register(listener, token, Interest::READABLE)?;
+        }
         let Some(helper) = &self.helper else {
             return Ok(());
         };
@@ -199,7 +256,10 @@ impl Splicer {
                         continue;
                     };
                     match answer {
-                        Ok(fd) => self.add_pair(registry, client, fd),
+                        Ok(fd) => {
+                            let inside = TcpStream::from_std(std::net::TcpStream::from(fd));
+                            self.add_pair(registry, client, inside)
+                        }
                         Err(e) => log::debug!("splice: {e}"),
                     }
                 }
@@ -215,13 +275,14 @@ impl Splicer {
         }
     }
 
-    fn add_pair(&mut self, registry: &Registry, client: TcpStream, inside: OwnedFd) {
+    /// Joins `client` to `inside`, which may still be connecting.
+    fn add_pair(&mut self, registry: &Registry, client: TcpStream, inside: TcpStream) {
         let (Ok(up), Ok(down)) = (Direction::new(), Direction::new()) else {
             return;
         };
         let mut pair = Pair {
             client,
-            inside: TcpStream::from_std(std::net::TcpStream::from(inside)),
+            inside,
             connected: false,
             up,
             down,

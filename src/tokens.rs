@@ -66,6 +66,11 @@ pub const SOCKS5_CLIENTS: Range = Range {
     base: 2048,
     len: crate::socks5::MAX_CLIENTS,
 };
+/// Listeners in the namespace's loopback whose clients are spliced to the host's (pasta's -T).
+pub const OUTWARD_LISTENERS: Range = Range {
+    base: 1 << 19,
+    len: crate::splice::MAX_OUTWARD_LISTENERS,
+};
 /// Port forwards' listeners.
 pub const FORWARDS: Range = Range {
     base: 1 << 20,
@@ -106,6 +111,7 @@ const _: () = assert!(
     ordered_apart(&[
         API_CLIENTS,
         SOCKS5_CLIENTS,
+        OUTWARD_LISTENERS,
         FORWARDS,
         VIRTUAL_UDP,
         SPLICE_PAIRS,

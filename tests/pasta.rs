@@ -566,3 +566,28 @@ fn a_slash_32_address_gets_an_on_link_route() {
     );
     assert!(guest.ping("203.0.113.1"));
 }
+
+/// `-T` (podman's `--network pasta:-T,PORT`): the namespace's 127.0.0.1:PORT reaches the host's
+/// loopback, as mapped.
+#[test]
+fn tcp_ns_ports_reach_the_hosts_loopback() {
+    let setup = Setup::new();
+    let netns = setup.netns_path();
+    let pid_file = setup.pid_file().display().to_string();
+    let args = podman_args(
+        &netns,
+        &["-t", "none", "-T", "7010,7020:7021", "--pid", &pid_file],
+    );
+    let (code, output) = setup.run(&args);
+    assert_eq!(code, 0, "output: {output}");
+    host_server(&setup, "127.0.0.1:7010", "host loopback 7010");
+    host_server(&setup, "127.0.0.1:7021", "host loopback 7021");
+    assert_eq!(
+        read_from_guest(&setup, "127.0.0.1:7010"),
+        "host loopback 7010"
+    );
+    assert_eq!(
+        read_from_guest(&setup, "127.0.0.1:7020"),
+        "host loopback 7021"
+    );
+}

@@ -96,7 +96,24 @@ fn open_tap_inside(ns: &NamespaceFiles, tap: &TapRequest) -> Result<Vec<OwnedFd>
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
     join(ns)?;
-    tap::open_tap(&tap.name, tap.vnet_hdr, tap.queues)
+    let mut fds = tap::open_tap(&tap.name, tap.vnet_hdr, tap.queues)?;
+    for &port in &tap.loopback_listeners {
+        fds.push(listen_on_loopback(port)?);
+    }
+    Ok(fds)
+}
+
+/// A TCP listener on 127.0.0.1:`port` in the namespace (IP_FREEBIND: lo may not be up yet).
+fn listen_on_loopback(port: u16) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt, Backlog, SockaddrIn};
+    let what = |e: nix::Error| format!("cannot listen on 127.0.0.1:{port} in the namespace: {e}");
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket(AddressFamily::Inet, SockType::Stream, flags, None).map_err(what)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(what)?;
+    setsockopt(&fd, sockopt::IpFreebind, &true).map_err(what)?;
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).map_err(what)?;
+    listen(&fd, Backlog::MAXCONN).map_err(what)?;
+    Ok(fd)
 }
 
 /// What the helper does once slirp-ns has the TAP: configure it, and lock itself down if it
@@ -120,6 +137,9 @@ pub struct TapRequest {
     pub name: String,
     pub vnet_hdr: bool,
     pub queues: usize,
+    /// Ports to listen on at the namespace's 127.0.0.1 (pasta's -T); their listeners follow
+    /// the TAP's descriptors.
+    pub loopback_listeners: Vec<u16>,
 }
 
 /// The helper kept alive inside the target namespaces, making sockets there on request (for

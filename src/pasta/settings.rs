@@ -37,6 +37,8 @@ pub struct PastaRun {
     pub splice_to_loopback: bool,
     /// `-t auto`, `-u auto`: ports forwarded while the namespace listens on them.
     pub auto: Vec<super::auto::AutoSpec>,
+    /// -T: (port on the namespace's 127.0.0.1, port on the host's) pairs.
+    pub tcp_ns: Vec<(u16, u16)>,
 }
 
 fn addresses(
@@ -269,11 +271,27 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
             }
         }
     }
-    for (specs, option) in [(&cli.tcp_ns, "-T"), (&cli.udp_ns, "-U")] {
-        for text in specs {
-            if ports::parse(text)?.is_some() {
-                warnings.push(format!("{option} {text}: forwarding from the namespace to the host is not supported yet"));
-            }
+    // -T: the namespace's loopback port P reaches the host's loopback port (P, or as mapped).
+    let mut tcp_ns = Vec::new();
+    for text in &cli.tcp_ns {
+        let Some(spec) = ports::parse(text)? else {
+            continue;
+        };
+        if spec.auto || spec.all {
+            warnings.push(format!(
+                "-T {text}: auto and all are not supported yet; only the ports named are forwarded"
+            ));
+        }
+        if cli.no_splice && !spec.maps.is_empty() {
+            return Err(format!("-T {text} cannot be used with --no-splice"));
+        }
+        tcp_ns.extend(spec.maps.iter().map(|m| (m.host, m.guest)));
+    }
+    for text in &cli.udp_ns {
+        if ports::parse(text)?.is_some() {
+            warnings.push(format!(
+                "-U {text}: UDP from the namespace to the host is not supported yet"
+            ));
         }
     }
     for (given, option) in [
@@ -347,6 +365,7 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
         background: Some(cli.log_file.clone()),
         splice_to_loopback: cli.host_lo_to_ns_lo,
         auto,
+        tcp_ns,
     });
     Ok(cfg)
 }
