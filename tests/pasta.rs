@@ -591,3 +591,61 @@ fn tcp_ns_ports_reach_the_hosts_loopback() {
         "host loopback 7021"
     );
 }
+
+/// Exec mode, `pasta [OPTION]... [--] COMMAND`: a new namespace with the host's addresses, the
+/// command run in it with its exit status passed on.
+#[test]
+fn exec_mode_runs_the_command_in_a_namespace_like_the_hosts() {
+    let setup = Setup::new();
+    host_server(&setup, "198.51.100.1:7004", "out there");
+    let (code, output) = setup.run(&[
+        "--config-net",
+        "--",
+        "sh",
+        "-c",
+        "ip -o -4 addr show hs0 && python3 -c \"import socket; \
+         print(socket.create_connection(('198.51.100.1', 7004), timeout=5).recv(64).decode())\" \
+         && exit 7",
+    ]);
+    assert_eq!(code, 7, "output: {output}");
+    assert!(output.contains("inet 192.0.2.1/24"), "{output}");
+    assert!(output.contains("out there"), "{output}");
+}
+
+/// rootlesskit's --detach-netns: `--userns=/proc/PID/ns/user --netns=PATH` instead of a PID,
+/// and `--ipv6-only` leaves IPv4 off the interface.
+#[test]
+fn userns_and_netns_paths_and_ipv6_only() {
+    let setup = Setup::new();
+    let guest = setup.hs.guest_in_userns();
+    let userns = guest.userns_path();
+    let netns = guest.netns_path();
+    let (code, output) = setup.run(&[
+        "--config-net",
+        "--ipv6-only",
+        "--ns-ifname=tap0",
+        &format!("--userns={userns}"),
+        &format!("--netns={netns}"),
+        "-t",
+        "none",
+    ]);
+    assert_eq!(code, 0, "output: {output}");
+    let links = ip_json_in(&netns, &["addr", "show", "tap0"]);
+    let families: Vec<&str> = links[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["scope"] == "global")
+        .map(|a| a["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(families, ["inet6"], "{links}");
+    host_server(&setup, "[2001:db8:1::1]:7005", "over IPv6");
+    let stream = in_netns(&netns, || {
+        TcpStream::connect_timeout(&"[2001:db8:1::1]:7005".parse().unwrap(), TIMEOUT)
+    })
+    .expect("IPv6 reaches host-sim");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut text = String::new();
+    (&stream).read_to_string(&mut text).unwrap();
+    assert_eq!(text, "over IPv6");
+}
