@@ -163,50 +163,25 @@ pub fn configure(setup: &LinkSetup) -> Result<(), String> {
 }
 
 fn configure_ipv4(rtnl: &mut Rtnl, tap: u32, setup: &LinkSetup) -> Result<(), String> {
-    let mut addr = AddressMessage::default();
-    addr.header.family = AddressFamily::Inet;
-    addr.header.prefix_len = setup.prefix_len;
-    addr.header.index = tap;
-    addr.attributes = vec![
+    let attributes = vec![
         AddressAttribute::Local(IpAddr::V4(setup.address)),
         AddressAttribute::Address(IpAddr::V4(setup.address)),
         AddressAttribute::Broadcast(setup.broadcast),
     ];
-    let what = format!("cannot add address {}/{}", setup.address, setup.prefix_len);
-    step(
-        &what,
-        rtnl.request(
-            RouteNetlinkMessage::NewAddress(addr),
-            NLM_F_CREATE | NLM_F_REPLACE,
-        ),
+    add_address(
+        rtnl,
+        tap,
+        setup.address.into(),
+        setup.prefix_len,
+        attributes,
     )?;
-
-    let mut route = RouteMessage::default();
-    route.header.address_family = AddressFamily::Inet;
-    route.header.table = RouteHeader::RT_TABLE_MAIN;
-    route.header.protocol = RouteProtocol::Boot;
-    route.header.scope = RouteScope::Universe;
-    route.header.kind = RouteType::Unicast;
     // A gateway outside the address's prefix (a cloud host's /32 and its router, copied by
     // pasta's personality) is on the link all the same.
     let mask = u32::MAX
         .checked_shl(32 - u32::from(setup.prefix_len))
         .unwrap_or(0);
-    if u32::from(setup.gateway) & mask != u32::from(setup.address) & mask {
-        route.header.flags = RouteFlags::Onlink;
-    }
-    route.attributes = vec![
-        RouteAttribute::Gateway(RouteAddress::Inet(setup.gateway)),
-        RouteAttribute::Oif(tap),
-    ];
-    let what = format!("cannot add default route via {}", setup.gateway);
-    step(
-        &what,
-        rtnl.request(
-            RouteNetlinkMessage::NewRoute(route),
-            NLM_F_CREATE | NLM_F_REPLACE,
-        ),
-    )
+    let on_link = u32::from(setup.gateway) & mask != u32::from(setup.address) & mask;
+    add_default_route(rtnl, tap, setup.gateway.into(), on_link)
 }
 
 /// The given IPv6 address (no duplicate address detection: it is the host's, and the link has
@@ -219,14 +194,26 @@ fn configure_ipv6(
     gateway: Ipv6Addr,
 ) -> Result<(), String> {
     use netlink_packet_route::address::AddressFlags;
-    let mut addr = AddressMessage::default();
-    addr.header.family = AddressFamily::Inet6;
-    addr.header.prefix_len = prefix_len;
-    addr.header.index = tap;
-    addr.attributes = vec![
+    let attributes = vec![
         AddressAttribute::Address(IpAddr::V6(address)),
         AddressAttribute::Flags(AddressFlags::Nodad),
     ];
+    add_address(rtnl, tap, address.into(), prefix_len, attributes)?;
+    add_default_route(rtnl, tap, gateway.into(), false)
+}
+
+fn add_address(
+    rtnl: &mut Rtnl,
+    tap: u32,
+    address: IpAddr,
+    prefix_len: u8,
+    attributes: Vec<AddressAttribute>,
+) -> Result<(), String> {
+    let mut addr = AddressMessage::default();
+    addr.header.family = family_of(address);
+    addr.header.prefix_len = prefix_len;
+    addr.header.index = tap;
+    addr.attributes = attributes;
     let what = format!("cannot add address {address}/{prefix_len}");
     step(
         &what,
@@ -234,17 +221,29 @@ fn configure_ipv6(
             RouteNetlinkMessage::NewAddress(addr),
             NLM_F_CREATE | NLM_F_REPLACE,
         ),
-    )?;
+    )
+}
+
+fn add_default_route(
+    rtnl: &mut Rtnl,
+    tap: u32,
+    gateway: IpAddr,
+    on_link: bool,
+) -> Result<(), String> {
     let mut route = RouteMessage::default();
-    route.header.address_family = AddressFamily::Inet6;
+    route.header.address_family = family_of(gateway);
     route.header.table = RouteHeader::RT_TABLE_MAIN;
     route.header.protocol = RouteProtocol::Boot;
     route.header.scope = RouteScope::Universe;
     route.header.kind = RouteType::Unicast;
-    route.attributes = vec![
-        RouteAttribute::Gateway(RouteAddress::Inet6(gateway)),
-        RouteAttribute::Oif(tap),
-    ];
+    if on_link {
+        route.header.flags = RouteFlags::Onlink;
+    }
+    let via = match gateway {
+        IpAddr::V4(v4) => RouteAddress::Inet(v4),
+        IpAddr::V6(v6) => RouteAddress::Inet6(v6),
+    };
+    route.attributes = vec![RouteAttribute::Gateway(via), RouteAttribute::Oif(tap)];
     let what = format!("cannot add default route via {gateway}");
     step(
         &what,
@@ -253,4 +252,11 @@ fn configure_ipv6(
             NLM_F_CREATE | NLM_F_REPLACE,
         ),
     )
+}
+
+fn family_of(addr: IpAddr) -> AddressFamily {
+    match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
 }
