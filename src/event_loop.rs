@@ -16,6 +16,7 @@ use crate::capture::{Capture, Direction, SharedCapture};
 use crate::engine::offload::RxOffload;
 use crate::engine::{Engine, EngineConfig, TxQueue};
 use crate::ns::watch::QuitWatch;
+use crate::pasta::udp_ns::UdpOutward;
 use crate::socks5::Socks5Server;
 use crate::splice::Splicer;
 use crate::tokens::{self, EXIT_FD, SIGNALS};
@@ -94,6 +95,7 @@ pub struct EventLoop {
     _exit_fd: Option<OwnedFd>,
     quit_watch: Option<QuitWatch>,
     periodic: Option<Box<dyn Periodic + Send>>,
+    udp_outward: Option<UdpOutward>,
     api: Option<ApiServer>,
     socks5: Option<Socks5Server>,
     splicer: Option<Splicer>,
@@ -158,6 +160,7 @@ impl EventLoop {
             _exit_fd: None,
             quit_watch: None,
             periodic: None,
+            udp_outward: None,
             api: None,
             socks5: None,
             splicer: None,
@@ -199,6 +202,13 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Relays UDP from the namespace's loopback ports to the host's (pasta's -U).
+    pub fn set_udp_outward(&mut self, mut relay: UdpOutward) -> io::Result<()> {
+        relay.register(self.poll.registry())?;
+        self.udp_outward = Some(relay);
+        Ok(())
+    }
+
     /// Runs `task` whenever it is due.
     pub fn set_periodic(&mut self, task: Box<dyn Periodic + Send>) {
         self.periodic = Some(task);
@@ -231,7 +241,11 @@ impl EventLoop {
                 let api = self.api.as_ref().and_then(ApiServer::next_deadline);
                 let socks5 = self.socks5.as_ref().and_then(Socks5Server::next_deadline);
                 let periodic = self.periodic.as_ref().map(|task| task.due_at());
-                let next = [self.engine.poll_at(), api, socks5, periodic]
+                let relay = self
+                    .udp_outward
+                    .as_ref()
+                    .and_then(UdpOutward::next_deadline);
+                let next = [self.engine.poll_at(), api, socks5, periodic, relay]
                     .into_iter()
                     .flatten()
                     .min();
@@ -317,6 +331,11 @@ impl EventLoop {
                             }
                         }
                     }
+                    token if UdpOutward::is_token(token) => {
+                        if let Some(relay) = &mut self.udp_outward {
+                            relay.on_event(self.poll.registry(), token, now);
+                        }
+                    }
                     token if Splicer::is_outward_token(token) => {
                         if let Some(splicer) = &mut self.splicer {
                             splicer.on_outward_ready(self.poll.registry(), token);
@@ -344,6 +363,9 @@ impl EventLoop {
             self.engine.handle_timers(now, &mut self.tx);
             if let Some(task) = self.periodic.as_mut().filter(|task| task.due_at() <= now) {
                 task.run(&mut self.engine, now);
+            }
+            if let Some(relay) = &mut self.udp_outward {
+                relay.expire(self.poll.registry(), now);
             }
             if let Some(api) = &mut self.api {
                 api.expire(self.poll.registry(), now);

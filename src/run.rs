@@ -207,11 +207,13 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         seccomp: cfg.enable_seccomp,
     });
     let tcp_ns = cfg.pasta.as_ref().map_or(&[][..], |p| &p.tcp_ns[..]);
+    let udp_ns = cfg.pasta.as_ref().map_or(&[][..], |p| &p.udp_ns[..]);
     let tap_request = TapRequest {
         name: cfg.tapname.clone(),
         vnet_hdr: cfg.offload,
         queues: cfg.queues,
         loopback_listeners: tcp_ns.iter().map(|&(inside, _)| inside).collect(),
+        loopback_udp: udp_ns.iter().map(|&(inside, _)| inside).collect(),
     };
     // The helper enters the namespace and makes the TAP while start-up goes on here: the two
     // meet only when the TAP is needed, after the sandbox. A link of another kind is opened
@@ -296,7 +298,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         LinkSource::Helper(pending) => {
             let mut opened = pending.wait()?;
             // The namespace-side listeners come after the TAP's descriptors.
-            let taps_sent = opened.fds.len().saturating_sub(tcp_ns.len());
+            let taps_sent = opened.fds.len().saturating_sub(tcp_ns.len() + udp_ns.len());
             outward_listeners = opened.fds.split_off(taps_sent);
             let mut taps = opened
                 .fds
@@ -407,6 +409,20 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         }
     };
     let to_loopback = pasta.is_some_and(|p| p.splice_to_loopback);
+    let udp_sockets = outward_listeners.split_off(outward_listeners.len().min(tcp_ns.len()));
+    let udp_outward = (!udp_sockets.is_empty()).then(|| {
+        let sockets = udp_sockets
+            .into_iter()
+            .zip(udp_ns)
+            .map(|(fd, &(_, port))| {
+                (
+                    fd,
+                    std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+                )
+            })
+            .collect();
+        crate::pasta::udp_ns::UdpOutward::new(sockets, std::time::Duration::from_secs(180))
+    });
     let mut splicer = helper.map(|helper| crate::splice::Splicer::new(helper, to_loopback));
     if let Some(splicer) = &mut splicer {
         for (listener, &(_, host_port)) in outward_listeners.into_iter().zip(tcp_ns) {
@@ -419,6 +435,11 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     event_loop.set_busy_poll(cfg.busy_poll);
     if let Some(capture) = capture {
         event_loop.set_capture(capture);
+    }
+    if let Some(relay) = udp_outward {
+        event_loop
+            .set_udp_outward(relay)
+            .map_err(|e| RunError(format!("cannot relay -U ports: {e}")))?;
     }
     if let Some(auto_ports) = auto_ports {
         event_loop.set_periodic(Box::new(auto_ports));

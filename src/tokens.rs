@@ -71,6 +71,11 @@ pub const OUTWARD_LISTENERS: Range = Range {
     base: 1 << 19,
     len: crate::splice::MAX_OUTWARD_LISTENERS,
 };
+/// pasta's -U: the namespace-side sockets, then one host socket per client.
+pub const OUTWARD_UDP: Range = Range {
+    base: 3 << 18,
+    len: crate::pasta::udp_ns::MAX_SOCKETS + crate::pasta::udp_ns::MAX_FLOWS,
+};
 /// Port forwards' listeners.
 pub const FORWARDS: Range = Range {
     base: 1 << 20,
@@ -112,6 +117,7 @@ const _: () = assert!(
         API_CLIENTS,
         SOCKS5_CLIENTS,
         OUTWARD_LISTENERS,
+        OUTWARD_UDP,
         FORWARDS,
         VIRTUAL_UDP,
         SPLICE_PAIRS,

@@ -649,3 +649,39 @@ fn userns_and_netns_paths_and_ipv6_only() {
     (&stream).read_to_string(&mut text).unwrap();
     assert_eq!(text, "over IPv6");
 }
+
+/// `-U`: a datagram to the namespace's 127.0.0.1:PORT reaches the host's loopback, as mapped,
+/// and the reply comes back to the client.
+#[test]
+fn udp_ns_ports_reach_the_hosts_loopback() {
+    let setup = Setup::new();
+    let netns = setup.netns_path();
+    let pid_file = setup.pid_file().display().to_string();
+    let args = podman_args(
+        &netns,
+        &["-t", "none", "-U", "7030:7031", "--pid", &pid_file],
+    );
+    let (code, output) = setup.run(&args);
+    assert_eq!(code, 0, "output: {output}");
+    let echo = in_netns(&setup.hs.netns_path(), || {
+        UdpSocket::bind("127.0.0.1:7031").unwrap()
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    for client in 0..2 {
+        let socket = setup.in_guest(|| UdpSocket::bind("127.0.0.1:0").unwrap());
+        socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let message = format!("datagram from client {client}");
+        socket
+            .send_to(message.as_bytes(), "127.0.0.1:7030")
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = socket.recv_from(&mut buf).expect("the echo");
+        assert_eq!(&buf[..n], message.as_bytes());
+        assert_eq!(from, "127.0.0.1:7030".parse().unwrap());
+    }
+}

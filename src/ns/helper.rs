@@ -98,21 +98,27 @@ fn open_tap_inside(ns: &NamespaceFiles, tap: &TapRequest) -> Result<Vec<OwnedFd>
     join(ns)?;
     let mut fds = tap::open_tap(&tap.name, tap.vnet_hdr, tap.queues)?;
     for &port in &tap.loopback_listeners {
-        fds.push(listen_on_loopback(port)?);
+        fds.push(bind_loopback(SockType::Stream, port)?);
+    }
+    for &port in &tap.loopback_udp {
+        fds.push(bind_loopback(SockType::Datagram, port)?);
     }
     Ok(fds)
 }
 
-/// A TCP listener on 127.0.0.1:`port` in the namespace (IP_FREEBIND: lo may not be up yet).
-fn listen_on_loopback(port: u16) -> Result<OwnedFd, String> {
+/// A TCP listener or a UDP socket on 127.0.0.1:`port` in the namespace (IP_FREEBIND: lo may
+/// not be up yet).
+fn bind_loopback(kind: SockType, port: u16) -> Result<OwnedFd, String> {
     use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt, Backlog, SockaddrIn};
-    let what = |e: nix::Error| format!("cannot listen on 127.0.0.1:{port} in the namespace: {e}");
+    let what = |e: nix::Error| format!("cannot bind 127.0.0.1:{port} in the namespace: {e}");
     let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
-    let fd = socket(AddressFamily::Inet, SockType::Stream, flags, None).map_err(what)?;
+    let fd = socket(AddressFamily::Inet, kind, flags, None).map_err(what)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(what)?;
     setsockopt(&fd, sockopt::IpFreebind, &true).map_err(what)?;
     bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).map_err(what)?;
-    listen(&fd, Backlog::MAXCONN).map_err(what)?;
+    if kind == SockType::Stream {
+        listen(&fd, Backlog::MAXCONN).map_err(what)?;
+    }
     Ok(fd)
 }
 
@@ -140,6 +146,8 @@ pub struct TapRequest {
     /// Ports to listen on at the namespace's 127.0.0.1 (pasta's -T); their listeners follow
     /// the TAP's descriptors.
     pub loopback_listeners: Vec<u16>,
+    /// The same for UDP (pasta's -U), after the TCP listeners.
+    pub loopback_udp: Vec<u16>,
 }
 
 /// The helper kept alive inside the target namespaces, making sockets there on request (for

@@ -19,6 +19,7 @@ mod daemon;
 mod host;
 mod ports;
 mod settings;
+pub mod udp_ns;
 
 pub use auto::AutoPorts;
 pub use daemon::detach_stdio;

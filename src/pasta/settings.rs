@@ -39,6 +39,8 @@ pub struct PastaRun {
     pub auto: Vec<super::auto::AutoSpec>,
     /// -T: (port on the namespace's 127.0.0.1, port on the host's) pairs.
     pub tcp_ns: Vec<(u16, u16)>,
+    /// -U: the same for UDP.
+    pub udp_ns: Vec<(u16, u16)>,
 }
 
 fn addresses(
@@ -287,12 +289,17 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
         }
         tcp_ns.extend(spec.maps.iter().map(|m| (m.host, m.guest)));
     }
+    let mut udp_ns = Vec::new();
     for text in &cli.udp_ns {
-        if ports::parse(text)?.is_some() {
+        let Some(spec) = ports::parse(text)? else {
+            continue;
+        };
+        if spec.auto || spec.all {
             warnings.push(format!(
-                "-U {text}: UDP from the namespace to the host is not supported yet"
+                "-U {text}: auto and all are not supported yet; only the ports named are forwarded"
             ));
         }
+        udp_ns.extend(spec.maps.iter().map(|m| (m.host, m.guest)));
     }
     for (given, option) in [
         (cli.no_tcp, "--no-tcp"),
@@ -366,6 +373,7 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
         splice_to_loopback: cli.host_lo_to_ns_lo,
         auto,
         tcp_ns,
+        udp_ns,
     });
     Ok(cfg)
 }
