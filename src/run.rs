@@ -314,7 +314,10 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     };
     let engines = 1 + taps.len();
     log::debug!("link offloads: {}, queues: {engines}", link.offloads());
-    let max_flows = cfg.max_flows.min(flows_within(fd_limit, engines));
+    // pasta's `all` may take up to half the descriptors for its listeners.
+    let forward_all = pasta.is_some_and(|p| !p.all.is_empty());
+    let flow_fds = if forward_all { fd_limit / 2 } else { fd_limit };
+    let max_flows = cfg.max_flows.min(flows_within(flow_fds, engines));
     if max_flows < cfg.max_flows {
         log::info!(
             "at most {max_flows} flows per queue: the descriptor limit is {fd_limit} (--max-flows {})",
@@ -344,6 +347,11 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         splice_loopback: helper.is_some(),
         host_network: pasta.map(|p| p.host_network.clone()),
         forwards_v6_only: pasta.is_some(),
+        max_forwards: if pasta.is_some() {
+            crate::engine::fwd::MAX_FORWARDS_ANY
+        } else {
+            crate::engine::fwd::MAX_FORWARDS
+        },
         tcp_peek_offset: crate::sys::tcp_peek_offset_supported()
             && std::env::var_os("SLIRP_NS_NO_PEEK_OFF").is_none(),
         ..defaults
@@ -382,6 +390,11 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             })
             .map_err(|e| RunError(format!("cannot start a queue thread: {e}")))?;
     }
+    // The guest's own addresses, where pasta's forwards go.
+    let guest = (
+        std::net::IpAddr::V4(cfg.net.guest()),
+        cfg.ipv6.and_then(|v6| v6.guest()).map(std::net::IpAddr::V6),
+    );
     // pasta's `auto` ports read the namespace's socket tables through a process inside it.
     let inside_pid = helper.as_ref().map(|h| h.pid()).or(match cfg.target {
         Target::Pid(pid) => Some(pid),
@@ -396,10 +409,6 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
                         .into(),
                 ));
             };
-            let guest = (
-                std::net::IpAddr::V4(cfg.net.guest()),
-                cfg.ipv6.and_then(|v6| v6.guest()).map(std::net::IpAddr::V6),
-            );
             let proc_net = std::path::PathBuf::from(format!("/proc/{pid}/net"));
             Some(crate::pasta::AutoPorts::new(
                 p.auto.clone(),
@@ -463,6 +472,10 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             .add_forward(*spec)
             .map_err(|e| RunError(format!("cannot publish {spec:?}: {e}")))?;
         log::info!("forward {} added: {:?}", entry.id, entry.spec);
+    }
+    if let Some(p) = pasta.filter(|_| forward_all) {
+        let budget = usize::try_from(fd_limit / 2).unwrap_or(usize::MAX);
+        crate::pasta::forward_all(event_loop.engine_mut(), &p.all, guest, budget)?;
     }
     if command.is_none() && pasta.is_none() {
         // With --target-type=stdio stdout points at stderr by now: the banner stays off the

@@ -79,7 +79,7 @@ pub const OUTWARD_UDP: Range = Range {
 /// Port forwards' listeners.
 pub const FORWARDS: Range = Range {
     base: 1 << 20,
-    len: crate::engine::fwd::MAX_FORWARDS,
+    len: crate::engine::fwd::MAX_FORWARDS_ANY,
 };
 /// Virtual UDP endpoints (of a library caller's in-process sockets).
 pub const VIRTUAL_UDP: Range = Range {

@@ -685,3 +685,24 @@ fn udp_ns_ports_reach_the_hosts_loopback() {
         assert_eq!(from, "127.0.0.1:7030".parse().unwrap());
     }
 }
+
+/// `-t all` with exclusions: every non-ephemeral port not excluded is bound (here 8100-8199),
+/// on IPv4 and IPv6.
+#[test]
+fn all_ports_but_the_excluded_ones() {
+    let setup = Setup::new();
+    let netns = setup.netns_path();
+    let pid_file = setup.pid_file().display().to_string();
+    let args = podman_args(&netns, &["-t", "~1-8099,~8200-32767", "--pid", &pid_file]);
+    let (code, output) = setup.run(&args);
+    assert_eq!(code, 0, "output: {output}");
+    guest_tells_client_address(&setup, "0.0.0.0:8150");
+    assert_eq!(
+        ask_from_host(&setup, "198.51.100.1:0", "198.51.100.1:8150"),
+        "198.51.100.1"
+    );
+    let refused = in_netns(&setup.hs.netns_path(), || {
+        TcpStream::connect_timeout(&"198.51.100.1:8250".parse().unwrap(), TIMEOUT).is_err()
+    });
+    assert!(refused, "an excluded port is not bound");
+}

@@ -22,8 +22,10 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-/// Most forwards at once.
+/// Most forwards at once, unless the engine's configuration allows more.
 pub const MAX_FORWARDS: usize = 4096;
+/// The most any configuration allows (pasta's `-t all`: every non-ephemeral port, twice).
+pub const MAX_FORWARDS_ANY: usize = 1 << 17;
 
 /// The protocol a port forward carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,7 +94,7 @@ pub enum AddError {
     /// Not supported (yet): UDP forwards.
     Unsupported(&'static str),
     /// The most forwards (4096) exist already.
-    TooMany,
+    TooMany(usize),
     /// Binding or listening failed (port in use, address not local...).
     Bind(io::Error),
 }
@@ -101,7 +103,7 @@ impl std::fmt::Display for AddError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AddError::Unsupported(what) => write!(f, "{what} is not supported yet"),
-            AddError::TooMany => write!(f, "too many forwards (at most {MAX_FORWARDS})"),
+            AddError::TooMany(max) => write!(f, "too many forwards (at most {max})"),
             AddError::Bind(e) => write!(f, "{e}"),
         }
     }
@@ -110,6 +112,8 @@ impl std::fmt::Display for AddError {
 #[derive(Default)]
 pub struct Forwards {
     slots: Vec<Option<Forward>>,
+    /// Empty slots below `slots.len()`, to fill first (pasta's `all` adds tens of thousands).
+    free: Vec<usize>,
     last_id: u64,
 }
 
@@ -193,10 +197,12 @@ impl Engine {
     /// Starts listening for a forward; returns its entry (with the port bound).
     pub fn add_forward(&mut self, spec: ForwardSpec) -> Result<ForwardEntry, AddError> {
         let forwards = &mut self.core.forwards;
-        let slot = match forwards.slots.iter().position(Option::is_none) {
-            Some(slot) => slot,
-            None if forwards.slots.len() < MAX_FORWARDS => forwards.slots.len(),
-            None => return Err(AddError::TooMany),
+        let slot = match forwards.free.last() {
+            Some(&slot) => slot,
+            None if forwards.slots.len() < self.core.cfg.max_forwards.min(MAX_FORWARDS_ANY) => {
+                forwards.slots.len()
+            }
+            None => return Err(AddError::TooMany(self.core.cfg.max_forwards)),
         };
         let addr = SocketAddr::new(spec.host_addr, spec.host_port);
         let token = crate::tokens::FORWARDS.token(slot);
@@ -239,6 +245,8 @@ impl Engine {
         if slot == forwards.slots.len() {
             forwards.slots.push(Some(forward));
         } else {
+            // The slot was the last free one.
+            forwards.free.pop();
             forwards.slots[slot] = Some(forward);
         }
         Ok(entry)
@@ -254,12 +262,18 @@ impl Engine {
             return false;
         };
         if let Some(forward) = slots[slot].take() {
+            self.core.forwards.free.push(slot);
             let _ = match forward.listener {
                 Listener::Tcp(mut l) => self.core.registry.deregister(&mut l),
                 Listener::Udp(mut s) => self.core.registry.deregister(&mut s),
             };
         }
         true
+    }
+
+    /// How many forwards there are.
+    pub fn forwards_count(&self) -> usize {
+        self.core.forwards.slots.len() - self.core.forwards.free.len()
     }
 
     /// The forwards, in the order they were added.

@@ -161,6 +161,8 @@ pub struct EngineConfig {
     /// Whether forwards listening on IPv6 take IPv6 only (pasta: each port's IPv4 listener is
     /// a forward of its own); otherwise `::` takes IPv4 clients too.
     pub forwards_v6_only: bool,
+    /// Most port forwards at once (at most [`fwd::MAX_FORWARDS_ANY`]).
+    pub max_forwards: usize,
 }
 
 /// pasta's model of the guest's network. The guest takes the host's addresses, prefix and
@@ -206,6 +208,7 @@ impl EngineConfig {
             dhcp_bootfile: None,
             host_network: None,
             forwards_v6_only: false,
+            max_forwards: fwd::MAX_FORWARDS,
         }
     }
 }

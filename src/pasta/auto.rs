@@ -38,6 +38,72 @@ impl AutoSpec {
     }
 }
 
+/// One `all` specification: every non-ephemeral port but the excluded ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllSpec {
+    pub proto: ForwardProto,
+    pub listen: Vec<IpAddr>,
+    pub excluded: Vec<RangeInclusive<u16>>,
+    /// Where in the guest (`None`: the guest's own address of the listener's family).
+    pub to_addr: Option<IpAddr>,
+}
+
+/// The first ephemeral port: `all` stops below it.
+fn first_ephemeral_port() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// Binds what `specs` ask for, as pasta does: a port that cannot be bound (taken, or below
+/// 1024 without the capability) is skipped. At most `budget` listeners, so that flows keep
+/// descriptors. Fails only when nothing could be bound.
+pub fn forward_all(
+    engine: &mut Engine,
+    specs: &[AllSpec],
+    guest: (IpAddr, Option<IpAddr>),
+    budget: usize,
+) -> Result<(), String> {
+    let last = first_ephemeral_port().saturating_sub(1);
+    let mut listeners = engine.forwards_count();
+    for spec in specs {
+        let (mut bound, mut tried) = (0, 0);
+        'ports: for port in 1..=last {
+            if spec.excluded.iter().any(|r| r.contains(&port)) {
+                continue;
+            }
+            for &listen in &spec.listen {
+                if listeners >= budget {
+                    log::warn!("all: stopped at port {port}: the descriptor budget keeps {budget} for listeners");
+                    break 'ports;
+                }
+                tried += 1;
+                let guest_addr = spec.to_addr.unwrap_or(match (listen, guest.1) {
+                    (IpAddr::V6(_), Some(v6)) => v6,
+                    _ => guest.0,
+                });
+                let forward = ForwardSpec {
+                    proto: spec.proto,
+                    host_addr: listen,
+                    host_port: port,
+                    guest_addr,
+                    guest_port: port,
+                };
+                if engine.add_forward(forward).is_ok() {
+                    bound += 1;
+                    listeners += 1;
+                }
+            }
+        }
+        log::info!("all: {bound} of {tried} {:?} ports bound", spec.proto);
+        if bound == 0 {
+            return Err(format!("no {:?} port could be forwarded", spec.proto));
+        }
+    }
+    Ok(())
+}
+
 /// The scanner: its specifications, where the namespace's tables are, and the forwards it made.
 pub struct AutoPorts {
     specs: Vec<AutoSpec>,

@@ -21,7 +21,7 @@ mod ports;
 mod settings;
 pub mod udp_ns;
 
-pub use auto::AutoPorts;
+pub use auto::{forward_all, AutoPorts};
 pub use daemon::detach_stdio;
 pub use settings::PastaRun;
 

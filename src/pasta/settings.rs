@@ -41,6 +41,8 @@ pub struct PastaRun {
     pub tcp_ns: Vec<(u16, u16)>,
     /// -U: the same for UDP.
     pub udp_ns: Vec<(u16, u16)>,
+    /// `-t all`, `-u all`: every non-ephemeral port.
+    pub all: Vec<super::auto::AllSpec>,
 }
 
 fn addresses(
@@ -231,6 +233,7 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
     }
     let mut publish = Vec::new();
     let mut auto = Vec::new();
+    let mut all = Vec::new();
     for (specs, proto, option) in [
         (&cli.tcp_ports, ForwardProto::Tcp, "-t"),
         (&cli.udp_ports, ForwardProto::Udp, "-u"),
@@ -240,7 +243,15 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
                 continue;
             };
             if spec.all {
-                return Err(format!("{option} {text}: forwarding all ports is not supported by slirp-ns; name the ports"));
+                all.push(super::auto::AllSpec {
+                    proto,
+                    listen: spec
+                        .listen
+                        .map_or_else(|| listen_any.clone(), |addr| vec![addr]),
+                    excluded: spec.excluded.clone(),
+                    to_addr: spec.all_to,
+                });
+                continue;
             }
             if spec.interface.is_some() {
                 warnings.push(format!("{option} {text}: binding to an interface is not supported; listening on every interface"));
@@ -374,6 +385,7 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
         auto,
         tcp_ns,
         udp_ns,
+        all,
     });
     Ok(cfg)
 }
@@ -439,7 +451,6 @@ mod tests {
             ("pasta -c /tmp/x 1", "pesto"),
             ("pasta -n 255.0.255.0 1", "Invalid netmask"),
             ("pasta -m 70000 1", "Invalid MTU"),
-            ("pasta -t all 1", "all ports"),
             ("pasta --netns /nonexistent/netns", "No such file"),
         ] {
             let error = configure(line).unwrap_err();
