@@ -73,11 +73,18 @@ pub enum Exit {
     TargetGone,
 }
 
-/// Work the loop does on a schedule of its own, with the engine (pasta's `auto` ports).
+/// What periodic work may use.
+pub struct Tick<'a> {
+    pub engine: &'a mut Engine,
+    pub splicer: Option<&'a mut Splicer>,
+    pub registry: &'a mio::Registry,
+}
+
+/// Work the loop does on a schedule of its own (pasta's `auto` ports).
 pub trait Periodic {
     /// When it wants to run next.
     fn due_at(&self) -> Instant;
-    fn run(&mut self, engine: &mut Engine, now: Instant);
+    fn run(&mut self, tick: Tick<'_>, now: Instant);
 }
 
 pub struct EventLoop {
@@ -362,7 +369,12 @@ impl EventLoop {
             }
             self.engine.handle_timers(now, &mut self.tx);
             if let Some(task) = self.periodic.as_mut().filter(|task| task.due_at() <= now) {
-                task.run(&mut self.engine, now);
+                let tick = Tick {
+                    engine: &mut self.engine,
+                    splicer: self.splicer.as_mut(),
+                    registry: self.poll.registry(),
+                };
+                task.run(tick, now);
             }
             if let Some(relay) = &mut self.udp_outward {
                 relay.expire(self.poll.registry(), now);

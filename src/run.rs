@@ -400,7 +400,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         Target::Pid(pid) => Some(pid),
         _ => None,
     });
-    let auto_ports = match pasta.filter(|p| !p.auto.is_empty()) {
+    let auto_ports = match pasta.filter(|p| !p.auto.is_empty() || !p.auto_to_host.is_empty()) {
         None => None,
         Some(p) => {
             let Some(pid) = inside_pid else {
@@ -412,6 +412,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
             let proc_net = std::path::PathBuf::from(format!("/proc/{pid}/net"));
             Some(crate::pasta::AutoPorts::new(
                 p.auto.clone(),
+                p.auto_to_host.clone(),
                 proc_net,
                 guest,
             ))

@@ -104,6 +104,14 @@ impl Direction {
     }
 }
 
+/// What a request to the helper was for, in the order of the requests.
+enum Waiting {
+    /// A client to join to the socket asked for (with its guest address).
+    Client(TcpStream, SocketAddr),
+    /// A listener asked for in the namespace's loopback, and the host address its clients reach.
+    Listener(SocketAddr),
+}
+
 struct Pair {
     client: TcpStream,
     inside: TcpStream,
@@ -120,13 +128,13 @@ pub struct Splicer {
     free: Vec<usize>,
     /// Clients whose inside socket was asked for, with their guest address, in the order of
     /// the requests.
-    waiting: VecDeque<(TcpStream, SocketAddr)>,
+    waiting: VecDeque<Waiting>,
     /// Connect to the namespace's loopback rather than the guest's address (pasta's
     /// --host-lo-to-ns-lo): the guest's server sees a loopback client.
     to_loopback: bool,
     /// Listeners on the namespace's loopback (made by the helper), each with the host loopback
-    /// port its clients are joined to (pasta's -T).
-    outward: Vec<(mio::net::TcpListener, SocketAddr)>,
+    /// port its clients are joined to (pasta's -T); a slot is empty once its port is dropped.
+    outward: Vec<Option<(mio::net::TcpListener, SocketAddr)>>,
 }
 
 impl Splicer {
@@ -147,7 +155,53 @@ impl Splicer {
         if self.outward.len() < MAX_OUTWARD_LISTENERS {
             let listener = std::net::TcpListener::from(listener);
             self.outward
-                .push((mio::net::TcpListener::from_std(listener), host));
+                .push(Some((mio::net::TcpListener::from_std(listener), host)));
+        }
+    }
+
+    /// Asks the helper for a listener on the namespace's 127.0.0.1:`port` whose clients are
+    /// joined to `host` (pasta's `-T auto`); it is in place once the helper answers.
+    pub fn request_outward(&mut self, port: u16, host: SocketAddr) {
+        let Some(helper) = &self.helper else {
+            return;
+        };
+        match helper.request_listen(port) {
+            Ok(()) => self.waiting.push_back(Waiting::Listener(host)),
+            Err(e) => log::warn!("splice: {e}"),
+        }
+    }
+
+    /// Closes the namespace-side listener whose clients reach `host`.
+    pub fn drop_outward(&mut self, registry: &Registry, host: SocketAddr) {
+        for entry in &mut self.outward {
+            if entry.as_ref().is_some_and(|(_, to)| *to == host) {
+                if let Some((mut listener, _)) = entry.take() {
+                    let _ = registry.deregister(&mut listener);
+                }
+            }
+        }
+    }
+
+    /// A listener the helper made, registered now.
+    fn install_outward(&mut self, registry: &Registry, listener: OwnedFd, host: SocketAddr) {
+        let listener = std::net::TcpListener::from(listener);
+        let mut listener = mio::net::TcpListener::from_std(listener);
+        let index = match self.outward.iter().position(Option::is_none) {
+            Some(index) => index,
+            None if self.outward.len() < MAX_OUTWARD_LISTENERS => self.outward.len(),
+            None => return,
+        };
+        let token = tokens::OUTWARD_LISTENERS.token(index);
+        if registry
+            .register(&mut listener, token, Interest::READABLE)
+            .is_err()
+        {
+            return;
+        }
+        if index == self.outward.len() {
+            self.outward.push(Some((listener, host)));
+        } else {
+            self.outward[index] = Some((listener, host));
         }
     }
 
@@ -162,7 +216,7 @@ impl Splicer {
             return;
         };
         loop {
-            let Some((listener, host)) = self.outward.get(index) else {
+            let Some(Some((listener, host))) = self.outward.get(index) else {
                 return;
             };
             let host = *host;
@@ -190,7 +244,10 @@ impl Splicer {
 
     pub fn register(&mut self, registry: &Registry) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
-        for (index, (listener, _)) in self.outward.iter_mut().enumerate() {
+        for (index, entry) in self.outward.iter_mut().enumerate() {
+            let Some((listener, _)) = entry else {
+                continue;
+            };
             let token = tokens::OUTWARD_LISTENERS.token(index);
             registry.register(listener, token, Interest::READABLE)?;
         }
@@ -235,7 +292,7 @@ impl Splicer {
             }
         };
         match helper.request_connect(inside) {
-            Ok(()) => self.waiting.push_back((client, dst)),
+            Ok(()) => self.waiting.push_back(Waiting::Client(client, dst)),
             Err(e) => log::warn!("splice: {e}"),
         }
         None
@@ -251,25 +308,31 @@ impl Splicer {
             };
             match helper.try_receive() {
                 Reply::Nothing => return Vec::new(),
-                Reply::Answer(answer) => {
-                    let Some((client, _)) = self.waiting.pop_front() else {
-                        continue;
-                    };
-                    match answer {
-                        Ok(fd) => {
-                            let inside = TcpStream::from_std(std::net::TcpStream::from(fd));
-                            self.add_pair(registry, client, inside)
-                        }
-                        Err(e) => log::debug!("splice: {e}"),
+                Reply::Answer(answer) => match (self.waiting.pop_front(), answer) {
+                    (Some(Waiting::Client(client, _)), Ok(fd)) => {
+                        let inside = TcpStream::from_std(std::net::TcpStream::from(fd));
+                        self.add_pair(registry, client, inside)
                     }
-                }
+                    (Some(Waiting::Listener(host)), Ok(fd)) => {
+                        self.install_outward(registry, fd, host)
+                    }
+                    (_, Err(e)) => log::debug!("splice: {e}"),
+                    (None, Ok(_)) => {}
+                },
                 Reply::Gone(why) => {
                     log::warn!("{why}; port forwards from loopback go through the TAP from now on");
                     use std::os::fd::AsRawFd;
                     let fd = helper.socket().as_raw_fd();
                     let _ = registry.deregister(&mut mio::unix::SourceFd(&fd));
                     self.helper = None;
-                    return self.waiting.drain(..).collect();
+                    return self
+                        .waiting
+                        .drain(..)
+                        .filter_map(|waiting| match waiting {
+                            Waiting::Client(client, dst) => Some((client, dst)),
+                            Waiting::Listener(_) => None,
+                        })
+                        .collect();
                 }
             }
         }

@@ -706,3 +706,36 @@ fn all_ports_but_the_excluded_ones() {
     });
     assert!(refused, "an excluded port is not bound");
 }
+
+/// `-T auto`: a port the host starts listening on appears on the namespace's loopback within a
+/// rescan; the published ports' own listeners are not offered back.
+#[test]
+fn tcp_ns_auto_offers_what_the_host_listens_on() {
+    let setup = Setup::new();
+    let netns = setup.netns_path();
+    let pid_file = setup.pid_file().display().to_string();
+    let args = podman_args(
+        &netns,
+        &["-t", "7050:7050", "-T", "auto", "--pid", &pid_file],
+    );
+    let (code, output) = setup.run(&args);
+    assert_eq!(code, 0, "output: {output}");
+    host_server(&setup, "127.0.0.1:7040", "host loopback 7040");
+    let guest_reaches = |port: u16| {
+        let dst = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        setup.in_guest(move || TcpStream::connect_timeout(&dst, TIMEOUT).is_ok())
+    };
+    wait_until(
+        Duration::from_secs(3),
+        "host port 7040 in the namespace",
+        || guest_reaches(7040),
+    );
+    assert_eq!(
+        read_from_guest(&setup, "127.0.0.1:7040"),
+        "host loopback 7040"
+    );
+    assert!(
+        !guest_reaches(7050),
+        "the published port is not offered back"
+    );
+}

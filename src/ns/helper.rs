@@ -159,6 +159,8 @@ pub struct Helper {
 
 /// A request: b'c', an IPv4 address and a port: a TCP socket connecting to them.
 const CONNECT_REQUEST: u8 = b'c';
+/// A request: b'l', 127.0.0.1 and a port: a TCP listener there (pasta's `-T auto`).
+const LISTEN_REQUEST: u8 = b'l';
 
 impl Helper {
     /// The helper's process, which sits in the namespace.
@@ -191,6 +193,21 @@ impl Helper {
         nix::sys::socket::send(
             std::os::fd::AsRawFd::as_raw_fd(&self.sock),
             &msg[..len],
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        )
+        .map(drop)
+        .map_err(|e| format!("namespace helper: {e}"))
+    }
+
+    /// Asks for a TCP listener on the namespace's 127.0.0.1:`port`; answered as connects are.
+    pub fn request_listen(&self, port: u16) -> Result<(), String> {
+        let mut msg = [0u8; 7];
+        msg[0] = LISTEN_REQUEST;
+        msg[1..3].copy_from_slice(&port.to_be_bytes());
+        msg[3..7].copy_from_slice(&[127, 0, 0, 1]);
+        nix::sys::socket::send(
+            std::os::fd::AsRawFd::as_raw_fd(&self.sock),
+            &msg,
             nix::sys::socket::MsgFlags::MSG_DONTWAIT,
         )
         .map(drop)
@@ -279,10 +296,10 @@ fn serve(sock: &OwnedFd) -> ! {
             19 => <[u8; 16]>::try_from(&msg[3..19]).ok().map(Into::into),
             _ => None,
         };
-        let result = if let (Some(ip), CONNECT_REQUEST) = (ip, msg[0]) {
-            connect_inside(std::net::SocketAddr::new(ip, port))
-        } else {
-            Err("bad request".to_string())
+        let result = match (ip, msg[0]) {
+            (Some(ip), CONNECT_REQUEST) => connect_inside(std::net::SocketAddr::new(ip, port)),
+            (Some(_), LISTEN_REQUEST) => bind_loopback(SockType::Stream, port),
+            _ => Err("bad request".to_string()),
         };
         let sent = match &result {
             Ok(fd) => fdpass::send_result(sock, Ok(fd)),

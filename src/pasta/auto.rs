@@ -4,7 +4,7 @@
 
 use crate::engine::fwd::{ForwardProto, ForwardSpec};
 use crate::engine::Engine;
-use crate::event_loop::Periodic;
+use crate::event_loop::{Periodic, Tick};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
@@ -112,18 +112,30 @@ pub struct AutoPorts {
     /// The guest's address in each family the forwards go to.
     guest: (IpAddr, Option<IpAddr>),
     made: HashMap<(ForwardProto, IpAddr, u16), u64>,
+    /// `-T auto`: host loopback ports offered in the namespace's loopback while the host
+    /// listens on them.
+    to_host: Vec<AutoSpec>,
+    /// The namespace-side ports asked for so far.
+    offered: BTreeSet<u16>,
     /// Ports whose forward could not be bound: not tried again until they go away and return.
     failed: HashSet<(ForwardProto, IpAddr, u16)>,
     due: Instant,
 }
 
 impl AutoPorts {
-    pub fn new(specs: Vec<AutoSpec>, proc_net: PathBuf, guest: (IpAddr, Option<IpAddr>)) -> Self {
+    pub fn new(
+        specs: Vec<AutoSpec>,
+        to_host: Vec<AutoSpec>,
+        proc_net: PathBuf,
+        guest: (IpAddr, Option<IpAddr>),
+    ) -> Self {
         AutoPorts {
             specs,
             proc_net,
             guest,
             made: HashMap::new(),
+            to_host,
+            offered: BTreeSet::new(),
             failed: HashSet::new(),
             due: Instant::now(),
         }
@@ -131,16 +143,51 @@ impl AutoPorts {
 
     /// The ports the namespace listens on for `proto` (both families).
     fn listening(&self, proto: ForwardProto) -> BTreeSet<u16> {
-        let (files, state) = match proto {
-            ForwardProto::Tcp => (["tcp", "tcp6"], TCP_LISTEN),
-            ForwardProto::Udp => (["udp", "udp6"], UDP_UNCONNECTED),
-        };
-        files
-            .iter()
-            .filter_map(|file| std::fs::read_to_string(self.proc_net.join(file)).ok())
-            .flat_map(|table| listening_ports(&table, state))
-            .collect()
+        listening_in(&self.proc_net, proto)
     }
+
+    /// `-T auto`: offers in the namespace's loopback each host port listened on, but the
+    /// forwards' own (those lead back into the namespace).
+    fn offer_host_ports(&mut self, tick: &mut Tick<'_>) {
+        let Some(splicer) = tick.splicer.as_deref_mut() else {
+            return;
+        };
+        let ours: BTreeSet<u16> = tick
+            .engine
+            .forwards()
+            .iter()
+            .filter(|f| f.spec.proto == ForwardProto::Tcp)
+            .map(|f| f.spec.host_port)
+            .collect();
+        let wanted: BTreeSet<u16> =
+            listening_in(std::path::Path::new("/proc/self/net"), ForwardProto::Tcp)
+                .into_iter()
+                .filter(|port| !ours.contains(port))
+                .filter(|&port| self.to_host.iter().any(|spec| spec.wants(port)))
+                .collect();
+        let loopback = |port| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+        for &port in self.offered.difference(&wanted) {
+            splicer.drop_outward(tick.registry, loopback(port));
+        }
+        for &port in wanted.difference(&self.offered) {
+            log::info!("auto: offering host port {port} in the namespace's loopback");
+            splicer.request_outward(port, loopback(port));
+        }
+        self.offered = wanted;
+    }
+}
+
+/// The ports listened on (TCP) or bound (UDP), both families, per the tables under `proc_net`.
+fn listening_in(proc_net: &std::path::Path, proto: ForwardProto) -> BTreeSet<u16> {
+    let (files, state) = match proto {
+        ForwardProto::Tcp => (["tcp", "tcp6"], TCP_LISTEN),
+        ForwardProto::Udp => (["udp", "udp6"], UDP_UNCONNECTED),
+    };
+    files
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(proc_net.join(file)).ok())
+        .flat_map(|table| listening_ports(&table, state))
+        .collect()
 }
 
 /// Local ports of the sockets in `state` in a /proc/net/{tcp,udp}[6] table.
@@ -165,8 +212,12 @@ impl Periodic for AutoPorts {
         self.due
     }
 
-    fn run(&mut self, engine: &mut Engine, now: Instant) {
+    fn run(&mut self, mut tick: Tick<'_>, now: Instant) {
         self.due = now + RESCAN;
+        if !self.to_host.is_empty() {
+            self.offer_host_ports(&mut tick);
+        }
+        let engine = &mut *tick.engine;
         let mut wanted = HashSet::new();
         for proto in [ForwardProto::Tcp, ForwardProto::Udp] {
             let specs: Vec<&AutoSpec> = self.specs.iter().filter(|s| s.proto == proto).collect();

@@ -41,6 +41,8 @@ pub struct PastaRun {
     pub tcp_ns: Vec<(u16, u16)>,
     /// -U: the same for UDP.
     pub udp_ns: Vec<(u16, u16)>,
+    /// `-T auto` (and `-T all`): host ports offered in the namespace while listened on.
+    pub auto_to_host: Vec<super::auto::AutoSpec>,
     /// `-t all`, `-u all`: every non-ephemeral port.
     pub all: Vec<super::auto::AllSpec>,
 }
@@ -286,17 +288,25 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
     }
     // -T: the namespace's loopback port P reaches the host's loopback port (P, or as mapped).
     let mut tcp_ns = Vec::new();
+    let mut auto_to_host = Vec::new();
     for text in &cli.tcp_ns {
         let Some(spec) = ports::parse(text)? else {
             continue;
         };
-        if spec.auto || spec.all {
-            warnings.push(format!(
-                "-T {text}: auto and all are not supported yet; only the ports named are forwarded"
-            ));
-        }
-        if cli.no_splice && !spec.maps.is_empty() {
+        if cli.no_splice {
             return Err(format!("-T {text} cannot be used with --no-splice"));
+        }
+        if spec.auto || spec.all {
+            // Host ports listened on are offered in the namespace (all: any of them).
+            let only = (spec.auto && !spec.maps.is_empty())
+                .then(|| spec.maps.iter().map(|m| m.host..=m.host).collect());
+            auto_to_host.push(super::auto::AutoSpec {
+                proto: ForwardProto::Tcp,
+                listen: Vec::new(),
+                only,
+                excluded: spec.excluded.clone(),
+            });
+            continue;
         }
         tcp_ns.extend(spec.maps.iter().map(|m| (m.host, m.guest)));
     }
@@ -385,6 +395,7 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
         auto,
         tcp_ns,
         udp_ns,
+        auto_to_host,
         all,
     });
     Ok(cfg)
