@@ -575,6 +575,14 @@ mod tests {
         );
     }
 
+    /// pasta's personality starts from Config::new: its defaults are the command line's.
+    #[test]
+    fn new_has_the_command_lines_defaults() {
+        let parsed = parse(&["1", "tap0"]).unwrap();
+        let made = Config::new(Target::Pid(1), "tap0".into());
+        assert_eq!(format!("{parsed:?}"), format!("{made:?}"));
+    }
+
     #[test]
     fn mtu_range() {
         assert_eq!(parse(&["-m", "65521", "1", "t"]).unwrap().mtu, 65521);
