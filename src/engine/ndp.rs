@@ -282,7 +282,14 @@ fn build_router_advert(core: &mut Core, now: Instant, out: &mut Vec<u8>) {
     // Header (RFC 4861, 4.2): type, code, checksum (filled later), hop limit, flags: "other
     // configuration" (DNS from DHCPv6), router lifetime, reachable time, retransmit timer.
     out.extend_from_slice(&[ROUTER_ADVERT, 0, 0, 0, 64, 0x40]);
-    out.extend_from_slice(&ROUTER_LIFETIME_SECS.to_be_bytes());
+    // With the guest's address given (pasta's network), its default route is set too: as a
+    // second default router (from fe80::2) we would only stand beside it.
+    let lifetime = if prefix.guest().is_some() {
+        0
+    } else {
+        ROUTER_LIFETIME_SECS
+    };
+    out.extend_from_slice(&lifetime.to_be_bytes());
     out.extend_from_slice(&[0; 8]);
     // Source link-layer address.
     out.extend_from_slice(&[1, 1]);
