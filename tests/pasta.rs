@@ -649,6 +649,13 @@ fn userns_and_netns_paths_and_ipv6_only() {
     let mut text = String::new();
     (&stream).read_to_string(&mut text).unwrap();
     assert_eq!(text, "over IPv6");
+    // Given /proc/PID/ns/net, pasta ends with that process.
+    let ours: Vec<u32> = processes_with_arg(&format!("--netns={netns}"));
+    assert!(!ours.is_empty(), "pasta runs");
+    drop(guest);
+    for pid in ours {
+        wait_exited(pid, Duration::from_secs(1));
+    }
 }
 
 /// `-U`: a datagram to the namespace's 127.0.0.1:PORT reaches the host's loopback, as mapped,

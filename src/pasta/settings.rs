@@ -118,8 +118,7 @@ fn target(cli: &PastaCli) -> Result<(Target, Option<QuitWhen>), String> {
         if !path.exists() {
             return Err(format!("{}: No such file or directory", path.display()));
         }
-        let quit = QuitWhen::FileRemoved(path.clone());
-        return Ok((Target::Path(path), Some(quit)));
+        return Ok((Target::Path(path.clone()), Some(quit_when_gone(&path))));
     }
     if let [only] = &cli.rest[..] {
         if let Some(pid) = only.to_str().and_then(|s| s.parse::<i32>().ok()) {
@@ -135,6 +134,21 @@ fn target(cli: &PastaCli) -> Result<(Target, Option<QuitWhen>), String> {
         cli.rest.clone()
     };
     Ok((Target::Exec(command), None))
+}
+
+/// What says the namespace at `path` is gone: procfs sends no inotify events, so a
+/// /proc/PID/... path means the process's exit; anything else (a bind mount, as podman's) its
+/// removal.
+fn quit_when_gone(path: &Path) -> QuitWhen {
+    let mut parts = path.components().skip(1);
+    let under_proc = parts.next().is_some_and(|c| c.as_os_str() == "proc");
+    let pid = parts
+        .next()
+        .and_then(|c| c.as_os_str().to_str()?.parse::<i32>().ok());
+    match pid {
+        Some(pid) if under_proc && path.is_absolute() => QuitWhen::ProcessExits(pid),
+        _ => QuitWhen::FileRemoved(path.to_path_buf()),
+    }
 }
 
 pub fn config(cli: PastaCli) -> Result<Config, String> {
@@ -453,6 +467,16 @@ mod tests {
         let cfg =
             configure("pasta -a 192.0.2.10 -g 192.0.2.254 --map-host-loopback none -4 1").unwrap();
         assert!(cfg.pasta.unwrap().host_network.loopback.is_empty());
+    }
+
+    #[test]
+    fn a_namespace_under_proc_ends_with_its_process() {
+        assert_eq!(
+            quit_when_gone(Path::new("/proc/42/ns/net")),
+            QuitWhen::ProcessExits(42)
+        );
+        let bound = Path::new("/run/user/1000/netns/netns-1");
+        assert_eq!(quit_when_gone(bound), QuitWhen::FileRemoved(bound.into()));
     }
 
     #[test]
