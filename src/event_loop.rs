@@ -77,6 +77,7 @@ pub enum Exit {
 pub struct Tick<'a> {
     pub engine: &'a mut Engine,
     pub splicer: Option<&'a mut Splicer>,
+    pub udp_outward: Option<&'a mut UdpOutward>,
     pub registry: &'a mio::Registry,
 }
 
@@ -330,6 +331,11 @@ impl EventLoop {
                     tokens::HELPER => {
                         if let Some(splicer) = &mut self.splicer {
                             let unspliced = splicer.on_helper_readable(self.poll.registry());
+                            for (socket, host) in splicer.take_udp_sockets() {
+                                if let Some(relay) = &mut self.udp_outward {
+                                    relay.add_socket(self.poll.registry(), socket, host);
+                                }
+                            }
                             if !splicer.is_available() {
                                 self.engine.stop_splicing();
                             }
@@ -372,6 +378,7 @@ impl EventLoop {
                 let tick = Tick {
                     engine: &mut self.engine,
                     splicer: self.splicer.as_mut(),
+                    udp_outward: self.udp_outward.as_mut(),
                     registry: self.poll.registry(),
                 };
                 task.run(tick, now);

@@ -420,7 +420,12 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     };
     let to_loopback = pasta.is_some_and(|p| p.splice_to_loopback);
     let udp_sockets = outward_listeners.split_off(outward_listeners.len().min(tcp_ns.len()));
-    let udp_outward = (!udp_sockets.is_empty()).then(|| {
+    let udp_auto = pasta.is_some_and(|p| {
+        p.auto_to_host
+            .iter()
+            .any(|spec| spec.proto == crate::engine::fwd::ForwardProto::Udp)
+    });
+    let udp_outward = (!udp_sockets.is_empty() || udp_auto).then(|| {
         let sockets = udp_sockets
             .into_iter()
             .zip(udp_ns)

@@ -110,6 +110,8 @@ enum Waiting {
     Client(TcpStream, SocketAddr),
     /// A listener asked for in the namespace's loopback, and the host address its clients reach.
     Listener(SocketAddr),
+    /// A UDP socket asked for there, for the -U relay, and the host address it relays to.
+    UdpSocket(SocketAddr),
 }
 
 struct Pair {
@@ -135,6 +137,8 @@ pub struct Splicer {
     /// Listeners on the namespace's loopback (made by the helper), each with the host loopback
     /// port its clients are joined to (pasta's -T); a slot is empty once its port is dropped.
     outward: Vec<Option<(mio::net::TcpListener, SocketAddr)>>,
+    /// UDP sockets the helper made, for the -U relay to take.
+    udp_ready: Vec<(OwnedFd, SocketAddr)>,
 }
 
 impl Splicer {
@@ -146,6 +150,7 @@ impl Splicer {
             waiting: VecDeque::new(),
             to_loopback,
             outward: Vec::new(),
+            udp_ready: Vec::new(),
         }
     }
 
@@ -165,10 +170,27 @@ impl Splicer {
         let Some(helper) = &self.helper else {
             return;
         };
-        match helper.request_listen(port) {
+        match helper.request_listen(port, false) {
             Ok(()) => self.waiting.push_back(Waiting::Listener(host)),
             Err(e) => log::warn!("splice: {e}"),
         }
+    }
+
+    /// Asks the helper for a UDP socket on the namespace's 127.0.0.1:`port` relaying to `host`
+    /// (pasta's `-U auto`); [`Splicer::take_udp_sockets`] hands it over once made.
+    pub fn request_udp(&mut self, port: u16, host: SocketAddr) {
+        let Some(helper) = &self.helper else {
+            return;
+        };
+        match helper.request_listen(port, true) {
+            Ok(()) => self.waiting.push_back(Waiting::UdpSocket(host)),
+            Err(e) => log::warn!("splice: {e}"),
+        }
+    }
+
+    /// The UDP sockets made since the last call.
+    pub fn take_udp_sockets(&mut self) -> Vec<(OwnedFd, SocketAddr)> {
+        std::mem::take(&mut self.udp_ready)
     }
 
     /// Closes the namespace-side listener whose clients reach `host`.
@@ -316,6 +338,7 @@ impl Splicer {
                     (Some(Waiting::Listener(host)), Ok(fd)) => {
                         self.install_outward(registry, fd, host)
                     }
+                    (Some(Waiting::UdpSocket(host)), Ok(fd)) => self.udp_ready.push((fd, host)),
                     (_, Err(e)) => log::debug!("splice: {e}"),
                     (None, Ok(_)) => {}
                 },
@@ -330,7 +353,7 @@ impl Splicer {
                         .drain(..)
                         .filter_map(|waiting| match waiting {
                             Waiting::Client(client, dst) => Some((client, dst)),
-                            Waiting::Listener(_) => None,
+                            Waiting::Listener(_) | Waiting::UdpSocket(_) => None,
                         })
                         .collect();
                 }

@@ -747,3 +747,39 @@ fn tcp_ns_auto_offers_what_the_host_listens_on() {
         "the published port is not offered back"
     );
 }
+
+/// `-U auto`: a UDP port the host binds appears on the namespace's loopback within a rescan.
+#[test]
+fn udp_ns_auto_offers_what_the_host_binds() {
+    let setup = Setup::new();
+    let netns = setup.netns_path();
+    let pid_file = setup.pid_file().display().to_string();
+    let args = podman_args(&netns, &["-t", "none", "-U", "auto", "--pid", &pid_file]);
+    let (code, output) = setup.run(&args);
+    assert_eq!(code, 0, "output: {output}");
+    let echo = in_netns(&setup.hs.netns_path(), || {
+        UdpSocket::bind("127.0.0.1:7060").unwrap()
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let echoed = || {
+        let socket = setup.in_guest(|| UdpSocket::bind("127.0.0.1:0").unwrap());
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let _ = socket.send_to(b"hello", "127.0.0.1:7060");
+        let mut buf = [0u8; 16];
+        socket
+            .recv_from(&mut buf)
+            .is_ok_and(|(n, _)| &buf[..n] == b"hello")
+    };
+    wait_until(
+        Duration::from_secs(4),
+        "host UDP port 7060 in the namespace",
+        echoed,
+    );
+}

@@ -161,6 +161,8 @@ pub struct Helper {
 const CONNECT_REQUEST: u8 = b'c';
 /// A request: b'l', 127.0.0.1 and a port: a TCP listener there (pasta's `-T auto`).
 const LISTEN_REQUEST: u8 = b'l';
+/// A request: b'u', 127.0.0.1 and a port: a UDP socket bound there (pasta's `-U auto`).
+const BIND_UDP_REQUEST: u8 = b'u';
 
 impl Helper {
     /// The helper's process, which sits in the namespace.
@@ -199,10 +201,15 @@ impl Helper {
         .map_err(|e| format!("namespace helper: {e}"))
     }
 
-    /// Asks for a TCP listener on the namespace's 127.0.0.1:`port`; answered as connects are.
-    pub fn request_listen(&self, port: u16) -> Result<(), String> {
+    /// Asks for a TCP listener (`udp`: a bound UDP socket) on the namespace's
+    /// 127.0.0.1:`port`; answered as connects are.
+    pub fn request_listen(&self, port: u16, udp: bool) -> Result<(), String> {
         let mut msg = [0u8; 7];
-        msg[0] = LISTEN_REQUEST;
+        msg[0] = if udp {
+            BIND_UDP_REQUEST
+        } else {
+            LISTEN_REQUEST
+        };
         msg[1..3].copy_from_slice(&port.to_be_bytes());
         msg[3..7].copy_from_slice(&[127, 0, 0, 1]);
         nix::sys::socket::send(
@@ -299,6 +306,7 @@ fn serve(sock: &OwnedFd) -> ! {
         let result = match (ip, msg[0]) {
             (Some(ip), CONNECT_REQUEST) => connect_inside(std::net::SocketAddr::new(ip, port)),
             (Some(_), LISTEN_REQUEST) => bind_loopback(SockType::Stream, port),
+            (Some(_), BIND_UDP_REQUEST) => bind_loopback(SockType::Datagram, port),
             _ => Err("bad request".to_string()),
         };
         let sent = match &result {

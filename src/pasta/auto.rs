@@ -117,6 +117,9 @@ pub struct AutoPorts {
     to_host: Vec<AutoSpec>,
     /// The namespace-side ports asked for so far.
     offered: BTreeSet<u16>,
+    /// `-U auto`: the same for UDP ports bound on the host.
+    udp_to_host: Vec<AutoSpec>,
+    offered_udp: BTreeSet<u16>,
     /// Ports whose forward could not be bound: not tried again until they go away and return.
     failed: HashSet<(ForwardProto, IpAddr, u16)>,
     due: Instant,
@@ -134,8 +137,17 @@ impl AutoPorts {
             proc_net,
             guest,
             made: HashMap::new(),
-            to_host,
+            udp_to_host: to_host
+                .iter()
+                .filter(|s| s.proto == ForwardProto::Udp)
+                .cloned()
+                .collect(),
+            to_host: to_host
+                .into_iter()
+                .filter(|s| s.proto == ForwardProto::Tcp)
+                .collect(),
             offered: BTreeSet::new(),
+            offered_udp: BTreeSet::new(),
             failed: HashSet::new(),
             due: Instant::now(),
         }
@@ -174,6 +186,37 @@ impl AutoPorts {
             splicer.request_outward(port, loopback(port));
         }
         self.offered = wanted;
+    }
+
+    /// `-U auto`: the same for UDP ports bound on the host.
+    fn offer_host_udp_ports(&mut self, tick: &mut Tick<'_>) {
+        let (Some(splicer), Some(relay)) =
+            (tick.splicer.as_deref_mut(), tick.udp_outward.as_deref_mut())
+        else {
+            return;
+        };
+        let ours: BTreeSet<u16> = tick
+            .engine
+            .forwards()
+            .iter()
+            .filter(|f| f.spec.proto == ForwardProto::Udp)
+            .map(|f| f.spec.host_port)
+            .collect();
+        let wanted: BTreeSet<u16> =
+            listening_in(std::path::Path::new("/proc/self/net"), ForwardProto::Udp)
+                .into_iter()
+                .filter(|port| !ours.contains(port))
+                .filter(|&port| self.udp_to_host.iter().any(|spec| spec.wants(port)))
+                .collect();
+        let loopback = |port| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+        for &port in self.offered_udp.difference(&wanted) {
+            relay.drop_socket(tick.registry, loopback(port));
+        }
+        for &port in wanted.difference(&self.offered_udp) {
+            log::info!("auto: offering host UDP port {port} in the namespace's loopback");
+            splicer.request_udp(port, loopback(port));
+        }
+        self.offered_udp = wanted;
     }
 }
 
@@ -216,6 +259,9 @@ impl Periodic for AutoPorts {
         self.due = now + RESCAN;
         if !self.to_host.is_empty() {
             self.offer_host_ports(&mut tick);
+        }
+        if !self.udp_to_host.is_empty() {
+            self.offer_host_udp_ports(&mut tick);
         }
         let engine = &mut *tick.engine;
         let mut wanted = HashSet::new();

@@ -41,7 +41,7 @@ pub struct PastaRun {
     pub tcp_ns: Vec<(u16, u16)>,
     /// -U: the same for UDP.
     pub udp_ns: Vec<(u16, u16)>,
-    /// `-T auto` (and `-T all`): host ports offered in the namespace while listened on.
+    /// `-T auto`, `-U auto` (and `all`): host ports offered in the namespace while listened on.
     pub auto_to_host: Vec<super::auto::AutoSpec>,
     /// `-t all`, `-u all`: every non-ephemeral port.
     pub all: Vec<super::auto::AllSpec>,
@@ -329,10 +329,19 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
         let Some(spec) = ports::parse(text)? else {
             continue;
         };
+        if cli.no_splice {
+            return Err(format!("-U {text} cannot be used with --no-splice"));
+        }
         if spec.auto || spec.all {
-            warnings.push(format!(
-                "-U {text}: auto and all are not supported yet; only the ports named are forwarded"
-            ));
+            let only = (spec.auto && !spec.maps.is_empty())
+                .then(|| spec.maps.iter().map(|m| m.host..=m.host).collect());
+            auto_to_host.push(super::auto::AutoSpec {
+                proto: ForwardProto::Udp,
+                listen: Vec::new(),
+                only,
+                excluded: spec.excluded.clone(),
+            });
+            continue;
         }
         udp_ns.extend(spec.maps.iter().map(|m| (m.host, m.guest)));
     }

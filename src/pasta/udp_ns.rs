@@ -29,8 +29,9 @@ struct Flow {
 }
 
 pub struct UdpOutward {
-    /// The namespace-side sockets, each with the host address its clients reach.
-    sockets: Vec<(UdpSocket, SocketAddr)>,
+    /// The namespace-side sockets, each with the host address its clients reach; a slot is
+    /// empty once its port is dropped (`-U auto`).
+    sockets: Vec<Option<(UdpSocket, SocketAddr)>>,
     flows: Vec<Option<Flow>>,
     free: Vec<usize>,
     by_client: HashMap<(usize, SocketAddr), usize>,
@@ -44,7 +45,7 @@ impl UdpOutward {
         let sockets = sockets
             .into_iter()
             .take(MAX_SOCKETS)
-            .map(|(fd, host)| (UdpSocket::from_std(std::net::UdpSocket::from(fd)), host))
+            .map(|(fd, host)| Some((UdpSocket::from_std(std::net::UdpSocket::from(fd)), host)))
             .collect();
         UdpOutward {
             sockets,
@@ -58,10 +59,45 @@ impl UdpOutward {
     }
 
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
-        for (index, (socket, _)) in self.sockets.iter_mut().enumerate() {
-            registry.register(socket, tokens::OUTWARD_UDP.token(index), Interest::READABLE)?;
+        for (index, entry) in self.sockets.iter_mut().enumerate() {
+            if let Some((socket, _)) = entry {
+                registry.register(socket, tokens::OUTWARD_UDP.token(index), Interest::READABLE)?;
+            }
         }
         Ok(())
+    }
+
+    /// A namespace-side socket made while running (`-U auto`), relaying to `host`.
+    pub fn add_socket(&mut self, registry: &Registry, fd: OwnedFd, host: SocketAddr) {
+        let mut socket = UdpSocket::from_std(std::net::UdpSocket::from(fd));
+        let index = match self.sockets.iter().position(Option::is_none) {
+            Some(index) => index,
+            None if self.sockets.len() < MAX_SOCKETS => self.sockets.len(),
+            None => return,
+        };
+        let token = tokens::OUTWARD_UDP.token(index);
+        if registry
+            .register(&mut socket, token, Interest::READABLE)
+            .is_err()
+        {
+            return;
+        }
+        if index == self.sockets.len() {
+            self.sockets.push(Some((socket, host)));
+        } else {
+            self.sockets[index] = Some((socket, host));
+        }
+    }
+
+    /// Closes the namespace-side socket relaying to `host`; its clients' sockets go idle.
+    pub fn drop_socket(&mut self, registry: &Registry, host: SocketAddr) {
+        for entry in &mut self.sockets {
+            if entry.as_ref().is_some_and(|(_, to)| *to == host) {
+                if let Some((mut socket, _)) = entry.take() {
+                    let _ = registry.deregister(&mut socket);
+                }
+            }
+        }
     }
 
     pub fn is_token(token: Token) -> bool {
@@ -82,7 +118,7 @@ impl UdpOutward {
     /// Datagrams from the namespace's clients, each sent on from the client's host socket.
     fn relay_to_host(&mut self, registry: &Registry, index: usize, now: Instant) {
         loop {
-            let Some((socket, host)) = self.sockets.get(index) else {
+            let Some(Some((socket, host))) = self.sockets.get(index) else {
                 return;
             };
             let host = *host;
@@ -150,7 +186,7 @@ impl UdpOutward {
             match flow.host.recv(&mut self.buf) {
                 Ok(len) => {
                     flow.last = now;
-                    if let Some((socket, _)) = self.sockets.get(flow.socket) {
+                    if let Some(Some((socket, _))) = self.sockets.get(flow.socket) {
                         let _ = socket.send_to(&self.buf[..len], flow.client);
                     }
                 }
