@@ -356,7 +356,8 @@ impl EventLoop {
                     }
                     token if Splicer::is_pair_token(token) => {
                         if let Some(splicer) = &mut self.splicer {
-                            self.turn_bytes += splicer.on_pair_event(self.poll.registry(), token);
+                            let moved = splicer.on_pair_event(self.poll.registry(), event);
+                            self.turn_bytes += moved;
                         }
                     }
                     token if Engine::owns_token(token) => {

@@ -396,13 +396,15 @@ impl Splicer {
     }
 
     /// Readiness of either socket of a pair: move what can be moved. Returns the bytes moved.
-    pub fn on_pair_event(&mut self, registry: &Registry, token: Token) -> usize {
-        let Some(slot) = tokens::SPLICE_PAIRS.slot(token).map(|t| t / 2) else {
+    pub fn on_pair_event(&mut self, registry: &Registry, event: &mio::event::Event) -> usize {
+        let Some(index) = tokens::SPLICE_PAIRS.slot(event.token()) else {
             return 0;
         };
+        let slot = index / 2;
         let Some(Some(pair)) = self.pairs.get_mut(slot) else {
             return 0;
         };
+        let just_connected = !pair.connected;
         if !pair.connected {
             match pair.inside.take_error() {
                 Ok(None) if pair.inside.peer_addr().is_ok() => pair.connected = true,
@@ -413,8 +415,32 @@ impl Splicer {
                 }
             }
         }
-        let up = pair.up.pump(&pair.client, &pair.inside);
-        let down = pair.down.pump(&pair.inside, &pair.client);
+        // Only the directions this event can move: a socket that became readable feeds its
+        // direction, one that became writable drains the other's pipe. (An error or hang-up
+        // moves both, so that each side sees it.) Half the splice calls of a one-way stream.
+        let (readable, writable) = if event.is_error() || event.is_read_closed() {
+            (true, true)
+        } else {
+            (event.is_readable(), event.is_writable())
+        };
+        let (run_up, run_down) = if just_connected {
+            (true, true)
+        } else if index % 2 == 0 {
+            // The client's socket.
+            (readable, writable)
+        } else {
+            (writable, readable)
+        };
+        let up = if run_up {
+            pair.up.pump(&pair.client, &pair.inside)
+        } else {
+            Ok(0)
+        };
+        let down = if run_down {
+            pair.down.pump(&pair.inside, &pair.client)
+        } else {
+            Ok(0)
+        };
         match (up, down) {
             (Ok(up), Ok(down)) => {
                 if pair.up.done && pair.down.done {
