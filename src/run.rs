@@ -508,7 +508,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     }
     if let Some(log_file) = pasta.and_then(|p| p.background.as_ref()) {
         // The caller reads our output until it closes: it must close before we say ready.
-        crate::pasta::detach_stdio(log_file.as_deref())?;
+        crate::sys::detach_stdio(log_file.as_deref())?;
     }
     if let Some(fd) = ready_fd {
         nix::unistd::write(&fd, b"1").map_err(|e| RunError(format!("ready-fd: {e}")))?;

@@ -219,3 +219,32 @@ pub fn recv_datagrams(
     }
     Ok(received)
 }
+
+/// Points stdin, stdout and stderr at /dev/null, stderr at `log_file` when given: the caller
+/// reads our output until it closes.
+pub fn detach_stdio(log_file: Option<&std::path::Path>) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("/dev/null: {e}"))?;
+    let log = match log_file {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("log file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let err_target = log.as_ref().unwrap_or(&null);
+    for (target, fd) in [(&null, 0), (&null, 1), (err_target, 2)] {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns.
+        if unsafe { libc::dup2(target.as_raw_fd(), fd) } < 0 {
+            return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}

@@ -380,7 +380,8 @@ pub fn start_opening_tap_in(
             super::close_other_fds(&keep);
             // Nor its output: a caller reading slirp-ns's output until it closes (podman with
             // pasta) would wait as long as the helper lives. It reports through its socket.
-            super::stdio_to_dev_null();
+            // A failure leaves them as they were.
+            let _ = crate::sys::detach_stdio(None);
             // Two answers: the TAP as soon as it exists, so that slirp-ns sets up its loop
             // meanwhile; then whether the rest went well. slirp-ns says it is ready only after
             // the second: the link is configured and the helper locked down by then.

@@ -27,21 +27,6 @@ fn exit_child(code: i32) -> ! {
 }
 
 /// Closes every descriptor above stderr but those in `keep`, in a forked child.
-/// Points stdin, stdout and stderr at /dev/null (in a helper child; failures leave them).
-fn stdio_to_dev_null() {
-    use std::os::fd::AsRawFd;
-    if let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        for fd in 0..=2 {
-            // SAFETY: dup2 onto the standard descriptors, which this process owns.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
-        }
-    }
-}
-
 fn close_other_fds(keep: &[std::os::fd::RawFd]) {
     let mut keep: Vec<u32> = keep
         .iter()

@@ -153,37 +153,18 @@ impl AutoPorts {
         }
     }
 
-    /// The ports the namespace listens on for `proto` (both families).
-    fn listening(&self, proto: ForwardProto) -> BTreeSet<u16> {
-        listening_in(&self.proc_net, proto)
-    }
-
-    /// `-T auto`: offers in the namespace's loopback each host port listened on, but the
-    /// forwards' own (those lead back into the namespace).
+    /// `-T auto`: offers in the namespace's loopback each host port listened on.
     fn offer_host_ports(&mut self, tick: &mut Tick<'_>) {
         let Some(splicer) = tick.splicer.as_deref_mut() else {
             return;
         };
-        let ours: BTreeSet<u16> = tick
-            .engine
-            .forwards()
-            .iter()
-            .filter(|f| f.spec.proto == ForwardProto::Tcp)
-            .map(|f| f.spec.host_port)
-            .collect();
-        let wanted: BTreeSet<u16> =
-            listening_in(std::path::Path::new("/proc/self/net"), ForwardProto::Tcp)
-                .into_iter()
-                .filter(|port| !ours.contains(port))
-                .filter(|&port| self.to_host.iter().any(|spec| spec.wants(port)))
-                .collect();
-        let loopback = |port| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+        let wanted = host_ports_wanted(tick.engine, ForwardProto::Tcp, &self.to_host);
         for &port in self.offered.difference(&wanted) {
-            splicer.drop_outward(tick.registry, loopback(port));
+            splicer.drop_outward(tick.registry, host_loopback(port));
         }
         for &port in wanted.difference(&self.offered) {
             log::info!("auto: offering host port {port} in the namespace's loopback");
-            splicer.request_outward(port, loopback(port));
+            splicer.request_outward(port, host_loopback(port));
         }
         self.offered = wanted;
     }
@@ -195,29 +176,36 @@ impl AutoPorts {
         else {
             return;
         };
-        let ours: BTreeSet<u16> = tick
-            .engine
-            .forwards()
-            .iter()
-            .filter(|f| f.spec.proto == ForwardProto::Udp)
-            .map(|f| f.spec.host_port)
-            .collect();
-        let wanted: BTreeSet<u16> =
-            listening_in(std::path::Path::new("/proc/self/net"), ForwardProto::Udp)
-                .into_iter()
-                .filter(|port| !ours.contains(port))
-                .filter(|&port| self.udp_to_host.iter().any(|spec| spec.wants(port)))
-                .collect();
-        let loopback = |port| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+        let wanted = host_ports_wanted(tick.engine, ForwardProto::Udp, &self.udp_to_host);
         for &port in self.offered_udp.difference(&wanted) {
-            relay.drop_socket(tick.registry, loopback(port));
+            relay.drop_socket(tick.registry, host_loopback(port));
         }
         for &port in wanted.difference(&self.offered_udp) {
             log::info!("auto: offering host UDP port {port} in the namespace's loopback");
-            splicer.request_udp(port, loopback(port));
+            splicer.request_udp(port, host_loopback(port));
         }
         self.offered_udp = wanted;
     }
+}
+
+fn host_loopback(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port))
+}
+
+/// The host's `proto` ports that `specs` want offered in the namespace: those listened on (or
+/// bound), but the forwards' own, which lead back into the namespace.
+fn host_ports_wanted(engine: &Engine, proto: ForwardProto, specs: &[AutoSpec]) -> BTreeSet<u16> {
+    let ours: BTreeSet<u16> = engine
+        .forwards()
+        .iter()
+        .filter(|f| f.spec.proto == proto)
+        .map(|f| f.spec.host_port)
+        .collect();
+    listening_in(std::path::Path::new("/proc/self/net"), proto)
+        .into_iter()
+        .filter(|port| !ours.contains(port))
+        .filter(|&port| specs.iter().any(|spec| spec.wants(port)))
+        .collect()
 }
 
 /// The ports listened on (TCP) or bound (UDP), both families, per the tables under `proc_net`.
@@ -270,7 +258,7 @@ impl Periodic for AutoPorts {
             if specs.is_empty() {
                 continue;
             }
-            let ports = self.listening(proto);
+            let ports = listening_in(&self.proc_net, proto);
             for spec in specs {
                 for &port in ports.iter().filter(|&&p| spec.wants(p)) {
                     for &listen in &spec.listen {

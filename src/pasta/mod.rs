@@ -22,7 +22,6 @@ mod settings;
 pub mod udp_ns;
 
 pub use auto::{forward_all, AutoPorts};
-pub use daemon::detach_stdio;
 pub use settings::PastaRun;
 
 use std::ffi::OsString;

@@ -151,6 +151,23 @@ fn quit_when_gone(path: &Path) -> QuitWhen {
     }
 }
 
+/// An `auto` specification: the ports named are the only ones it may forward (any, when none
+/// is named), the excluded ones never.
+fn auto_spec(
+    proto: ForwardProto,
+    listen: Vec<IpAddr>,
+    spec: &ports::PortSpec,
+) -> super::auto::AutoSpec {
+    let only = (spec.auto && !spec.maps.is_empty())
+        .then(|| spec.maps.iter().map(|m| m.host..=m.host).collect());
+    super::auto::AutoSpec {
+        proto,
+        listen,
+        only,
+        excluded: spec.excluded.clone(),
+    }
+}
+
 pub fn config(cli: PastaCli) -> Result<Config, String> {
     if cli.ipv4_only && cli.ipv6_only {
         return Err("Options ipv4-only and ipv6-only are mutually exclusive".into());
@@ -276,15 +293,7 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
                 .listen
                 .map_or_else(|| listen_any.clone(), |addr| vec![addr]);
             if spec.auto {
-                // The ports named are the ones auto may forward, when they are listened on.
-                let only = (!spec.maps.is_empty())
-                    .then(|| spec.maps.iter().map(|m| m.host..=m.host).collect());
-                auto.push(super::auto::AutoSpec {
-                    proto,
-                    listen: listens,
-                    only,
-                    excluded: spec.excluded.clone(),
-                });
+                auto.push(auto_spec(proto, listens, &spec));
                 continue;
             }
             for map in &spec.maps {
@@ -300,50 +309,26 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
             }
         }
     }
-    // -T: the namespace's loopback port P reaches the host's loopback port (P, or as mapped).
-    let mut tcp_ns = Vec::new();
-    let mut auto_to_host = Vec::new();
-    for text in &cli.tcp_ns {
-        let Some(spec) = ports::parse(text)? else {
-            continue;
-        };
-        if cli.no_splice {
-            return Err(format!("-T {text} cannot be used with --no-splice"));
+    // -T, -U: the namespace's loopback port P reaches the host's loopback port (P, or as
+    // mapped); with auto (or all), the host's ports listened on are offered there.
+    let (mut tcp_ns, mut udp_ns, mut auto_to_host) = (Vec::new(), Vec::new(), Vec::new());
+    for (specs, proto, option, pairs) in [
+        (&cli.tcp_ns, ForwardProto::Tcp, "-T", &mut tcp_ns),
+        (&cli.udp_ns, ForwardProto::Udp, "-U", &mut udp_ns),
+    ] {
+        for text in specs {
+            let Some(spec) = ports::parse(text)? else {
+                continue;
+            };
+            if cli.no_splice {
+                return Err(format!("{option} {text} cannot be used with --no-splice"));
+            }
+            if spec.auto || spec.all {
+                auto_to_host.push(auto_spec(proto, Vec::new(), &spec));
+                continue;
+            }
+            pairs.extend(spec.maps.iter().map(|m| (m.host, m.guest)));
         }
-        if spec.auto || spec.all {
-            // Host ports listened on are offered in the namespace (all: any of them).
-            let only = (spec.auto && !spec.maps.is_empty())
-                .then(|| spec.maps.iter().map(|m| m.host..=m.host).collect());
-            auto_to_host.push(super::auto::AutoSpec {
-                proto: ForwardProto::Tcp,
-                listen: Vec::new(),
-                only,
-                excluded: spec.excluded.clone(),
-            });
-            continue;
-        }
-        tcp_ns.extend(spec.maps.iter().map(|m| (m.host, m.guest)));
-    }
-    let mut udp_ns = Vec::new();
-    for text in &cli.udp_ns {
-        let Some(spec) = ports::parse(text)? else {
-            continue;
-        };
-        if cli.no_splice {
-            return Err(format!("-U {text} cannot be used with --no-splice"));
-        }
-        if spec.auto || spec.all {
-            let only = (spec.auto && !spec.maps.is_empty())
-                .then(|| spec.maps.iter().map(|m| m.host..=m.host).collect());
-            auto_to_host.push(super::auto::AutoSpec {
-                proto: ForwardProto::Udp,
-                listen: Vec::new(),
-                only,
-                excluded: spec.excluded.clone(),
-            });
-            continue;
-        }
-        udp_ns.extend(spec.maps.iter().map(|m| (m.host, m.guest)));
     }
     for (given, option) in [
         (cli.no_tcp, "--no-tcp"),
