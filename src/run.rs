@@ -255,6 +255,19 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
                 .map_err(|e| RunError(format!("PID file {}: {e}", path.display())))
         })
         .transpose()?;
+    // In the background, stdio goes to /dev/null once ready, stderr to the log file if any
+    // (opened now, as whoever started us).
+    let background_log = match pasta.and_then(|p| p.background.as_ref()) {
+        Some(Some(path)) => Some(Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| RunError(format!("log file {}: {e}", path.display())))?,
+        )),
+        Some(None) => Some(None),
+        None => None,
+    };
     let quit_watch = pasta
         .and_then(|p| p.quit_when.as_ref())
         .map(|when| {
@@ -276,6 +289,11 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         })?
         .map(crate::capture::Capture::shared);
     let defaults = EngineConfig::new(cfg.net);
+    // pasta's --runas (or nobody for root): what follows needs no privilege but to bind low
+    // ports, which the capability kept below still allows.
+    if let Some(run_as) = pasta.and_then(|p| p.run_as) {
+        run_as.switch()?;
+    }
     // While single-threaded (see crate::sandbox), and with everything opened that needs the
     // file system.
     if cfg.enable_sandbox {
@@ -347,6 +365,7 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         splice_loopback: helper.is_some(),
         host_network: pasta.map(|p| p.host_network.clone()),
         forwards_v6_only: pasta.is_some(),
+        served: pasta.map_or_else(Default::default, |p| p.served),
         max_forwards: if pasta.is_some() {
             crate::engine::fwd::MAX_FORWARDS_ANY
         } else {
@@ -476,8 +495,8 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         let entry = event_loop
             .engine_mut()
             .add_forward(*spec)
-            .map_err(|e| RunError(format!("cannot publish {spec:?}: {e}")))?;
-        log::info!("forward {} added: {:?}", entry.id, entry.spec);
+            .map_err(|e| RunError(format!("cannot publish {spec}: {e}")))?;
+        log::info!("forward {} added: {}", entry.id, entry.spec);
     }
     if let Some(p) = pasta.filter(|_| forward_all) {
         let budget = usize::try_from(fd_limit / 2).unwrap_or(usize::MAX);
@@ -506,9 +525,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         use std::io::Write;
         writeln!(file, "{}", std::process::id()).map_err(|e| RunError(format!("PID file: {e}")))?;
     }
-    if let Some(log_file) = pasta.and_then(|p| p.background.as_ref()) {
+    if let Some(log) = &background_log {
         // The caller reads our output until it closes: it must close before we say ready.
-        crate::sys::detach_stdio(log_file.as_deref())?;
+        crate::sys::detach_stdio(log.as_ref())?;
     }
     if let Some(fd) = ready_fd {
         nix::unistd::write(&fd, b"1").map_err(|e| RunError(format!("ready-fd: {e}")))?;

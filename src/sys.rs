@@ -220,31 +220,44 @@ pub fn recv_datagrams(
     Ok(received)
 }
 
-/// Points stdin, stdout and stderr at /dev/null, stderr at `log_file` when given: the caller
-/// reads our output until it closes.
-pub fn detach_stdio(log_file: Option<&std::path::Path>) -> Result<(), String> {
+/// Points stdin, stdout and stderr at /dev/null, stderr at `log` when given: the caller reads
+/// our output until it closes.
+pub fn detach_stdio(log: Option<&std::fs::File>) -> Result<(), String> {
     use std::os::fd::AsRawFd;
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")
         .map_err(|e| format!("/dev/null: {e}"))?;
-    let log = match log_file {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("log file {}: {e}", path.display()))?,
-        ),
-        None => None,
-    };
-    let err_target = log.as_ref().unwrap_or(&null);
+    let err_target = log.unwrap_or(&null);
     for (target, fd) in [(&null, 0), (&null, 1), (err_target, 2)] {
         // SAFETY: dup2 onto the standard descriptors, which this process owns.
         if unsafe { libc::dup2(target.as_raw_fd(), fd) } < 0 {
             return Err(format!("dup2: {}", std::io::Error::last_os_error()));
         }
+    }
+    Ok(())
+}
+
+/// Binds `fd` to the interface with `index` (SO_BINDTOIFINDEX: no privilege needed since
+/// Linux 5.7 for a socket not bound to one yet).
+pub fn bind_to_interface(
+    fd: &std::os::fd::OwnedFd,
+    index: std::num::NonZeroU32,
+) -> std::io::Result<()> {
+    let index = index.get() as libc::c_int;
+    // SAFETY: the option's value is a c_int, passed with its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            libc::SOL_SOCKET,
+            libc::SO_BINDTOIFINDEX,
+            (&raw const index).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

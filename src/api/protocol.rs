@@ -95,6 +95,7 @@ fn parse_add(
         host_port,
         guest_addr,
         guest_port,
+        device: None,
     })
 }
 
@@ -204,6 +205,7 @@ mod tests {
                 host_port: 8080,
                 guest_addr: GUEST,
                 guest_port: 80,
+                device: None,
             })
         );
         let absent = add(r#"{"proto":"udp","host_port":53,"guest_port":5353}"#).unwrap();
@@ -340,6 +342,7 @@ mod tests {
                 host_port: 8080,
                 guest_addr: GUEST,
                 guest_port: 80,
+                device: None,
             },
         };
         assert_eq!(

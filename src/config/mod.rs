@@ -130,6 +130,7 @@ pub fn parse_publish(text: &str, guest: Ipv4Addr) -> Result<ForwardSpec, CliErro
         host_port,
         guest_addr,
         guest_port,
+        device: None,
     })
 }
 

@@ -20,6 +20,7 @@ use super::udp::{UdpFlow, UDP_HEADER};
 use super::{Core, Engine, TxQueue};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 /// Most forwards at once, unless the engine's configuration allows more.
@@ -59,6 +60,9 @@ pub struct ForwardSpec {
     pub guest_addr: IpAddr,
     /// The port in the guest.
     pub guest_port: u16,
+    /// The host interface the listener is bound to, by index (pasta's `ADDR%IF`); `None`:
+    /// every interface.
+    pub device: Option<NonZeroU32>,
 }
 
 /// A forward as listed: its id and what it is bound to (with the real port when 0 was asked).
@@ -86,6 +90,20 @@ enum Listener {
 struct Forward {
     entry: ForwardEntry,
     listener: Listener,
+}
+
+impl std::fmt::Display for ForwardSpec {
+    /// `tcp 0.0.0.0:8080 -> 10.0.2.100:80` (`%INDEX` after the host address when bound to an
+    /// interface).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = SocketAddr::new(self.host_addr, self.host_port);
+        let guest = SocketAddr::new(self.guest_addr, self.guest_port);
+        write!(f, "{} {host}", self.proto.name())?;
+        if let Some(index) = self.device {
+            write!(f, " (interface {index})")?;
+        }
+        write!(f, " -> {guest}")
+    }
 }
 
 /// Why a forward could not be added.
@@ -143,7 +161,12 @@ impl Forwards {
 /// A forward's non-blocking listener (TCP, with SO_REUSEADDR as any server's) or socket (UDP)
 /// bound to `addr`; an IPv6 one takes IPv6 only when `v6_only` (its IPv4 twin is another
 /// forward).
-fn bind(addr: SocketAddr, proto: ForwardProto, v6_only: bool) -> io::Result<std::os::fd::OwnedFd> {
+fn bind(
+    addr: SocketAddr,
+    proto: ForwardProto,
+    v6_only: bool,
+    device: Option<NonZeroU32>,
+) -> io::Result<std::os::fd::OwnedFd> {
     use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt, Backlog};
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage};
     let family = match addr {
@@ -161,6 +184,9 @@ fn bind(addr: SocketAddr, proto: ForwardProto, v6_only: bool) -> io::Result<std:
     }
     if v6_only && addr.is_ipv6() {
         setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    if let Some(index) = device {
+        crate::sys::bind_to_interface(&fd, index)?;
     }
     bind(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
@@ -211,7 +237,7 @@ impl Engine {
         let (listener, bound) = match spec.proto {
             ForwardProto::Tcp => {
                 let v6_only = self.core.cfg.forwards_v6_only;
-                let mut listener = bind(addr, ForwardProto::Tcp, v6_only)
+                let mut listener = bind(addr, ForwardProto::Tcp, v6_only, spec.device)
                     .map(|fd| mio::net::TcpListener::from_std(fd.into()))
                     .map_err(AddError::Bind)?;
                 let bound = listener.local_addr().map_err(AddError::Bind)?;
@@ -222,7 +248,7 @@ impl Engine {
             }
             ForwardProto::Udp => {
                 let v6_only = self.core.cfg.forwards_v6_only;
-                let mut sock = bind(addr, ForwardProto::Udp, v6_only)
+                let mut sock = bind(addr, ForwardProto::Udp, v6_only, spec.device)
                     .map(|fd| mio::net::UdpSocket::from_std(fd.into()))
                     .map_err(AddError::Bind)?;
                 let bound = sock.local_addr().map_err(AddError::Bind)?;

@@ -164,6 +164,39 @@ pub struct EngineConfig {
     pub forwards_v6_only: bool,
     /// Most port forwards at once (at most [`fwd::MAX_FORWARDS_ANY`]).
     pub max_forwards: usize,
+    /// The protocols and services the guest is served; what is off is dropped as unsupported.
+    pub served: Served,
+}
+
+/// What the engine serves the guest (pasta's --no-tcp, --no-udp, --no-icmp, --no-ndp,
+/// --no-ra, --no-dhcpv6 turn parts off). Everything is on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// TCP connections from the guest.
+    pub tcp: bool,
+    /// UDP flows from the guest, the DNS relay among them.
+    pub udp: bool,
+    /// ICMP and ICMPv6 echo, to the virtual hosts and beyond.
+    pub icmp_echo: bool,
+    /// Answers to neighbour and router solicitations.
+    pub ndp: bool,
+    /// Router advertisements, solicited or not.
+    pub router_adverts: bool,
+    /// The DHCPv6 server.
+    pub dhcpv6: bool,
+}
+
+impl Default for Served {
+    fn default() -> Self {
+        Served {
+            tcp: true,
+            udp: true,
+            icmp_echo: true,
+            ndp: true,
+            router_adverts: true,
+            dhcpv6: true,
+        }
+    }
 }
 
 /// pasta's model of the guest's network. The guest takes the host's addresses, prefix and
@@ -210,6 +243,7 @@ impl EngineConfig {
             host_network: None,
             forwards_v6_only: false,
             max_forwards: fwd::MAX_FORWARDS,
+            served: Served::default(),
         }
     }
 }
@@ -346,7 +380,7 @@ impl Engine {
     pub fn new(cfg: EngineConfig, registry: mio::Registry) -> Self {
         // A point-to-point link has no neighbour discovery to advertise a router on.
         let cfg = EngineConfig {
-            router_adverts: cfg.router_adverts && !cfg.point_to_point,
+            router_adverts: cfg.router_adverts && !cfg.point_to_point && cfg.served.router_adverts,
             ..cfg
         };
         let seed = std::collections::hash_map::RandomState::new();
@@ -546,15 +580,24 @@ impl Engine {
         } else {
             IpProtocol::Icmpv6
         };
+        let served = core.cfg.served;
         match packet.protocol {
             p if p == icmp && ndp::is_ndp(&packet) && packet.src.is_ipv6() => {
+                if !served.ndp {
+                    return Err(Drop::Unsupported);
+                }
                 ndp::handle(core, now, &packet, tx)
             }
+            p if p == icmp && !served.icmp_echo => Err(Drop::Unsupported),
             p if p == icmp && core.is_virtual_host(packet.dst) => {
                 icmp::answer_echo(core, &packet, tx)
             }
             p if p == icmp => echo::handle(core, flows, now, &packet, tx),
+            IpProtocol::Tcp if !served.tcp => Err(Drop::Unsupported),
             IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx, &mut pending.tcp),
+            IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) && !served.dhcpv6 => {
+                Err(Drop::Unsupported)
+            }
             IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) => dhcpv6::handle(core, now, &packet, tx),
             IpProtocol::Udp if dhcp::is_dhcp(core, &packet) => dhcp::handle(core, now, &packet, tx),
             IpProtocol::Udp if tftp::is_tftp(core, &packet) => tftp::handle(core, now, &packet, tx),
@@ -563,6 +606,7 @@ impl Engine {
             }
             // Nothing else may come from an unconfigured guest.
             _ if packet.src == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => Err(Drop::Refused),
+            IpProtocol::Udp if !served.udp => Err(Drop::Unsupported),
             IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx, &mut pending.udp),
             _ => Err(Drop::Unsupported),
         }

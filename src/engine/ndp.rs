@@ -78,6 +78,9 @@ pub(super) fn handle(
     };
     let learnable = !src.is_unspecified();
     match ndisc {
+        NdiscRepr::RouterSolicit { .. } if !core.cfg.served.router_adverts => {
+            Err(Drop::Unsupported)
+        }
         NdiscRepr::RouterSolicit { lladdr } => {
             let mac = ethernet_of(lladdr).unwrap_or(packet.mac);
             if learnable {

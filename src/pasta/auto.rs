@@ -7,6 +7,7 @@ use crate::engine::Engine;
 use crate::event_loop::{Periodic, Tick};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,6 +25,8 @@ pub struct AutoSpec {
     pub proto: ForwardProto,
     /// Host addresses each port is bound on.
     pub listen: Vec<IpAddr>,
+    /// The host interface the listeners are bound to (`ADDR%IF`).
+    pub device: Option<NonZeroU32>,
     /// The ports that may be forwarded (`None`: any).
     pub only: Option<Vec<RangeInclusive<u16>>>,
     pub excluded: Vec<RangeInclusive<u16>>,
@@ -43,6 +46,8 @@ impl AutoSpec {
 pub struct AllSpec {
     pub proto: ForwardProto,
     pub listen: Vec<IpAddr>,
+    /// The host interface the listeners are bound to (`ADDR%IF`).
+    pub device: Option<NonZeroU32>,
     pub excluded: Vec<RangeInclusive<u16>>,
     /// Where in the guest (`None`: the guest's own address of the listener's family).
     pub to_addr: Option<IpAddr>,
@@ -89,6 +94,7 @@ pub fn forward_all(
                     host_port: port,
                     guest_addr,
                     guest_port: port,
+                    device: spec.device,
                 };
                 if engine.add_forward(forward).is_ok() {
                     bound += 1;
@@ -104,6 +110,9 @@ pub fn forward_all(
     Ok(())
 }
 
+/// A forward `auto` made: protocol, host address, interface and port.
+type AutoKey = (ForwardProto, IpAddr, Option<NonZeroU32>, u16);
+
 /// The scanner: its specifications, where the namespace's tables are, and the forwards it made.
 pub struct AutoPorts {
     specs: Vec<AutoSpec>,
@@ -111,7 +120,7 @@ pub struct AutoPorts {
     proc_net: PathBuf,
     /// The guest's address in each family the forwards go to.
     guest: (IpAddr, Option<IpAddr>),
-    made: HashMap<(ForwardProto, IpAddr, u16), u64>,
+    made: HashMap<AutoKey, u64>,
     /// `-T auto`: host loopback ports offered in the namespace's loopback while the host
     /// listens on them.
     to_host: Vec<AutoSpec>,
@@ -121,7 +130,7 @@ pub struct AutoPorts {
     udp_to_host: Vec<AutoSpec>,
     offered_udp: BTreeSet<u16>,
     /// Ports whose forward could not be bound: not tried again until they go away and return.
-    failed: HashSet<(ForwardProto, IpAddr, u16)>,
+    failed: HashSet<AutoKey>,
     due: Instant,
 }
 
@@ -262,7 +271,7 @@ impl Periodic for AutoPorts {
             for spec in specs {
                 for &port in ports.iter().filter(|&&p| spec.wants(p)) {
                     for &listen in &spec.listen {
-                        wanted.insert((proto, listen, port));
+                        wanted.insert((proto, listen, spec.device, port));
                     }
                 }
             }
@@ -275,7 +284,7 @@ impl Periodic for AutoPorts {
             keep
         });
         self.failed.retain(|key| wanted.contains(key));
-        for key @ (proto, listen, port) in wanted {
+        for key @ (proto, listen, device, port) in wanted {
             if self.made.contains_key(&key) || self.failed.contains(&key) {
                 continue;
             }
@@ -289,6 +298,7 @@ impl Periodic for AutoPorts {
                 host_port: port,
                 guest_addr,
                 guest_port: port,
+                device,
             };
             match engine.add_forward(spec) {
                 Ok(entry) => {
@@ -318,6 +328,7 @@ mod tests {
         let spec = AutoSpec {
             proto: ForwardProto::Tcp,
             listen: vec![],
+            device: None,
             only: Some(vec![8000..=8100]),
             excluded: vec![8080..=8080],
         };

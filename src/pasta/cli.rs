@@ -201,7 +201,7 @@ pub struct PastaCli {
     /// Copy no addresses from the host (only the one given or found)
     #[arg(long)]
     pub no_copy_addrs: bool,
-    /// Run as this user (accepted; slirp-ns keeps its user)
+    /// Run as this user once set up (as root in the initial user namespace: nobody)
     #[arg(long, value_name = "UID[:GID]")]
     pub runas: Option<String>,
     /// Fall back to chroot for isolation (accepted)

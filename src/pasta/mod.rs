@@ -20,6 +20,7 @@ mod host;
 mod ports;
 mod settings;
 pub mod udp_ns;
+pub mod user;
 
 pub use auto::{forward_all, AutoPorts};
 pub use settings::PastaRun;

@@ -5,10 +5,11 @@ use super::cli::PastaCli;
 use super::{host, ports};
 use crate::config::{parse_mac, Config, Ipv4Network, Ipv6Prefix, Target};
 use crate::engine::fwd::{ForwardProto, ForwardSpec};
-use crate::engine::HostNetwork;
+use crate::engine::{HostNetwork, Served};
 use crate::ns::watch::QuitWhen;
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 /// pasta's default MTU (and its largest).
@@ -45,6 +46,12 @@ pub struct PastaRun {
     pub auto_to_host: Vec<super::auto::AutoSpec>,
     /// `-t all`, `-u all`: every non-ephemeral port.
     pub all: Vec<super::auto::AllSpec>,
+    /// What the guest is served (--no-tcp, --no-udp, --no-icmp, --no-ndp, --no-ra,
+    /// --no-dhcpv6).
+    pub served: Served,
+    /// The user and group to run as once everything is set up (--runas; root in the initial
+    /// user namespace runs as nobody).
+    pub run_as: Option<super::user::RunAs>,
 }
 
 fn addresses(
@@ -156,6 +163,7 @@ fn quit_when_gone(path: &Path) -> QuitWhen {
 fn auto_spec(
     proto: ForwardProto,
     listen: Vec<IpAddr>,
+    device: Option<NonZeroU32>,
     spec: &ports::PortSpec,
 ) -> super::auto::AutoSpec {
     let only = (spec.auto && !spec.maps.is_empty())
@@ -163,9 +171,31 @@ fn auto_spec(
     super::auto::AutoSpec {
         proto,
         listen,
+        device,
         only,
         excluded: spec.excluded.clone(),
     }
+}
+
+/// A port forward of `proto` needs that protocol served (pasta's wording).
+fn served(cli: &PastaCli, proto: ForwardProto) -> Result<(), String> {
+    match proto {
+        ForwardProto::Tcp if cli.no_tcp => {
+            Err("Can't add TCP forwarding rule, TCP not enabled".into())
+        }
+        ForwardProto::Udp if cli.no_udp => {
+            Err("Can't add UDP forwarding rule, UDP not enabled".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The index of the host's interface `name`, for `option text` (`ADDR%IF`).
+fn interface_index(name: &str, option: &str, text: &str) -> Result<NonZeroU32, String> {
+    nix::net::if_::if_nametoindex(name)
+        .ok()
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| format!("{option} {text}: no interface {name} on the host"))
 }
 
 pub fn config(cli: PastaCli) -> Result<Config, String> {
@@ -275,25 +305,29 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
             let Some(spec) = ports::parse(text)? else {
                 continue;
             };
+            served(&cli, proto)?;
+            let device = spec
+                .interface
+                .as_deref()
+                .map(|name| interface_index(name, option, text))
+                .transpose()?;
             if spec.all {
                 all.push(super::auto::AllSpec {
                     proto,
                     listen: spec
                         .listen
                         .map_or_else(|| listen_any.clone(), |addr| vec![addr]),
+                    device,
                     excluded: spec.excluded.clone(),
                     to_addr: spec.all_to,
                 });
                 continue;
             }
-            if spec.interface.is_some() {
-                warnings.push(format!("{option} {text}: binding to an interface is not supported; listening on every interface"));
-            }
             let listens = spec
                 .listen
                 .map_or_else(|| listen_any.clone(), |addr| vec![addr]);
             if spec.auto {
-                auto.push(auto_spec(proto, listens, &spec));
+                auto.push(auto_spec(proto, listens, device, &spec));
                 continue;
             }
             for map in &spec.maps {
@@ -304,6 +338,7 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
                         host_port: map.host,
                         guest_addr: map.to_addr.unwrap_or_else(|| guest_addr(listen)),
                         guest_port: map.guest,
+                        device,
                     });
                 }
             }
@@ -320,24 +355,20 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
             let Some(spec) = ports::parse(text)? else {
                 continue;
             };
+            served(&cli, proto)?;
             if cli.no_splice {
                 return Err(format!("{option} {text} cannot be used with --no-splice"));
             }
+            if spec.listen.is_some() || spec.interface.is_some() {
+                return Err(format!(
+                    "{option} {text}: these ports are on the namespace's loopback; no address or interface can be given"
+                ));
+            }
             if spec.auto || spec.all {
-                auto_to_host.push(auto_spec(proto, Vec::new(), &spec));
+                auto_to_host.push(auto_spec(proto, Vec::new(), None, &spec));
                 continue;
             }
             pairs.extend(spec.maps.iter().map(|m| (m.host, m.guest)));
-        }
-    }
-    for (given, option) in [
-        (cli.no_tcp, "--no-tcp"),
-        (cli.no_udp, "--no-udp"),
-        (cli.no_icmp, "--no-icmp"),
-        (cli.runas.is_some(), "--runas"),
-    ] {
-        if given {
-            warnings.push(format!("{option} is accepted and not acted on"));
         }
     }
 
@@ -372,6 +403,14 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
         .transpose()
         .map_err(|e| e.0)?;
 
+    let run_as = match cli.runas.as_deref() {
+        Some(text) => Some(super::user::RunAs::parse(text)?),
+        None if matches!(target, Target::Exec(_)) => None,
+        None => super::user::RunAs::instead_of_root(),
+    };
+    if run_as.is_some_and(|r| r.is_nobody_instead_of_root) && !cli.quiet {
+        warnings.push("Started as root, will change to nobody.".into());
+    }
     let mut cfg = Config::new(target, tapname);
     cfg.userns_path = cli.userns.clone();
     cfg.configure = cli.config_net || matches!(cfg.target, Target::Exec(_));
@@ -405,6 +444,16 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
         udp_ns,
         auto_to_host,
         all,
+        served: Served {
+            tcp: !cli.no_tcp,
+            udp: !cli.no_udp,
+            icmp_echo: !cli.no_icmp,
+            // As pasta: no ICMPv6 means no neighbour discovery either.
+            ndp: !cli.no_ndp && !cli.no_icmp,
+            router_adverts: !cli.no_ra,
+            dhcpv6: !cli.no_dhcpv6,
+        },
+        run_as,
     });
     Ok(cfg)
 }

@@ -10,6 +10,7 @@
 
 pub mod dns;
 mod net;
+pub mod pasta;
 pub mod rootless;
 pub mod wire;
 #[allow(unused_imports)]
