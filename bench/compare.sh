@@ -25,7 +25,7 @@
 # Per test, engine and MTU: the median of ROUNDS runs, rounds interleaved between engines.
 # Measured: iperf3 throughput guest->host and host->guest over IPv4, and over IPv6 for the
 # engines that give the guest IPv6 routes (slirp-ns, slirp4netns); CPU seconds of the engine process
-# per GB moved; TCP connections per second (connect, 64-byte echo, close, sequential) and the
+# per GB moved (also through the port forwards); TCP connections per second (connect, 64-byte echo, close, sequential) and the
 # mean 1-byte request/response time on one connection, each with the engine's CPU time per
 # connection or round trip; UDP throughput both ways (iperf3 -u,
 # 1400-byte datagrams, unlimited rate: what arrives); the engine's RSS idle and with 10,000 TCP
@@ -277,8 +277,12 @@ for round in $(seq "$ROUNDS"); do
             for client in lo tap; do
                 want fwd || continue
                 addr=127.0.0.1; [ $client = tap ] && addr=192.0.2.1
-                if read -r gbits _ < <(iperf_forward $addr); then
+                before=$(cpu_ticks "$ENGINE_PID")
+                if read -r gbits bytes < <(iperf_forward $addr); then
+                    after=$(cpu_ticks "$ENGINE_PID")
                     record "$engine" "$mtu" "fwd_$client" "$gbits"
+                    record "$engine" "$mtu" "cpu_per_gb_fwd_$client" \
+                        "$(python3 -c "print(($after - $before) / $hz / ($bytes / 1e9))")"
                 fi
             done
             if [ "$mtu" = 1500 ]; then
@@ -340,6 +344,8 @@ tests = [
     ("cpu_per_gb_down", "CPU s per GB, host -> guest", False),
     ("fwd_lo", "port forward host->guest from 127.0.0.1, Gbit/s", True),
     ("fwd_tap", "port forward host->guest from a host address, Gbit/s", True),
+    ("cpu_per_gb_fwd_lo", "CPU s per GB, port forward from 127.0.0.1", False),
+    ("cpu_per_gb_fwd_tap", "CPU s per GB, port forward from a host address", False),
     ("udp_up", "UDP guest -> host, Gbit/s", True),
     ("udp_down", "UDP host -> guest, Gbit/s", True),
     ("crr", "TCP connections per second", True),

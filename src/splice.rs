@@ -121,6 +121,38 @@ struct Pair {
     /// Client to guest, and guest to client.
     up: Direction,
     down: Direction,
+    /// What each socket is registered for now.
+    client_interest: Interest,
+    inside_interest: Interest,
+}
+
+impl Pair {
+    /// Registers each socket for what can move now: reading from a source only while its
+    /// pipe is empty (a direction waiting for its destination to drain is not woken by every
+    /// segment that arrives meanwhile; what arrives waits in the socket and is taken in one
+    /// go), writing to a destination only while its pipe holds bytes. A socket wanting neither
+    /// keeps WRITABLE, which fires only after a write that found it full.
+    fn update_interest(&mut self, registry: &Registry, slot: usize) {
+        let wanted = |read: bool, write: bool| match (read, write) {
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (true, false) => Interest::READABLE,
+            (false, _) => Interest::WRITABLE,
+        };
+        let client = wanted(self.up.in_pipe == 0, self.down.in_pipe > 0);
+        let inside = wanted(self.down.in_pipe == 0, self.up.in_pipe > 0);
+        if client != self.client_interest {
+            let token = tokens::SPLICE_PAIRS.token(2 * slot);
+            if registry.reregister(&mut self.client, token, client).is_ok() {
+                self.client_interest = client;
+            }
+        }
+        if inside != self.inside_interest {
+            let token = tokens::SPLICE_PAIRS.token(2 * slot + 1);
+            if registry.reregister(&mut self.inside, token, inside).is_ok() {
+                self.inside_interest = inside;
+            }
+        }
+    }
 }
 
 pub struct Splicer {
@@ -372,6 +404,8 @@ impl Splicer {
             connected: false,
             up,
             down,
+            client_interest: Interest::READABLE | Interest::WRITABLE,
+            inside_interest: Interest::READABLE | Interest::WRITABLE,
         };
         let _ = pair.inside.set_nodelay(true);
         let _ = pair.client.set_nodelay(true);
@@ -416,20 +450,21 @@ impl Splicer {
             }
         }
         // Only the directions this event can move: a socket that became readable feeds its
-        // direction, one that became writable drains the other's pipe. (An error or hang-up
-        // moves both, so that each side sees it.) Half the splice calls of a one-way stream.
+        // direction; one that is writable drains the other's pipe, when it holds anything (a
+        // socket we never filled is writable at every wake-up, and a splice from the other
+        // side would find nothing). An error or hang-up moves both, so that each side sees it.
         let (readable, writable) = if event.is_error() || event.is_read_closed() {
             (true, true)
         } else {
             (event.is_readable(), event.is_writable())
         };
-        let (run_up, run_down) = if just_connected {
+        let (run_up, run_down) = if just_connected || event.is_error() || event.is_read_closed() {
             (true, true)
         } else if index % 2 == 0 {
             // The client's socket.
-            (readable, writable)
+            (readable, writable && pair.down.in_pipe > 0)
         } else {
-            (writable, readable)
+            (writable && pair.up.in_pipe > 0, readable)
         };
         let up = if run_up {
             pair.up.pump(&pair.client, &pair.inside)
@@ -445,6 +480,8 @@ impl Splicer {
             (Ok(up), Ok(down)) => {
                 if pair.up.done && pair.down.done {
                     self.close(registry, slot, false);
+                } else {
+                    pair.update_interest(registry, slot);
                 }
                 up + down
             }

@@ -206,6 +206,53 @@ fn forward_8_mib(extra: &[&str], loopback_seen_as: &str) {
     server.join().unwrap();
 }
 
+/// A spliced connection whose ends both read slowly, while both write: 16 MiB each way through
+/// full sockets and pipes (each direction waits for its destination, then goes on), byte for
+/// byte.
+#[test]
+fn a_spliced_forward_with_slow_readers_both_ways() {
+    const SIZE: usize = 16 << 20;
+    let net = Net::new(&[]);
+    let port = net.free_port();
+    add_tcp(&net.sock, "127.0.0.1", port, 80);
+    let listener = net.in_guest(|| TcpListener::bind("0.0.0.0:80").unwrap());
+    // Writes `body` from one thread while reading `SIZE` bytes slowly on this one.
+    fn slow_exchange(conn: TcpStream, body: Vec<u8>) -> Vec<u8> {
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut writer = conn.try_clone().unwrap();
+        let sender = std::thread::spawn(move || writer.write_all(&body).unwrap());
+        let mut got = Vec::with_capacity(SIZE);
+        let mut buf = vec![0u8; 256 << 10];
+        while got.len() < SIZE {
+            let n = (&conn).read(&mut buf).unwrap();
+            assert!(n > 0, "ended after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+            // Slow: the other side's writes fill every buffer on the way.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        sender.join().unwrap();
+        got
+    }
+    let up = pattern(SIZE, 31);
+    let down = pattern(SIZE, 32);
+    let guest = {
+        let down = down.clone();
+        std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            slow_exchange(conn, down)
+        })
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client = in_netns(&net.hs.netns_path(), move || {
+        TcpStream::connect_timeout(&addr, TIMEOUT)
+    })
+    .unwrap();
+    let got_down = slow_exchange(client, up.clone());
+    let got_up = guest.join().unwrap();
+    assert!(got_down == down, "guest -> client, byte for byte");
+    assert!(got_up == up, "client -> guest, byte for byte");
+}
+
 #[test]
 fn a_removed_forward_refuses_connections() {
     let net = Net::new(&[]);
