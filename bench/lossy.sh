@@ -9,7 +9,7 @@
 #
 # Needs: iperf3, slirp4netns, pasta (Debian: passt), iptables, iproute2, python3.
 #
-# Topology, as tests/lossy_links.rs: a throwaway host-sim namespace with the iperf3 server on
+# Topology, as tests/it/lossy_links.rs: a throwaway host-sim namespace with the iperf3 server on
 # 198.51.100.1; the guest namespace the engine serves (tap0, MTU 1500, configured with -c); a
 # host behind the guest (203.0.113.2, the guest routes and masquerades for it), where iperf3
 # runs. The guest drops each frame it forwards through tap0, either way, with the probability

@@ -76,33 +76,26 @@
 //! binary, its tests and fuzz targets, and may change at any time.
 #![warn(missing_docs)]
 
-mod api;
-mod busy_poll;
-mod capture;
+// The layers, each using only those below it (checked by the `layers` test):
+// run (and pasta, config) > host > confine, transport > engine > tokens, sys.
 #[doc(hidden)]
-pub mod cli;
-mod client_slots;
+pub use config::cli;
 mod config;
+mod confine;
 mod engine;
-mod event_loop;
-mod ns;
+mod host;
 mod pasta;
 mod run;
-mod sandbox;
-mod seccomp;
-mod socket_path;
-mod socks5;
-mod splice;
 mod stack;
 mod sys;
 mod tokens;
 mod transport;
 
-pub use config::{Ipv4Network, Ipv6Prefix};
 pub use engine::fwd::{AddError, ForwardEntry, ForwardProto, ForwardSpec};
 pub use engine::offload::{RxOffload, TcpGso, TxOffload};
 pub use engine::virtual_net::{VirtualListener, VirtualUdpSocket};
 pub use engine::{Counters, Drop as DropReason, Engine, EngineConfig, Readiness, TxQueue};
+pub use engine::{Ipv4Network, Ipv6Prefix, NetworkError};
 pub use stack::Stack;
 
 /// The stream framing decoder, for the fuzz targets: not part of the API.
@@ -125,7 +118,10 @@ use std::process::ExitCode;
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if pasta::invoked_as_pasta(args.first()) {
-        return pasta::main(args);
+        return match pasta::prepare(args) {
+            Ok((cfg, pasta)) => exit_status(run::run(cfg, Some(pasta)), "pasta"),
+            Err(code) => code,
+        };
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp(None)
@@ -156,10 +152,15 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match run::run(cfg) {
+    exit_status(run::run(cfg, None), "slirp-ns")
+}
+
+/// The process's exit status for a run's end; a failure is one line, prefixed with `name`.
+fn exit_status(result: Result<i32, run::RunError>, name: &str) -> ExitCode {
+    match result {
         Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
         Err(e) => {
-            eprintln!("slirp-ns: {e}");
+            eprintln!("{name}: {e}");
             ExitCode::FAILURE
         }
     }

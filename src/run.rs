@@ -2,13 +2,14 @@
 //! namespace) while this process creates the API socket and enters its sandbox, then take the
 //! TAP, signal readiness and run the loop.
 
-use crate::api::ApiServer;
 use crate::config::{Config, Target};
+use crate::confine::ns::exec::ExecChild;
+use crate::confine::ns::helper::{start_opening_tap_in, Lockdown, NamespaceFiles, TapRequest};
+use crate::confine::ns::netlink::LinkSetup;
 use crate::engine::EngineConfig;
-use crate::event_loop::{EventLoop, Exit};
-use crate::ns::exec::ExecChild;
-use crate::ns::helper::{start_opening_tap_in, Lockdown, NamespaceFiles, TapRequest};
-use crate::ns::netlink::LinkSetup;
+use crate::host::api::ApiServer;
+use crate::host::event_loop::{EventLoop, Exit};
+use crate::pasta::PastaRun;
 use crate::transport::framing::Framing;
 use crate::transport::stream::StreamLink;
 use crate::transport::tap::TapDevice;
@@ -46,7 +47,7 @@ fn take_inherited_fd(fd: RawFd, what: &str) -> Result<OwnedFd, RunError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn link_setup(cfg: &Config) -> LinkSetup {
+fn link_setup(cfg: &Config, ipv4: bool) -> LinkSetup {
     LinkSetup {
         tapname: cfg.tapname.clone(),
         mtu: cfg.mtu,
@@ -56,7 +57,7 @@ fn link_setup(cfg: &Config) -> LinkSetup {
         broadcast: cfg.net.broadcast(),
         gateway: cfg.net.gateway(),
         ipv6: cfg.ipv6.is_some(),
-        ipv4: cfg.pasta.as_ref().is_none_or(|pasta| pasta.ipv4),
+        ipv4,
         ipv6_address: cfg
             .ipv6
             .and_then(|p| Some((p.guest()?, p.prefix_len(), p.gateway()))),
@@ -102,8 +103,11 @@ fn open_link(cfg: &Config) -> Result<Link, RunError> {
     match &cfg.target {
         Target::Bess(path) => {
             use nix::sys::socket::SockType;
-            let (listener, socket_path) =
-                crate::socket_path::SocketPath::listen(path, SockType::SeqPacket, "BESS socket")?;
+            let (listener, socket_path) = crate::transport::socket_path::SocketPath::listen(
+                path,
+                SockType::SeqPacket,
+                "BESS socket",
+            )?;
             eprintln!("Waiting for connection to {}", path.display());
             let peer = wait_for_peer(&listener)
                 .map_err(|e| RunError(format!("BESS socket {}: {e}", path.display())))?;
@@ -128,7 +132,7 @@ fn open_link(cfg: &Config) -> Result<Link, RunError> {
 enum LinkSource {
     Opened(Link),
     Inherited(OwnedFd),
-    Helper(crate::ns::helper::PendingTap),
+    Helper(crate::confine::ns::helper::PendingTap),
 }
 
 fn tap_link(fd: OwnedFd, cfg: &Config) -> Result<Link, RunError> {
@@ -184,7 +188,8 @@ fn flows_within(fd_limit: u64, engines: usize) -> usize {
 }
 
 /// Runs slirp-ns with a checked configuration; returns the process's exit status.
-pub fn run(cfg: Config) -> Result<i32, RunError> {
+pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
+    let pasta = pasta.as_ref();
     for warning in &cfg.warnings {
         eprintln!("WARNING: {warning}");
     }
@@ -198,7 +203,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         .transpose()?;
 
     // Everything that forks happens here, before the event loop exists.
-    let setup = cfg.configure.then(|| link_setup(&cfg));
+    let setup = cfg
+        .configure
+        .then(|| link_setup(&cfg, pasta.is_none_or(|p| p.ipv4)));
     let mut command = None;
     // The helper stays in the namespace for the splice path of port forwards, locked down as
     // slirp-ns will be.
@@ -206,8 +213,8 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         drop_privileges: cfg.enable_sandbox,
         seccomp: cfg.enable_seccomp,
     });
-    let tcp_ns = cfg.pasta.as_ref().map_or(&[][..], |p| &p.tcp_ns[..]);
-    let udp_ns = cfg.pasta.as_ref().map_or(&[][..], |p| &p.udp_ns[..]);
+    let tcp_ns = pasta.map_or(&[][..], |p| &p.tcp_ns[..]);
+    let udp_ns = pasta.map_or(&[][..], |p| &p.udp_ns[..]);
     let tap_request = TapRequest {
         name: cfg.tapname.clone(),
         vnet_hdr: cfg.offload,
@@ -247,7 +254,6 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     // pasta's: the PID file is created now (a path that cannot be written fails start-up, not
     // the running process), and the namespace's file or process is watched from before the
     // sandbox hides them.
-    let pasta = cfg.pasta.as_ref();
     let pid_file = pasta
         .and_then(|p| p.pid_file.as_deref())
         .map(|path| {
@@ -271,38 +277,38 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
     let quit_watch = pasta
         .and_then(|p| p.quit_when.as_ref())
         .map(|when| {
-            crate::ns::watch::QuitWatch::new(when)
+            crate::confine::ns::watch::QuitWatch::new(when)
                 .map_err(|e| RunError(format!("cannot watch the namespace: {e}")))
         })
         .transpose()?;
     let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
     let socks5 = cfg
         .socks5
-        .map(crate::socks5::Socks5Server::bind)
+        .map(crate::host::socks5::Socks5Server::bind)
         .transpose()?;
     let capture = (cfg.pcap.is_some() || cfg.debug)
-        .then(|| crate::capture::Capture::open(cfg.pcap.as_deref(), cfg.debug))
+        .then(|| crate::host::capture::Capture::open(cfg.pcap.as_deref(), cfg.debug))
         .transpose()
         .map_err(|e| {
             let path = cfg.pcap.as_deref().unwrap_or(std::path::Path::new("-"));
             RunError(format!("cannot create {}: {e}", path.display()))
         })?
-        .map(crate::capture::Capture::shared);
+        .map(crate::host::capture::Capture::shared);
     let defaults = EngineConfig::new(cfg.net);
     // pasta's --runas (or nobody for root): what follows needs no privilege but to bind low
     // ports, which the capability kept below still allows.
     if let Some(run_as) = pasta.and_then(|p| p.run_as) {
         run_as.switch()?;
     }
-    // While single-threaded (see crate::sandbox), and with everything opened that needs the
+    // While single-threaded (see crate::confine::sandbox), and with everything opened that needs the
     // file system.
     if cfg.enable_sandbox {
         let visible: Vec<&std::path::Path> = cfg.tftp_path.iter().map(|p| p.as_path()).collect();
-        if let Some(warning) = crate::sandbox::enter(&defaults.resolv_conf, &visible)? {
+        if let Some(warning) = crate::confine::sandbox::enter(&defaults.resolv_conf, &visible)? {
             eprintln!("WARNING: {warning}");
         }
     } else if let Err(e) =
-        crate::sandbox::drop_capabilities(&[caps::Capability::CAP_NET_BIND_SERVICE])
+        crate::confine::sandbox::drop_capabilities(&[caps::Capability::CAP_NET_BIND_SERVICE])
     {
         // What needed privileges (the helper, the TAP) is done: the rest never does, but for
         // forwards from low ports.
@@ -455,9 +461,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
                 )
             })
             .collect();
-        crate::pasta::udp_ns::UdpOutward::new(sockets, std::time::Duration::from_secs(180))
+        crate::host::udp_outward::UdpOutward::new(sockets, std::time::Duration::from_secs(180))
     });
-    let mut splicer = helper.map(|helper| crate::splice::Splicer::new(helper, to_loopback));
+    let mut splicer = helper.map(|helper| crate::host::splice::Splicer::new(helper, to_loopback));
     if let Some(splicer) = &mut splicer {
         for (listener, &(_, host_port)) in outward_listeners.into_iter().zip(tcp_ns) {
             let host = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, host_port));
@@ -512,9 +518,9 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         let _ = started.recv();
     }
     if cfg.enable_seccomp {
-        crate::seccomp::install(&crate::seccomp::filter()?)?;
+        crate::confine::seccomp::install(&crate::confine::seccomp::filter(&syscalls())?)?;
         if std::env::var_os("SLIRP_NS_SECCOMP_SELFTEST").is_some() {
-            crate::seccomp::self_test();
+            crate::confine::seccomp::self_test();
         }
     }
     // The link is configured and the helper locked down before anyone is told.
@@ -553,4 +559,54 @@ pub fn run(cfg: Config) -> Result<i32, RunError> {
         }
         Exit::Command(status) => status,
     })
+}
+
+/// The system calls each part of the running process makes (for --enable-seccomp).
+fn syscalls() -> [&'static [crate::sys::Syscall]; 12] {
+    [
+        crate::host::event_loop::SYSCALLS,
+        crate::transport::tap::SYSCALLS,
+        crate::transport::stream::SYSCALLS,
+        crate::engine::sockets::SYSCALLS,
+        crate::engine::tcp::SYSCALLS,
+        crate::engine::udp::SYSCALLS,
+        crate::engine::dns::SYSCALLS,
+        crate::engine::tftp::SYSCALLS,
+        crate::host::splice::SYSCALLS,
+        crate::host::api::SYSCALLS,
+        crate::host::socks5::SYSCALLS,
+        crate::confine::ns::exec::SYSCALLS,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_allows_the_data_path_but_not_exec_or_mount() {
+        assert!(crate::confine::seccomp::filter(&syscalls()).is_ok());
+        assert!(
+            crate::confine::seccomp::helper_filter(crate::confine::ns::helper::SYSCALLS).is_ok()
+        );
+        let allows = |call| syscalls().iter().any(|list| list.contains(&call));
+        for call in [
+            libc::SYS_readv,
+            libc::SYS_writev,
+            libc::SYS_connect,
+            libc::SYS_splice,
+        ] {
+            assert!(allows(call), "{call}");
+        }
+        for call in [
+            libc::SYS_execve,
+            libc::SYS_mount,
+            libc::SYS_ptrace,
+            libc::SYS_setns,
+            libc::SYS_unshare,
+            libc::SYS_ioctl,
+        ] {
+            assert!(!allows(call), "{call}");
+        }
+    }
 }

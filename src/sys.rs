@@ -1,6 +1,9 @@
 //! The few socket operations neither std nor nix wraps, each a thin safe function over one
 //! system call. Everything `unsafe` about host sockets lives here.
 
+/// A system call number, as the seccomp filter takes it (each module lists its own).
+pub type Syscall = libc::c_long;
+
 use nix::sys::socket::MsgFlags;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};

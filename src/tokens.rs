@@ -1,6 +1,7 @@
 //! tokens - the one map of the mio tokens of the event loop: a few fixed tokens, then one
-//! range per kind of descriptor registered by slot. That no two overlap is checked when the
-//! crate compiles.
+//! range per kind of descriptor registered by slot, whose length is how many of them there can
+//! be (each module takes its limit from here). That no two overlap is checked when the crate
+//! compiles. It depends on nothing of the crate: every layer registers descriptors.
 
 use mio::Token;
 
@@ -56,40 +57,45 @@ impl Range {
     }
 }
 
-/// API clients being served.
+/// API clients being served (at most this many at once).
 pub const API_CLIENTS: Range = Range {
     base: 1024,
-    len: crate::api::MAX_CLIENTS,
+    len: 512,
 };
-/// SOCKS5 clients in their handshake.
+/// SOCKS5 clients in their handshake (at most this many at once).
 pub const SOCKS5_CLIENTS: Range = Range {
     base: 2048,
-    len: crate::socks5::MAX_CLIENTS,
+    len: 256,
 };
 /// Listeners in the namespace's loopback whose clients are spliced to the host's (pasta's -T).
 pub const OUTWARD_LISTENERS: Range = Range {
     base: 1 << 19,
-    len: crate::splice::MAX_OUTWARD_LISTENERS,
+    len: 1 << 16,
 };
-/// pasta's -U: the namespace-side sockets, then one host socket per client.
-pub const OUTWARD_UDP: Range = Range {
+/// pasta's -U: the namespace-side sockets.
+pub const OUTWARD_UDP_SOCKETS: Range = Range {
     base: 3 << 18,
-    len: crate::pasta::udp_ns::MAX_SOCKETS + crate::pasta::udp_ns::MAX_FLOWS,
+    len: 1024,
 };
-/// Port forwards' listeners.
+/// pasta's -U: one host socket per client.
+pub const OUTWARD_UDP_FLOWS: Range = Range {
+    base: (3 << 18) + 1024,
+    len: 1 << 14,
+};
+/// Port forwards' listeners (pasta's `all` makes one per port and family).
 pub const FORWARDS: Range = Range {
     base: 1 << 20,
-    len: crate::engine::fwd::MAX_FORWARDS_ANY,
+    len: 1 << 17,
 };
 /// Virtual UDP endpoints (of a library caller's in-process sockets).
 pub const VIRTUAL_UDP: Range = Range {
     base: 1 << 21,
-    len: crate::engine::virtual_net::MAX_UDP_ENDPOINTS,
+    len: 1024,
 };
 /// Spliced pairs: two tokens per pair (the client's, then the inside socket's).
 pub const SPLICE_PAIRS: Range = Range {
     base: 1 << 22,
-    len: 2 * crate::splice::MAX_PAIRS,
+    len: 2 * (1 << 15),
 };
 /// Flows' host sockets: from here up, one per flow slot.
 pub const FLOWS: Range = Range {
@@ -117,7 +123,8 @@ const _: () = assert!(
         API_CLIENTS,
         SOCKS5_CLIENTS,
         OUTWARD_LISTENERS,
-        OUTWARD_UDP,
+        OUTWARD_UDP_SOCKETS,
+        OUTWARD_UDP_FLOWS,
         FORWARDS,
         VIRTUAL_UDP,
         SPLICE_PAIRS,

@@ -2,7 +2,7 @@
 //! end of a socket or of stdio, and no TAP is made.
 
 use super::{err, CliError, Target};
-use crate::cli::{Cli, FramingArg, TargetType};
+use crate::config::cli::{Cli, FramingArg, TargetType};
 use crate::transport::framing::Framing;
 use std::path::PathBuf;
 

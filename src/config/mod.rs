@@ -1,7 +1,7 @@
 //! Resolved settings: the command line checked in slirp4netns's order, with its messages, and
 //! the addresses derived from --cidr.
 
-use crate::cli::{Cli, NetnsType};
+use crate::config::cli::{Cli, NetnsType};
 use crate::engine::fwd::{ForwardProto, ForwardSpec};
 use std::ffi::OsString;
 use std::fmt;
@@ -10,9 +10,12 @@ use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
+#[doc(hidden)]
+pub mod cli;
 mod link;
 mod network;
-pub use network::{resolve_outbound_v4, resolve_outbound_v6, Ipv4Network, Ipv6Prefix};
+pub use crate::engine::{Ipv4Network, Ipv6Prefix};
+pub use network::{resolve_outbound_v4, resolve_outbound_v6};
 
 pub const DEFAULT_MTU: u32 = 1500;
 /// The largest MTU a TAP device takes: 65535 minus the Ethernet header.
@@ -20,7 +23,7 @@ pub const MAX_MTU: u32 = 65521;
 pub const DEFAULT_CIDR: &str = "10.0.2.0/24";
 pub const DEFAULT_TAPNAME: &str = "tap0";
 /// Most TAP queues (descriptors passed from the helper in one message).
-const MAX_QUEUES: usize = crate::ns::fdpass::MAX_FDS;
+const MAX_QUEUES: usize = crate::confine::ns::fdpass::MAX_FDS;
 /// Linux's sun_path is 108 bytes including the terminating NUL.
 const SUN_PATH_MAX: usize = 108;
 /// Linux's IFNAMSIZ is 16 including the terminating NUL.
@@ -43,6 +46,12 @@ fn check_socket_path(path: &std::path::Path, what: &str) -> Result<(), CliError>
 /// A command-line error: the message is printed as is and the process exits 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError(pub String);
+
+impl From<crate::engine::NetworkError> for CliError {
+    fn from(e: crate::engine::NetworkError) -> Self {
+        CliError(e.0)
+    }
+}
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -210,8 +219,6 @@ pub struct Config {
     pub busy_poll: std::time::Duration,
     /// One line each, printed before start-up: options accepted but not acted on (yet).
     pub warnings: Vec<String>,
-    /// What pasta's command line adds (started as `pasta`).
-    pub pasta: Option<crate::pasta::PastaRun>,
 }
 
 fn parse_fd(value: &str, what: &str) -> Result<RawFd, CliError> {
@@ -395,7 +402,7 @@ impl Config {
         let socks5 = cli
             .socks5
             .as_deref()
-            .map(crate::socks5::parse_listen)
+            .map(crate::host::socks5::parse_listen)
             .transpose()
             .map_err(CliError)?;
         let publish = cli
@@ -440,7 +447,6 @@ impl Config {
             busy_poll: std::time::Duration::from_micros(cli.busy_poll),
             queues: cli.queues,
             warnings,
-            pasta: None,
         })
     }
 
@@ -480,9 +486,10 @@ impl Config {
             splice: true,
             offload: true,
             queues: 1,
-            busy_poll: std::time::Duration::from_micros(crate::busy_poll::DEFAULT_LIMIT_MICROS),
+            busy_poll: std::time::Duration::from_micros(
+                crate::host::busy_poll::DEFAULT_LIMIT_MICROS,
+            ),
             warnings: Vec::new(),
-            pasta: None,
         }
     }
 }

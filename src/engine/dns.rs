@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 /// System calls re-reading the resolver configuration (for --enable-seccomp).
-pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
     libc::SYS_openat,
     libc::SYS_statx,
     libc::SYS_newfstatat,

@@ -26,7 +26,7 @@ use std::time::Instant;
 /// Most forwards at once, unless the engine's configuration allows more.
 pub const MAX_FORWARDS: usize = 4096;
 /// The most any configuration allows (pasta's `-t all`: every non-ephemeral port, twice).
-pub const MAX_FORWARDS_ANY: usize = 1 << 17;
+pub const MAX_FORWARDS_ANY: usize = crate::tokens::FORWARDS.len;
 
 /// The protocol a port forward carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

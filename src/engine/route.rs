@@ -198,13 +198,13 @@ mod tests {
         let v4 = |text: &str| text.parse::<Ipv4Addr>().unwrap();
         let v6 = |text: &str| text.parse::<Ipv6Addr>().unwrap();
         let mut e = engine();
-        e.core.cfg.net = crate::config::Ipv4Network::with_hosts(
+        e.core.cfg.net = crate::engine::Ipv4Network::with_hosts(
             v4("192.0.2.10"),
             24,
             v4("192.0.2.254"),
             v4("169.254.1.1"),
         );
-        e.core.cfg.ipv6 = Some(crate::config::Ipv6Prefix::with_hosts(
+        e.core.cfg.ipv6 = Some(crate::engine::Ipv6Prefix::with_hosts(
             v6("2001:db8::10"),
             64,
             v6("fe80::1"),

@@ -11,8 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// System calls making and managing host sockets (for --enable-seccomp; ioctl is allowed for
-/// a few requests only, see [`crate::seccomp`]).
-pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+/// a few requests only, see [`crate::confine::seccomp`]).
+pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
     libc::SYS_socket,
     libc::SYS_connect,
     libc::SYS_bind,

@@ -35,7 +35,7 @@ const ACCESS_VIOLATION: u16 = 2;
 const ILLEGAL_OPERATION: u16 = 4;
 
 /// System calls of transfers (for --enable-seccomp): opening, sizing and reading files.
-pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
     libc::SYS_openat,
     libc::SYS_statx,
     libc::SYS_newfstatat,

@@ -15,7 +15,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// System calls moving datagrams, UDP and ICMP echo alike (for --enable-seccomp).
-pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
     libc::SYS_recvfrom,
     libc::SYS_recvmmsg,
     libc::SYS_sendto,

@@ -29,7 +29,7 @@ use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::time::Instant;
 
 /// Most virtual UDP endpoints at once.
-pub const MAX_UDP_ENDPOINTS: usize = 1024;
+pub const MAX_UDP_ENDPOINTS: usize = crate::tokens::VIRTUAL_UDP.len;
 /// A guest address and port, as carried before each message: family (4 or 6), port, address.
 const ADDR_HEADER: usize = 1 + 2 + 16;
 

@@ -4,7 +4,7 @@
 
 use crate::engine::fwd::{ForwardProto, ForwardSpec};
 use crate::engine::Engine;
-use crate::event_loop::{Periodic, Tick};
+use crate::host::event_loop::{Periodic, Tick};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::num::NonZeroU32;

@@ -19,7 +19,6 @@ mod daemon;
 mod host;
 mod ports;
 mod settings;
-pub mod udp_ns;
 pub mod user;
 
 pub use auto::{forward_all, AutoPorts};
@@ -45,21 +44,23 @@ fn version_text() -> String {
     )
 }
 
-pub fn main(args: Vec<OsString>) -> ExitCode {
+/// Takes pasta's command line: what to run, or the exit status when there is nothing to run
+/// (help, version, a bad command line, or the caller's side of going into the background).
+pub fn prepare(args: Vec<OsString>) -> Result<(crate::config::Config, PastaRun), ExitCode> {
     let cli = match cli::parse(args) {
         Ok(cli) => cli,
         Err(line) => {
             eprintln!("{line}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
     if cli.help {
         let _ = write!(std::io::stdout(), "{}", cli::help());
-        return ExitCode::SUCCESS;
+        return Err(ExitCode::SUCCESS);
     }
     if cli.version {
         print!("{}", version_text());
-        return ExitCode::SUCCESS;
+        return Err(ExitCode::SUCCESS);
     }
     let level = if cli.debug || cli.trace {
         "debug"
@@ -72,31 +73,22 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         .format_timestamp(None)
         .init();
     let foreground = cli.foreground;
-    let mut cfg = match settings::config(cli) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            eprintln!("pasta: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let (mut cfg, mut pasta) = settings::config(cli).map_err(|e| {
+        eprintln!("pasta: {e}");
+        ExitCode::FAILURE
+    })?;
     let is_exec = matches!(cfg.target, crate::config::Target::Exec(_));
     if !foreground && !is_exec {
         match daemon::fork_into_background() {
-            Ok(daemon::Side::Parent(code)) => return code,
+            Ok(daemon::Side::Parent(code)) => return Err(code),
             Ok(daemon::Side::Child(ready)) => cfg.ready_fd = Some(ready),
             Err(e) => {
                 eprintln!("pasta: {e}");
-                return ExitCode::FAILURE;
+                return Err(ExitCode::FAILURE);
             }
         }
-    } else if let Some(pasta) = &mut cfg.pasta {
+    } else {
         pasta.background = None;
     }
-    match crate::run::run(cfg) {
-        Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
-        Err(e) => {
-            eprintln!("pasta: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok((cfg, pasta))
 }

@@ -4,9 +4,9 @@
 use super::cli::PastaCli;
 use super::{host, ports};
 use crate::config::{parse_mac, Config, Ipv4Network, Ipv6Prefix, Target};
+use crate::confine::ns::watch::QuitWhen;
 use crate::engine::fwd::{ForwardProto, ForwardSpec};
 use crate::engine::{HostNetwork, Served};
-use crate::ns::watch::QuitWhen;
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -198,7 +198,7 @@ fn interface_index(name: &str, option: &str, text: &str) -> Result<NonZeroU32, S
         .ok_or_else(|| format!("{option} {text}: no interface {name} on the host"))
 }
 
-pub fn config(cli: PastaCli) -> Result<Config, String> {
+pub fn config(cli: PastaCli) -> Result<(Config, PastaRun), String> {
     if cli.ipv4_only && cli.ipv6_only {
         return Err("Options ipv4-only and ipv6-only are mutually exclusive".into());
     }
@@ -429,7 +429,7 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
     cfg.splice = !cli.no_splice;
     cfg.publish = publish;
     cfg.warnings = warnings;
-    cfg.pasta = Some(PastaRun {
+    let pasta = PastaRun {
         host_network: HostNetwork {
             loopback,
             host_aliases,
@@ -454,8 +454,8 @@ pub fn config(cli: PastaCli) -> Result<Config, String> {
             dhcpv6: !cli.no_dhcpv6,
         },
         run_as,
-    });
-    Ok(cfg)
+    };
+    Ok((cfg, pasta))
 }
 
 #[cfg(test)]
@@ -463,13 +463,17 @@ mod tests {
     use super::*;
 
     fn configure(line: &str) -> Result<Config, String> {
+        configure_pasta(line).map(|(cfg, _)| cfg)
+    }
+
+    fn configure_pasta(line: &str) -> Result<(Config, PastaRun), String> {
         let args = line.split(' ').map(OsString::from);
         config(super::super::cli::parse(args)?)
     }
 
     #[test]
     fn rootlesskit_gives_every_address() {
-        let cfg = configure(
+        let (cfg, pasta) = configure_pasta(
             "pasta --stderr --ns-ifname=tap0 --mtu=65520 --config-net --address=10.0.2.100 \
              --netmask=24 --gateway=10.0.2.2 --dns-forward=10.0.2.3 --no-map-gw --ipv4-only \
              --tcp-ports=8080:80 --udp-ports=none 4242",
@@ -482,7 +486,6 @@ mod tests {
         assert_eq!(cfg.net.dns(), Ipv4Addr::new(10, 0, 2, 3));
         assert_eq!(cfg.net.prefix_len(), 24);
         assert!(cfg.ipv6.is_none() && cfg.configure && !cfg.disable_dns);
-        let pasta = cfg.pasta.unwrap();
         assert!(pasta.host_network.loopback.is_empty());
         assert_eq!(pasta.quit_when, Some(QuitWhen::ProcessExits(4242)));
         assert_eq!(cfg.publish.len(), 1);
@@ -492,12 +495,12 @@ mod tests {
 
     #[test]
     fn mapped_addresses_and_their_defaults() {
-        let cfg = configure(
+        let (_, pasta) = configure_pasta(
             "pasta -a 192.0.2.10 -n 255.255.255.0 -g 192.0.2.254 --map-guest-addr 169.254.1.2 \
              --ipv4-only -f 1",
         )
         .unwrap();
-        let host = cfg.pasta.unwrap().host_network;
+        let host = pasta.host_network;
         // Without --no-map-gw, the gateway stands for host loopback.
         assert_eq!(host.loopback, ["192.0.2.254".parse::<IpAddr>().unwrap()]);
         assert_eq!(
@@ -507,9 +510,10 @@ mod tests {
                 "192.0.2.10".parse().unwrap()
             )]
         );
-        let cfg =
-            configure("pasta -a 192.0.2.10 -g 192.0.2.254 --map-host-loopback none -4 1").unwrap();
-        assert!(cfg.pasta.unwrap().host_network.loopback.is_empty());
+        let (_, pasta) =
+            configure_pasta("pasta -a 192.0.2.10 -g 192.0.2.254 --map-host-loopback none -4 1")
+                .unwrap();
+        assert!(pasta.host_network.loopback.is_empty());
     }
 
     #[test]

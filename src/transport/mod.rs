@@ -3,6 +3,7 @@
 //! way, one per message) or a byte stream with a framing of its own ([`stream`]).
 
 pub mod framing;
+pub mod socket_path;
 pub mod stream;
 pub mod tap;
 pub mod vnet;

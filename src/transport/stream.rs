@@ -16,7 +16,7 @@ use super::framing::{Decoded, Decoder, Framing};
 use super::{Recv, LINK, LINK_LISTENER, LINK_OUTPUT};
 use crate::engine::offload::RxOffload;
 use crate::engine::POINT_TO_POINT_PEER_MAC;
-use crate::socket_path::SocketPath;
+use crate::transport::socket_path::SocketPath;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
 use nix::errno::Errno;
@@ -24,7 +24,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// System calls of stream links (for --enable-seccomp): the stream, accepting QEMU.
-pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
     libc::SYS_read,
     libc::SYS_write,
     libc::SYS_accept4,

@@ -153,7 +153,7 @@ impl Script {
         let cfg = crate::engine::EngineConfig {
             mtu,
             tcp_peek_offset: true,
-            ..crate::engine::EngineConfig::new(crate::config::Ipv4Network::default())
+            ..crate::engine::EngineConfig::new(crate::engine::Ipv4Network::default())
         };
         let mut side = Side::new(cfg);
         let remote: SocketAddr = REMOTE.parse().expect("address");

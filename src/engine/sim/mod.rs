@@ -20,7 +20,7 @@ pub mod guest;
 pub mod wire;
 
 use super::{Engine, EngineConfig, TxQueue};
-use crate::config::Ipv4Network;
+use crate::engine::Ipv4Network;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;

@@ -76,7 +76,7 @@ use super::{sockets, Core, Drop, GuestPacket, TxQueue, Unreachable};
 
 /// System calls moving TCP data (for --enable-seccomp): peeks and discards (recvfrom; recvmsg
 /// without SO_PEEK_OFF), writes of guest data (writev, sendto).
-pub(crate) const SYSCALLS: &[crate::seccomp::Syscall] = &[
+pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
     libc::SYS_recvfrom,
     libc::SYS_recvmsg,
     libc::SYS_writev,
