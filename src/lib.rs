@@ -98,9 +98,18 @@ pub use engine::{Counters, Drop as DropReason, Engine, EngineConfig, Readiness, 
 pub use engine::{Ipv4Network, Ipv6Prefix, NetworkError};
 pub use stack::Stack;
 
-/// The stream framing decoder, for the fuzz targets: not part of the API.
+/// The parsers of untrusted input besides frames, for the fuzz targets: the stream framing
+/// decoder, the API socket's requests, SOCKS5's handshake. Not part of the API.
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::host::api::protocol::{
+        error_reply as api_error_reply, is_complete as api_request_is_complete,
+        parse as parse_api_request, Request as ApiRequest,
+    };
+    pub use crate::host::socks5::{
+        decide as socks5_decide, parse_greeting as socks5_greeting,
+        parse_request as socks5_request, Message as Socks5Message,
+    };
     pub use crate::transport::framing::{Decoded, Decoder, Framing};
 }
 

@@ -299,8 +299,8 @@ mod tests {
 mod size_tests {
     use super::*;
 
-    /// The engine's own state per flow, as README states it: the table slot and index entry,
-    /// plus the TCP connection state on the heap (a sender's RTT estimate, congestion window
+    /// The engine's own state per flow, as bench/README.md states it: the table slot and index
+    /// entry, plus the TCP connection state on the heap (a sender's RTT estimate, congestion window
     /// and recovery state included; SACK scoreboards and held data are allocated only while a
     /// connection has some). The kernel's socket comes on top.
     #[test]

@@ -19,11 +19,16 @@ pub const MAX_REQUEST: usize = 4096;
 
 pub use crate::engine::fwd::{ForwardEntry, ForwardProto, ForwardSpec};
 
+/// A request, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
+    /// `add_hostfwd`: the forward asked for.
     AddHostFwd(ForwardSpec),
+    /// `list_hostfwd`.
     ListHostFwd,
+    /// `remove_hostfwd`: the forward's id.
     RemoveHostFwd(u64),
+    /// `get_info`.
     GetInfo,
 }
 
@@ -143,6 +148,7 @@ pub fn is_complete(bytes: &[u8]) -> bool {
     first_value(bytes).is_some()
 }
 
+/// `{"error":{"desc":"bad request: ..."}}`, as slirp4netns words it.
 pub fn error_reply(error: &BadRequest) -> String {
     json!({"error": {"desc": format!("bad request: {}", error.0)}}).to_string()
 }
