@@ -91,10 +91,10 @@ mod sys;
 mod tokens;
 mod transport;
 
-pub use engine::fwd::{AddError, ForwardEntry, ForwardProto, ForwardSpec};
+pub use engine::fwd::{AddError, ForwardEntry, ForwardProto, ForwardSpec, InvalidForward};
 pub use engine::offload::{RxOffload, TcpGso, TxOffload};
 pub use engine::virtual_net::{VirtualListener, VirtualUdpSocket};
-pub use engine::{Counters, Drop as DropReason, Engine, EngineConfig, Readiness, TxQueue};
+pub use engine::{Counters, DropReason, Engine, EngineConfig, Readiness, TxQueue};
 pub use engine::{Ipv4Network, Ipv6Prefix, NetworkError};
 pub use stack::Stack;
 

@@ -14,12 +14,10 @@ use std::time::{Duration, Instant};
 
 fuzz_target!(|data: &[u8]| {
     let mut poll = mio::Poll::new().expect("epoll");
-    let cfg = EngineConfig {
-        max_flows: 64,
-        ipv6: Some(Ipv6Prefix::default()),
-        dns_servers: vec!["127.0.0.1".parse().unwrap()],
-        ..EngineConfig::new(Ipv4Network::default())
-    };
+    let cfg = EngineConfig::new(Ipv4Network::default())
+        .with_max_flows(64)
+        .with_ipv6(Ipv6Prefix::default())
+        .with_dns_servers(vec!["127.0.0.1".parse().unwrap()]);
     let mut engine = Engine::new(cfg, poll.registry().try_clone().expect("registry"));
     // Virtual servers on the gateway, for frames that happen to reach them.
     let _listener = engine.listen("10.0.2.2:80".parse().unwrap()).expect("listen");

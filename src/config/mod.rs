@@ -130,17 +130,17 @@ pub fn parse_publish(text: &str, guest: Ipv4Addr) -> Result<ForwardSpec, CliErro
         [ha, hp, ga, gp] => (addr(ha)?, port(hp)?, addr(ga)?, port(gp)?),
         _ => return Err(invalid()),
     };
-    if guest_port == 0 {
-        return Err(invalid());
-    }
-    Ok(ForwardSpec {
+    let spec = ForwardSpec {
         proto,
         host_addr,
         host_port,
         guest_addr,
         guest_port,
         device: None,
-    })
+    };
+    spec.validate()
+        .map_err(|why| CliError(format!("{} ({why})", invalid().0)))?;
+    Ok(spec)
 }
 
 /// Where the guest is.

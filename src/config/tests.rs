@@ -286,6 +286,9 @@ fn publish_specs() {
         "8080:80/sctp",
         "1.2.3:8080:80",
         "70000:80",
+        // Checked as every forward is: the guest must be a unicast host.
+        "8080:127.0.0.1:80",
+        "8080:[ff02::1]:80",
     ] {
         assert!(parse_publish(bad, guest).is_err(), "{bad}");
     }

@@ -5,12 +5,12 @@
 //! address's MAC (the neighbour table, [`Core::neighbor`]). Only requests for an address the
 //! engine stands for get a reply; other requests are dropped and counted as not for us.
 
-use super::{Core, Drop, TxQueue};
+use super::{Core, DropReason, TxQueue};
 use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetProtocol};
 
-pub(super) fn handle(core: &mut Core, payload: &[u8], tx: &mut TxQueue) -> Result<(), Drop> {
-    let packet = ArpPacket::new_checked(payload).map_err(|_| Drop::Malformed)?;
-    let repr = ArpRepr::parse(&packet).map_err(|_| Drop::Unsupported)?;
+pub(super) fn handle(core: &mut Core, payload: &[u8], tx: &mut TxQueue) -> Result<(), DropReason> {
+    let packet = ArpPacket::new_checked(payload).map_err(|_| DropReason::Malformed)?;
+    let repr = ArpRepr::parse(&packet).map_err(|_| DropReason::Unsupported)?;
     let ArpRepr::EthernetIpv4 {
         operation,
         source_hardware_addr,
@@ -19,10 +19,10 @@ pub(super) fn handle(core: &mut Core, payload: &[u8], tx: &mut TxQueue) -> Resul
         ..
     } = repr
     else {
-        return Err(Drop::Unsupported);
+        return Err(DropReason::Unsupported);
     };
     if !source_hardware_addr.is_unicast() {
-        return Err(Drop::Malformed);
+        return Err(DropReason::Malformed);
     }
     if core.cfg.net.contains(source_protocol_addr) {
         core.learn_neighbor(source_protocol_addr.into(), source_hardware_addr);
@@ -32,7 +32,7 @@ pub(super) fn handle(core: &mut Core, payload: &[u8], tx: &mut TxQueue) -> Resul
         return Ok(());
     }
     if operation != ArpOperation::Request || !core.stands_for(target_protocol_addr.into()) {
-        return Err(Drop::NotForUs);
+        return Err(DropReason::NotForUs);
     }
     let reply = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Reply,

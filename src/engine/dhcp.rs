@@ -5,7 +5,7 @@
 //! name. DECLINE takes an address out of use for a while, RELEASE frees it, INFORM is
 //! answered with the options alone. `--disable-dhcp` turns the server off.
 
-use super::{Core, Drop, GuestPacket, TxQueue};
+use super::{Core, DropReason, GuestPacket, TxQueue};
 use smoltcp::wire::{DhcpMessageType, DhcpOption, DhcpPacket, DhcpRepr, EthernetAddress};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -130,16 +130,16 @@ pub(super) fn handle(
     now: Instant,
     packet: &GuestPacket,
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let (udp_repr, udp) = packet.parse_udp()?;
     if udp_repr.src_port != CLIENT_PORT {
-        return Err(Drop::Unsupported);
+        return Err(DropReason::Unsupported);
     }
-    let dhcp = DhcpPacket::new_checked(udp.payload()).map_err(|_| Drop::Malformed)?;
-    let request = DhcpRepr::parse(&dhcp).map_err(|_| Drop::Malformed)?;
+    let dhcp = DhcpPacket::new_checked(udp.payload()).map_err(|_| DropReason::Malformed)?;
+    let request = DhcpRepr::parse(&dhcp).map_err(|_| DropReason::Malformed)?;
     let mac = request.client_hardware_address;
     if !mac.is_unicast() {
-        return Err(Drop::Malformed);
+        return Err(DropReason::Malformed);
     }
     let gateway = core.cfg.net.gateway();
     let ours = request.server_identifier.is_none_or(|id| id == gateway);
@@ -153,7 +153,7 @@ pub(super) fn handle(
                 .dhcp_leases
                 .choose(mac, wanted_index, now)
                 // Every address is leased.
-                .ok_or(Drop::Refused)?;
+                .ok_or(DropReason::Refused)?;
             core.dhcp_leases.lease(index, mac, now + OFFER_HOLD);
             (DhcpMessageType::Offer, address_of(core, index))
         }
@@ -162,7 +162,7 @@ pub(super) fn handle(
             if let Some(index) = core.dhcp_leases.held_by(mac, now) {
                 core.dhcp_leases.release(index, mac);
             }
-            return Err(Drop::NotForUs);
+            return Err(DropReason::NotForUs);
         }
         DhcpMessageType::Request => {
             let leases = &core.dhcp_leases;
@@ -191,7 +191,7 @@ pub(super) fn handle(
             return Ok(());
         }
         DhcpMessageType::Inform => (DhcpMessageType::Ack, Ipv4Addr::UNSPECIFIED),
-        _ => return Err(Drop::Unsupported),
+        _ => return Err(DropReason::Unsupported),
     };
     send_reply(core, now, tx, &request, reply_type, yiaddr)
 }
@@ -203,7 +203,7 @@ fn send_reply(
     request: &DhcpRepr,
     reply_type: DhcpMessageType,
     yiaddr: Ipv4Addr,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let gateway = core.cfg.net.gateway();
     let nak = reply_type == DhcpMessageType::Nak;
     let inform = request.message_type == DhcpMessageType::Inform;
@@ -280,7 +280,7 @@ fn send_reply(
     let mut datagram = vec![0u8; 8 + dhcp_len];
     reply
         .emit(&mut DhcpPacket::new_unchecked(&mut datagram[8..]))
-        .map_err(|_| Drop::Malformed)?;
+        .map_err(|_| DropReason::Malformed)?;
     // To the client's address once it has one; otherwise broadcast, which a client without an
     // address takes (at the link layer, to its own MAC unless it asked for broadcast).
     let to = if inform && !request.client_ip.is_unspecified() {

@@ -3,7 +3,7 @@
 //! settings from DHCPv6 rather than from router advertisements. Addresses come from SLAAC, so
 //! nothing is leased; other messages are dropped and counted.
 
-use super::{ndp, Core, Drop, GuestPacket, TxQueue};
+use super::{ndp, Core, DropReason, GuestPacket, TxQueue};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
@@ -60,27 +60,27 @@ pub(super) fn handle(
     now: Instant,
     packet: &GuestPacket,
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let (IpAddr::V6(src), IpAddr::V6(dst)) = (packet.src, packet.dst) else {
-        return Err(Drop::Malformed);
+        return Err(DropReason::Malformed);
     };
     let (repr, udp) = packet.parse_udp()?;
     let message = udp.payload();
     let [msg_type, t0, t1, t2, ref body @ ..] = *message else {
-        return Err(Drop::Malformed);
+        return Err(DropReason::Malformed);
     };
-    let options = options(body).ok_or(Drop::Malformed)?;
+    let options = options(body).ok_or(DropReason::Malformed)?;
     if msg_type != INFORMATION_REQUEST || repr.src_port != CLIENT_PORT {
-        return Err(Drop::Unsupported);
+        return Err(DropReason::Unsupported);
     }
-    let prefix = core.cfg.ipv6.ok_or(Drop::Unsupported)?;
+    let prefix = core.cfg.ipv6.ok_or(DropReason::Unsupported)?;
 
     let mut reply = Vec::with_capacity(128);
     reply.extend_from_slice(&[0; 8]); // UDP header, filled below
     reply.extend_from_slice(&[REPLY, t0, t1, t2]);
     if let Some((_, client_id)) = options.iter().find(|(code, _)| *code == OPTION_CLIENT_ID) {
         if client_id.len() > MAX_DUID {
-            return Err(Drop::Malformed);
+            return Err(DropReason::Malformed);
         }
         push_option(&mut reply, OPTION_CLIENT_ID, client_id);
     }

@@ -7,7 +7,7 @@
 //! in the log).
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
-use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue};
+use super::{sockets, Core, DropReason, GuestPacket, Readiness, TxQueue};
 use smoltcp::wire::{
     EthernetAddress, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpProtocol,
 };
@@ -80,15 +80,20 @@ impl EchoFlow {
     }
 
     /// Passes an echo reply on to the guest with the guest's identifier (rewritten in place).
-    fn deliver(&self, core: &mut Core, reply: &mut [u8], tx: &mut TxQueue) -> Result<(), Drop> {
+    fn deliver(
+        &self,
+        core: &mut Core,
+        reply: &mut [u8],
+        tx: &mut TxQueue,
+    ) -> Result<(), DropReason> {
         let (src, dst) = (self.key.remote.ip(), self.key.guest.ip());
         let ident = self.key.guest.port();
         let protocol = match (src, dst) {
             (IpAddr::V4(_), IpAddr::V4(_)) => {
                 let mut packet =
-                    Icmpv4Packet::new_checked(&mut *reply).map_err(|_| Drop::Malformed)?;
+                    Icmpv4Packet::new_checked(&mut *reply).map_err(|_| DropReason::Malformed)?;
                 if packet.msg_type() != Icmpv4Message::EchoReply {
-                    return Err(Drop::Unsupported);
+                    return Err(DropReason::Unsupported);
                 }
                 packet.set_echo_ident(ident);
                 packet.fill_checksum();
@@ -96,15 +101,15 @@ impl EchoFlow {
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
                 let mut packet =
-                    Icmpv6Packet::new_checked(&mut *reply).map_err(|_| Drop::Malformed)?;
+                    Icmpv6Packet::new_checked(&mut *reply).map_err(|_| DropReason::Malformed)?;
                 if packet.msg_type() != Icmpv6Message::EchoReply {
-                    return Err(Drop::Unsupported);
+                    return Err(DropReason::Unsupported);
                 }
                 packet.set_echo_ident(ident);
                 packet.fill_checksum(&src, &dst);
                 IpProtocol::Icmpv6
             }
-            _ => return Err(Drop::Unsupported),
+            _ => return Err(DropReason::Unsupported),
         };
         core.counters.icmp_echo_replies += 1;
         core.emit_ip(tx, self.guest_mac, src, dst, protocol, reply)
@@ -114,7 +119,7 @@ impl EchoFlow {
         self.last_seen = now;
         let Some(sock) = &self.sock else { return };
         if sock.send(request).is_err() {
-            core.counters.count_drop(Drop::HostSocket);
+            core.counters.count_drop(DropReason::HostSocket);
         }
     }
 }
@@ -126,7 +131,7 @@ pub(crate) fn handle(
     now: Instant,
     guest: &GuestPacket,
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let payload = guest.payload;
     let ident = super::icmp::parse_echo_request(guest)?.ident;
     let key = super::key(Proto::Icmp, guest, ident, 0);
@@ -149,13 +154,13 @@ fn open(
     key: FlowKey,
     guest: &GuestPacket,
     tx: &mut TxQueue,
-) -> Result<usize, Drop> {
+) -> Result<usize, DropReason> {
     let Some(dst) = guest.route_new_flow(core, now, Proto::Icmp, key.remote, tx)? else {
-        return Err(Drop::Refused);
+        return Err(DropReason::Refused);
     };
     if dst.is_ipv4() != key.guest.is_ipv4() {
         // Echo is not translated between IPv4 and IPv6.
-        return Err(Drop::Refused);
+        return Err(DropReason::Refused);
     }
     let source = core.outbound_source(dst.ip());
     let opened = open_flow(core, flows, key, || {
@@ -168,7 +173,7 @@ fn open(
     });
     match opened {
         Ok(slot) => Ok(slot),
-        Err(InsertError::Full) => Err(Drop::FlowTableFull),
+        Err(InsertError::Full) => Err(DropReason::FlowTableFull),
         Err(InsertError::Open(e)) => {
             if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) {
                 if !core.ping_refused_logged {
@@ -182,7 +187,7 @@ fn open(
             } else {
                 log::debug!("echo {key:?}: cannot open a ping socket: {e}");
             }
-            Err(Drop::HostSocket)
+            Err(DropReason::HostSocket)
         }
     }
 }

@@ -2,7 +2,7 @@
 //! larger than the MTU), ICMP and ICMPv6 errors.
 
 use super::flow::FlowKey;
-use super::{Core, Drop, TxQueue};
+use super::{Core, DropReason, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4DstUnreachable,
@@ -88,14 +88,14 @@ impl Core {
         ethertype: EthernetProtocol,
         payload_len: usize,
         fill: impl FnOnce(&mut [u8]),
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         let eth_repr = EthernetRepr {
             src_addr: self.source_mac(from.into()),
             dst_addr: to,
             ethertype,
         };
         let len = eth_repr.buffer_len() + payload_len;
-        let buf = tx.push(len).ok_or(Drop::TxQueueFull)?;
+        let buf = tx.push(len).ok_or(DropReason::TxQueueFull)?;
         let mut frame = EthernetFrame::new_unchecked(buf);
         eth_repr.emit(&mut frame);
         fill(frame.payload_mut());
@@ -113,7 +113,7 @@ impl Core {
         from: SocketAddr,
         to: SocketAddr,
         datagram: &mut [u8],
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         let repr = UdpRepr {
             src_port: from.port(),
             dst_port: to.port(),
@@ -121,7 +121,7 @@ impl Core {
         let payload_len = datagram
             .len()
             .checked_sub(UDP_HEADER)
-            .ok_or(Drop::Malformed)?;
+            .ok_or(DropReason::Malformed)?;
         repr.emit(
             &mut UdpPacket::new_unchecked(&mut *datagram),
             &from.ip().into(),
@@ -143,7 +143,7 @@ impl Core {
         dst: IpAddr,
         protocol: IpProtocol,
         payload: &[u8],
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         match (src, dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 self.emit_ipv4(tx, guest_mac, src, dst, protocol, payload)
@@ -151,7 +151,7 @@ impl Core {
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
                 self.emit_ipv6(tx, guest_mac, src, dst, protocol, payload)
             }
-            _ => Err(Drop::Unsupported),
+            _ => Err(DropReason::Unsupported),
         }
     }
 
@@ -165,7 +165,7 @@ impl Core {
         dst: Ipv4Addr,
         protocol: IpProtocol,
         payload: &[u8],
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         let repr = Ipv4Repr {
             src_addr: src,
             dst_addr: dst,
@@ -191,7 +191,7 @@ impl Core {
         // Fragment: every fragment but the last carries a multiple of 8 bytes.
         let per_fragment = (self.mtu() - IPV4_HEADER) & !7;
         if per_fragment == 0 {
-            return Err(Drop::Unsupported);
+            return Err(DropReason::Unsupported);
         }
         let ident = self.random_u32() as u16;
         for (index, chunk) in payload.chunks(per_fragment).enumerate() {
@@ -230,7 +230,7 @@ impl Core {
         dst: Ipv6Addr,
         protocol: IpProtocol,
         payload: &[u8],
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         let repr = Ipv6Repr {
             src_addr: src,
             dst_addr: dst,
@@ -258,7 +258,7 @@ impl Core {
             .saturating_sub(IPV6_HEADER + IPV6_FRAGMENT_HEADER)
             & !7;
         if per_fragment == 0 {
-            return Err(Drop::Unsupported);
+            return Err(DropReason::Unsupported);
         }
         let ident = self.random_u32();
         for (index, chunk) in payload.chunks(per_fragment).enumerate() {
@@ -324,7 +324,7 @@ impl Core {
         reason: Unreachable,
         original: &Quoted,
         quoted: &[u8],
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         let checksums = ChecksumCapabilities::default();
         let quoted = &quoted[..quoted.len().min(8)];
         let mut buf = [0u8; 96];
@@ -371,7 +371,7 @@ impl Core {
                 );
                 (len, IpProtocol::Icmpv6)
             }
-            _ => return Err(Drop::Unsupported),
+            _ => return Err(DropReason::Unsupported),
         };
         self.counters.icmp_errors_sent += 1;
         self.emit_ip(tx, guest_mac, from, original.src, protocol, &buf[..len])

@@ -92,6 +92,39 @@ struct Forward {
     listener: Listener,
 }
 
+/// What is wrong with a forward asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidForward {
+    /// The guest's address is no unicast host (loopback, multicast, broadcast, unspecified,
+    /// link-local, IPv4-mapped).
+    GuestAddr,
+    /// The guest's port is 0.
+    GuestPort,
+}
+
+impl std::fmt::Display for InvalidForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InvalidForward::GuestAddr => "the guest address is not a unicast host",
+            InvalidForward::GuestPort => "the guest port is 0",
+        })
+    }
+}
+
+impl ForwardSpec {
+    /// What any forward needs, whoever asks for it (the API, `-p`, pasta's `-t`, a library
+    /// caller): a guest address connections can go to, and a guest port.
+    pub fn validate(&self) -> Result<(), InvalidForward> {
+        if !super::route::is_forwardable(self.guest_addr) {
+            return Err(InvalidForward::GuestAddr);
+        }
+        if self.guest_port == 0 {
+            return Err(InvalidForward::GuestPort);
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Display for ForwardSpec {
     /// `tcp 0.0.0.0:8080 -> 10.0.2.100:80` (`%INDEX` after the host address when bound to an
     /// interface).
@@ -109,20 +142,21 @@ impl std::fmt::Display for ForwardSpec {
 /// Why a forward could not be added.
 #[derive(Debug)]
 pub enum AddError {
-    /// Not supported (yet): UDP forwards.
-    Unsupported(&'static str),
-    /// The most forwards (4096) exist already.
+    /// The most forwards ([`EngineConfig::max_forwards`](super::EngineConfig::max_forwards))
+    /// exist already.
     TooMany(usize),
     /// Binding or listening failed (port in use, address not local...).
     Bind(io::Error),
+    /// The forward cannot be (see [`ForwardSpec::validate`]).
+    Invalid(InvalidForward),
 }
 
 impl std::fmt::Display for AddError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AddError::Unsupported(what) => write!(f, "{what} is not supported yet"),
             AddError::TooMany(max) => write!(f, "too many forwards (at most {max})"),
             AddError::Bind(e) => write!(f, "{e}"),
+            AddError::Invalid(why) => write!(f, "{why}"),
         }
     }
 }
@@ -222,6 +256,7 @@ fn guest_view(core: &Core, client: SocketAddr, guest: IpAddr) -> SocketAddr {
 impl Engine {
     /// Starts listening for a forward; returns its entry (with the port bound).
     pub fn add_forward(&mut self, spec: ForwardSpec) -> Result<ForwardEntry, AddError> {
+        spec.validate().map_err(AddError::Invalid)?;
         let forwards = &mut self.core.forwards;
         let slot = match forwards.free.last() {
             Some(&slot) => slot,
@@ -367,7 +402,7 @@ impl Engine {
         let Some(guest_mac) = core.neighbor(spec.guest_addr) else {
             // Learn where the guest is; the client will send again.
             core.solicit(tx, spec.guest_addr);
-            core.counters.count_drop(super::Drop::Unsupported);
+            core.counters.count_drop(super::DropReason::Unsupported);
             return;
         };
         let slot = match self.flows.lookup(&key) {
@@ -382,7 +417,7 @@ impl Engine {
                 match opened {
                     Ok(slot) => slot,
                     Err(_) => {
-                        core.counters.count_drop(super::Drop::FlowTableFull);
+                        core.counters.count_drop(super::DropReason::FlowTableFull);
                         return;
                     }
                 }
@@ -448,7 +483,7 @@ impl Engine {
         guest: SocketAddr,
         replies: ConnectReplies,
         tx: &mut TxQueue,
-    ) -> Result<(), super::Drop> {
+    ) -> Result<(), super::DropReason> {
         self.open_toward_guest(now, stream, client, guest, Some(replies), tx)
     }
 
@@ -462,7 +497,7 @@ impl Engine {
         guest: SocketAddr,
         replies: Option<ConnectReplies>,
         tx: &mut TxQueue,
-    ) -> Result<(), super::Drop> {
+    ) -> Result<(), super::DropReason> {
         let core = &mut self.core;
         let key = FlowKey {
             proto: Proto::Tcp,
@@ -482,16 +517,16 @@ impl Engine {
         if self.flows.lookup(&key).is_some() {
             // The same four-tuple is in use already (a guest connection to that client):
             // refuse this one.
-            core.counters.count_drop(super::Drop::Refused);
-            return refuse(&stream, super::Drop::Refused);
+            core.counters.count_drop(super::DropReason::Refused);
+            return refuse(&stream, super::DropReason::Refused);
         }
         let _ = stream.set_nodelay(true);
         let send_buffer = super::sockets::size_send_buffer(&stream);
         let iss = core.random_u32();
         let mtu_mss = core.mtu_mss(guest.ip());
         if self.flows.is_full() {
-            core.counters.count_drop(super::Drop::FlowTableFull);
-            return refuse(&stream, super::Drop::FlowTableFull);
+            core.counters.count_drop(super::DropReason::FlowTableFull);
+            return refuse(&stream, super::DropReason::FlowTableFull);
         }
         let opened = open_flow(core, &mut self.flows, key, || {
             let conn = TcpConn::forwarded(key, (stream, send_buffer), iss, mtu_mss, now);
@@ -501,8 +536,8 @@ impl Engine {
             })))
         });
         let Ok(slot) = opened else {
-            core.counters.count_drop(super::Drop::FlowTableFull);
-            return Err(super::Drop::FlowTableFull);
+            core.counters.count_drop(super::DropReason::FlowTableFull);
+            return Err(super::DropReason::FlowTableFull);
         };
         core.counters.forwarded_connections += 1;
         self.with_flow(slot, |core, flow| {
@@ -512,5 +547,53 @@ impl Engine {
             super::flow::Verdict::Keep
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(guest: &str, port: u16) -> ForwardSpec {
+        ForwardSpec {
+            proto: ForwardProto::Tcp,
+            host_addr: "0.0.0.0".parse().unwrap(),
+            host_port: 0,
+            guest_addr: guest.parse().unwrap(),
+            guest_port: port,
+            device: None,
+        }
+    }
+
+    #[test]
+    fn every_forward_is_checked_alike() {
+        assert_eq!(spec("10.0.2.100", 80).validate(), Ok(()));
+        assert_eq!(spec("2001:db8::1", 80).validate(), Ok(()));
+        assert_eq!(
+            spec("10.0.2.100", 0).validate(),
+            Err(InvalidForward::GuestPort)
+        );
+        for guest in [
+            "127.0.0.1",
+            "::1",
+            "224.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+        ] {
+            assert_eq!(
+                spec(guest, 80).validate(),
+                Err(InvalidForward::GuestAddr),
+                "{guest}"
+            );
+        }
+        // The library's add_forward refuses the same, before binding anything.
+        let poll = mio::Poll::new().unwrap();
+        let cfg = super::super::EngineConfig::new(Default::default());
+        let mut engine = Engine::new(cfg, poll.registry().try_clone().unwrap());
+        assert!(matches!(
+            engine.add_forward(spec("127.0.0.1", 80)),
+            Err(AddError::Invalid(InvalidForward::GuestAddr))
+        ));
+        assert_eq!(engine.forwards_count(), 0);
     }
 }

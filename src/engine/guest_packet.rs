@@ -4,7 +4,7 @@
 use super::flow::{FlowKey, Proto};
 use super::frames::{self, Unreachable};
 use super::offload::RxOffload;
-use super::{Core, Drop, TxQueue};
+use super::{Core, DropReason, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{EthernetAddress, IpProtocol, UdpPacket, UdpRepr};
 use std::net::{IpAddr, SocketAddr};
@@ -34,15 +34,15 @@ impl<'a> GuestPacket<'a> {
 
     /// The packet as a UDP datagram, its checksum checked as [`Self::transport_checksums`]
     /// says: the header, and the datagram (whose payload is the data).
-    pub(crate) fn parse_udp(&self) -> Result<(UdpRepr, UdpPacket<&'a [u8]>), Drop> {
-        let packet = UdpPacket::new_checked(self.payload).map_err(|_| Drop::Malformed)?;
+    pub(crate) fn parse_udp(&self) -> Result<(UdpRepr, UdpPacket<&'a [u8]>), DropReason> {
+        let packet = UdpPacket::new_checked(self.payload).map_err(|_| DropReason::Malformed)?;
         let repr = UdpRepr::parse(
             &packet,
             &self.src.into(),
             &self.dst.into(),
             &self.transport_checksums(),
         )
-        .map_err(|_| Drop::Malformed)?;
+        .map_err(|_| DropReason::Malformed)?;
         Ok((repr, packet))
     }
 
@@ -63,7 +63,7 @@ impl<'a> GuestPacket<'a> {
         core: &mut Core,
         tx: &mut TxQueue,
         reason: Unreachable,
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         let original = frames::Quoted {
             src: self.src,
             dst: self.dst,

@@ -4,7 +4,7 @@
 //! address that was pinged. Echo to other destinations goes through [`super::echo`], which
 //! reads requests with [`parse_echo_request`] too.
 
-use super::{Core, Drop, GuestPacket, TxQueue};
+use super::{Core, DropReason, GuestPacket, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpProtocol};
 use std::net::IpAddr;
@@ -17,13 +17,15 @@ pub(super) struct EchoRequest<'a> {
 }
 
 /// The guest's echo request, checked; any other ICMP message is not ours to handle.
-pub(super) fn parse_echo_request<'a>(guest: &GuestPacket<'a>) -> Result<EchoRequest<'a>, Drop> {
+pub(super) fn parse_echo_request<'a>(
+    guest: &GuestPacket<'a>,
+) -> Result<EchoRequest<'a>, DropReason> {
     let checksums = ChecksumCapabilities::default();
     let payload: &'a [u8] = guest.payload;
     match (guest.src, guest.dst) {
         (IpAddr::V4(_), IpAddr::V4(_)) => {
-            let packet = Icmpv4Packet::new_checked(payload).map_err(|_| Drop::Malformed)?;
-            match Icmpv4Repr::parse(&packet, &checksums).map_err(|_| Drop::Malformed)? {
+            let packet = Icmpv4Packet::new_checked(payload).map_err(|_| DropReason::Malformed)?;
+            match Icmpv4Repr::parse(&packet, &checksums).map_err(|_| DropReason::Malformed)? {
                 Icmpv4Repr::EchoRequest {
                     ident,
                     seq_no,
@@ -33,13 +35,15 @@ pub(super) fn parse_echo_request<'a>(guest: &GuestPacket<'a>) -> Result<EchoRequ
                     seq_no,
                     data,
                 }),
-                _ => Err(Drop::Unsupported),
+                _ => Err(DropReason::Unsupported),
             }
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let packet = Icmpv6Packet::new_checked(payload).map_err(|_| Drop::Malformed)?;
+            let packet = Icmpv6Packet::new_checked(payload).map_err(|_| DropReason::Malformed)?;
             // Neighbour discovery for a virtual host goes to ndp before this.
-            match Icmpv6Repr::parse(&src, &dst, &packet, &checksums).map_err(|_| Drop::Malformed)? {
+            match Icmpv6Repr::parse(&src, &dst, &packet, &checksums)
+                .map_err(|_| DropReason::Malformed)?
+            {
                 Icmpv6Repr::EchoRequest {
                     ident,
                     seq_no,
@@ -49,10 +53,10 @@ pub(super) fn parse_echo_request<'a>(guest: &GuestPacket<'a>) -> Result<EchoRequ
                     seq_no,
                     data,
                 }),
-                _ => Err(Drop::Unsupported),
+                _ => Err(DropReason::Unsupported),
             }
         }
-        _ => Err(Drop::Malformed),
+        _ => Err(DropReason::Malformed),
     }
 }
 
@@ -60,7 +64,7 @@ pub(super) fn answer_echo(
     core: &mut Core,
     request: &GuestPacket,
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let EchoRequest {
         ident,
         seq_no,
@@ -100,16 +104,18 @@ pub(super) fn answer_echo(
             })
         }
     };
-    let sent = built.ok_or(Drop::Malformed).and_then(|(len, protocol)| {
-        core.emit_ip(
-            tx,
-            request.mac,
-            request.dst,
-            request.src,
-            protocol,
-            &buf[..len],
-        )
-    });
+    let sent = built
+        .ok_or(DropReason::Malformed)
+        .and_then(|(len, protocol)| {
+            core.emit_ip(
+                tx,
+                request.mac,
+                request.dst,
+                request.src,
+                protocol,
+                &buf[..len],
+            )
+        });
     core.scratch = buf;
     sent?;
     core.counters.icmp_echo_replies += 1;

@@ -4,7 +4,7 @@
 //! anything else is spoofed and dropped. A fragment goes to [`super::reassembly`].
 
 use super::reassembly::{Parsed, Piece};
-use super::{dhcp, offload::RxOffload, Core, Drop, GuestPacket};
+use super::{dhcp, offload::RxOffload, Core, DropReason, GuestPacket};
 use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv4Packet};
 use std::net::IpAddr;
 
@@ -14,10 +14,10 @@ pub(super) fn parse<'a>(
     mac: EthernetAddress,
     packet: &'a [u8],
     offload: RxOffload,
-) -> Result<Parsed<'a>, Drop> {
-    let packet = Ipv4Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
+) -> Result<Parsed<'a>, DropReason> {
+    let packet = Ipv4Packet::new_checked(packet).map_err(|_| DropReason::Malformed)?;
     if packet.version() != 4 || !packet.verify_checksum() {
-        return Err(Drop::Malformed);
+        return Err(DropReason::Malformed);
     }
     let (src, dst) = (packet.src_addr(), packet.dst_addr());
     let protocol = packet.next_header();
@@ -26,7 +26,7 @@ pub(super) fn parse<'a>(
         && dhcp::is_to_server_port(packet.payload());
     if !core.cfg.net.contains(src) && !unconfigured {
         // Only the guest's own network may be a source; anything else is spoofed.
-        return Err(Drop::Refused);
+        return Err(DropReason::Refused);
     }
     if !unconfigured {
         core.learn_neighbor(IpAddr::V4(src), mac);

@@ -7,7 +7,7 @@
 //! fragment, is taken as it is).
 
 use super::reassembly::{Parsed, Piece};
-use super::{offload::RxOffload, Core, Drop, GuestPacket};
+use super::{offload::RxOffload, Core, DropReason, GuestPacket};
 use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv6FragmentHeader, Ipv6Packet, Ipv6Repr};
 use std::net::IpAddr;
 
@@ -19,9 +19,9 @@ pub(super) fn parse<'a>(
     mac: EthernetAddress,
     packet: &'a [u8],
     offload: RxOffload,
-) -> Result<Parsed<'a>, Drop> {
-    let packet = Ipv6Packet::new_checked(packet).map_err(|_| Drop::Malformed)?;
-    let ip = Ipv6Repr::parse(&packet).map_err(|_| Drop::Malformed)?;
+) -> Result<Parsed<'a>, DropReason> {
+    let packet = Ipv6Packet::new_checked(packet).map_err(|_| DropReason::Malformed)?;
+    let ip = Ipv6Repr::parse(&packet).map_err(|_| DropReason::Malformed)?;
     let src = ip.src_addr;
     let (mut protocol, mut payload) = upper_layer(ip.next_header, packet.payload())?;
     let own_network = core.in_guest_network(IpAddr::V6(src));
@@ -29,14 +29,14 @@ pub(super) fn parse<'a>(
         core.learn_neighbor(IpAddr::V6(src), mac);
     } else if !(src.is_unspecified() && protocol == IpProtocol::Icmpv6) {
         // Anything else is spoofed.
-        return Err(Drop::Refused);
+        return Err(DropReason::Refused);
     }
     if protocol == IpProtocol::Ipv6Frag {
         // Next header, a reserved byte, then the fields smoltcp's view covers.
         let (Some(fields), Some(bytes)) = (payload.get(2..8), payload.get(8..)) else {
-            return Err(Drop::Malformed);
+            return Err(DropReason::Malformed);
         };
-        let header = Ipv6FragmentHeader::new_checked(fields).map_err(|_| Drop::Malformed)?;
+        let header = Ipv6FragmentHeader::new_checked(fields).map_err(|_| DropReason::Malformed)?;
         let next = IpProtocol::from(payload[0]);
         if header.more_frags() || header.frag_offset() != 0 {
             return Ok(Parsed::Piece(
@@ -69,27 +69,27 @@ pub(super) fn parse<'a>(
 pub(super) fn upper_layer(
     mut next: IpProtocol,
     mut rest: &[u8],
-) -> Result<(IpProtocol, &[u8]), Drop> {
+) -> Result<(IpProtocol, &[u8]), DropReason> {
     for _ in 0..MAX_EXTENSION_HEADERS {
         match next {
             IpProtocol::HopByHop | IpProtocol::Ipv6Route | IpProtocol::Ipv6Opts => {
                 // Next header, then the length in 8-byte units after the first eight.
                 let [header, units, ..] = *rest else {
-                    return Err(Drop::Malformed);
+                    return Err(DropReason::Malformed);
                 };
                 let len = (usize::from(units) + 1) * 8;
                 if rest.len() < len {
-                    return Err(Drop::Malformed);
+                    return Err(DropReason::Malformed);
                 }
                 next = IpProtocol::from(header);
                 rest = &rest[len..];
             }
             IpProtocol::Ipv6Frag => return Ok((next, rest)),
-            IpProtocol::Ipv6NoNxt => return Err(Drop::Unsupported),
+            IpProtocol::Ipv6NoNxt => return Err(DropReason::Unsupported),
             protocol => return Ok((protocol, rest)),
         }
     }
-    Err(Drop::Unsupported)
+    Err(DropReason::Unsupported)
 }
 
 #[cfg(test)]
@@ -112,11 +112,11 @@ mod tests {
         let short = [u8::from(IpProtocol::Udp), 3, 0, 0, 0, 0, 0, 0];
         assert_eq!(
             upper_layer(IpProtocol::HopByHop, &short),
-            Err(Drop::Malformed)
+            Err(DropReason::Malformed)
         );
         assert_eq!(
             upper_layer(IpProtocol::HopByHop, &[0]),
-            Err(Drop::Malformed)
+            Err(DropReason::Malformed)
         );
         assert_eq!(
             upper_layer(IpProtocol::Ipv6Frag, &[0; 16]),
@@ -126,7 +126,7 @@ mod tests {
         let looping = [u8::from(IpProtocol::HopByHop), 0, 0, 0, 0, 0, 0, 0].repeat(10);
         assert_eq!(
             upper_layer(IpProtocol::HopByHop, &looping),
-            Err(Drop::Unsupported)
+            Err(DropReason::Unsupported)
         );
     }
 }

@@ -32,7 +32,7 @@
 //!
 //! Every frame comes from an untrusted guest. Parsing goes through `smoltcp::wire`'s checked
 //! constructors (`new_checked`, `Repr::parse`), after which no accessor panics; whatever fails a
-//! check is dropped and counted in [`Counters`] by the reason [`Drop`] names. Nothing a frame
+//! check is dropped and counted in [`Counters`] by the reason [`DropReason`] names. Nothing a frame
 //! says can make the engine allocate without bound: frames go out through a fixed number of
 //! reusable [`TxQueue`] slots, and flows are bounded by the table.
 #![forbid(unsafe_code)]
@@ -81,7 +81,7 @@ use std::time::{Duration, Instant};
 
 /// Why a frame was dropped; each reason has its counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Drop {
+pub enum DropReason {
     /// Truncated, bad checksum, inconsistent lengths: not a well-formed frame.
     Malformed,
     /// Well-formed, but of a kind the engine does not handle.
@@ -100,8 +100,11 @@ pub enum Drop {
     Fragments,
 }
 
-/// What the engine needs to know about the virtual network and its limits.
+/// What the engine needs to know about the virtual network and its limits. Made with
+/// [`EngineConfig::new`] (slirp4netns's defaults) and changed with the `with_*` methods or by
+/// setting fields; more fields may come.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// The guest's IPv4 network (10.0.2.0/24 by default).
     pub net: Ipv4Network,
@@ -172,6 +175,7 @@ pub struct EngineConfig {
 /// What the engine serves the guest (pasta's --no-tcp, --no-udp, --no-icmp, --no-ndp,
 /// --no-ra, --no-dhcpv6 turn parts off). Everything is on by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Served {
     /// TCP connections from the guest.
     pub tcp: bool,
@@ -246,6 +250,36 @@ impl EngineConfig {
             max_forwards: fwd::MAX_FORWARDS,
             served: Served::default(),
         }
+    }
+
+    /// With IPv6 on `prefix` (off by default).
+    pub fn with_ipv6(mut self, prefix: Ipv6Prefix) -> Self {
+        self.ipv6 = Some(prefix);
+        self
+    }
+
+    /// With the link's MTU (1500 by default).
+    pub fn with_mtu(mut self, mtu: u32) -> Self {
+        self.mtu = mtu;
+        self
+    }
+
+    /// With at most `max` flows at once.
+    pub fn with_max_flows(mut self, max: usize) -> Self {
+        self.max_flows = max;
+        self
+    }
+
+    /// With DNS relayed to `servers` instead of those of [`EngineConfig::resolv_conf`].
+    pub fn with_dns_servers(mut self, servers: Vec<IpAddr>) -> Self {
+        self.dns_servers = servers;
+        self
+    }
+
+    /// With what the guest is served (all of it by default).
+    pub fn with_served(mut self, served: Served) -> Self {
+        self.served = served;
+        self
     }
 }
 
@@ -447,13 +481,13 @@ impl Engine {
 
     /// Frames the link dropped: from the guest before the engine saw them (bad framing, too
     /// long: malformed), to the guest because it had no room for them.
-    pub fn count_link_drops(&mut self, malformed: u64, unsent: u64) {
+    pub(crate) fn count_link_drops(&mut self, malformed: u64, unsent: u64) {
         self.core.counters.dropped_malformed += malformed;
         self.core.counters.dropped_tx_queue_full += unsent;
     }
 
     /// Forwarded connections to be spliced (when `splice_loopback` is on), taken.
-    pub fn take_splice_candidates(&mut self) -> Vec<(mio::net::TcpStream, SocketAddr)> {
+    pub(crate) fn take_splice_candidates(&mut self) -> Vec<(mio::net::TcpStream, SocketAddr)> {
         std::mem::take(&mut self.core.splice_candidates)
     }
 
@@ -509,11 +543,11 @@ impl Engine {
         offload: RxOffload,
         tx: &mut TxQueue,
         pending: &mut Pending<'a>,
-    ) -> Result<(), Drop> {
-        let eth = EthernetFrame::new_checked(frame).map_err(|_| Drop::Malformed)?;
+    ) -> Result<(), DropReason> {
+        let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Malformed)?;
         let src = eth.src_addr();
         if !src.is_unicast() {
-            return Err(Drop::Malformed);
+            return Err(DropReason::Malformed);
         }
         let dst = eth.dst_addr();
         let core = &mut self.core;
@@ -527,7 +561,7 @@ impl Engine {
             || dst == core.dns_mac
             || virtual_address())
         {
-            return Err(Drop::NotForUs);
+            return Err(DropReason::NotForUs);
         }
         match eth.ethertype() {
             EthernetProtocol::Arp => arp::handle(core, eth.payload(), tx),
@@ -539,7 +573,7 @@ impl Engine {
                 let parsed = ipv6::parse(&mut self.core, src, eth.payload(), offload)?;
                 self.handle_parsed(now, parsed, tx, pending)
             }
-            _ => Err(Drop::Unsupported),
+            _ => Err(DropReason::Unsupported),
         }
     }
 
@@ -550,7 +584,7 @@ impl Engine {
         parsed: reassembly::Parsed<'a>,
         tx: &mut TxQueue,
         pending: &mut Pending<'a>,
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         match parsed {
             reassembly::Parsed::Whole(packet) => self.handle_ip(now, packet, tx, pending),
             reassembly::Parsed::Piece(mac, piece) => {
@@ -566,7 +600,7 @@ impl Engine {
         packet: GuestPacket<'a>,
         tx: &mut TxQueue,
         pending: &mut Pending<'a>,
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         let (core, flows) = (&mut self.core, &mut self.flows);
         // Keep the guest's order: what was gathered goes out before anything else.
         if packet.protocol != IpProtocol::Tcp {
@@ -585,19 +619,19 @@ impl Engine {
         match packet.protocol {
             p if p == icmp && ndp::is_ndp(&packet) && packet.src.is_ipv6() => {
                 if !served.ndp {
-                    return Err(Drop::Unsupported);
+                    return Err(DropReason::Unsupported);
                 }
                 ndp::handle(core, now, &packet, tx)
             }
-            p if p == icmp && !served.icmp_echo => Err(Drop::Unsupported),
+            p if p == icmp && !served.icmp_echo => Err(DropReason::Unsupported),
             p if p == icmp && core.is_virtual_host(packet.dst) => {
                 icmp::answer_echo(core, &packet, tx)
             }
             p if p == icmp => echo::handle(core, flows, now, &packet, tx),
-            IpProtocol::Tcp if !served.tcp => Err(Drop::Unsupported),
+            IpProtocol::Tcp if !served.tcp => Err(DropReason::Unsupported),
             IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx, &mut pending.tcp),
             IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) && !served.dhcpv6 => {
-                Err(Drop::Unsupported)
+                Err(DropReason::Unsupported)
             }
             IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) => dhcpv6::handle(core, now, &packet, tx),
             IpProtocol::Udp if dhcp::is_dhcp(core, &packet) => dhcp::handle(core, now, &packet, tx),
@@ -606,10 +640,10 @@ impl Engine {
                 virtual_net::deliver_udp(core, &packet)
             }
             // Nothing else may come from an unconfigured guest.
-            _ if packet.src == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => Err(Drop::Refused),
-            IpProtocol::Udp if !served.udp => Err(Drop::Unsupported),
+            _ if packet.src == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => Err(DropReason::Refused),
+            IpProtocol::Udp if !served.udp => Err(DropReason::Unsupported),
             IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx, &mut pending.udp),
-            _ => Err(Drop::Unsupported),
+            _ => Err(DropReason::Unsupported),
         }
     }
 

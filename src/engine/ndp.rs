@@ -10,7 +10,7 @@
 //! Every solicitation and advertisement from the guest teaches the engine its MAC, as ARP does
 //! for IPv4; a port forward to a guest address whose MAC is unknown asks by [`solicit`].
 
-use super::{Core, Drop, GuestPacket, TxQueue};
+use super::{Core, DropReason, GuestPacket, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetProtocol, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet, Ipv6Repr,
@@ -66,20 +66,20 @@ pub(super) fn handle(
     now: Instant,
     packet: &GuestPacket,
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let (IpAddr::V6(src), IpAddr::V6(dst)) = (packet.src, packet.dst) else {
-        return Err(Drop::Malformed);
+        return Err(DropReason::Malformed);
     };
-    let icmp = Icmpv6Packet::new_checked(packet.payload).map_err(|_| Drop::Malformed)?;
+    let icmp = Icmpv6Packet::new_checked(packet.payload).map_err(|_| DropReason::Malformed)?;
     let repr = Icmpv6Repr::parse(&src, &dst, &icmp, &ChecksumCapabilities::default())
-        .map_err(|_| Drop::Malformed)?;
+        .map_err(|_| DropReason::Malformed)?;
     let Icmpv6Repr::Ndisc(ndisc) = repr else {
-        return Err(Drop::Malformed);
+        return Err(DropReason::Malformed);
     };
     let learnable = !src.is_unspecified();
     match ndisc {
         NdiscRepr::RouterSolicit { .. } if !core.cfg.served.router_adverts => {
-            Err(Drop::Unsupported)
+            Err(DropReason::Unsupported)
         }
         NdiscRepr::RouterSolicit { lladdr } => {
             let mac = ethernet_of(lladdr).unwrap_or(packet.mac);
@@ -103,13 +103,13 @@ pub(super) fn handle(
         } => {
             if !learnable {
                 // Duplicate address detection by the guest: none of ours are its to take.
-                return Err(Drop::NotForUs);
+                return Err(DropReason::NotForUs);
             }
             let mac = ethernet_of(lladdr).unwrap_or(packet.mac);
             core.learn_neighbor(IpAddr::V6(src), mac);
             let target = IpAddr::V6(target_addr);
             if !core.stands_for(target) {
-                return Err(Drop::NotForUs);
+                return Err(DropReason::NotForUs);
             }
             let mut flags = NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE;
             if core.is_gateway(target) {
@@ -138,7 +138,7 @@ pub(super) fn handle(
             Ok(())
         }
         // Another router on the guest's link, or a redirect: not ours to act on.
-        NdiscRepr::RouterAdvert { .. } | NdiscRepr::Redirect { .. } => Err(Drop::NotForUs),
+        NdiscRepr::RouterAdvert { .. } | NdiscRepr::Redirect { .. } => Err(DropReason::NotForUs),
     }
 }
 
@@ -150,7 +150,7 @@ fn emit_icmpv6(
     dst: Ipv6Addr,
     dst_mac: EthernetAddress,
     icmp: &Icmpv6Repr,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let len = icmp.buffer_len();
     emit_raw_icmpv6(core, tx, src, dst, dst_mac, len, |buf| {
         icmp.emit(
@@ -170,7 +170,7 @@ fn emit_raw_icmpv6(
     dst_mac: EthernetAddress,
     len: usize,
     fill: impl FnOnce(&mut [u8]),
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let ip = Ipv6Repr {
         src_addr: src,
         dst_addr: dst,
@@ -332,11 +332,11 @@ fn router_advert(
     tx: &mut TxQueue,
     to: Ipv6Addr,
     to_mac: EthernetAddress,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let mut message = Vec::with_capacity(128);
     build_router_advert(core, now, &mut message);
     if message.is_empty() {
-        return Err(Drop::Unsupported);
+        return Err(DropReason::Unsupported);
     }
     emit_raw_icmpv6(
         core,

@@ -8,7 +8,7 @@
 //! first piece is given up, and so is one whose pieces overlap (RFC 5722; an exact duplicate
 //! is only ignored) or that has too many pieces.
 
-use super::{Drop, Engine, GuestPacket, Pending, TxQueue};
+use super::{DropReason, Engine, GuestPacket, Pending, TxQueue};
 use smoltcp::wire::{EthernetAddress, IpProtocol};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -57,7 +57,7 @@ impl Engine {
         piece: &Piece,
         tx: &mut TxQueue,
         pending: &mut Pending<'a>,
-    ) -> Result<(), Drop> {
+    ) -> Result<(), DropReason> {
         self.core.counters.ip_fragments_in += 1;
         let Added::Whole(whole) = self.core.reassembly.add(now, piece)? else {
             return Ok(());
@@ -158,12 +158,12 @@ impl Reassembly {
     }
 
     /// Takes a piece. An error gives up its datagram (the pieces held so far go too).
-    pub(crate) fn add(&mut self, now: Instant, piece: &Piece) -> Result<Added, Drop> {
+    pub(crate) fn add(&mut self, now: Instant, piece: &Piece) -> Result<Added, DropReason> {
         self.expire(now);
         let start = piece.offset;
         let end = start + piece.bytes.len();
         if end > MAX_PAYLOAD || (piece.more && (piece.bytes.is_empty() || end % 8 != 0)) {
-            return Err(Drop::Malformed);
+            return Err(DropReason::Malformed);
         }
         let key = Key {
             src: piece.src,
@@ -207,18 +207,24 @@ impl Reassembly {
     }
 
     /// Puts the piece's bytes in place; returns whether the datagram is whole.
-    fn place(&mut self, key: Key, piece: &Piece, start: usize, end: usize) -> Result<bool, Drop> {
+    fn place(
+        &mut self,
+        key: Key,
+        piece: &Piece,
+        start: usize,
+        end: usize,
+    ) -> Result<bool, DropReason> {
         let partial = self.partial.get(&key).expect("in progress");
         // Where the datagram ends: said by the last piece, and nothing may lie beyond it.
         let total = if piece.more { partial.total } else { Some(end) };
         if let (Some(old), Some(new)) = (partial.total, total) {
             if old != new {
-                return Err(Drop::Malformed);
+                return Err(DropReason::Malformed);
             }
         }
         let beyond = partial.held.last().map_or(0, |&(_, e)| e);
         if total.is_some_and(|total| end > total || beyond > total) {
-            return Err(Drop::Malformed);
+            return Err(DropReason::Malformed);
         }
         if partial.held.contains(&(start, end)) {
             // The same piece again: nothing new.
@@ -229,10 +235,10 @@ impl Reassembly {
             .iter()
             .any(|&(s, e)| start < e && s < end.max(start + 1))
         {
-            return Err(Drop::Fragments);
+            return Err(DropReason::Fragments);
         }
         if partial.held.len() >= MAX_PIECES {
-            return Err(Drop::Fragments);
+            return Err(DropReason::Fragments);
         }
         let growth = end.saturating_sub(partial.data.len());
         if growth > 0 {
@@ -263,10 +269,10 @@ impl Reassembly {
     /// never given up for itself): the source's oldest datagrams give way while it is over its
     /// share, then the oldest of all while the whole is full. Fails when even that is not
     /// enough.
-    fn make_room(&mut self, keep: Option<Key>, src: IpAddr, cost: usize) -> Result<(), Drop> {
+    fn make_room(&mut self, keep: Option<Key>, src: IpAddr, cost: usize) -> Result<(), DropReason> {
         let kept = keep.map_or(0, |key| self.partial[&key].cost());
         if kept + cost > self.per_source_limit {
-            return Err(Drop::Fragments);
+            return Err(DropReason::Fragments);
         }
         let oldest_but_kept =
             |ages: &BTreeMap<u64, Key>| ages.values().copied().find(|key| Some(*key) != keep);
@@ -275,11 +281,11 @@ impl Reassembly {
                 .by_source_age
                 .get(&src)
                 .and_then(oldest_but_kept)
-                .ok_or(Drop::Fragments)?;
+                .ok_or(DropReason::Fragments)?;
             self.take(oldest);
         }
         while self.used + cost > self.limit {
-            let oldest = oldest_but_kept(&self.by_age).ok_or(Drop::Fragments)?;
+            let oldest = oldest_but_kept(&self.by_age).ok_or(DropReason::Fragments)?;
             self.take(oldest);
         }
         Ok(())
@@ -377,7 +383,7 @@ mod tests {
         );
         assert_eq!(
             r.add(now, &piece(1, 1488, false, &whole[1488..])),
-            Err(Drop::Fragments)
+            Err(DropReason::Fragments)
         );
         assert_eq!(r.memory(), 0, "the pieces held went with it");
         // A datagram starting again with the same id is a new one.
@@ -399,11 +405,11 @@ mod tests {
         // Not a multiple of 8 though more follow; beyond 64 KiB; two different ends.
         assert_eq!(
             r.add(now, &piece(1, 0, true, &bytes[..99])),
-            Err(Drop::Malformed)
+            Err(DropReason::Malformed)
         );
         assert_eq!(
             r.add(now, &piece(2, 65528, false, &bytes[..16])),
-            Err(Drop::Malformed)
+            Err(DropReason::Malformed)
         );
         assert_eq!(
             r.add(now, &piece(3, 0, false, &bytes[..50])),
@@ -415,7 +421,7 @@ mod tests {
         );
         assert_eq!(
             r.add(now, &piece(4, 96, false, &bytes[..8])),
-            Err(Drop::Malformed)
+            Err(DropReason::Malformed)
         );
         // A piece beyond the end a last piece set.
         assert_eq!(
@@ -424,7 +430,7 @@ mod tests {
         );
         assert_eq!(
             r.add(now, &piece(5, 24, true, &bytes[..8])),
-            Err(Drop::Malformed)
+            Err(DropReason::Malformed)
         );
     }
 
@@ -475,7 +481,10 @@ mod tests {
         let mut r = Reassembly::new(limit);
         let now = Instant::now();
         let big = data(40 << 10);
-        assert_eq!(r.add(now, &piece(1, 0, true, &big)), Err(Drop::Fragments));
+        assert_eq!(
+            r.add(now, &piece(1, 0, true, &big)),
+            Err(DropReason::Fragments)
+        );
         // Another source's datagrams in progress stay while this one's oldest make room.
         let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 2, 101));
         let first = data(8 << 10);
@@ -505,6 +514,6 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(last, Err(Drop::Fragments));
+        assert_eq!(last, Err(DropReason::Fragments));
     }
 }

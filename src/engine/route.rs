@@ -16,7 +16,7 @@
 
 use super::flow::Proto;
 use super::Unreachable;
-use super::{Core, Drop, GuestPacket, TxQueue};
+use super::{Core, DropReason, GuestPacket, TxQueue};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
@@ -31,7 +31,7 @@ pub enum Route {
     NetUnreachable,
     /// Tell the guest nothing listens there (TCP RST, ICMP port unreachable).
     Closed,
-    /// Drop silently.
+    /// DropReason silently.
     Nowhere,
 }
 
@@ -90,15 +90,15 @@ impl GuestPacket<'_> {
         proto: Proto,
         remote: SocketAddr,
         tx: &mut TxQueue,
-    ) -> Result<Option<SocketAddr>, Drop> {
+    ) -> Result<Option<SocketAddr>, DropReason> {
         match core.route(now, proto, remote) {
             Route::Host(dst) => Ok(Some(dst)),
             Route::NetUnreachable => {
                 self.unreachable(core, tx, Unreachable::Net)?;
-                Err(Drop::Refused)
+                Err(DropReason::Refused)
             }
             Route::Closed => Ok(None),
-            Route::Nowhere => Err(Drop::Refused),
+            Route::Nowhere => Err(DropReason::Refused),
         }
     }
 }

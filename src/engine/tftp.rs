@@ -5,7 +5,7 @@
 //! MAX_SESSIONS transfers at once; a block unacknowledged for a second is sent again, five
 //! times at most.
 
-use super::{Core, Drop, GuestPacket, TxQueue};
+use super::{Core, DropReason, GuestPacket, TxQueue};
 use smoltcp::wire::EthernetAddress;
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
@@ -120,18 +120,18 @@ pub(super) fn handle(
     now: Instant,
     packet: &GuestPacket,
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let (repr, udp) = packet.parse_udp()?;
     let guest = SocketAddr::new(packet.src, repr.src_port);
     let message = udp.payload();
     let [op0, op1, ref body @ ..] = *message else {
-        return Err(Drop::Malformed);
+        return Err(DropReason::Malformed);
     };
     match u16::from_be_bytes([op0, op1]) {
         RRQ => read_request(core, now, packet.mac, guest, body, tx),
         ACK => {
             let [b0, b1, ..] = *body else {
-                return Err(Drop::Malformed);
+                return Err(DropReason::Malformed);
             };
             acknowledged(core, now, guest, u16::from_be_bytes([b0, b1]), tx)
         }
@@ -151,17 +151,17 @@ fn read_request(
     guest: SocketAddr,
     body: &[u8],
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let fields = strings(body);
     let (Some(name), Some(_mode)) = (fields.first(), fields.get(1)) else {
-        return Err(Drop::Malformed);
+        return Err(DropReason::Malformed);
     };
     core.tftp.sessions.retain(|s| s.guest != guest);
     if core.tftp.sessions.len() >= MAX_SESSIONS {
         return send_error(core, mac, guest, 0, "too many transfers", tx);
     }
     let Some(root) = core.tftp.root.clone() else {
-        return Err(Drop::Unsupported);
+        return Err(DropReason::Unsupported);
     };
     let file = match resolve(&root, name).and_then(|p| File::open(p).map_err(|_| NOT_FOUND)) {
         Ok(file) => file,
@@ -221,9 +221,9 @@ fn acknowledged(
     guest: SocketAddr,
     block: u16,
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let Some(index) = core.tftp.sessions.iter().position(|s| s.guest == guest) else {
-        return Err(Drop::NotForUs);
+        return Err(DropReason::NotForUs);
     };
     let session = &mut core.tftp.sessions[index];
     if block != session.index as u16 {
@@ -240,7 +240,12 @@ fn acknowledged(
 }
 
 /// Sends the block the session is at.
-fn send_block(core: &mut Core, now: Instant, index: usize, tx: &mut TxQueue) -> Result<(), Drop> {
+fn send_block(
+    core: &mut Core,
+    now: Instant,
+    index: usize,
+    tx: &mut TxQueue,
+) -> Result<(), DropReason> {
     let session = &mut core.tftp.sessions[index];
     let mut reply = vec![0u8; 4 + session.block_size];
     reply[..2].copy_from_slice(&DATA.to_be_bytes());
@@ -300,7 +305,7 @@ fn send_error(
     code: u16,
     text: &str,
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let mut reply = ERROR.to_be_bytes().to_vec();
     reply.extend_from_slice(&code.to_be_bytes());
     reply.extend_from_slice(text.as_bytes());
@@ -314,7 +319,7 @@ fn send(
     guest: SocketAddr,
     message: Vec<u8>,
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let mut datagram = vec![0u8; super::frames::UDP_HEADER];
     datagram.extend_from_slice(&message);
     let from = SocketAddr::new(IpAddr::V4(core.cfg.net.gateway()), PORT);

@@ -8,7 +8,7 @@
 
 use super::dns::{Relay, Step};
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
-use super::{sockets, Core, Drop, GuestPacket, Readiness, TxQueue, Unreachable};
+use super::{sockets, Core, DropReason, GuestPacket, Readiness, TxQueue, Unreachable};
 use smoltcp::wire::{EthernetAddress, IpProtocol};
 use std::io;
 use std::os::fd::AsFd;
@@ -258,7 +258,12 @@ impl UdpFlow {
     }
 
     /// Sends a datagram (UDP header first, payload after) to the guest from the flow's remote.
-    fn deliver(&self, core: &mut Core, datagram: &mut [u8], tx: &mut TxQueue) -> Result<(), Drop> {
+    fn deliver(
+        &self,
+        core: &mut Core,
+        datagram: &mut [u8],
+        tx: &mut TxQueue,
+    ) -> Result<(), DropReason> {
         core.emit_udp(
             tx,
             self.guest_mac,
@@ -304,7 +309,7 @@ impl UdpFlow {
                         self.port_unreachable(core, tx);
                     } else {
                         log::debug!("udp {:?}: send: {e}", self.key);
-                        core.counters.count_drop(Drop::HostSocket);
+                        core.counters.count_drop(DropReason::HostSocket);
                     }
                     rest = &rest[1..];
                 }
@@ -327,7 +332,7 @@ impl UdpFlow {
             }
             Err(e) => {
                 log::debug!("udp {:?}: send: {e}", self.key);
-                core.counters.count_drop(Drop::HostSocket);
+                core.counters.count_drop(DropReason::HostSocket);
             }
         }
     }
@@ -366,7 +371,7 @@ pub(crate) fn handle<'a>(
     guest: &GuestPacket<'a>,
     tx: &mut TxQueue,
     pending: &mut PendingDatagrams<'a>,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let (repr, packet) = guest.parse_udp()?;
     let key = super::key(Proto::Udp, guest, repr.src_port, repr.dst_port);
     let slot = match flows.lookup(&key) {
@@ -387,7 +392,7 @@ pub(crate) fn handle<'a>(
             return Ok(());
         }
         Some(Flow::Udp(flow)) => flow.guest_mac = guest.mac,
-        _ => return Err(Drop::Unsupported),
+        _ => return Err(DropReason::Unsupported),
     }
     pending.slot = Some(slot);
     // A super-datagram (UDP segmentation offload) is the datagrams it stands for.
@@ -413,10 +418,10 @@ fn open(
     key: FlowKey,
     guest: &GuestPacket,
     tx: &mut TxQueue,
-) -> Result<usize, Drop> {
+) -> Result<usize, DropReason> {
     let Some(dst) = guest.route_new_flow(core, now, Proto::Udp, key.remote, tx)? else {
         guest.unreachable(core, tx, Unreachable::Port)?;
-        return Err(Drop::Refused);
+        return Err(DropReason::Refused);
     };
     let source = core.outbound_source(dst.ip());
     let idle_timeout = core.cfg.udp_idle_timeout;
@@ -438,12 +443,12 @@ fn open(
         // Refused as a host without room would: the guest hears so at once.
         Err(InsertError::Full) => {
             guest.unreachable(core, tx, Unreachable::Port)?;
-            Err(Drop::FlowTableFull)
+            Err(DropReason::FlowTableFull)
         }
         Err(InsertError::Open(e)) => {
             log::debug!("udp {key:?}: cannot open a host socket to {dst}: {e}");
             guest.unreachable(core, tx, Unreachable::Port)?;
-            Err(Drop::HostSocket)
+            Err(DropReason::HostSocket)
         }
     }
 }

@@ -17,7 +17,7 @@
 
 use super::flow::{FlowKey, Proto};
 use super::udp::UDP_HEADER;
-use super::{Core, Drop, Engine, GuestPacket, TxQueue};
+use super::{Core, DropReason, Engine, GuestPacket, TxQueue};
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
@@ -384,12 +384,12 @@ impl Engine {
                 }
             };
             let Some(to) = decode_addr(&header).filter(|_| len >= ADDR_HEADER) else {
-                core.counters.count_drop(Drop::Malformed);
+                core.counters.count_drop(DropReason::Malformed);
                 continue;
             };
             let Some(mac) = core.neighbor(to.ip()) else {
                 core.solicit(tx, to.ip());
-                core.counters.count_drop(Drop::Unsupported);
+                core.counters.count_drop(DropReason::Unsupported);
                 continue;
             };
             let datagram = &mut buf[..UDP_HEADER + len - ADDR_HEADER];
@@ -417,15 +417,15 @@ pub(crate) fn is_for_endpoint(core: &Core, packet: &GuestPacket) -> bool {
 }
 
 /// A guest datagram to a virtual UDP endpoint: to the program, with where it came from.
-pub(crate) fn deliver_udp(core: &mut Core, packet: &GuestPacket) -> Result<(), Drop> {
+pub(crate) fn deliver_udp(core: &mut Core, packet: &GuestPacket) -> Result<(), DropReason> {
     let (repr, udp) = packet.parse_udp()?;
     let to = SocketAddr::new(packet.dst, repr.dst_port);
     let from = SocketAddr::new(packet.src, repr.src_port);
     let Some(slot) = core.virtuals.udp_slot(to) else {
-        return Err(Drop::NotForUs);
+        return Err(DropReason::NotForUs);
     };
     let Some((_, socket)) = &core.virtuals.udp[slot] else {
-        return Err(Drop::NotForUs);
+        return Err(DropReason::NotForUs);
     };
     let header = encode_addr(from);
     let iov = [IoSlice::new(&header), IoSlice::new(udp.payload())];
@@ -435,10 +435,10 @@ pub(crate) fn deliver_udp(core: &mut Core, packet: &GuestPacket) -> Result<(), D
             Ok(())
         }
         // The program is not keeping up: the datagram is lost, as on a full socket.
-        Err(nix::errno::Errno::EAGAIN) => Err(Drop::TxQueueFull),
+        Err(nix::errno::Errno::EAGAIN) => Err(DropReason::TxQueueFull),
         Err(_) => {
             core.virtuals.udp[slot] = None;
-            Err(Drop::NotForUs)
+            Err(DropReason::NotForUs)
         }
     }
 }

@@ -24,11 +24,7 @@ fn stack() -> Stack {
 }
 
 fn stack_with_mtu(mtu: u32) -> Stack {
-    Stack::new(EngineConfig {
-        mtu,
-        ..EngineConfig::new(Ipv4Network::default())
-    })
-    .expect("a stack")
+    Stack::new(EngineConfig::new(Ipv4Network::default()).with_mtu(mtu)).expect("a stack")
 }
 
 /// The example's loop, bounded: fails after `limit`.

@@ -28,10 +28,7 @@ fn drive<T: Send + 'static>(
     std::thread::spawn(move || {
         let ns = std::fs::File::open(&netns).unwrap();
         nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let config = EngineConfig {
-            ipv6: Some(Ipv6Prefix::default()),
-            ..EngineConfig::new(Ipv4Network::default())
-        };
+        let config = EngineConfig::new(Ipv4Network::default()).with_ipv6(Ipv6Prefix::default());
         let mut stack = Stack::new(config).unwrap();
         ready_tx.send(setup(&mut stack)).unwrap();
         tap_server::drive(&mut stack, &tap, &stop).unwrap();

@@ -8,7 +8,7 @@ use super::sack::{Reassembly, Scoreboard};
 use super::segment::{emit_control, emit_data, Segment, SynOptions, GSO_MAX_PAYLOAD};
 use super::PendingWrites;
 use crate::engine::flow::{FlowKey, Verdict};
-use crate::engine::{sockets, Core, Drop, Readiness, TxQueue, Unreachable};
+use crate::engine::{sockets, Core, DropReason, Readiness, TxQueue, Unreachable};
 use smoltcp::wire::{EthernetAddress, TcpControl, TcpRepr};
 use std::io::{self, Write};
 use std::os::fd::AsFd;

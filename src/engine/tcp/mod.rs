@@ -72,7 +72,7 @@ pub use conn::{ConnectReplies, TcpConn};
 pub(crate) use sack::HoldBudget;
 
 use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
-use super::{sockets, Core, Drop, GuestPacket, TxQueue, Unreachable};
+use super::{sockets, Core, DropReason, GuestPacket, TxQueue, Unreachable};
 
 /// System calls moving TCP data (for --enable-seccomp): peeks and discards (recvfrom; recvmsg
 /// without SO_PEEK_OFF), writes of guest data (writev, sendto).
@@ -174,15 +174,15 @@ pub(crate) fn handle<'a>(
     guest: &GuestPacket<'a>,
     tx: &mut TxQueue,
     pending: &mut PendingWrites<'a>,
-) -> Result<(), Drop> {
-    let packet = TcpPacket::new_checked(guest.payload).map_err(|_| Drop::Malformed)?;
+) -> Result<(), DropReason> {
+    let packet = TcpPacket::new_checked(guest.payload).map_err(|_| DropReason::Malformed)?;
     let seg = TcpRepr::parse(
         &packet,
         &guest.src.into(),
         &guest.dst.into(),
         &guest.transport_checksums(),
     )
-    .map_err(|_| Drop::Malformed)?;
+    .map_err(|_| DropReason::Malformed)?;
     let key = super::key(Proto::Tcp, guest, seg.src_port, seg.dst_port);
     let slot = flows.lookup(&key);
     if pending.slot.is_some() && pending.slot != slot {
@@ -190,7 +190,7 @@ pub(crate) fn handle<'a>(
     }
     if let Some(slot) = slot {
         let Some(Flow::Tcp(conn)) = flows.get_mut(slot) else {
-            return Err(Drop::Unsupported);
+            return Err(DropReason::Unsupported);
         };
         conn.set_guest_mac(guest.mac);
         let verdict = conn.on_segment(core, slot, now, &seg, tx, pending);
@@ -203,11 +203,11 @@ pub(crate) fn handle<'a>(
     }
     match (seg.control, seg.ack_number) {
         (TcpControl::Syn, None) => open(core, flows, now, key, guest, &seg, tx),
-        (TcpControl::Rst, _) => Err(Drop::NotForUs),
+        (TcpControl::Rst, _) => Err(DropReason::NotForUs),
         _ => {
             // No such connection: reset, as a host would.
             reset_unknown(core, tx, guest.mac, &key, &seg);
-            Err(Drop::NotForUs)
+            Err(DropReason::NotForUs)
         }
     }
 }
@@ -258,19 +258,19 @@ fn open(
     guest: &GuestPacket,
     syn: &TcpRepr,
     tx: &mut TxQueue,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     // The other end: a virtual listener's (one end of a stream pair, whose other end the
     // listener has now), or a host socket to where the destination really is.
     let peer = match core.virtuals.incoming(key.remote, key.guest) {
         Some(Ok(stream)) => Peer::Virtual(stream),
         Some(Err(_)) => {
             reset_unknown(core, tx, guest.mac, &key, syn);
-            return Err(Drop::Refused);
+            return Err(DropReason::Refused);
         }
         None => {
             let Some(dst) = guest.route_new_flow(core, now, Proto::Tcp, key.remote, tx)? else {
                 reset_unknown(core, tx, guest.mac, &key, syn);
-                return Err(Drop::Refused);
+                return Err(DropReason::Refused);
             };
             Peer::Host(dst, core.outbound_source(dst.ip()))
         }
@@ -296,7 +296,7 @@ fn open(
         Ok(_) => Ok(()),
         Err(InsertError::Full) => {
             reset_unknown(core, tx, guest.mac, &key, syn);
-            Err(Drop::FlowTableFull)
+            Err(DropReason::FlowTableFull)
         }
         Err(InsertError::Open(e)) => {
             log::debug!("tcp {key:?}: cannot connect to {dst}: {e}");
@@ -306,7 +306,7 @@ fn open(
                 Some(libc::EHOSTUNREACH) => guest.unreachable(core, tx, Unreachable::Host)?,
                 _ => reset_unknown(core, tx, guest.mac, &key, syn),
             }
-            Err(Drop::HostSocket)
+            Err(DropReason::HostSocket)
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use super::super::frames::{ip_header_len, ETHERNET_HEADER, HOP_LIMIT};
 use super::super::offload::{TcpGso, TxOffload};
-use super::super::{Core, Drop, TxQueue};
+use super::super::{Core, DropReason, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     checksum, EthernetAddress, EthernetProtocol, IpAddress, IpProtocol, IpRepr, TcpControl,
@@ -80,7 +80,7 @@ pub fn emit_control(
     control: TcpControl,
     with_ack: bool,
     syn: Option<SynOptions>,
-) -> Result<(), Drop> {
+) -> Result<(), DropReason> {
     let repr = TcpRepr {
         src_port: seg.from.port(),
         dst_port: seg.to.port(),
@@ -130,10 +130,12 @@ pub fn emit_data(
     max_payload: usize,
     offload_mss: Option<u16>,
     read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
-) -> Result<io::Result<usize>, Drop> {
+) -> Result<io::Result<usize>, DropReason> {
     let gateway_mac = core.gateway_mac;
     let headers = data_headers(seg.from.ip());
-    let buf = tx.push(headers + max_payload).ok_or(Drop::TxQueueFull)?;
+    let buf = tx
+        .push(headers + max_payload)
+        .ok_or(DropReason::TxQueueFull)?;
     let n = match read(&mut buf[headers..]) {
         Ok(n) if n > 0 => n.min(max_payload),
         other => {
@@ -143,7 +145,7 @@ pub fn emit_data(
     };
     tx.truncate_last(headers + n);
     let Some(frame) = tx.last_mut() else {
-        return Err(Drop::TxQueueFull);
+        return Err(DropReason::TxQueueFull);
     };
     frame[0..6].copy_from_slice(&seg.mac.0);
     frame[6..12].copy_from_slice(&gateway_mac.0);

@@ -254,11 +254,11 @@ pub fn execute(engine: &mut crate::engine::Engine, request: &[u8]) -> String {
         Err(error) => protocol::error_reply(&error),
         Ok(Request::AddHostFwd(spec)) => match engine.add_forward(spec) {
             Ok(entry) => {
-                log::info!("forward {} added: {:?}", entry.id, entry.spec);
+                log::info!("forward {} added: {}", entry.id, entry.spec);
                 protocol::add_reply(entry.id)
             }
             Err(e) => {
-                log::warn!("add_hostfwd {spec:?}: {e}");
+                log::warn!("add_hostfwd {spec}: {e}");
                 protocol::error_reply(match e {
                     crate::engine::fwd::AddError::TooMany(_) => &BadRequest::TOO_MANY_FORWARDS,
                     _ => &BadRequest::ADD_FAILED,
@@ -281,47 +281,10 @@ pub fn execute(engine: &mut crate::engine::Engine, request: &[u8]) -> String {
 fn info(engine: &crate::engine::Engine) -> serde_json::Value {
     let cfg = engine.config();
     let c = engine.counters();
-    let counters = serde_json::json!({
-        "frames_in": c.frames_in,
-        "bytes_in": c.bytes_in,
-        "frames_out": c.frames_out,
-        "bytes_out": c.bytes_out,
-        "dropped_malformed": c.dropped_malformed,
-        "dropped_unsupported": c.dropped_unsupported,
-        "dropped_not_for_us": c.dropped_not_for_us,
-        "dropped_tx_queue_full": c.dropped_tx_queue_full,
-        "dropped_flow_table_full": c.dropped_flow_table_full,
-        "dropped_refused": c.dropped_refused,
-        "dropped_host_socket": c.dropped_host_socket,
-        "dropped_fragments": c.dropped_fragments,
-        "ip_fragments_in": c.ip_fragments_in,
-        "ip_reassembled": c.ip_reassembled,
-        "arp_replies": c.arp_replies,
-        "arp_replies_received": c.arp_replies_received,
-        "icmp_echo_replies": c.icmp_echo_replies,
-        "icmp_errors_sent": c.icmp_errors_sent,
-        "flows_opened": c.flows_opened,
-        "forwarded_connections": c.forwarded_connections,
-        "tcp_bytes_from_guest": c.tcp_bytes_from_guest,
-        "tcp_bytes_to_guest": c.tcp_bytes_to_guest,
-        "tcp_retransmits": c.tcp_retransmits,
-        "tcp_fast_retransmits": c.tcp_fast_retransmits,
-        "tcp_bytes_retransmitted": c.tcp_bytes_retransmitted,
-        "tcp_loss_recoveries": c.tcp_loss_recoveries,
-        "tcp_timeouts": c.tcp_timeouts,
-        "tcp_tail_probes": c.tcp_tail_probes,
-        "tcp_lost_retransmits": c.tcp_lost_retransmits,
-        "tcp_segments_held": c.tcp_segments_held,
-        "tcp_segments_not_held": c.tcp_segments_not_held,
-        "tcp_resets": c.tcp_resets,
-        "udp_datagrams_from_guest": c.udp_datagrams_from_guest,
-        "udp_datagrams_to_guest": c.udp_datagrams_to_guest,
-        "ndp_adverts": c.ndp_adverts,
-        "dhcpv6_replies": c.dhcpv6_replies,
-        "dhcp_replies": c.dhcp_replies,
-        "partial_checksums_in": c.partial_checksums_in,
-        "super_packets_out": c.super_packets_out,
-    });
+    let counters: serde_json::Map<String, serde_json::Value> = c
+        .named()
+        .map(|(name, value)| (name.to_string(), value.into()))
+        .collect();
     serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "commit": option_env!("SLIRP_NS_COMMIT").unwrap_or("unknown"),

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 /// Requests of this size or more are refused, as slirp4netns refuses them.
 pub const MAX_REQUEST: usize = 4096;
 
-pub use crate::engine::fwd::{ForwardEntry, ForwardProto, ForwardSpec};
+pub use crate::engine::fwd::{ForwardEntry, ForwardProto, ForwardSpec, InvalidForward};
 
 /// A request, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,20 +88,24 @@ fn parse_add(
         .ok_or(BadRequest("add_hostfwd: bad arguments.host_addr"))?;
     let host_port =
         port(args, "host_port", 0).ok_or(BadRequest("add_hostfwd: bad arguments.host_port"))?;
-    // The guest is a unicast host: loopback, multicast and the like cannot be it.
     let guest_addr = address(args, "guest_addr", IpAddr::V4(default_guest))
-        .filter(|addr| crate::engine::route::is_forwardable(*addr))
         .ok_or(BadRequest("add_hostfwd: bad arguments.guest_addr"))?;
     let guest_port =
-        port(args, "guest_port", 1).ok_or(BadRequest("add_hostfwd: bad arguments.guest_port"))?;
-    Ok(ForwardSpec {
+        port(args, "guest_port", 0).ok_or(BadRequest("add_hostfwd: bad arguments.guest_port"))?;
+    let spec = ForwardSpec {
         proto,
         host_addr,
         host_port,
         guest_addr,
         guest_port,
         device: None,
-    })
+    };
+    // The guest is a unicast host (loopback, multicast and the like cannot be it) and has a port.
+    spec.validate().map_err(|why| match why {
+        InvalidForward::GuestAddr => BadRequest("add_hostfwd: bad arguments.guest_addr"),
+        InvalidForward::GuestPort => BadRequest("add_hostfwd: bad arguments.guest_port"),
+    })?;
+    Ok(spec)
 }
 
 /// The first JSON value in `bytes`, whatever follows it (a second value, NUL bytes), as

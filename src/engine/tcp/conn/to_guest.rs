@@ -158,7 +158,7 @@ impl TcpConn {
                 Some(start.wrapping_add(n as u32))
             }
             Err(reason) => {
-                if reason != Drop::TxQueueFull {
+                if reason != DropReason::TxQueueFull {
                     core.counters.count_drop(reason);
                 }
                 None
@@ -239,7 +239,7 @@ impl TcpConn {
                 self.peek(seq, buf, &mut skip_buf)
             });
             match result {
-                Err(Drop::TxQueueFull) => {
+                Err(DropReason::TxQueueFull) => {
                     core.send_pending.push(slot);
                     break Verdict::Keep;
                 }
