@@ -251,36 +251,12 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
         }
     };
     let fd_limit = raise_fd_limit();
-    // pasta's: the PID file is created now (a path that cannot be written fails start-up, not
-    // the running process), and the namespace's file or process is watched from before the
-    // sandbox hides them.
-    let pid_file = pasta
-        .and_then(|p| p.pid_file.as_deref())
-        .map(|path| {
-            std::fs::File::create(path)
-                .map_err(|e| RunError(format!("PID file {}: {e}", path.display())))
-        })
-        .transpose()?;
-    // In the background, stdio goes to /dev/null once ready, stderr to the log file if any
-    // (opened now, as whoever started us).
-    let background_log = match pasta.and_then(|p| p.background.as_ref()) {
-        Some(Some(path)) => Some(Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| RunError(format!("log file {}: {e}", path.display())))?,
-        )),
-        Some(None) => Some(None),
-        None => None,
-    };
-    let quit_watch = pasta
-        .and_then(|p| p.quit_when.as_ref())
-        .map(|when| {
-            crate::confine::ns::watch::QuitWatch::new(when)
-                .map_err(|e| RunError(format!("cannot watch the namespace: {e}")))
-        })
-        .transpose()?;
+    // pasta's: its files are opened now, and the namespace's file or process watched from
+    // before the sandbox hides them.
+    let mut files = pasta
+        .map(crate::pasta::start::Files::open)
+        .transpose()?
+        .unwrap_or_default();
     let api = cfg.api_socket.as_deref().map(ApiServer::bind).transpose()?;
     let socks5 = cfg
         .socks5
@@ -420,49 +396,19 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
         std::net::IpAddr::V4(cfg.net.guest()),
         cfg.ipv6.and_then(|v6| v6.guest()).map(std::net::IpAddr::V6),
     );
-    // pasta's `auto` ports read the namespace's socket tables through a process inside it.
     let inside_pid = helper.as_ref().map(|h| h.pid()).or(match cfg.target {
         Target::Pid(pid) => Some(pid),
         _ => None,
     });
-    let auto_ports = match pasta.filter(|p| !p.auto.is_empty() || !p.auto_to_host.is_empty()) {
-        None => None,
-        Some(p) => {
-            let Some(pid) = inside_pid else {
-                return Err(RunError(
-                    "auto ports need a process in the namespace (not with --no-splice and --netns)"
-                        .into(),
-                ));
-            };
-            let proc_net = std::path::PathBuf::from(format!("/proc/{pid}/net"));
-            Some(crate::pasta::AutoPorts::new(
-                p.auto.clone(),
-                p.auto_to_host.clone(),
-                proc_net,
-                guest,
-            ))
-        }
+    let udp_sockets = outward_listeners.split_off(outward_listeners.len().min(tcp_ns.len()));
+    let (auto_ports, udp_outward) = match pasta {
+        Some(p) => (
+            crate::pasta::start::auto_ports(p, inside_pid, guest)?,
+            crate::pasta::start::udp_outward(p, udp_sockets),
+        ),
+        None => (None, None),
     };
     let to_loopback = pasta.is_some_and(|p| p.splice_to_loopback);
-    let udp_sockets = outward_listeners.split_off(outward_listeners.len().min(tcp_ns.len()));
-    let udp_auto = pasta.is_some_and(|p| {
-        p.auto_to_host
-            .iter()
-            .any(|spec| spec.proto == crate::engine::fwd::ForwardProto::Udp)
-    });
-    let udp_outward = (!udp_sockets.is_empty() || udp_auto).then(|| {
-        let sockets = udp_sockets
-            .into_iter()
-            .zip(udp_ns)
-            .map(|(fd, &(_, port))| {
-                (
-                    fd,
-                    std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
-                )
-            })
-            .collect();
-        crate::host::udp_outward::UdpOutward::new(sockets, std::time::Duration::from_secs(180))
-    });
     let mut splicer = helper.map(|helper| crate::host::splice::Splicer::new(helper, to_loopback));
     if let Some(splicer) = &mut splicer {
         for (listener, &(_, host_port)) in outward_listeners.into_iter().zip(tcp_ns) {
@@ -484,7 +430,7 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
     if let Some(auto_ports) = auto_ports {
         event_loop.set_periodic(Box::new(auto_ports));
     }
-    if let Some(watch) = quit_watch {
+    if let Some(watch) = files.quit_watch.take() {
         event_loop
             .set_quit_watch(watch)
             .map_err(|e| RunError(format!("cannot watch the namespace: {e}")))?;
@@ -527,11 +473,11 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
     if let Some(finishing) = helper_finishing {
         finishing.wait()?;
     }
-    if let Some(mut file) = pid_file {
+    if let Some(mut file) = files.pid_file.take() {
         use std::io::Write;
         writeln!(file, "{}", std::process::id()).map_err(|e| RunError(format!("PID file: {e}")))?;
     }
-    if let Some(log) = &background_log {
+    if let Some(log) = &files.background_log {
         // The caller reads our output until it closes: it must close before we say ready.
         crate::sys::detach_stdio(log.as_ref())?;
     }

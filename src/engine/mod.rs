@@ -39,9 +39,11 @@
 
 mod addresses;
 pub mod arp;
+mod config;
 mod counters;
 pub mod dhcp;
 pub mod dhcpv6;
+mod dispatch;
 pub mod dns;
 pub mod echo;
 pub mod flow;
@@ -68,6 +70,8 @@ pub use counters::Counters;
 pub use sockets::reset_on_close;
 pub use txqueue::TxQueue;
 
+pub use config::{EngineConfig, HostNetwork, Served};
+use dispatch::Pending;
 use flow::{Flow, FlowTable};
 pub(crate) use frames::Unreachable;
 pub(crate) use guest_packet::{key, udp_dst_port, GuestPacket};
@@ -75,9 +79,8 @@ pub use network::{Ipv4Network, Ipv6Prefix, NetworkError};
 use offload::RxOffload;
 use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
 /// Why a frame was dropped; each reason has its counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,189 +101,6 @@ pub enum DropReason {
     HostSocket,
     /// An IP fragment's datagram was given up: overlapping pieces, too many, no room.
     Fragments,
-}
-
-/// What the engine needs to know about the virtual network and its limits. Made with
-/// [`EngineConfig::new`] (slirp4netns's defaults) and changed with the `with_*` methods or by
-/// setting fields; more fields may come.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct EngineConfig {
-    /// The guest's IPv4 network (10.0.2.0/24 by default).
-    pub net: Ipv4Network,
-    /// The guest's IPv6 network; `None` leaves IPv6 off (its frames are dropped and counted).
-    pub ipv6: Option<Ipv6Prefix>,
-    /// The link's MTU: the largest IP packet either way (1500 by default).
-    pub mtu: u32,
-    /// Whether the DNS relay address exists (false with --disable-dns).
-    pub dns_enabled: bool,
-    /// Whether the gateway address reaches the host's loopback (false with
-    /// --disable-host-loopback).
-    pub host_loopback: bool,
-    /// Resolvers to relay DNS to; empty means those of `resolv_conf`.
-    pub dns_servers: Vec<IpAddr>,
-    /// Where the host's resolvers and search domains are read from (/etc/resolv.conf; read
-    /// again when it changes).
-    pub resolv_conf: PathBuf,
-    /// Source address for outbound IPv4 sockets (--outbound-addr).
-    pub outbound_addr: Option<Ipv4Addr>,
-    /// Source address for outbound IPv6 sockets (--outbound-addr6).
-    pub outbound_addr6: Option<Ipv6Addr>,
-    /// Most flows (TCP connections, UDP flows, echo flows) at once.
-    pub max_flows: usize,
-    /// Most bytes of guest TCP data all connections together hold out of order (beyond a lost
-    /// segment, until it comes again) or for a host socket that is full.
-    pub tcp_hold_memory: usize,
-    /// Most bytes held for IP datagrams the guest sent in fragments, not whole yet.
-    pub reassembly_memory: usize,
-    /// How long a UDP or echo flow lives without traffic.
-    pub udp_idle_timeout: Duration,
-    /// Whether TCP sockets take SO_PEEK_OFF (probed once at start-up).
-    pub tcp_peek_offset: bool,
-    /// Whether the TAP takes offloaded frames: TCP data to the guest then goes in super-packets
-    /// of up to 64 KiB with partial checksums, which the guest's kernel takes whole.
-    pub tap_offload: bool,
-    /// Whether this engine sends the unsolicited router advertisements (with several TAP
-    /// queues, only the first one's does).
-    pub router_adverts: bool,
-    /// Whether port-forward clients on host loopback are handed over to the splice path
-    /// ([`Engine::take_splice_candidates`]) instead of going through the TAP.
-    pub splice_loopback: bool,
-    /// Whether the DHCPv4 server answers (false with --disable-dhcp).
-    pub dhcp: bool,
-    /// The host name DHCP offers (--hostname).
-    pub dhcp_hostname: Option<String>,
-    /// Search domains for DHCP, router advertisements and DHCPv6 (--dns-search); empty means
-    /// those of `resolv_conf`.
-    pub dns_search: Vec<String>,
-    /// The directory the TFTP server serves (--tftp-path); None: no TFTP server.
-    pub tftp_root: Option<PathBuf>,
-    /// The boot file DHCP names (--bootfile).
-    pub dhcp_bootfile: Option<String>,
-    /// A link without ARP or neighbour discovery (SLIP): the guest is always
-    /// 02:00:00:00:00:01, and nothing is solicited or advertised.
-    pub point_to_point: bool,
-    /// pasta's model instead of slirp4netns's virtual network: the guest has the host's own
-    /// addresses and its network is the host's real one (see [`HostNetwork`]).
-    pub host_network: Option<HostNetwork>,
-    /// Whether forwards listening on IPv6 take IPv6 only (pasta: each port's IPv4 listener is
-    /// a forward of its own); otherwise `::` takes IPv4 clients too.
-    pub forwards_v6_only: bool,
-    /// Most port forwards at once (at most [`fwd::MAX_FORWARDS_ANY`]).
-    pub max_forwards: usize,
-    /// The protocols and services the guest is served; what is off is dropped as unsupported.
-    pub served: Served,
-}
-
-/// What the engine serves the guest (pasta's --no-tcp, --no-udp, --no-icmp, --no-ndp,
-/// --no-ra, --no-dhcpv6 turn parts off). Everything is on by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Served {
-    /// TCP connections from the guest.
-    pub tcp: bool,
-    /// UDP flows from the guest, the DNS relay among them.
-    pub udp: bool,
-    /// ICMP and ICMPv6 echo, to the virtual hosts and beyond.
-    pub icmp_echo: bool,
-    /// Answers to neighbour and router solicitations.
-    pub ndp: bool,
-    /// Router advertisements, solicited or not.
-    pub router_adverts: bool,
-    /// The DHCPv6 server.
-    pub dhcpv6: bool,
-}
-
-impl Default for Served {
-    fn default() -> Self {
-        Served {
-            tcp: true,
-            udp: true,
-            icmp_echo: true,
-            ndp: true,
-            router_adverts: true,
-            dhcpv6: true,
-        }
-    }
-}
-
-/// pasta's model of the guest's network. The guest takes the host's addresses, prefix and
-/// gateway, so every other address, on the link or beyond, is a real host reached through a
-/// host socket (the engine answers ARP and neighbour solicitations for all of them); a few
-/// addresses are mapped instead.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostNetwork {
-    /// Addresses that stand for the host's loopback (pasta's --map-host-loopback; the gateway
-    /// unless --no-map-gw).
-    pub loopback: Vec<IpAddr>,
-    /// Addresses that stand for the host's own address (--map-guest-addr), each with the
-    /// address it stands for.
-    pub host_aliases: Vec<(IpAddr, IpAddr)>,
-}
-
-impl EngineConfig {
-    /// The defaults slirp4netns users expect, for the network `net`.
-    pub fn new(net: Ipv4Network) -> Self {
-        EngineConfig {
-            net,
-            ipv6: None,
-            mtu: 1500,
-            dns_enabled: true,
-            host_loopback: true,
-            dns_servers: Vec::new(),
-            resolv_conf: PathBuf::from("/etc/resolv.conf"),
-            outbound_addr: None,
-            outbound_addr6: None,
-            max_flows: 65536,
-            tcp_hold_memory: 64 << 20,
-            reassembly_memory: 4 << 20,
-            udp_idle_timeout: Duration::from_secs(180),
-            tcp_peek_offset: false,
-            tap_offload: false,
-            router_adverts: true,
-            splice_loopback: false,
-            dhcp: true,
-            dhcp_hostname: None,
-            dns_search: Vec::new(),
-            tftp_root: None,
-            point_to_point: false,
-            dhcp_bootfile: None,
-            host_network: None,
-            forwards_v6_only: false,
-            max_forwards: fwd::MAX_FORWARDS,
-            served: Served::default(),
-        }
-    }
-
-    /// With IPv6 on `prefix` (off by default).
-    pub fn with_ipv6(mut self, prefix: Ipv6Prefix) -> Self {
-        self.ipv6 = Some(prefix);
-        self
-    }
-
-    /// With the link's MTU (1500 by default).
-    pub fn with_mtu(mut self, mtu: u32) -> Self {
-        self.mtu = mtu;
-        self
-    }
-
-    /// With at most `max` flows at once.
-    pub fn with_max_flows(mut self, max: usize) -> Self {
-        self.max_flows = max;
-        self
-    }
-
-    /// With DNS relayed to `servers` instead of those of [`EngineConfig::resolv_conf`].
-    pub fn with_dns_servers(mut self, servers: Vec<IpAddr>) -> Self {
-        self.dns_servers = servers;
-        self
-    }
-
-    /// With what the guest is served (all of it by default).
-    pub fn with_served(mut self, served: Served) -> Self {
-        self.served = served;
-        self
-    }
 }
 
 /// Most guest addresses whose MACs are remembered.
@@ -536,117 +356,6 @@ impl Engine {
         pending.flush(&mut self.core, &mut self.flows, now, tx);
     }
 
-    fn dispatch<'a>(
-        &mut self,
-        now: Instant,
-        frame: &'a [u8],
-        offload: RxOffload,
-        tx: &mut TxQueue,
-        pending: &mut Pending<'a>,
-    ) -> Result<(), DropReason> {
-        let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Malformed)?;
-        let src = eth.src_addr();
-        if !src.is_unicast() {
-            return Err(DropReason::Malformed);
-        }
-        let dst = eth.dst_addr();
-        let core = &mut self.core;
-        let virtual_address = || match dst.0 {
-            [0x52, 0x55, a, b, c, d] => core.stands_for(Ipv4Addr::new(a, b, c, d).into()),
-            _ => false,
-        };
-        if !(dst.is_broadcast()
-            || dst.is_multicast()
-            || dst == core.gateway_mac
-            || dst == core.dns_mac
-            || virtual_address())
-        {
-            return Err(DropReason::NotForUs);
-        }
-        match eth.ethertype() {
-            EthernetProtocol::Arp => arp::handle(core, eth.payload(), tx),
-            EthernetProtocol::Ipv4 => {
-                let parsed = ipv4::parse(&mut self.core, src, eth.payload(), offload)?;
-                self.handle_parsed(now, parsed, tx, pending)
-            }
-            EthernetProtocol::Ipv6 if self.core.cfg.ipv6.is_some() => {
-                let parsed = ipv6::parse(&mut self.core, src, eth.payload(), offload)?;
-                self.handle_parsed(now, parsed, tx, pending)
-            }
-            _ => Err(DropReason::Unsupported),
-        }
-    }
-
-    /// A checked IPv4 or IPv6 packet from the guest, whole or a piece of one.
-    fn handle_parsed<'a>(
-        &mut self,
-        now: Instant,
-        parsed: reassembly::Parsed<'a>,
-        tx: &mut TxQueue,
-        pending: &mut Pending<'a>,
-    ) -> Result<(), DropReason> {
-        match parsed {
-            reassembly::Parsed::Whole(packet) => self.handle_ip(now, packet, tx, pending),
-            reassembly::Parsed::Piece(mac, piece) => {
-                self.handle_piece(now, mac, &piece, tx, pending)
-            }
-        }
-    }
-
-    /// A checked IPv4 or IPv6 packet from the guest: to the protocol that handles it.
-    pub(super) fn handle_ip<'a>(
-        &mut self,
-        now: Instant,
-        packet: GuestPacket<'a>,
-        tx: &mut TxQueue,
-        pending: &mut Pending<'a>,
-    ) -> Result<(), DropReason> {
-        let (core, flows) = (&mut self.core, &mut self.flows);
-        // Keep the guest's order: what was gathered goes out before anything else.
-        if packet.protocol != IpProtocol::Tcp {
-            tcp::flush_pending(core, flows, &mut pending.tcp, now, tx);
-        }
-        if packet.protocol != IpProtocol::Udp {
-            udp::flush_pending(core, flows, &mut pending.udp, now, tx);
-        }
-        // ICMP of the packet's own IP version; the other one is nonsense here.
-        let icmp = if packet.src.is_ipv4() {
-            IpProtocol::Icmp
-        } else {
-            IpProtocol::Icmpv6
-        };
-        let served = core.cfg.served;
-        match packet.protocol {
-            p if p == icmp && ndp::is_ndp(&packet) && packet.src.is_ipv6() => {
-                if !served.ndp {
-                    return Err(DropReason::Unsupported);
-                }
-                ndp::handle(core, now, &packet, tx)
-            }
-            p if p == icmp && !served.icmp_echo => Err(DropReason::Unsupported),
-            p if p == icmp && core.is_virtual_host(packet.dst) => {
-                icmp::answer_echo(core, &packet, tx)
-            }
-            p if p == icmp => echo::handle(core, flows, now, &packet, tx),
-            IpProtocol::Tcp if !served.tcp => Err(DropReason::Unsupported),
-            IpProtocol::Tcp => tcp::handle(core, flows, now, &packet, tx, &mut pending.tcp),
-            IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) && !served.dhcpv6 => {
-                Err(DropReason::Unsupported)
-            }
-            IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) => dhcpv6::handle(core, now, &packet, tx),
-            IpProtocol::Udp if dhcp::is_dhcp(core, &packet) => dhcp::handle(core, now, &packet, tx),
-            IpProtocol::Udp if tftp::is_tftp(core, &packet) => tftp::handle(core, now, &packet, tx),
-            IpProtocol::Udp if virtual_net::is_for_endpoint(core, &packet) => {
-                virtual_net::deliver_udp(core, &packet)
-            }
-            // Nothing else may come from an unconfigured guest.
-            _ if packet.src == IpAddr::V4(Ipv4Addr::UNSPECIFIED) => Err(DropReason::Refused),
-            IpProtocol::Udp if !served.udp => Err(DropReason::Unsupported),
-            IpProtocol::Udp => udp::handle(core, flows, now, &packet, tx, &mut pending.udp),
-            _ => Err(DropReason::Unsupported),
-        }
-    }
-
     /// Whether `token` is one the engine registered (a host socket, a forward's listener, a
     /// virtual endpoint): the events for it go to [`Engine::handle_event`].
     pub fn owns_token(token: mio::Token) -> bool {
@@ -781,28 +490,6 @@ impl Engine {
                 Flow::Udp(_) | Flow::Echo(_) => flow::Verdict::Close,
             });
         }
-    }
-}
-
-/// Guest data gathered over consecutive frames of a batch, to be passed on with fewer system
-/// calls: TCP segments of one connection (one writev), UDP datagrams of one flow (one
-/// sendmmsg).
-#[derive(Default)]
-pub(super) struct Pending<'a> {
-    tcp: tcp::PendingWrites<'a>,
-    udp: udp::PendingDatagrams<'a>,
-}
-
-impl Pending<'_> {
-    pub(super) fn flush(
-        &mut self,
-        core: &mut Core,
-        flows: &mut FlowTable,
-        now: Instant,
-        tx: &mut TxQueue,
-    ) {
-        tcp::flush_pending(core, flows, &mut self.tcp, now, tx);
-        udp::flush_pending(core, flows, &mut self.udp, now, tx);
     }
 }
 

@@ -19,6 +19,7 @@ mod daemon;
 mod host;
 mod ports;
 mod settings;
+pub mod start;
 pub mod user;
 
 pub use auto::{forward_all, AutoPorts};

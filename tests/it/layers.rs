@@ -1,4 +1,6 @@
-//! The modules of src/ form layers: within each folder, the modules that are siblings use
+//! The shape of the code: the modules of src/ form layers, and files stay short.
+//!
+//! Layers: within each folder, the modules that are siblings use
 //! each other without a cycle (a module may use its parent's items, and a parent its
 //! children's; those are not layers). A file's uses are read from its `crate::` and `super::`
 //! paths, outside comments and test code.
@@ -278,4 +280,24 @@ fn sibling_modules_use_each_other_without_a_cycle() {
     );
     // The check sees the crate's layers at all.
     assert!(levels[&Vec::new()]["run"].contains("engine"));
+}
+
+/// Files stay on one subject; one past this length has grown a second that wants its own.
+const MAX_LINES: usize = 600;
+
+#[test]
+fn every_source_file_stays_under_600_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "examples", "fuzz/fuzz_targets"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).unwrap().lines().count();
+            (lines >= MAX_LINES).then(|| format!("{} ({lines} lines)", file.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these: {long:?}");
 }

@@ -13,6 +13,7 @@ mod dhcp;
 mod dns_failover;
 mod emulators;
 mod flood;
+mod forwards;
 mod generated_files;
 mod ipv6;
 mod layers;

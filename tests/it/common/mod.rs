@@ -14,7 +14,7 @@ pub mod pasta;
 pub mod rootless;
 pub mod wire;
 #[allow(unused_imports)]
-pub use net::{request, request_with, serve_once, Ending, Net, TIMEOUT};
+pub use net::{add_tcp, request, request_with, serve_once, Ending, Net, TIMEOUT};
 
 use std::fs::File;
 use std::io::Read;

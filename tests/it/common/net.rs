@@ -199,3 +199,63 @@ pub fn request_with(path: &Path, json: &str, ending: Ending) -> String {
 pub fn request(path: &Path, json: &str) -> String {
     request_with(path, json, Ending::Shutdown)
 }
+
+/// add_hostfwd of a TCP port to the guest's address.
+pub fn add_tcp(path: &Path, host_addr: &str, host_port: u16, guest_port: u16) -> String {
+    request(
+        path,
+        &format!(
+            r#"{{"execute":"add_hostfwd","arguments":{{"proto":"tcp","host_addr":"{host_addr}","host_port":{host_port},"guest_addr":"","guest_port":{guest_port}}}}}"#
+        ),
+    )
+}
+
+impl Net {
+    /// A port free in host-sim now.
+    pub fn free_port(&self) -> u16 {
+        in_netns(&self.hs.netns_path(), || {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+    }
+
+    /// A TCP server in the guest on `port`: each connection gets the client's address as the
+    /// guest sees it, a newline, then `body`.
+    pub fn guest_server(
+        &self,
+        port: u16,
+        connections: usize,
+        body: Vec<u8>,
+    ) -> std::thread::JoinHandle<()> {
+        let listener = in_netns(&self.guest.netns_path(), move || {
+            TcpListener::bind(("0.0.0.0", port)).unwrap()
+        });
+        std::thread::spawn(move || {
+            for _ in 0..connections {
+                let (mut conn, peer) = listener.accept().unwrap();
+                let body = body.clone();
+                std::thread::spawn(move || {
+                    let _ = conn.write_all(format!("{}\n", peer.ip()).as_bytes());
+                    let _ = conn.write_all(&body);
+                });
+            }
+        })
+    }
+
+    /// Connects from host-sim to `addr` and reads the guest server's answer: (who, body).
+    pub fn fetch(&self, addr: SocketAddr) -> std::io::Result<(String, Vec<u8>)> {
+        let mut conn = in_netns(&self.hs.netns_path(), move || {
+            TcpStream::connect_timeout(&addr, TIMEOUT)
+        })?;
+        conn.set_read_timeout(Some(TIMEOUT))?;
+        let mut all = Vec::new();
+        conn.read_to_end(&mut all)?;
+        let newline = all.iter().position(|b| *b == b'\n').unwrap_or(all.len());
+        let who = String::from_utf8_lossy(&all[..newline]).into_owned();
+        let body = all.get(newline + 1..).unwrap_or_default().to_vec();
+        Ok((who, body))
+    }
+}

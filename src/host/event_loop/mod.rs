@@ -31,6 +31,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+mod link_io;
+
 /// System calls of the loop itself (for --enable-seccomp): waiting, registering, the signal
 /// pipe and the waker, reaping the command of exec mode and passing signals on to it.
 pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
@@ -447,124 +449,6 @@ impl EventLoop {
         }
         self.flush();
         self.engine_backlog = !self.tx.is_blocked();
-    }
-
-    /// The link can take frames again: what it holds goes first, then what waits here; the
-    /// engine goes on at the end of the turn.
-    fn link_writable(&mut self) {
-        self.flush_link();
-        if !self.tx.is_empty() {
-            self.flush();
-        }
-    }
-
-    /// Reads a batch of frames (until EAGAIN, the per-turn limit, or a full arena) and hands
-    /// them to the engine together.
-    fn read_link(&mut self, now: Instant) -> Option<Exit> {
-        self.link_backlog = true;
-        self.rx_ends.clear();
-        self.rx_offloads.clear();
-        let mut used = 0;
-        let mut exit = None;
-        while self.rx_ends.len() < FRAMES_PER_TURN && used + MAX_FRAME <= self.rx_arena.len() {
-            match self.link.recv(&mut self.rx_arena[used..used + MAX_FRAME]) {
-                Recv::Frame(len, offload) => {
-                    used += len;
-                    self.turn_bytes += len;
-                    self.rx_ends.push(used);
-                    self.rx_offloads.push(offload);
-                }
-                Recv::Empty => {
-                    self.link_backlog = false;
-                    break;
-                }
-                Recv::Gone(why) => {
-                    log::warn!("{why}; exiting");
-                    exit = Some(Exit::LinkGone);
-                    break;
-                }
-            }
-        }
-        let link_drops = self.link.take_dropped();
-        if link_drops > 0 {
-            self.engine.count_link_drops(link_drops, 0);
-        }
-        if !self.tx.is_empty() {
-            self.flush();
-        }
-        let arena = &self.rx_arena;
-        let frames = self.rx_ends.iter().scan(0, |start, &end| {
-            let frame = &arena[*start..end];
-            *start = end;
-            Some(frame)
-        });
-        if let Some(capture) = &self.capture {
-            let mut capture = Capture::lock(capture);
-            for frame in frames.clone() {
-                capture.frame(Direction::FromGuest, frame);
-            }
-        }
-        let frames = frames.zip(self.rx_offloads.iter().copied());
-        self.engine.handle_frames(now, frames, &mut self.tx);
-        exit
-    }
-
-    /// Hands the queued frames to the link until it refuses one; those stay queued.
-    fn flush(&mut self) {
-        if self.tx.is_empty() {
-            self.flush_link();
-            return;
-        }
-        let mut capture = self.capture.as_ref().map(Capture::lock);
-        let (mut taken, mut unsent, mut full) = (0, 0, false);
-        for (frame, offload) in self.tx.frames_with_offload() {
-            let mut sent = self.link.send(frame, offload);
-            if sent == Err(nix::errno::Errno::EAGAIN) {
-                // A stream holds what it was given until it is written: write it, and only
-                // if the stream then still has no room is the link full (and will say when
-                // it has room again).
-                if !self.link.flush() {
-                    self.link_backlog = true;
-                }
-                sent = self.link.send(frame, offload);
-            }
-            match sent {
-                Err(nix::errno::Errno::EAGAIN) => {
-                    full = true;
-                    break;
-                }
-                Err(e) => {
-                    log::debug!("write to the guest failed: {e}");
-                    unsent += 1;
-                }
-                Ok(()) => {
-                    if let Some(capture) = &mut capture {
-                        capture.frame(Direction::ToGuest, frame);
-                    }
-                    self.turn_bytes += frame.len();
-                }
-            }
-            taken += 1;
-        }
-        if let Some(capture) = &mut capture {
-            capture.flush();
-        }
-        drop(capture);
-        if unsent > 0 {
-            self.engine.count_link_drops(0, unsent);
-        }
-        self.tx.consume_front(taken);
-        if full {
-            self.tx.link_full();
-        }
-        self.flush_link();
-    }
-
-    /// Writes what a stream link holds; a link broken for good is noticed by the next read.
-    fn flush_link(&mut self) {
-        if !self.link.flush() {
-            self.link_backlog = true;
-        }
     }
 
     fn handle_signals(&mut self) -> Option<Exit> {
