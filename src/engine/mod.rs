@@ -53,6 +53,7 @@ mod guest_packet;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+mod ipv6_headers;
 pub mod ndp;
 pub mod network;
 pub mod offload;

@@ -68,7 +68,7 @@ impl Engine {
         let (protocol, payload) = match piece.src {
             IpAddr::V4(_) => (protocol, &whole[..]),
             // What followed the fragment header in the first piece: more extension headers.
-            IpAddr::V6(_) => super::ipv6::upper_layer(protocol, &whole)?,
+            IpAddr::V6(_) => super::ipv6_headers::upper_layer(protocol, &whole)?,
         };
         let packet = GuestPacket {
             mac,
