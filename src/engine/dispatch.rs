@@ -130,7 +130,7 @@ impl Pending<'_> {
     pub(super) fn flush(
         &mut self,
         core: &mut Core,
-        flows: &mut FlowTable,
+        flows: &mut Flows,
         now: Instant,
         tx: &mut TxQueue,
     ) {

@@ -6,7 +6,8 @@
 //! net.ipv4.ping_group_range leaves this user out, only the virtual hosts answer (said once
 //! in the log).
 
-use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
+use super::flow::{FlowKey, InsertError, Proto, Verdict};
+use super::{open_flow, Flow, Flows};
 use super::{sockets, Core, DropReason, GuestPacket, Readiness, TxQueue};
 use smoltcp::wire::{
     EthernetAddress, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpProtocol,
@@ -28,17 +29,6 @@ pub struct EchoFlow {
 impl EchoFlow {
     pub(crate) fn key(&self) -> &FlowKey {
         &self.key
-    }
-
-    /// A flow with no socket, for table tests.
-    #[cfg(test)]
-    pub fn placeholder(key: FlowKey) -> Self {
-        EchoFlow {
-            sock: None,
-            key,
-            guest_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
-            last_seen: Instant::now(),
-        }
     }
 
     pub(crate) fn socket_mut(&mut self) -> Option<&mut mio::net::UdpSocket> {
@@ -127,7 +117,7 @@ impl EchoFlow {
 /// An ICMP or ICMPv6 message from the guest to a destination beyond the virtual hosts.
 pub(crate) fn handle(
     core: &mut Core,
-    flows: &mut FlowTable,
+    flows: &mut Flows,
     now: Instant,
     guest: &GuestPacket,
     tx: &mut TxQueue,
@@ -149,7 +139,7 @@ pub(crate) fn handle(
 
 fn open(
     core: &mut Core,
-    flows: &mut FlowTable,
+    flows: &mut Flows,
     now: Instant,
     key: FlowKey,
     guest: &GuestPacket,

@@ -8,7 +8,6 @@
 //! 64), is kept for DNS and ping: with the table full of connections, names still resolve and
 //! ping works.
 
-use super::{echo::EchoFlow, tcp::TcpConn, udp::UdpFlow, Core};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -28,71 +27,12 @@ pub struct FlowKey {
     pub remote: SocketAddr,
 }
 
-pub enum Flow {
-    Tcp(Box<TcpConn>),
-    // Boxed like TCP: the table's slots stay small, whatever the kind of flow.
-    Udp(Box<UdpFlow>),
-    Echo(Box<EchoFlow>),
-}
-
-impl Flow {
-    /// Registers the flow's host socket with the poll, under the token of its slot.
-    fn register(&mut self, registry: &mio::Registry, slot: usize) -> std::io::Result<()> {
-        let token = crate::tokens::FLOWS.token(slot);
-        let readable = mio::Interest::READABLE;
-        match self {
-            Flow::Tcp(conn) => conn.register(registry, token),
-            Flow::Udp(udp) => match udp.socket_mut() {
-                Some(sock) => registry.register(sock, token, readable),
-                None => Ok(()),
-            },
-            Flow::Echo(echo) => match echo.socket_mut() {
-                Some(sock) => registry.register(sock, token, readable),
-                None => Ok(()),
-            },
-        }
-    }
-
-    /// The flow's key (kept by the flow itself, not twice in the table).
-    pub fn key(&self) -> &FlowKey {
-        match self {
-            Flow::Tcp(conn) => conn.key(),
-            Flow::Udp(udp) => udp.key(),
-            Flow::Echo(echo) => echo.key(),
-        }
-    }
-
-    pub fn deadline(&self) -> Option<Instant> {
-        match self {
-            Flow::Tcp(conn) => conn.deadline(),
-            Flow::Udp(udp) => Some(udp.deadline()),
-            Flow::Echo(echo) => Some(echo.deadline()),
-        }
-    }
-}
-
-/// Adds the flow `make` opens, registers its host socket and schedules its first deadline.
-pub(crate) fn open_flow(
-    core: &mut Core,
-    flows: &mut FlowTable,
-    key: FlowKey,
-    make: impl FnOnce() -> std::io::Result<Flow>,
-) -> Result<usize, InsertError<std::io::Error>> {
-    let registry = &core.registry;
-    let priority = key.proto == Proto::Icmp || core.is_dns(key.remote.ip());
-    let slot = flows.insert(key, priority, |slot| {
-        let mut flow = make()?;
-        flow.register(registry, slot)?;
-        Ok(flow)
-    })?;
-    core.counters.flows_opened += 1;
-    let deadline = flows.get_mut(slot).and_then(|flow| flow.deadline());
-    if let Some(deadline) = deadline {
-        if flows.needs_timer(slot, deadline) {
-            core.timers.schedule(deadline, slot);
-        }
-    }
-    Ok(slot)
+/// Which forward a UDP flow's replies leave from: its slot, and its id, which is never reused
+/// (a slot is), so that a flow outliving its forward never answers from the next one's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ForwardRef {
+    pub(crate) slot: usize,
+    pub(crate) id: u64,
 }
 
 /// What a flow handler says about its flow afterwards.
@@ -102,14 +42,20 @@ pub enum Verdict {
     Close,
 }
 
-struct Entry {
-    flow: Flow,
+struct Entry<F> {
+    flow: F,
     /// The earliest timer entry this flow has in the heap.
     scheduled: Option<Instant>,
 }
 
-pub struct FlowTable {
-    slots: Vec<Option<Entry>>,
+/// What the table needs of a flow: the key it is found by (kept by the flow itself, not twice
+/// in the table).
+pub trait Keyed {
+    fn key(&self) -> &FlowKey;
+}
+
+pub struct FlowTable<F> {
+    slots: Vec<Option<Entry<F>>>,
     free: Vec<usize>,
     index: HashMap<FlowKey, usize>,
     max: usize,
@@ -124,7 +70,7 @@ pub enum InsertError<E> {
     Open(E),
 }
 
-impl FlowTable {
+impl<F: Keyed> FlowTable<F> {
     pub fn new(max: usize) -> Self {
         FlowTable {
             slots: Vec::new(),
@@ -148,7 +94,7 @@ impl FlowTable {
         self.index.get(key).copied()
     }
 
-    pub fn get_mut(&mut self, slot: usize) -> Option<&mut Flow> {
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut F> {
         self.slots.get_mut(slot)?.as_mut().map(|e| &mut e.flow)
     }
 
@@ -158,7 +104,7 @@ impl FlowTable {
         &mut self,
         key: FlowKey,
         priority: bool,
-        open: impl FnOnce(usize) -> Result<Flow, E>,
+        open: impl FnOnce(usize) -> Result<F, E>,
     ) -> Result<usize, InsertError<E>> {
         let room = if priority {
             self.max
@@ -193,7 +139,7 @@ impl FlowTable {
     }
 
     /// Removes the flow in `slot`; dropping it closes its host socket.
-    pub fn remove(&mut self, slot: usize) -> Option<(FlowKey, Flow)> {
+    pub fn remove(&mut self, slot: usize) -> Option<(FlowKey, F)> {
         let entry = self.slots.get_mut(slot)?.take()?;
         self.index.remove(entry.flow.key());
         self.free.push(slot);
@@ -232,20 +178,30 @@ mod tests {
         }
     }
 
-    /// Inserts a socketless flow under `key(port)`.
-    fn add(table: &mut FlowTable, port: u16) -> Result<usize, InsertError<()>> {
+    /// A flow that is its key alone.
+    struct Bare(FlowKey);
+
+    impl Keyed for Bare {
+        fn key(&self) -> &FlowKey {
+            &self.0
+        }
+    }
+
+    fn add(table: &mut FlowTable<Bare>, port: u16) -> Result<usize, InsertError<()>> {
         add_as(table, port, false)
     }
 
-    fn add_as(table: &mut FlowTable, port: u16, priority: bool) -> Result<usize, InsertError<()>> {
-        table.insert(key(port), priority, |_| {
-            Ok(Flow::Echo(Box::new(EchoFlow::placeholder(key(port)))))
-        })
+    fn add_as(
+        table: &mut FlowTable<Bare>,
+        port: u16,
+        priority: bool,
+    ) -> Result<usize, InsertError<()>> {
+        table.insert(key(port), priority, |_| Ok(Bare(key(port))))
     }
 
     #[test]
     fn dns_and_ping_have_slots_of_their_own() {
-        let mut table = FlowTable::new(64);
+        let mut table = FlowTable::<Bare>::new(64);
         for port in 0..56 {
             add(&mut table, port).unwrap();
         }
@@ -262,7 +218,7 @@ mod tests {
 
     #[test]
     fn bounded_and_slots_reused() {
-        let mut table = FlowTable::new(2);
+        let mut table = FlowTable::<Bare>::new(2);
         let a = add(&mut table, 1).unwrap();
         let b = add(&mut table, 2).unwrap();
         assert!(matches!(add(&mut table, 3), Err(InsertError::Full)));
@@ -275,8 +231,8 @@ mod tests {
 
     #[test]
     fn failed_open_leaves_no_trace() {
-        let mut table = FlowTable::new(4);
-        let failed = table.insert(key(1), false, |_| Err::<Flow, _>("no socket"));
+        let mut table = FlowTable::<Bare>::new(4);
+        let failed = table.insert(key(1), false, |_| Err::<Bare, _>("no socket"));
         assert!(matches!(failed, Err(InsertError::Open("no socket"))));
         assert_eq!(table.len(), 0);
         assert_eq!(add(&mut table, 1).unwrap(), 0);
@@ -284,7 +240,7 @@ mod tests {
 
     #[test]
     fn one_timer_entry_per_earlier_deadline() {
-        let mut table = FlowTable::new(1);
+        let mut table = FlowTable::<Bare>::new(1);
         let slot = add(&mut table, 1).unwrap();
         let t = Instant::now();
         assert!(table.needs_timer(slot, t + std::time::Duration::from_secs(2)));
@@ -305,7 +261,8 @@ mod size_tests {
     /// connection has some). The kernel's socket comes on top.
     #[test]
     fn per_flow_state_stays_small() {
-        let slot = std::mem::size_of::<Option<Entry>>();
+        use crate::engine::{tcp::TcpConn, udp::UdpFlow, Flow};
+        let slot = std::mem::size_of::<Option<Entry<Flow>>>();
         let index = std::mem::size_of::<(FlowKey, usize)>() + 1; // hashbrown: entry + control byte
         let tcp = std::mem::size_of::<TcpConn>();
         let udp = std::mem::size_of::<UdpFlow>();

@@ -14,9 +14,10 @@
 //! Ids count up from 1 and are never reused. Removing a forward closes its listener at once;
 //! connections already made through it go on until they end.
 
-use super::flow::{open_flow, Flow, FlowKey, Proto};
+use super::flow::{FlowKey, ForwardRef, Proto};
 use super::tcp::{ConnectReplies, TcpConn};
 use super::udp::{UdpFlow, UDP_HEADER};
+use super::{open_flow, Flow};
 use super::{Core, Engine, TxQueue};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -72,14 +73,6 @@ pub struct ForwardEntry {
     pub id: u64,
     /// What it forwards, with the port the kernel chose for host port 0.
     pub spec: ForwardSpec,
-}
-
-/// Which forward a UDP flow's replies leave from: its slot, and its id, which is never reused
-/// (a slot is), so that a flow outliving its forward never answers from the next one's socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ForwardRef {
-    slot: usize,
-    id: u64,
 }
 
 enum Listener {

@@ -73,7 +73,8 @@ pub use txqueue::TxQueue;
 
 pub use config::{EngineConfig, HostNetwork, Served};
 use dispatch::Pending;
-use flow::{Flow, FlowTable};
+use echo::EchoFlow;
+use flow::{FlowKey, FlowTable, InsertError, Proto};
 pub(crate) use frames::Unreachable;
 pub(crate) use guest_packet::{key, udp_dst_port, GuestPacket};
 pub use network::{Ipv4Network, Ipv6Prefix, NetworkError};
@@ -82,6 +83,8 @@ use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
+use tcp::TcpConn;
+use udp::UdpFlow;
 
 /// Why a frame was dropped; each reason has its counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,7 +218,7 @@ impl Core {
 /// (see the crate documentation, and [`crate::Stack`] for the engine with a poll of its own).
 pub struct Engine {
     core: Core,
-    flows: FlowTable,
+    flows: Flows,
 }
 
 /// What a host socket's readiness event said.
@@ -493,6 +496,84 @@ impl Engine {
         }
     }
 }
+
+/// A flow of the table: a TCP connection, a UDP flow or an echo flow, each with its host
+/// socket.
+pub enum Flow {
+    Tcp(Box<TcpConn>),
+    // Boxed like TCP: the table's slots stay small, whatever the kind of flow.
+    Udp(Box<UdpFlow>),
+    Echo(Box<EchoFlow>),
+}
+
+impl Flow {
+    /// Registers the flow's host socket with the poll, under the token of its slot.
+    fn register(&mut self, registry: &mio::Registry, slot: usize) -> std::io::Result<()> {
+        let token = crate::tokens::FLOWS.token(slot);
+        let readable = mio::Interest::READABLE;
+        match self {
+            Flow::Tcp(conn) => conn.register(registry, token),
+            Flow::Udp(udp) => match udp.socket_mut() {
+                Some(sock) => registry.register(sock, token, readable),
+                None => Ok(()),
+            },
+            Flow::Echo(echo) => match echo.socket_mut() {
+                Some(sock) => registry.register(sock, token, readable),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// The flow's key.
+    pub fn key(&self) -> &FlowKey {
+        match self {
+            Flow::Tcp(conn) => conn.key(),
+            Flow::Udp(udp) => udp.key(),
+            Flow::Echo(echo) => echo.key(),
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        match self {
+            Flow::Tcp(conn) => conn.deadline(),
+            Flow::Udp(udp) => Some(udp.deadline()),
+            Flow::Echo(echo) => Some(echo.deadline()),
+        }
+    }
+}
+
+/// Adds the flow `make` opens, registers its host socket and schedules its first deadline.
+pub(crate) fn open_flow(
+    core: &mut Core,
+    flows: &mut Flows,
+    key: FlowKey,
+    make: impl FnOnce() -> std::io::Result<Flow>,
+) -> Result<usize, InsertError<std::io::Error>> {
+    let registry = &core.registry;
+    let priority = key.proto == Proto::Icmp || core.is_dns(key.remote.ip());
+    let slot = flows.insert(key, priority, |slot| {
+        let mut flow = make()?;
+        flow.register(registry, slot)?;
+        Ok(flow)
+    })?;
+    core.counters.flows_opened += 1;
+    let deadline = flows.get_mut(slot).and_then(|flow| flow.deadline());
+    if let Some(deadline) = deadline {
+        if flows.needs_timer(slot, deadline) {
+            core.timers.schedule(deadline, slot);
+        }
+    }
+    Ok(slot)
+}
+
+impl flow::Keyed for Flow {
+    fn key(&self) -> &FlowKey {
+        Flow::key(self)
+    }
+}
+
+/// The engine's flow table.
+pub(crate) type Flows = FlowTable<Flow>;
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -7,7 +7,8 @@
 //! Datagrams larger than the MTU reach the guest as IP fragments.
 
 use super::dns::{Relay, Step};
-use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
+use super::flow::{FlowKey, InsertError, Proto, Verdict};
+use super::{open_flow, Flow, Flows};
 use super::{sockets, Core, DropReason, GuestPacket, Readiness, TxQueue, Unreachable};
 use smoltcp::wire::{EthernetAddress, IpProtocol};
 use std::io;
@@ -43,7 +44,7 @@ pub(crate) enum HostSide {
     /// The listening socket of UDP forward `forward`, to the client `client` (flows a client
     /// of a port forward starts): replies leave from the forwarded address, as clients expect.
     Forward {
-        forward: super::fwd::ForwardRef,
+        forward: super::flow::ForwardRef,
         client: std::net::SocketAddr,
     },
 }
@@ -66,7 +67,7 @@ impl UdpFlow {
 
     /// Replies go out through forward `to` from now on (a forward's client flow whose latest
     /// datagram came through it).
-    pub(crate) fn answer_through(&mut self, to: super::fwd::ForwardRef) {
+    pub(crate) fn answer_through(&mut self, to: super::flow::ForwardRef) {
         if let HostSide::Forward { forward, .. } = &mut self.host {
             *forward = to;
         }
@@ -76,7 +77,7 @@ impl UdpFlow {
     pub(crate) fn forwarded(
         key: FlowKey,
         guest_mac: EthernetAddress,
-        forward: super::fwd::ForwardRef,
+        forward: super::flow::ForwardRef,
         client: std::net::SocketAddr,
         now: Instant,
         idle_timeout: Duration,
@@ -349,7 +350,7 @@ pub(crate) struct PendingDatagrams<'a> {
 /// Sends what was gathered, if anything.
 pub(crate) fn flush_pending(
     core: &mut Core,
-    flows: &mut FlowTable,
+    flows: &mut Flows,
     pending: &mut PendingDatagrams,
     now: Instant,
     tx: &mut TxQueue,
@@ -366,7 +367,7 @@ pub(crate) fn flush_pending(
 /// A UDP datagram from the guest.
 pub(crate) fn handle<'a>(
     core: &mut Core,
-    flows: &mut FlowTable,
+    flows: &mut Flows,
     now: Instant,
     guest: &GuestPacket<'a>,
     tx: &mut TxQueue,
@@ -413,7 +414,7 @@ pub(crate) fn handle<'a>(
 
 fn open(
     core: &mut Core,
-    flows: &mut FlowTable,
+    flows: &mut Flows,
     now: Instant,
     key: FlowKey,
     guest: &GuestPacket,

@@ -8,8 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Folders whose modules still use each other in a cycle, and may until they are split.
-const NOT_YET_LAYERED: &[&str] = &["engine"];
 
 type ModPath = Vec<String>;
 
@@ -257,9 +255,6 @@ fn sibling_modules_use_each_other_without_a_cycle() {
     let mut failures = Vec::new();
     for (folder, edges) in &levels {
         let name = folder.join("::");
-        if NOT_YET_LAYERED.contains(&name.as_str()) {
-            continue;
-        }
         if let Some(cycle) = cycle_in(edges) {
             let why: Vec<String> = cycle
                 .windows(2)

@@ -71,7 +71,8 @@ mod segment;
 pub use conn::{ConnectReplies, TcpConn};
 pub(crate) use sack::HoldBudget;
 
-use super::flow::{open_flow, Flow, FlowKey, FlowTable, InsertError, Proto, Verdict};
+use super::flow::{FlowKey, InsertError, Proto, Verdict};
+use super::{open_flow, Flow, Flows};
 use super::{sockets, Core, DropReason, GuestPacket, TxQueue, Unreachable};
 
 /// System calls moving TCP data (for --enable-seccomp): peeks and discards (recvfrom; recvmsg
@@ -131,7 +132,7 @@ impl<'a> PendingWrites<'a> {
 /// Writes out what was gathered, if anything.
 pub(crate) fn flush_pending(
     core: &mut Core,
-    flows: &mut FlowTable,
+    flows: &mut Flows,
     pending: &mut PendingWrites,
     now: Instant,
     tx: &mut TxQueue,
@@ -152,7 +153,7 @@ pub(crate) fn flush_pending(
 /// Removes a finished connection, or makes sure its timer is scheduled.
 fn settle(
     core: &mut Core,
-    flows: &mut FlowTable,
+    flows: &mut Flows,
     slot: usize,
     verdict: Verdict,
     deadline: Option<Instant>,
@@ -169,7 +170,7 @@ fn settle(
 /// A TCP segment from the guest.
 pub(crate) fn handle<'a>(
     core: &mut Core,
-    flows: &mut FlowTable,
+    flows: &mut Flows,
     now: Instant,
     guest: &GuestPacket<'a>,
     tx: &mut TxQueue,
@@ -252,7 +253,7 @@ enum Peer {
 
 fn open(
     core: &mut Core,
-    flows: &mut FlowTable,
+    flows: &mut Flows,
     now: Instant,
     key: FlowKey,
     guest: &GuestPacket,
