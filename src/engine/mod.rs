@@ -413,13 +413,7 @@ impl Engine {
         };
         let verdict = f(&mut self.core, flow);
         let deadline = flow.deadline();
-        if verdict == flow::Verdict::Close {
-            self.flows.remove(slot);
-        } else if let Some(deadline) = deadline {
-            if self.flows.needs_timer(slot, deadline) {
-                self.core.timers.schedule(deadline, slot);
-            }
-        }
+        settle(&mut self.core, &mut self.flows, slot, verdict, deadline);
     }
 
     /// Work left over at the end of a batch of guest frames: the ACKs owed, and sending that
@@ -482,9 +476,8 @@ impl Engine {
                 Some(deadline) if deadline <= now => {}
                 // Moved later since this entry was made: wait for then.
                 Some(deadline) => {
-                    if self.flows.needs_timer(slot, deadline) {
-                        self.core.timers.schedule(deadline, slot);
-                    }
+                    let keep = flow::Verdict::Keep;
+                    settle(&mut self.core, &mut self.flows, slot, keep, Some(deadline));
                     continue;
                 }
                 None => continue,
@@ -558,12 +551,26 @@ pub(crate) fn open_flow(
     })?;
     core.counters.flows_opened += 1;
     let deadline = flows.get_mut(slot).and_then(|flow| flow.deadline());
-    if let Some(deadline) = deadline {
+    settle(core, flows, slot, flow::Verdict::Keep, deadline);
+    Ok(slot)
+}
+
+/// After a flow's turn: removes it when finished, or makes sure a timer entry stands for its
+/// deadline (one per earlier deadline; a later one waits for the entry there is).
+pub(crate) fn settle(
+    core: &mut Core,
+    flows: &mut Flows,
+    slot: usize,
+    verdict: flow::Verdict,
+    deadline: Option<Instant>,
+) {
+    if verdict == flow::Verdict::Close {
+        flows.remove(slot);
+    } else if let Some(deadline) = deadline {
         if flows.needs_timer(slot, deadline) {
             core.timers.schedule(deadline, slot);
         }
     }
-    Ok(slot)
 }
 
 impl flow::Keyed for Flow {

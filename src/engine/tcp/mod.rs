@@ -72,7 +72,7 @@ pub use conn::{ConnectReplies, TcpConn};
 pub(crate) use sack::HoldBudget;
 
 use super::flow::{FlowKey, InsertError, Proto, Verdict};
-use super::{open_flow, Flow, Flows};
+use super::{open_flow, settle, Flow, Flows};
 use super::{sockets, Core, DropReason, GuestPacket, TxQueue, Unreachable};
 
 /// System calls moving TCP data (for --enable-seccomp): peeks and discards (recvfrom; recvmsg
@@ -148,23 +148,6 @@ pub(crate) fn flush_pending(
         settle(core, flows, slot, verdict, deadline);
     }
     pending.clear();
-}
-
-/// Removes a finished connection, or makes sure its timer is scheduled.
-fn settle(
-    core: &mut Core,
-    flows: &mut Flows,
-    slot: usize,
-    verdict: Verdict,
-    deadline: Option<Instant>,
-) {
-    if verdict == Verdict::Close {
-        flows.remove(slot);
-    } else if let Some(deadline) = deadline {
-        if flows.needs_timer(slot, deadline) {
-            core.timers.schedule(deadline, slot);
-        }
-    }
 }
 
 /// A TCP segment from the guest.
