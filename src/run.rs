@@ -276,8 +276,8 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
     if let Some(run_as) = pasta.and_then(|p| p.run_as) {
         run_as.switch()?;
     }
-    // While single-threaded (see crate::confine::sandbox), and with everything opened that needs the
-    // file system.
+    // While single-threaded (see crate::confine::sandbox), and with everything opened that
+    // needs the file system.
     if cfg.enable_sandbox {
         let visible: Vec<&std::path::Path> = cfg.tftp_path.iter().map(|p| p.as_path()).collect();
         if let Some(warning) = crate::confine::sandbox::enter(&defaults.resolv_conf, &visible)? {

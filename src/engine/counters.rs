@@ -120,16 +120,12 @@ impl Counters {
         *counter += 1;
     }
 
-    /// Frames dropped, whatever the reason.
+    /// Frames dropped, whatever the reason: the sum of the `dropped_` counters.
     pub fn dropped(&self) -> u64 {
-        self.dropped_malformed
-            + self.dropped_unsupported
-            + self.dropped_not_for_us
-            + self.dropped_tx_queue_full
-            + self.dropped_flow_table_full
-            + self.dropped_refused
-            + self.dropped_host_socket
-            + self.dropped_fragments
+        self.named()
+            .filter(|(name, _)| name.starts_with("dropped_"))
+            .map(|(_, value)| value)
+            .sum()
     }
 }
 

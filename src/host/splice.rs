@@ -285,8 +285,7 @@ impl Splicer {
                     return;
                 }
             };
-            if self.pairs.len() - self.free.len() + self.waiting.len() >= MAX_PAIRS {
-                log::debug!("splice: {MAX_PAIRS} connections already, refusing one");
+            if self.is_full() {
                 continue;
             }
             match TcpStream::connect(host) {
@@ -321,6 +320,15 @@ impl Splicer {
         tokens::SPLICE_PAIRS.contains(token)
     }
 
+    /// Whether [`MAX_PAIRS`] connections are spliced or on their way (a new one is refused).
+    fn is_full(&self) -> bool {
+        let full = self.pairs.len() - self.free.len() + self.waiting.len() >= MAX_PAIRS;
+        if full {
+            log::debug!("splice: {MAX_PAIRS} connections already, refusing one");
+        }
+        full
+    }
+
     /// Whether new clients can be spliced (the helper is still there).
     pub fn is_available(&self) -> bool {
         self.helper.is_some()
@@ -332,8 +340,7 @@ impl Splicer {
         let Some(helper) = &self.helper else {
             return Some((client, dst));
         };
-        if self.pairs.len() - self.free.len() + self.waiting.len() >= MAX_PAIRS {
-            log::debug!("splice: {MAX_PAIRS} connections already, refusing one");
+        if self.is_full() {
             return None;
         }
         let inside = match (self.to_loopback, dst) {
@@ -453,11 +460,7 @@ impl Splicer {
         // direction; one that is writable drains the other's pipe, when it holds anything (a
         // socket we never filled is writable at every wake-up, and a splice from the other
         // side would find nothing). An error or hang-up moves both, so that each side sees it.
-        let (readable, writable) = if event.is_error() || event.is_read_closed() {
-            (true, true)
-        } else {
-            (event.is_readable(), event.is_writable())
-        };
+        let (readable, writable) = (event.is_readable(), event.is_writable());
         let (run_up, run_down) = if just_connected || event.is_error() || event.is_read_closed() {
             (true, true)
         } else if index % 2 == 0 {

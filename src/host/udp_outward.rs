@@ -1,7 +1,7 @@
-//! pasta's `-U`: UDP from ports of the namespace's 127.0.0.1 to the host's loopback. Each client (its
-//! address and port in the namespace) gets a socket of its own on the host, connected to the
-//! host's port, so that replies find their way back to it; a client idle for the UDP flow
-//! timeout loses its socket.
+//! pasta's `-U`: UDP from ports of the namespace's 127.0.0.1 to the host's loopback. Each
+//! client (its address and port in the namespace) gets a socket of its own on the host,
+//! connected to the host's port, so that replies find their way back to it; a client idle for
+//! the UDP flow timeout loses its socket.
 
 use crate::tokens;
 use mio::net::UdpSocket;

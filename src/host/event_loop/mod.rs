@@ -400,8 +400,8 @@ impl EventLoop {
     }
 
     /// Waits for events, and returns when it stopped waiting. After a light turn that is first
-    /// a busy poll for the adaptive window (see [`crate::host::busy_poll`]), then a sleep for what is
-    /// left of `timeout`.
+    /// a busy poll for the adaptive window (see [`crate::host::busy_poll`]), then a sleep for
+    /// what is left of `timeout`.
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<Instant> {
         let start = Instant::now();
         let window = self
