@@ -91,12 +91,13 @@ mod sys;
 mod tokens;
 mod transport;
 
-pub use engine::fwd::{AddError, ForwardEntry, ForwardProto, ForwardSpec, InvalidForward};
-pub use engine::offload::{RxOffload, TcpGso, TxOffload};
-pub use engine::virtual_net::{VirtualListener, VirtualUdpSocket};
+pub use engine::flows::fwd::{AddError, ForwardEntry, ForwardProto, ForwardSpec, InvalidForward};
+pub use engine::services::virtual_net::{VirtualListener, VirtualUdpSocket};
+pub use engine::wire::offload::{RxOffload, TcpGso, TxOffload};
 pub use engine::{Counters, DropReason, Engine, EngineConfig, Readiness, TxQueue};
 pub use engine::{Ipv4Network, Ipv6Prefix, NetworkError};
 pub use stack::Stack;
+pub use transport::capture::Capture;
 
 /// The parsers of untrusted input besides frames, for the fuzz targets: the stream framing
 /// decoder, the API socket's requests, SOCKS5's handshake. Not part of the API.

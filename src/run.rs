@@ -114,15 +114,15 @@ fn open_link(cfg: &Config) -> Result<Link, RunError> {
             // The guest is connected: nobody else needs the socket file.
             drop(socket_path);
             TapDevice::seqpacket(peer)
-                .map(Link::Packets)
+                .map(Link::packets)
                 .map_err(|e| RunError(format!("BESS socket: {e}")))
         }
-        Target::Stdio(framing) => Ok(Link::Stream(StreamLink::stdio(
+        Target::Stdio(framing) => Ok(Link::stream(StreamLink::stdio(
             *framing,
             cfg.mtu,
             gateway_mac,
         )?)),
-        Target::Qemu(path) => Ok(Link::Stream(StreamLink::qemu(path, cfg.mtu)?)),
+        Target::Qemu(path) => Ok(Link::stream(StreamLink::qemu(path, cfg.mtu)?)),
         _ => Err(RunError("no TAP device was opened".into())),
     }
 }
@@ -137,7 +137,7 @@ enum LinkSource {
 
 fn tap_link(fd: OwnedFd, cfg: &Config) -> Result<Link, RunError> {
     TapDevice::new(fd, cfg.offload)
-        .map(Link::Packets)
+        .map(Link::packets)
         .map_err(|e| RunError(format!("TAP fd: {e}")))
 }
 
@@ -263,13 +263,13 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
         .map(crate::host::socks5::Socks5Server::bind)
         .transpose()?;
     let capture = (cfg.pcap.is_some() || cfg.debug)
-        .then(|| crate::host::capture::Capture::open(cfg.pcap.as_deref(), cfg.debug))
+        .then(|| crate::transport::capture::Capture::open(cfg.pcap.as_deref(), cfg.debug))
         .transpose()
         .map_err(|e| {
             let path = cfg.pcap.as_deref().unwrap_or(std::path::Path::new("-"));
             RunError(format!("cannot create {}: {e}", path.display()))
         })?
-        .map(crate::host::capture::Capture::shared);
+        .map(crate::transport::capture::Capture::shared);
     let defaults = EngineConfig::new(cfg.net);
     // pasta's --runas (or nobody for root): what follows needs no privilege but to bind low
     // ports, which the capability kept below still allows.
@@ -349,9 +349,9 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
         forwards_v6_only: pasta.is_some(),
         served: pasta.map_or_else(Default::default, |p| p.served),
         max_forwards: if pasta.is_some() {
-            crate::engine::fwd::MAX_FORWARDS_ANY
+            crate::engine::flows::fwd::MAX_FORWARDS_ANY
         } else {
-            crate::engine::fwd::MAX_FORWARDS
+            crate::engine::flows::fwd::MAX_FORWARDS
         },
         tcp_peek_offset: crate::sys::tcp_peek_offset_supported()
             && std::env::var_os("SLIRP_NS_NO_PEEK_OFF").is_none(),
@@ -370,6 +370,10 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
             splice_loopback: false,
             ..engine_config.clone()
         };
+        let tap = match &capture {
+            Some(capture) => tap.with_capture(capture.clone()),
+            None => tap,
+        };
         let mut queue_loop = EventLoop::for_queue(tap, config).map_err(|e| {
             RunError(format!(
                 "cannot set up the loop of queue {}: {e}",
@@ -377,9 +381,6 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
             ))
         })?;
         queue_loop.set_busy_poll(cfg.busy_poll);
-        if let Some(capture) = &capture {
-            queue_loop.set_capture(capture.clone());
-        }
         let started_tx = started_tx.clone();
         std::thread::Builder::new()
             .name(format!("queue{}", index + 1))
@@ -416,12 +417,13 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
             splicer.add_outward(listener, host);
         }
     }
+    let link = match capture {
+        Some(capture) => link.with_capture(capture),
+        None => link,
+    };
     let mut event_loop = EventLoop::new(link, engine_config, exit_fd, api, splicer)
         .map_err(|e| RunError(format!("cannot set up the event loop: {e}")))?;
     event_loop.set_busy_poll(cfg.busy_poll);
-    if let Some(capture) = capture {
-        event_loop.set_capture(capture);
-    }
     if let Some(relay) = udp_outward {
         event_loop
             .set_udp_outward(relay)
@@ -513,11 +515,11 @@ fn syscalls() -> [&'static [crate::sys::Syscall]; 12] {
         crate::host::event_loop::SYSCALLS,
         crate::transport::tap::SYSCALLS,
         crate::transport::stream::SYSCALLS,
-        crate::engine::sockets::SYSCALLS,
-        crate::engine::tcp::SYSCALLS,
-        crate::engine::udp::SYSCALLS,
-        crate::engine::dns::SYSCALLS,
-        crate::engine::tftp::SYSCALLS,
+        crate::engine::flows::sockets::SYSCALLS,
+        crate::engine::flows::tcp::SYSCALLS,
+        crate::engine::flows::udp::SYSCALLS,
+        crate::engine::flows::dns::SYSCALLS,
+        crate::engine::services::tftp::SYSCALLS,
         crate::host::splice::SYSCALLS,
         crate::host::api::SYSCALLS,
         crate::host::socks5::SYSCALLS,

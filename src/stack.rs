@@ -3,6 +3,7 @@
 //! timers in between.
 
 use crate::engine::{Engine, EngineConfig, TxQueue};
+use crate::transport::capture::{Capture, Direction};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -26,6 +27,7 @@ pub struct Stack {
     events: mio::Events,
     engine: Engine,
     tx: TxQueue,
+    capture: Option<Capture>,
 }
 
 impl Stack {
@@ -44,7 +46,14 @@ impl Stack {
             events: mio::Events::with_capacity(256),
             engine,
             tx: TxQueue::new(TX_QUEUE_FRAMES),
+            capture: None,
         })
+    }
+
+    /// Records every frame to and from the guest from now on, as `--pcap` and `--debug` do
+    /// (see [`Capture::open`]).
+    pub fn set_capture(&mut self, capture: Capture) {
+        self.capture = Some(capture);
     }
 
     /// The engine, for its configuration and counters.
@@ -70,7 +79,13 @@ impl Stack {
         sink: &mut dyn FnMut(&[u8]),
     ) {
         let now = Instant::now();
-        let frames = frames.into_iter().map(|f| (f, Default::default()));
+        let capture = &mut self.capture;
+        let frames = frames.into_iter().map(|frame| {
+            if let Some(capture) = capture.as_mut() {
+                capture.frame(Direction::FromGuest, frame);
+            }
+            (frame, Default::default())
+        });
         self.engine.handle_frames(now, frames, &mut self.tx);
         self.finish(now, sink);
     }
@@ -99,7 +114,7 @@ impl Stack {
         for event in self.events.iter() {
             self.engine.handle_event(now, event, &mut self.tx);
             if self.tx.is_full() {
-                Self::drain(&mut self.tx, sink);
+                Self::drain(&mut self.tx, &mut self.capture, sink);
             }
         }
         self.engine.handle_timers(now, &mut self.tx);
@@ -127,15 +142,21 @@ impl Stack {
     /// Hands what the engine queued to the sink, letting the engine go on where a full queue
     /// stopped it.
     fn finish(&mut self, now: Instant, sink: &mut dyn FnMut(&[u8])) {
-        Self::drain(&mut self.tx, sink);
+        Self::drain(&mut self.tx, &mut self.capture, sink);
         while self.engine.end_of_batch(now, &mut self.tx) {
-            Self::drain(&mut self.tx, sink);
+            Self::drain(&mut self.tx, &mut self.capture, sink);
         }
-        Self::drain(&mut self.tx, sink);
+        Self::drain(&mut self.tx, &mut self.capture, sink);
+        if let Some(capture) = &mut self.capture {
+            capture.flush();
+        }
     }
 
-    fn drain(tx: &mut TxQueue, sink: &mut dyn FnMut(&[u8])) {
+    fn drain(tx: &mut TxQueue, capture: &mut Option<Capture>, sink: &mut dyn FnMut(&[u8])) {
         for (frame, _) in tx.frames_with_offload() {
+            if let Some(capture) = capture {
+                capture.frame(Direction::ToGuest, frame);
+            }
             sink(frame);
         }
         tx.clear();

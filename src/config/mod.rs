@@ -2,7 +2,7 @@
 //! the addresses derived from --cidr.
 
 use crate::config::cli::{Cli, NetnsType};
-use crate::engine::fwd::{ForwardProto, ForwardSpec};
+use crate::engine::flows::fwd::{ForwardProto, ForwardSpec};
 use std::ffi::OsString;
 use std::fmt;
 use std::net::IpAddr;

@@ -1,8 +1,8 @@
 //! What the engine is told: the guest's network, its limits and what it serves
 //! ([`EngineConfig`]), and pasta's network model ([`HostNetwork`]).
 
-use super::fwd;
-use super::network::{Ipv4Network, Ipv6Prefix};
+use crate::engine::flows::fwd;
+use crate::engine::network::{Ipv4Network, Ipv6Prefix};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub struct EngineConfig {
     /// queues, only the first one's does).
     pub router_adverts: bool,
     /// Whether port-forward clients on host loopback are handed over to the splice path
-    /// ([`Engine::take_splice_candidates`]) instead of going through the TAP.
+    /// (`Engine::take_splice_candidates`) instead of going through the TAP.
     pub splice_loopback: bool,
     /// Whether the DHCPv4 server answers (false with --disable-dhcp).
     pub dhcp: bool,
@@ -68,12 +68,12 @@ pub struct EngineConfig {
     /// 02:00:00:00:00:01, and nothing is solicited or advertised.
     pub point_to_point: bool,
     /// pasta's model instead of slirp4netns's virtual network: the guest has the host's own
-    /// addresses and its network is the host's real one (see [`HostNetwork`]).
+    /// addresses and its network is the host's real one (see `HostNetwork`).
     pub host_network: Option<HostNetwork>,
     /// Whether forwards listening on IPv6 take IPv6 only (pasta: each port's IPv4 listener is
     /// a forward of its own); otherwise `::` takes IPv4 clients too.
     pub forwards_v6_only: bool,
-    /// Most port forwards at once (at most [`fwd::MAX_FORWARDS_ANY`]).
+    /// Most port forwards at once (at most `MAX_FORWARDS_ANY`).
     pub max_forwards: usize,
     /// The protocols and services the guest is served; what is off is dropped as unsupported.
     pub served: Served,

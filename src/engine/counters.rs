@@ -2,7 +2,7 @@
 //! Each counter is listed once, below: the struct, its `Display` and [`Counters::named`] (what
 //! `get_info` reports) come from that list.
 
-use super::DropReason;
+use crate::engine::DropReason;
 
 /// Defines [`Counters`] from one list of documented names.
 macro_rules! counters {

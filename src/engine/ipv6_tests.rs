@@ -1,8 +1,8 @@
 //! Engine tests on IPv6 frames: neighbour and router discovery, echo, DHCPv6, and what is
 //! dropped (and counted) instead of answered.
 
-use super::testutil::*;
-use super::Engine;
+use crate::engine::testutil::*;
+use crate::engine::Engine;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv6Packet, Icmpv6Repr,
@@ -88,7 +88,7 @@ fn router_solicitation_gets_a_full_advertisement() {
     assert_eq!(&out[0][..6], &GUEST_MAC.0, "to the soliciting guest");
     let (ip, message) = parse_icmpv6(&out[0]);
     assert_eq!(ip.hop_limit, 255, "neighbour discovery needs hop limit 255");
-    assert_eq!(ip.src_addr, super::ndp::ROUTER_LINK_LOCAL);
+    assert_eq!(ip.src_addr, crate::engine::link::ndp::ROUTER_LINK_LOCAL);
     assert_eq!(ip.dst_addr, GUEST_LL);
     let packet = Icmpv6Packet::new_checked(&message[..]).unwrap();
     let repr = Icmpv6Repr::parse(&ip.src_addr, &ip.dst_addr, &packet, &Default::default()).unwrap();
@@ -125,7 +125,11 @@ fn neighbour_solicitations_for_the_virtual_hosts_are_answered() {
     let mut e = engine_v6();
     for (target, mac, router) in [
         (GATEWAY_V6, e.core.gateway_mac, true),
-        (super::ndp::ROUTER_LINK_LOCAL, e.core.gateway_mac, true),
+        (
+            crate::engine::link::ndp::ROUTER_LINK_LOCAL,
+            e.core.gateway_mac,
+            true,
+        ),
         (DNS_V6, e.core.dns_mac, false),
     ] {
         let out = exchange(&mut e, &neighbor_solicit(target, GUEST_V6));

@@ -19,14 +19,14 @@
 //!   host socket's kernel buffers are the only ones (see that module).
 //! - [`udp`]: a guest flow becomes a connected host UDP socket, forgotten when idle.
 //! - [`echo`]: echo requests go out through unprivileged ping sockets.
-//! - [`route`]: where a destination really is: the gateway is host loopback, the DNS address is
+//! - [`route`](flows::route): where a destination really is: the gateway is host loopback, the DNS address is
 //!   the host's resolver ([`dns`]), some destinations are refused.
 //! - [`arp`] and [`icmp`]: the virtual hosts' own answers.
-//! - [`ipv6`], [`ndp`] and [`dhcpv6`]: with IPv6 on, the same for the guest's /64 (fd00::/64
+//! - [`ipv6`](dispatch::ipv6), [`ndp`] and [`dhcpv6`]: with IPv6 on, the same for the guest's /64 (fd00::/64
 //!   unless --cidr6 moves it): gateway prefix::2 (link-local fe80::2, the router), DNS
 //!   prefix::3; the guest picks its address by SLAAC from our router advertisements.
 //!
-//! Flows live in a bounded table ([`flow`]); when it is full, new flows are refused and counted.
+//! Flows live in a bounded table ([`flows::table`]); when it is full, new flows are refused and counted.
 //!
 //! # Robustness contract
 //!
@@ -37,54 +37,39 @@
 //! reusable [`TxQueue`] slots, and flows are bounded by the table.
 #![forbid(unsafe_code)]
 
-mod addresses;
-pub mod arp;
 mod config;
 mod counters;
-pub mod dhcp;
-pub mod dhcpv6;
 mod dispatch;
-pub mod dns;
-pub mod echo;
-pub mod flow;
-pub(crate) mod frames;
-pub mod fwd;
-mod guest_packet;
-pub mod icmp;
-pub mod ipv4;
-pub mod ipv6;
-mod ipv6_headers;
-pub mod ndp;
+pub mod flows;
+pub mod link;
 pub mod network;
-pub mod offload;
-mod reassembly;
-pub mod route;
-pub(crate) mod sockets;
-pub mod tcp;
-pub mod tftp;
+pub mod services;
 mod timers;
-mod txqueue;
-pub mod udp;
-pub mod virtual_net;
+pub mod wire;
 
 pub use counters::Counters;
-pub use sockets::reset_on_close;
-pub use txqueue::TxQueue;
+pub use flows::sockets::reset_on_close;
+pub use wire::txqueue::TxQueue;
 
 pub use config::{EngineConfig, HostNetwork, Served};
 use dispatch::Pending;
-use echo::EchoFlow;
-use flow::{FlowKey, FlowTable, InsertError, Proto};
-pub(crate) use frames::Unreachable;
-pub(crate) use guest_packet::{key, udp_dst_port, GuestPacket};
+use flows::echo::EchoFlow;
+use flows::table::{FlowTable, InsertError, Verdict};
+use flows::{dns, echo, fwd, tcp, udp};
+use link::{arp, icmp, ndp};
 pub use network::{Ipv4Network, Ipv6Prefix, NetworkError};
-use offload::RxOffload;
+use services::{dhcp, dhcpv6, tftp, virtual_net};
 use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 use tcp::TcpConn;
 use udp::UdpFlow;
+pub(crate) use wire::frames::Unreachable;
+pub(crate) use wire::guest_packet::{key, udp_dst_port, GuestPacket};
+use wire::key::{FlowKey, Proto};
+use wire::offload::RxOffload;
+use wire::{frames, reassembly};
 
 /// Why a frame was dropped; each reason has its counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,7 +392,7 @@ impl Engine {
     }
 
     /// Runs `f` on the flow in `slot` and removes the flow if `f` says it is finished.
-    fn with_flow(&mut self, slot: usize, f: impl FnOnce(&mut Core, &mut Flow) -> flow::Verdict) {
+    fn with_flow(&mut self, slot: usize, f: impl FnOnce(&mut Core, &mut Flow) -> Verdict) {
         let Some(flow) = self.flows.get_mut(slot) else {
             return;
         };
@@ -424,7 +409,7 @@ impl Engine {
         for &slot in &acks {
             self.with_flow(slot, |core, flow| match flow {
                 Flow::Tcp(conn) => conn.flush_ack(core, slot, now, tx),
-                _ => flow::Verdict::Keep,
+                _ => Verdict::Keep,
             });
         }
         // Hand the (now empty) list back so its capacity is reused.
@@ -441,7 +426,7 @@ impl Engine {
             }
             self.with_flow(slot, |core, flow| match flow {
                 Flow::Tcp(conn) => conn.resume_sending(core, slot, now, tx),
-                _ => flow::Verdict::Keep,
+                _ => Verdict::Keep,
             });
         }
         !self.core.send_pending.is_empty() || !self.core.ack_pending.is_empty()
@@ -476,7 +461,7 @@ impl Engine {
                 Some(deadline) if deadline <= now => {}
                 // Moved later since this entry was made: wait for then.
                 Some(deadline) => {
-                    let keep = flow::Verdict::Keep;
+                    let keep = Verdict::Keep;
                     settle(&mut self.core, &mut self.flows, slot, keep, Some(deadline));
                     continue;
                 }
@@ -484,7 +469,7 @@ impl Engine {
             }
             self.with_flow(slot, |core, flow| match flow {
                 Flow::Tcp(conn) => conn.on_timer(core, slot, now, tx),
-                Flow::Udp(_) | Flow::Echo(_) => flow::Verdict::Close,
+                Flow::Udp(_) | Flow::Echo(_) => Verdict::Close,
             });
         }
     }
@@ -551,7 +536,7 @@ pub(crate) fn open_flow(
     })?;
     core.counters.flows_opened += 1;
     let deadline = flows.get_mut(slot).and_then(|flow| flow.deadline());
-    settle(core, flows, slot, flow::Verdict::Keep, deadline);
+    settle(core, flows, slot, Verdict::Keep, deadline);
     Ok(slot)
 }
 
@@ -561,10 +546,10 @@ pub(crate) fn settle(
     core: &mut Core,
     flows: &mut Flows,
     slot: usize,
-    verdict: flow::Verdict,
+    verdict: Verdict,
     deadline: Option<Instant>,
 ) {
-    if verdict == flow::Verdict::Close {
+    if verdict == Verdict::Close {
         flows.remove(slot);
     } else if let Some(deadline) = deadline {
         if flows.needs_timer(slot, deadline) {
@@ -573,7 +558,7 @@ pub(crate) fn settle(
     }
 }
 
-impl flow::Keyed for Flow {
+impl flows::table::Keyed for Flow {
     fn key(&self) -> &FlowKey {
         Flow::key(self)
     }

@@ -1,7 +1,7 @@
 //! Engine tests on real frame bytes: what the guest's kernel sends and what it must get back.
 
-use super::testutil::*;
-use super::{virtual_mac, TxQueue};
+use crate::engine::testutil::*;
+use crate::engine::{virtual_mac, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,

@@ -1,7 +1,7 @@
 //! Frame builders and a deterministic random source for the engine's unit tests.
 
-use super::{Engine, EngineConfig, TxQueue};
 use crate::engine::Ipv4Network;
+use crate::engine::{Engine, EngineConfig, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4Packet, Icmpv4Repr,

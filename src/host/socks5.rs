@@ -9,7 +9,7 @@
 //! engine's: a TCP flow toward the guest, as a port forward's, which sends the SOCKS5 reply once
 //! the guest has answered our SYN — succeeded, connection refused, or host unreachable.
 
-use crate::engine::tcp::ConnectReplies;
+use crate::engine::flows::tcp::ConnectReplies;
 use crate::engine::{Engine, TxQueue};
 use crate::host::client_slots::ClientSlots;
 use crate::tokens;

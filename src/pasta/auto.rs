@@ -2,7 +2,7 @@
 //! namespace listens on (TCP) or has bound (UDP), rescanned every second from the namespace's
 //! /proc/net tables, as pasta does. A port that stops being listened on loses its forward.
 
-use crate::engine::fwd::{ForwardProto, ForwardSpec};
+use crate::engine::flows::fwd::{ForwardProto, ForwardSpec};
 use crate::engine::Engine;
 use crate::host::event_loop::{Periodic, Tick};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -230,7 +230,7 @@ fn listening_in(proc_net: &std::path::Path, proto: ForwardProto) -> BTreeSet<u16
         .collect()
 }
 
-/// Local ports of the sockets in `state` in a /proc/net/{tcp,udp}[6] table.
+/// Local ports of the sockets in `state` in a /proc/net/{tcp,udp}{,6} table.
 fn listening_ports(table: &str, state: &str) -> Vec<u16> {
     table
         .lines()

@@ -5,7 +5,7 @@ use super::cli::PastaCli;
 use super::{host, ports};
 use crate::config::{parse_mac, Config, Ipv4Network, Ipv6Prefix, Target};
 use crate::confine::ns::watch::QuitWhen;
-use crate::engine::fwd::{ForwardProto, ForwardSpec};
+use crate::engine::flows::fwd::{ForwardProto, ForwardSpec};
 use crate::engine::{HostNetwork, Served};
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -3,7 +3,7 @@
 
 use super::PastaRun;
 use crate::confine::ns::watch::QuitWatch;
-use crate::engine::fwd::ForwardProto;
+use crate::engine::flows::fwd::ForwardProto;
 use crate::host::udp_outward::UdpOutward;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

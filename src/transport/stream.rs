@@ -14,7 +14,7 @@
 
 use super::framing::{Decoded, Decoder, Framing};
 use super::{Recv, LINK, LINK_LISTENER, LINK_OUTPUT};
-use crate::engine::offload::RxOffload;
+use crate::engine::wire::offload::RxOffload;
 use crate::engine::POINT_TO_POINT_PEER_MAC;
 use crate::transport::socket_path::SocketPath;
 use mio::unix::SourceFd;

@@ -10,7 +10,7 @@
 //! Fields are little-endian: the TAP is set to that explicitly where the kernel allows, and it
 //! is the default on little-endian machines.
 
-pub use crate::engine::offload::{RxOffload, TxOffload};
+pub use crate::engine::wire::offload::{RxOffload, TxOffload};
 
 pub const VNET_HDR_LEN: usize = 10;
 
@@ -53,7 +53,7 @@ pub fn header(offload: &TxOffload) -> [u8; VNET_HDR_LEN] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::offload::TcpGso;
+    use crate::engine::wire::offload::TcpGso;
 
     #[test]
     fn rx_headers() {

@@ -280,3 +280,70 @@ fn a_dropped_listener_refuses_the_guest_and_ends_the_stream() {
     );
     assert!(a.engine().counters().tcp_resets >= 1, "A reset the SYN");
 }
+
+/// `Stack::set_capture` records what crosses the stack's guest side as `--pcap` and `--debug`
+/// do: tshark reads the connection whole from the file.
+#[test]
+fn a_stack_records_its_guest_frames_in_a_pcap_file() {
+    const LEN: usize = 64 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("stack.pcap");
+    let (mut a, mut b) = (stack(), stack());
+    a.set_capture(slirp_ns::Capture::open(Some(&pcap), false).expect("the pcap file"));
+    let server_addr: SocketAddr = "10.0.2.100:8080".parse().unwrap();
+    let listener = a.engine_mut().listen(server_addr).expect("listen");
+    let mut unsent = Vec::new();
+    let client = b
+        .connect(server_addr, &mut |f| unsent.push(f.to_vec()))
+        .expect("connect");
+    for frame in &unsent {
+        a.input(frame, &mut |_| {});
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let server = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.write_all(&pattern(LEN, 3)).unwrap();
+    });
+    let client_done = done.clone();
+    let client = thread::spawn(move || {
+        let mut got = Vec::new();
+        (&client).read_to_end(&mut got).unwrap();
+        client_done.store(true, Ordering::Relaxed);
+        got
+    });
+    run_back_to_back(
+        &mut a,
+        &mut b,
+        || done.load(Ordering::Relaxed),
+        Duration::from_secs(30),
+    );
+    server.join().unwrap();
+    assert!(client.join().unwrap() == pattern(LEN, 3), "the download");
+    drop(a);
+
+    let tshark = std::process::Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&pcap)
+        .args(["-Y", "tcp.port == 8080", "-T", "fields"])
+        .args(["-e", "ip.src", "-e", "tcp.flags.syn", "-e", "tcp.len"])
+        .output()
+        .expect("tshark (apt-get install tshark)");
+    assert!(
+        tshark.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tshark.stderr)
+    );
+    let text = String::from_utf8_lossy(&tshark.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    let syns = rows
+        .iter()
+        .filter(|r| r[1] == "1" || r[1] == "True")
+        .count();
+    assert_eq!(syns, 2, "SYN and SYN-ACK: {rows:?}");
+    let served: usize = rows
+        .iter()
+        .filter(|r| r[0] == "10.0.2.100")
+        .map(|r| r[2].parse::<usize>().unwrap_or(0))
+        .sum();
+    assert_eq!(served, LEN, "the server's bytes, whole, in the capture");
+}

@@ -144,7 +144,7 @@ pub struct Script {
     pub rcv_nxt: u32,
     /// The program's end of the connection (after [`Script::open`]).
     pub host: Option<UnixStream>,
-    listener: crate::engine::virtual_net::VirtualListener,
+    listener: crate::engine::services::virtual_net::VirtualListener,
 }
 
 impl Script {

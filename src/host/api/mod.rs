@@ -260,7 +260,9 @@ pub fn execute(engine: &mut crate::engine::Engine, request: &[u8]) -> String {
             Err(e) => {
                 log::warn!("add_hostfwd {spec}: {e}");
                 protocol::error_reply(match e {
-                    crate::engine::fwd::AddError::TooMany(_) => &BadRequest::TOO_MANY_FORWARDS,
+                    crate::engine::flows::fwd::AddError::TooMany(_) => {
+                        &BadRequest::TOO_MANY_FORWARDS
+                    }
                     _ => &BadRequest::ADD_FAILED,
                 })
             }

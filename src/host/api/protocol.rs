@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 /// Requests of this size or more are refused, as slirp4netns refuses them.
 pub const MAX_REQUEST: usize = 4096;
 
-pub use crate::engine::fwd::{ForwardEntry, ForwardProto, ForwardSpec, InvalidForward};
+pub use crate::engine::flows::fwd::{ForwardEntry, ForwardProto, ForwardSpec, InvalidForward};
 
 /// A request, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

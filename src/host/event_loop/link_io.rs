@@ -54,12 +54,6 @@ impl EventLoop {
             *start = end;
             Some(frame)
         });
-        if let Some(capture) = &self.capture {
-            let mut capture = Capture::lock(capture);
-            for frame in frames.clone() {
-                capture.frame(Direction::FromGuest, frame);
-            }
-        }
         let frames = frames.zip(self.rx_offloads.iter().copied());
         self.engine.handle_frames(now, frames, &mut self.tx);
         exit
@@ -71,7 +65,6 @@ impl EventLoop {
             self.flush_link();
             return;
         }
-        let mut capture = self.capture.as_ref().map(Capture::lock);
         let (mut taken, mut unsent, mut full) = (0, 0, false);
         for (frame, offload) in self.tx.frames_with_offload() {
             let mut sent = self.link.send(frame, offload);
@@ -94,18 +87,11 @@ impl EventLoop {
                     unsent += 1;
                 }
                 Ok(()) => {
-                    if let Some(capture) = &mut capture {
-                        capture.frame(Direction::ToGuest, frame);
-                    }
                     self.turn_bytes += frame.len();
                 }
             }
             taken += 1;
         }
-        if let Some(capture) = &mut capture {
-            capture.flush();
-        }
-        drop(capture);
         if unsent > 0 {
             self.engine.count_link_drops(0, unsent);
         }

@@ -11,11 +11,10 @@
 //! link, and nothing spins while it is full.
 
 use crate::confine::ns::watch::QuitWatch;
-use crate::engine::offload::RxOffload;
+use crate::engine::wire::offload::RxOffload;
 use crate::engine::{Engine, EngineConfig, TxQueue};
 use crate::host::api::{self, ApiServer};
 use crate::host::busy_poll::{BusyPoll, DEFAULT_LIMIT_MICROS};
-use crate::host::capture::{Capture, Direction, SharedCapture};
 use crate::host::socks5::Socks5Server;
 use crate::host::splice::Splicer;
 use crate::host::udp_outward::UdpOutward;
@@ -114,8 +113,6 @@ pub struct EventLoop {
     link_backlog: bool,
     /// Whether the engine has frames to send that did not fit in the last turn.
     engine_backlog: bool,
-    /// --pcap and --debug.
-    capture: Option<SharedCapture>,
     busy_poll: BusyPoll,
     /// Bytes this turn moved over the link and through splice pairs (light turns may poll).
     turn_bytes: usize,
@@ -177,7 +174,6 @@ impl EventLoop {
             command: None,
             link_backlog: true,
             engine_backlog: false,
-            capture: None,
             busy_poll: BusyPoll::new(Duration::from_micros(DEFAULT_LIMIT_MICROS)),
             turn_bytes: 0,
         })
@@ -186,11 +182,6 @@ impl EventLoop {
     /// The most the loop busy-polls before sleeping (zero: never).
     pub fn set_busy_poll(&mut self, limit: Duration) {
         self.busy_poll = BusyPoll::new(limit);
-    }
-
-    /// Records every frame this loop reads from or writes to the link.
-    pub fn set_capture(&mut self, capture: SharedCapture) {
-        self.capture = Some(capture);
     }
 
     /// Serves SOCKS5 clients (--socks5) from this loop.
