@@ -24,7 +24,7 @@ complete -c slirp-ns -l tftp-path -d 'Serve DIR read-only over TFTP on the gatew
 complete -c slirp-ns -l bootfile -d 'Boot file name the DHCP server tells the guest (for network boot over TFTP)' -r
 complete -c slirp-ns -l socks5 -d 'Serve SOCKS5 on [ADDR:]PORT of the host (127.0.0.1 without ADDR): CONNECT to the guest\'s own addresses only' -r
 complete -c slirp-ns -l hostname -d 'Host name the DHCP server offers the guest' -r
-complete -c slirp-ns -l max-flows -d 'Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused' -r
+complete -c slirp-ns -l max-flows -d 'Most flows (TCP connections, UDP flows, ICMP echo flows, connections spliced from host loopback) at once; more are refused' -r
 complete -c slirp-ns -l tcp-hold-memory -d 'Most guest TCP data held at once, all connections together, in MiB: data that came beyond a lost segment (until it comes again) or that a full host socket could not take yet; beyond it, such data is dropped and the guest sends it again' -r
 complete -c slirp-ns -l reassembly-memory -d 'Most memory for IP datagrams the guest sends in fragments and that are not whole yet, in MiB (one source address gets half); beyond it the oldest are given up' -r
 complete -c slirp-ns -s p -l publish -d 'Forward a host port to the guest from the start: [HOST_ADDR:]HOST_PORT:[GUEST_ADDR:]GUEST_PORT[/udp] (repeatable; IPv6 addresses go in brackets)' -r

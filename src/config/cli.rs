@@ -186,7 +186,8 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
 
-    /// Most flows (TCP connections, UDP flows, ICMP echo flows) at once; more are refused
+    /// Most flows (TCP connections, UDP flows, ICMP echo flows, connections spliced from
+    /// host loopback) at once; more are refused
     #[arg(long, value_name = "N", default_value_t = 65536)]
     pub max_flows: usize,
 

@@ -59,7 +59,7 @@ counters! {
     icmp_echo_replies,
     /// ICMP errors sent to the guest (unreachable destinations).
     icmp_errors_sent,
-    /// Flows (TCP connections, UDP flows, echo flows) opened.
+    /// Flows (TCP connections, UDP flows, echo flows, spliced connections) opened.
     flows_opened,
     /// Connections into the guest (port forwards, SOCKS5, Engine::connect).
     forwarded_connections,

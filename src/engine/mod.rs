@@ -61,7 +61,7 @@ pub use network::{Ipv4Network, Ipv6Prefix, NetworkError};
 use services::{dhcp, dhcpv6, tftp, virtual_net};
 use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 use tcp::TcpConn;
 use udp::UdpFlow;
@@ -140,7 +140,7 @@ pub(crate) struct Core {
     /// Port forwards: listeners on the host for connections into the guest.
     pub(crate) forwards: fwd::Forwards,
     /// Forwarded connections for the splice path, with where they go in the guest.
-    pub(crate) splice_candidates: Vec<(mio::net::TcpStream, SocketAddr)>,
+    pub(crate) splice_candidates: Vec<flows::spliced::SpliceCandidate>,
     /// The embedding program's listeners and UDP endpoints.
     pub(crate) virtuals: virtual_net::Virtuals,
     /// The guest's fragmented datagrams, being put back together.
@@ -219,6 +219,18 @@ pub struct Readiness {
     pub read_closed: bool,
 }
 
+impl Readiness {
+    /// What `event` says.
+    pub fn of(event: &mio::event::Event) -> Self {
+        Readiness {
+            readable: event.is_readable() || event.is_read_closed(),
+            writable: event.is_writable(),
+            error: event.is_error(),
+            read_closed: event.is_read_closed(),
+        }
+    }
+}
+
 impl Engine {
     /// An engine whose host sockets are registered with `registry`.
     pub fn new(cfg: EngineConfig, registry: mio::Registry) -> Self {
@@ -295,11 +307,6 @@ impl Engine {
         self.core.counters.dropped_tx_queue_full += unsent;
     }
 
-    /// Forwarded connections to be spliced (when `splice_loopback` is on), taken.
-    pub(crate) fn take_splice_candidates(&mut self) -> Vec<(mio::net::TcpStream, SocketAddr)> {
-        std::mem::take(&mut self.core.splice_candidates)
-    }
-
     /// Flows open now.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
@@ -348,46 +355,41 @@ impl Engine {
     /// Whether `token` is one the engine registered (a host socket, a forward's listener, a
     /// virtual endpoint): the events for it go to [`Engine::handle_event`].
     pub fn owns_token(token: mio::Token) -> bool {
-        crate::tokens::FLOWS.contains(token)
-            || Engine::is_forward_token(token)
-            || Engine::is_virtual_token(token)
+        use crate::tokens::Kind;
+        matches!(
+            crate::tokens::decode(token),
+            Some((Kind::Flow | Kind::Forward | Kind::VirtualUdp, _))
+        )
     }
 
     /// Handles a readiness event of a token the engine registered, whichever it is, for a
     /// caller running its own mio loop over the registry the engine was made with. Events of
     /// other tokens are ignored.
     pub fn handle_event(&mut self, now: Instant, event: &mio::event::Event, tx: &mut TxQueue) {
-        let token = event.token();
-        if crate::tokens::FLOWS.contains(token) {
-            let readiness = Readiness {
-                readable: event.is_readable() || event.is_read_closed(),
-                writable: event.is_writable(),
-                error: event.is_error(),
-                read_closed: event.is_read_closed(),
-            };
-            self.handle_socket_event(now, token, readiness, tx);
-        } else if Engine::is_forward_token(token) {
-            self.handle_forward_event(now, token, tx);
-        } else if Engine::is_virtual_token(token) {
-            self.handle_virtual_event(token, tx);
+        use crate::tokens::Kind;
+        match crate::tokens::decode(event.token()) {
+            Some((Kind::Flow, slot)) => {
+                self.handle_socket_event(now, slot, Readiness::of(event), tx)
+            }
+            Some((Kind::Forward, slot)) => self.handle_forward_event(now, slot, tx),
+            Some((Kind::VirtualUdp, slot)) => self.handle_virtual_event(slot, tx),
+            _ => {}
         }
     }
 
-    /// Handles a readiness event for the host socket registered with `token`.
-    pub fn handle_socket_event(
+    /// Handles a readiness event for the host socket of the flow in `slot`.
+    pub(crate) fn handle_socket_event(
         &mut self,
         now: Instant,
-        token: mio::Token,
+        slot: usize,
         readiness: Readiness,
         tx: &mut TxQueue,
     ) {
-        let Some(slot) = crate::tokens::FLOWS.slot(token) else {
-            return;
-        };
         self.with_flow(slot, |core, flow| match flow {
             Flow::Tcp(conn) => conn.on_socket_event(core, slot, now, readiness, tx),
             Flow::Udp(udp) => udp.on_socket_event(core, slot, now, readiness, tx),
             Flow::Echo(echo) => echo.on_socket_event(core, now, readiness, tx),
+            Flow::Spliced(_) => Verdict::Keep,
         });
     }
 
@@ -470,6 +472,7 @@ impl Engine {
             self.with_flow(slot, |core, flow| match flow {
                 Flow::Tcp(conn) => conn.on_timer(core, slot, now, tx),
                 Flow::Udp(_) | Flow::Echo(_) => Verdict::Close,
+                Flow::Spliced(_) => Verdict::Keep,
             });
         }
     }
@@ -482,12 +485,14 @@ pub enum Flow {
     // Boxed like TCP: the table's slots stay small, whatever the kind of flow.
     Udp(Box<UdpFlow>),
     Echo(Box<EchoFlow>),
+    /// A connection the loop splices (flows::spliced): only its place in the table.
+    Spliced(Box<FlowKey>),
 }
 
 impl Flow {
     /// Registers the flow's host socket with the poll, under the token of its slot.
     fn register(&mut self, registry: &mio::Registry, slot: usize) -> std::io::Result<()> {
-        let token = crate::tokens::FLOWS.token(slot);
+        let token = crate::tokens::token(crate::tokens::Kind::Flow, slot);
         let readable = mio::Interest::READABLE;
         match self {
             Flow::Tcp(conn) => conn.register(registry, token),
@@ -499,6 +504,8 @@ impl Flow {
                 Some(sock) => registry.register(sock, token, readable),
                 None => Ok(()),
             },
+            // Its sockets are the loop's, under tokens of their own kinds.
+            Flow::Spliced(_) => Ok(()),
         }
     }
 
@@ -508,6 +515,7 @@ impl Flow {
             Flow::Tcp(conn) => conn.key(),
             Flow::Udp(udp) => udp.key(),
             Flow::Echo(echo) => echo.key(),
+            Flow::Spliced(key) => key,
         }
     }
 
@@ -516,6 +524,7 @@ impl Flow {
             Flow::Tcp(conn) => conn.deadline(),
             Flow::Udp(udp) => Some(udp.deadline()),
             Flow::Echo(echo) => Some(echo.deadline()),
+            Flow::Spliced(_) => None,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::engine::{Engine, TxQueue};
 use crate::host::client_slots::ClientSlots;
 use crate::tokens;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
 ];
 
 /// Clients in the handshake at once; more wait in the listen backlog.
-pub const MAX_CLIENTS: usize = crate::tokens::SOCKS5_CLIENTS.len;
+pub const MAX_CLIENTS: usize = 256;
 /// A client that has not finished its handshake by then is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -210,10 +210,6 @@ impl Socks5Server {
         )
     }
 
-    pub fn is_client(token: Token) -> bool {
-        tokens::SOCKS5_CLIENTS.contains(token)
-    }
-
     /// Takes the clients waiting, as many as there are free slots for.
     pub fn accept(&mut self, registry: &Registry, now: Instant) {
         while let Some(slot) = self.clients.vacant() {
@@ -222,7 +218,7 @@ impl Socks5Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
-            let token = tokens::SOCKS5_CLIENTS.token(slot);
+            let token = tokens::token(tokens::Kind::Socks5Client, slot);
             if registry
                 .register(&mut stream, token, Interest::READABLE)
                 .is_err()
@@ -238,19 +234,16 @@ impl Socks5Server {
         }
     }
 
-    /// Goes on with the handshake of the client behind `token`; an accepted request goes to
+    /// Goes on with the handshake of the client in `slot`; an accepted request goes to
     /// `engine` as a connection toward the guest.
     pub fn on_client_event(
         &mut self,
         registry: &Registry,
-        token: Token,
+        slot: usize,
         now: Instant,
         engine: &mut Engine,
         tx: &mut TxQueue,
     ) {
-        let Some(slot) = tokens::SOCKS5_CLIENTS.slot(token) else {
-            return;
-        };
         let Some(client) = self.clients.get_mut(slot) else {
             return;
         };

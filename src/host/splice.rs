@@ -13,12 +13,18 @@
 //! pipe into the destination until EAGAIN; end of stream from the source becomes shutdown of
 //! the destination's write side once the pipe is empty. An error on either side, or a failed
 //! connect inside, closes both (the client sees a reset).
+//!
+//! Each spliced connection is a flow of the engine's table (engine::flows::spliced): it counts
+//! under the same `max_flows`, and its flow slot names its two sockets' tokens. A connection
+//! the table has no room for is refused; a closed one gives its slot back
+//! ([`Splicer::release_closed`]).
 
 use crate::confine::ns::fdpass::Reply;
 use crate::confine::ns::helper::Helper;
-use crate::tokens;
+use crate::engine::flows::spliced::SpliceCandidate;
+use crate::tokens::{self, Kind};
 use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use std::collections::VecDeque;
@@ -36,10 +42,8 @@ pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
     libc::SYS_close,
 ];
 
-/// Most spliced connections at once; more wait for a slot as TAP-path connections would not.
-pub const MAX_PAIRS: usize = tokens::SPLICE_PAIRS.len / 2;
 /// Most listeners in the namespace's loopback (pasta's -T ports).
-pub const MAX_OUTWARD_LISTENERS: usize = tokens::OUTWARD_LISTENERS.len;
+pub const MAX_OUTWARD_LISTENERS: usize = 1 << 16;
 /// Pipe capacity asked for (the kernel may give less to an unprivileged user).
 const PIPE_SIZE: i32 = 1 << 20;
 /// Most bytes moved per splice call.
@@ -106,8 +110,8 @@ impl Direction {
 
 /// What a request to the helper was for, in the order of the requests.
 enum Waiting {
-    /// A client to join to the socket asked for (with its guest address).
-    Client(TcpStream, SocketAddr),
+    /// A client to join to the socket asked for (with its guest address and flow slot).
+    Client(SpliceCandidate),
     /// A listener asked for in the namespace's loopback, and the host address its clients reach.
     Listener(SocketAddr),
     /// A UDP socket asked for there, for the -U relay, and the host address it relays to.
@@ -141,13 +145,13 @@ impl Pair {
         let client = wanted(self.up.in_pipe == 0, self.down.in_pipe > 0);
         let inside = wanted(self.down.in_pipe == 0, self.up.in_pipe > 0);
         if client != self.client_interest {
-            let token = tokens::SPLICE_PAIRS.token(2 * slot);
+            let token = tokens::token(Kind::SpliceClient, slot);
             if registry.reregister(&mut self.client, token, client).is_ok() {
                 self.client_interest = client;
             }
         }
         if inside != self.inside_interest {
-            let token = tokens::SPLICE_PAIRS.token(2 * slot + 1);
+            let token = tokens::token(Kind::SpliceInside, slot);
             if registry.reregister(&mut self.inside, token, inside).is_ok() {
                 self.inside_interest = inside;
             }
@@ -158,8 +162,10 @@ impl Pair {
 pub struct Splicer {
     /// `None` once the helper is gone.
     helper: Option<Helper>,
+    /// By flow slot.
     pairs: Vec<Option<Pair>>,
-    free: Vec<usize>,
+    /// Flow slots of connections closed (or never joined) since the engine last took them.
+    closed: Vec<usize>,
     /// Clients whose inside socket was asked for, with their guest address, in the order of
     /// the requests.
     waiting: VecDeque<Waiting>,
@@ -178,7 +184,7 @@ impl Splicer {
         Splicer {
             helper: Some(helper),
             pairs: Vec::new(),
-            free: Vec::new(),
+            closed: Vec::new(),
             waiting: VecDeque::new(),
             to_loopback,
             outward: Vec::new(),
@@ -245,7 +251,7 @@ impl Splicer {
             None if self.outward.len() < MAX_OUTWARD_LISTENERS => self.outward.len(),
             None => return,
         };
-        let token = tokens::OUTWARD_LISTENERS.token(index);
+        let token = tokens::token(Kind::OutwardListener, index);
         if registry
             .register(&mut listener, token, Interest::READABLE)
             .is_err()
@@ -259,23 +265,21 @@ impl Splicer {
         }
     }
 
-    pub fn is_outward_token(token: Token) -> bool {
-        tokens::OUTWARD_LISTENERS.contains(token)
-    }
-
-    /// A namespace-side listener is readable: each client gets a connection to its host port,
-    /// spliced to it.
-    pub fn on_outward_ready(&mut self, registry: &Registry, token: Token) {
-        let Some(index) = tokens::OUTWARD_LISTENERS.slot(token) else {
-            return;
-        };
+    /// The namespace-side listener `index` is readable: each client gets a connection to its
+    /// host port, spliced to it, if `open_flow(host, client)` gives it a flow slot.
+    pub fn on_outward_ready(
+        &mut self,
+        registry: &Registry,
+        index: usize,
+        open_flow: &mut dyn FnMut(SocketAddr, SocketAddr) -> Option<usize>,
+    ) {
         loop {
             let Some(Some((listener, host))) = self.outward.get(index) else {
                 return;
             };
             let host = *host;
-            let client = match listener.accept() {
-                Ok((client, _)) => client,
+            let (client, client_addr) = match listener.accept() {
+                Ok(accepted) => accepted,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -285,12 +289,17 @@ impl Splicer {
                     return;
                 }
             };
-            if self.is_full() {
+            let Some(slot) = open_flow(host, client_addr) else {
+                log::debug!("splice: no flow slot for {client_addr}, refusing it");
+                crate::engine::reset_on_close(&client);
                 continue;
-            }
+            };
             match TcpStream::connect(host) {
-                Ok(outside) => self.add_pair(registry, client, outside),
-                Err(e) => log::debug!("splice: connect to {host}: {e}"),
+                Ok(outside) => self.add_pair(registry, client, outside, slot),
+                Err(e) => {
+                    log::debug!("splice: connect to {host}: {e}");
+                    self.closed.push(slot);
+                }
             }
         }
     }
@@ -301,7 +310,7 @@ impl Splicer {
             let Some((listener, _)) = entry else {
                 continue;
             };
-            let token = tokens::OUTWARD_LISTENERS.token(index);
+            let token = tokens::token(Kind::OutwardListener, index);
             registry.register(listener, token, Interest::READABLE)?;
         }
         let Some(helper) = &self.helper else {
@@ -315,34 +324,18 @@ impl Splicer {
         )
     }
 
-    /// Whether `token` belongs to a spliced pair.
-    pub fn is_pair_token(token: Token) -> bool {
-        tokens::SPLICE_PAIRS.contains(token)
-    }
-
-    /// Whether [`MAX_PAIRS`] connections are spliced or on their way (a new one is refused).
-    fn is_full(&self) -> bool {
-        let full = self.pairs.len() - self.free.len() + self.waiting.len() >= MAX_PAIRS;
-        if full {
-            log::debug!("splice: {MAX_PAIRS} connections already, refusing one");
-        }
-        full
-    }
-
     /// Whether new clients can be spliced (the helper is still there).
     pub fn is_available(&self) -> bool {
         self.helper.is_some()
     }
 
-    /// Starts joining `client` to `dst` inside the namespace. Gives the client back when it
-    /// cannot be spliced because the helper is gone (it can take the TAP instead).
-    pub fn start(&mut self, client: TcpStream, dst: SocketAddr) -> Option<(TcpStream, SocketAddr)> {
+    /// Starts joining a forwarded client to its guest address inside the namespace. Gives it
+    /// back when it cannot be spliced because the helper is gone (it can take the TAP instead).
+    pub fn start(&mut self, candidate: SpliceCandidate) -> Option<SpliceCandidate> {
         let Some(helper) = &self.helper else {
-            return Some((client, dst));
+            return Some(candidate);
         };
-        if self.is_full() {
-            return None;
-        }
+        let dst = candidate.guest;
         let inside = match (self.to_loopback, dst) {
             (false, _) => dst,
             (true, SocketAddr::V4(_)) => {
@@ -353,8 +346,11 @@ impl Splicer {
             }
         };
         match helper.request_connect(inside) {
-            Ok(()) => self.waiting.push_back(Waiting::Client(client, dst)),
-            Err(e) => log::warn!("splice: {e}"),
+            Ok(()) => self.waiting.push_back(Waiting::Client(candidate)),
+            Err(e) => {
+                log::warn!("splice: {e}");
+                self.closed.push(candidate.slot);
+            }
         }
         None
     }
@@ -362,7 +358,7 @@ impl Splicer {
     /// Answers from the helper: the inside sockets for the waiting clients. When the helper
     /// is gone, it is let go (once: its socket is deregistered) and the clients still waiting
     /// are given back.
-    pub fn on_helper_readable(&mut self, registry: &Registry) -> Vec<(TcpStream, SocketAddr)> {
+    pub fn on_helper_readable(&mut self, registry: &Registry) -> Vec<SpliceCandidate> {
         loop {
             let Some(helper) = &self.helper else {
                 return Vec::new();
@@ -370,9 +366,13 @@ impl Splicer {
             match helper.try_receive() {
                 Reply::Nothing => return Vec::new(),
                 Reply::Answer(answer) => match (self.waiting.pop_front(), answer) {
-                    (Some(Waiting::Client(client, _)), Ok(fd)) => {
+                    (Some(Waiting::Client(candidate)), Ok(fd)) => {
                         let inside = TcpStream::from_std(std::net::TcpStream::from(fd));
-                        self.add_pair(registry, client, inside)
+                        self.add_pair(registry, candidate.client, inside, candidate.slot)
+                    }
+                    (Some(Waiting::Client(candidate)), Err(e)) => {
+                        log::debug!("splice: {e}");
+                        self.closed.push(candidate.slot);
                     }
                     (Some(Waiting::Listener(host)), Ok(fd)) => {
                         self.install_outward(registry, fd, host)
@@ -391,7 +391,7 @@ impl Splicer {
                         .waiting
                         .drain(..)
                         .filter_map(|waiting| match waiting {
-                            Waiting::Client(client, dst) => Some((client, dst)),
+                            Waiting::Client(candidate) => Some(candidate),
                             Waiting::Listener(_) | Waiting::UdpSocket(_) => None,
                         })
                         .collect();
@@ -400,9 +400,10 @@ impl Splicer {
         }
     }
 
-    /// Joins `client` to `inside`, which may still be connecting.
-    fn add_pair(&mut self, registry: &Registry, client: TcpStream, inside: TcpStream) {
+    /// Joins `client` to `inside`, which may still be connecting, as the flow in `slot`.
+    fn add_pair(&mut self, registry: &Registry, client: TcpStream, inside: TcpStream, slot: usize) {
         let (Ok(up), Ok(down)) = (Direction::new(), Direction::new()) else {
+            self.closed.push(slot);
             return;
         };
         let mut pair = Pair {
@@ -416,10 +417,9 @@ impl Splicer {
         };
         let _ = pair.inside.set_nodelay(true);
         let _ = pair.client.set_nodelay(true);
-        let slot = self.free.pop().unwrap_or(self.pairs.len());
         let both = Interest::READABLE | Interest::WRITABLE;
-        let client_token = tokens::SPLICE_PAIRS.token(2 * slot);
-        let inside_token = tokens::SPLICE_PAIRS.token(2 * slot + 1);
+        let client_token = tokens::token(Kind::SpliceClient, slot);
+        let inside_token = tokens::token(Kind::SpliceInside, slot);
         if registry
             .register(&mut pair.client, client_token, both)
             .is_err()
@@ -427,21 +427,32 @@ impl Splicer {
                 .register(&mut pair.inside, inside_token, both)
                 .is_err()
         {
+            let _ = registry.deregister(&mut pair.client);
+            self.closed.push(slot);
             return;
         }
-        if slot == self.pairs.len() {
-            self.pairs.push(Some(pair));
-        } else {
-            self.pairs[slot] = Some(pair);
+        if slot >= self.pairs.len() {
+            self.pairs.resize_with(slot + 1, || None);
+        }
+        self.pairs[slot] = Some(pair);
+    }
+
+    /// Hands the flow slots of the connections closed since the last call to `release`.
+    pub fn release_closed(&mut self, mut release: impl FnMut(usize)) {
+        for slot in self.closed.drain(..) {
+            release(slot);
         }
     }
 
-    /// Readiness of either socket of a pair: move what can be moved. Returns the bytes moved.
-    pub fn on_pair_event(&mut self, registry: &Registry, event: &mio::event::Event) -> usize {
-        let Some(index) = tokens::SPLICE_PAIRS.slot(event.token()) else {
-            return 0;
-        };
-        let slot = index / 2;
+    /// Readiness of either socket of the pair of flow `slot` (`kind` says which): move what
+    /// can be moved. Returns the bytes moved.
+    pub fn on_pair_event(
+        &mut self,
+        registry: &Registry,
+        kind: Kind,
+        slot: usize,
+        event: &mio::event::Event,
+    ) -> usize {
         let Some(Some(pair)) = self.pairs.get_mut(slot) else {
             return 0;
         };
@@ -463,8 +474,7 @@ impl Splicer {
         let (readable, writable) = (event.is_readable(), event.is_writable());
         let (run_up, run_down) = if just_connected || event.is_error() || event.is_read_closed() {
             (true, true)
-        } else if index % 2 == 0 {
-            // The client's socket.
+        } else if kind == Kind::SpliceClient {
             (readable, writable && pair.down.in_pipe > 0)
         } else {
             (writable && pair.up.in_pipe > 0, readable)
@@ -503,7 +513,7 @@ impl Splicer {
                 crate::engine::reset_on_close(&pair.client);
                 crate::engine::reset_on_close(&pair.inside);
             }
-            self.free.push(slot);
+            self.closed.push(slot);
         }
     }
 }

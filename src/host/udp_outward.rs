@@ -3,9 +3,9 @@
 //! connected to the host's port, so that replies find their way back to it; a client idle for
 //! the UDP flow timeout loses its socket.
 
-use crate::tokens;
+use crate::tokens::{self, Kind};
 use mio::net::UdpSocket;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -13,9 +13,9 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 /// Most namespace-side sockets (one per -U port).
-pub const MAX_SOCKETS: usize = tokens::OUTWARD_UDP_SOCKETS.len;
+pub const MAX_SOCKETS: usize = 1024;
 /// Most clients at once; more are dropped (counted in the log) until one goes idle.
-pub const MAX_FLOWS: usize = tokens::OUTWARD_UDP_FLOWS.len;
+pub const MAX_FLOWS: usize = 1 << 14;
 /// The largest datagram.
 const DATAGRAM: usize = 65535;
 /// How often idle clients are looked for.
@@ -63,7 +63,7 @@ impl UdpOutward {
             if let Some((socket, _)) = entry {
                 registry.register(
                     socket,
-                    tokens::OUTWARD_UDP_SOCKETS.token(index),
+                    tokens::token(Kind::OutwardUdpSocket, index),
                     Interest::READABLE,
                 )?;
             }
@@ -79,7 +79,7 @@ impl UdpOutward {
             None if self.sockets.len() < MAX_SOCKETS => self.sockets.len(),
             None => return,
         };
-        let token = tokens::OUTWARD_UDP_SOCKETS.token(index);
+        let token = tokens::token(Kind::OutwardUdpSocket, index);
         if registry
             .register(&mut socket, token, Interest::READABLE)
             .is_err()
@@ -104,15 +104,12 @@ impl UdpOutward {
         }
     }
 
-    pub fn is_token(token: Token) -> bool {
-        tokens::OUTWARD_UDP_SOCKETS.contains(token) || tokens::OUTWARD_UDP_FLOWS.contains(token)
-    }
-
-    pub fn on_event(&mut self, registry: &Registry, token: Token, now: Instant) {
-        if let Some(index) = tokens::OUTWARD_UDP_SOCKETS.slot(token) {
-            self.relay_to_host(registry, index, now);
-        } else if let Some(slot) = tokens::OUTWARD_UDP_FLOWS.slot(token) {
-            self.relay_to_namespace(slot, now);
+    /// Readiness of a namespace-side socket or of a client's host socket.
+    pub fn on_event(&mut self, registry: &Registry, kind: Kind, index: usize, now: Instant) {
+        match kind {
+            Kind::OutwardUdpSocket => self.relay_to_host(registry, index, now),
+            Kind::OutwardUdpFlow => self.relay_to_namespace(index, now),
+            _ => {}
         }
     }
 
@@ -159,7 +156,7 @@ impl UdpOutward {
         let mut udp = UdpSocket::bind(any).ok()?;
         udp.connect(host).ok()?;
         let slot = self.free.pop().unwrap_or(self.flows.len());
-        let token = tokens::OUTWARD_UDP_FLOWS.token(slot);
+        let token = tokens::token(Kind::OutwardUdpFlow, slot);
         registry
             .register(&mut udp, token, Interest::READABLE)
             .ok()?;

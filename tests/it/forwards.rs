@@ -95,6 +95,63 @@ fn a_spliced_forward_with_slow_readers_both_ways() {
     assert!(got_up == up, "client -> guest, byte for byte");
 }
 
+/// Spliced connections are flows like the others: they count under --max-flows, one beyond
+/// it is refused (reset, never reaching the guest), and a closed one makes room again.
+#[test]
+fn spliced_connections_count_under_max_flows() {
+    let net = Net::new(&["--max-flows", "4"]);
+    let port = net.free_port();
+    add_tcp(&net.sock, "127.0.0.1", port, 80);
+    let listener = net.in_guest(|| TcpListener::bind("0.0.0.0:80").unwrap());
+    // Tells each client what address it comes from, then holds it until it closes.
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            std::thread::spawn(move || {
+                let peer = conn.peer_addr().unwrap().ip();
+                let _ = conn.write_all(format!("{peer}\n").as_bytes());
+                let _ = conn.read_to_end(&mut Vec::new());
+            });
+        }
+    });
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let netns = net.hs.netns_path();
+    // A client from host loopback, and the first line the guest sent it ("" if none).
+    let connect = move || {
+        let conn = in_netns(&netns, move || TcpStream::connect_timeout(&addr, TIMEOUT)).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&conn), &mut line);
+        (conn, line)
+    };
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let (conn, line) = connect();
+        assert_eq!(
+            line, "10.0.2.100\n",
+            "spliced: the guest sees its own address"
+        );
+        held.push(conn);
+    }
+    let (_, line) = connect();
+    assert_eq!(line, "", "a fifth connection is refused");
+    let info = request(&net.sock, r#"{"execute":"get_info"}"#);
+    assert!(
+        !info.contains(r#""dropped_flow_table_full":0"#),
+        "counted as refused for a full table: {info}"
+    );
+    drop(held.pop());
+    let mut fits = false;
+    for _ in 0..50 {
+        if connect().1 == "10.0.2.100\n" {
+            fits = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(fits, "a closed spliced connection makes room");
+}
+
 #[test]
 fn a_removed_forward_refuses_connections() {
     let net = Net::new(&[]);

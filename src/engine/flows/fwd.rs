@@ -14,6 +14,7 @@
 //! Ids count up from 1 and are never reused. Removing a forward closes its listener at once;
 //! connections already made through it go on until they end.
 
+use crate::engine::flows::spliced::SpliceCandidate;
 use crate::engine::flows::table::ForwardRef;
 use crate::engine::flows::tcp::{ConnectReplies, TcpConn};
 use crate::engine::flows::udp::{UdpFlow, UDP_HEADER};
@@ -28,7 +29,7 @@ use std::time::Instant;
 /// Most forwards at once, unless the engine's configuration allows more.
 pub const MAX_FORWARDS: usize = 4096;
 /// The most any configuration allows (pasta's `-t all`: every non-ephemeral port, twice).
-pub const MAX_FORWARDS_ANY: usize = crate::tokens::FORWARDS.len;
+pub const MAX_FORWARDS_ANY: usize = 1 << 17;
 
 /// The protocol a port forward carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -260,7 +261,7 @@ impl Engine {
             None => return Err(AddError::TooMany(self.core.cfg.max_forwards)),
         };
         let addr = SocketAddr::new(spec.host_addr, spec.host_port);
-        let token = crate::tokens::FORWARDS.token(slot);
+        let token = crate::tokens::token(crate::tokens::Kind::Forward, slot);
         let registry = &self.core.registry;
         let readable = mio::Interest::READABLE;
         let (listener, bound) = match spec.proto {
@@ -339,17 +340,9 @@ impl Engine {
         entries
     }
 
-    /// Whether `token` belongs to a forward's listener.
-    pub fn is_forward_token(token: mio::Token) -> bool {
-        crate::tokens::FORWARDS.contains(token)
-    }
-
-    /// Takes what waits at a forward's listener: connections (each opened into the guest) or
-    /// datagrams (each passed to the guest on its client's flow).
-    pub fn handle_forward_event(&mut self, now: Instant, token: mio::Token, tx: &mut TxQueue) {
-        let Some(slot) = crate::tokens::FORWARDS.slot(token) else {
-            return;
-        };
+    /// Takes what waits at the listener of the forward in `slot`: connections (each opened
+    /// into the guest) or datagrams (each passed to the guest on its client's flow).
+    pub(crate) fn handle_forward_event(&mut self, now: Instant, slot: usize, tx: &mut TxQueue) {
         let mut buf = std::mem::take(&mut self.core.scratch);
         while let Some(Some(forward)) = self.core.forwards.slots.get(slot) {
             let spec = forward.entry.spec;
@@ -433,39 +426,21 @@ impl Engine {
         client: SocketAddr,
         tx: &mut TxQueue,
     ) {
-        let core = &mut self.core;
         let guest = SocketAddr::new(spec.guest_addr, spec.guest_port);
-        if core.cfg.splice_loopback && client.ip().is_loopback() {
-            core.counters.forwarded_connections += 1;
-            core.splice_candidates.push((stream, guest));
+        if self.core.cfg.splice_loopback && client.ip().is_loopback() {
+            self.core.counters.forwarded_connections += 1;
+            match self.open_spliced(client, guest) {
+                Some(slot) => self.core.splice_candidates.push(SpliceCandidate {
+                    client: stream,
+                    guest,
+                    slot,
+                }),
+                None => crate::engine::flows::sockets::reset_on_close(&stream),
+            }
             return;
         }
         // A failure is counted, and the client sees its connection reset.
         let _ = self.open_toward_guest(now, stream, client, guest, None, tx);
-    }
-
-    /// A forwarded connection handed to the splice path that cannot take it (the namespace
-    /// helper is gone): it goes through the TAP like the others.
-    pub fn open_unspliced(
-        &mut self,
-        now: Instant,
-        stream: mio::net::TcpStream,
-        guest: SocketAddr,
-        tx: &mut TxQueue,
-    ) {
-        let Ok(client) = stream.peer_addr() else {
-            return;
-        };
-        // Counted once already, when it was handed over.
-        let counters = &mut self.core.counters;
-        counters.forwarded_connections = counters.forwarded_connections.saturating_sub(1);
-        let _ = self.open_toward_guest(now, stream, client, guest, None, tx);
-    }
-
-    /// Sends forwarded connections from loopback through the TAP from now on, not to the
-    /// splice path.
-    pub fn stop_splicing(&mut self) {
-        self.core.cfg.splice_loopback = false;
     }
 
     /// Opens a connection to `guest` for the host client `client` (whose connection is

@@ -7,6 +7,7 @@ pub mod echo;
 pub mod fwd;
 pub mod route;
 pub(crate) mod sockets;
+pub(crate) mod spliced;
 pub mod table;
 pub mod tcp;
 pub mod udp;

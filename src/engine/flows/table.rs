@@ -3,7 +3,7 @@
 //!
 //! A flow is found by its key (protocol, guest address and port, remote address and port as
 //! the guest sees them) and by its slot, whose number is also its mio token
-//! (in [`crate::tokens::FLOWS`]). The table holds at most `max` flows: a new flow beyond that is
+//! (of kind [`crate::tokens::Kind::Flow`]). The table holds at most `max` flows: a new flow beyond that is
 //! refused, never a reason to grow. A thirty-second of it, 8 at least (none in a table under
 //! 64), is kept for DNS and ping: with the table full of connections, names still resolve and
 //! ping works.

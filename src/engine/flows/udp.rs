@@ -243,7 +243,7 @@ impl UdpFlow {
         };
         // The new socket is registered before the old one leaves: a failure keeps the flow
         // as it was, still heard.
-        let token = crate::tokens::FLOWS.token(slot);
+        let token = crate::tokens::token(crate::tokens::Kind::Flow, slot);
         if core
             .registry
             .register(&mut sock, token, mio::Interest::READABLE)

@@ -29,7 +29,7 @@ use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::time::Instant;
 
 /// Most virtual UDP endpoints at once.
-pub const MAX_UDP_ENDPOINTS: usize = crate::tokens::VIRTUAL_UDP.len;
+pub const MAX_UDP_ENDPOINTS: usize = 1024;
 /// A guest address and port, as carried before each message: family (4 or 6), port, address.
 const ADDR_HEADER: usize = 1 + 2 + 16;
 
@@ -304,7 +304,7 @@ impl Engine {
         let (ours, theirs) = UnixDatagram::pair()?;
         ours.set_nonblocking(true)?;
         let mut ours = mio::net::UnixDatagram::from_std(ours);
-        let token = crate::tokens::VIRTUAL_UDP.token(slot);
+        let token = crate::tokens::token(crate::tokens::Kind::VirtualUdp, slot);
         core.registry
             .register(&mut ours, token, mio::Interest::READABLE)?;
         if slot == core.virtuals.udp.len() {
@@ -362,11 +362,9 @@ impl Engine {
         Ok(UnixStream::from(theirs))
     }
 
-    /// Handles a readiness event of a virtual UDP endpoint: its datagrams go to the guest.
-    pub fn handle_virtual_event(&mut self, token: mio::Token, tx: &mut TxQueue) {
-        let Some(slot) = crate::tokens::VIRTUAL_UDP.slot(token) else {
-            return;
-        };
+    /// Handles a readiness event of the virtual UDP endpoint in `slot`: its datagrams go to
+    /// the guest.
+    pub(crate) fn handle_virtual_event(&mut self, slot: usize, tx: &mut TxQueue) {
         let core = &mut self.core;
         let mut buf = std::mem::take(&mut core.scratch);
         let mut header = [0u8; ADDR_HEADER];
@@ -400,11 +398,6 @@ impl Engine {
             }
         }
         core.scratch = buf;
-    }
-
-    /// Whether `token` is a virtual UDP endpoint's (see [`Engine::handle_virtual_event`]).
-    pub fn is_virtual_token(token: mio::Token) -> bool {
-        crate::tokens::VIRTUAL_UDP.contains(token)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::host::client_slots::ClientSlots;
 use crate::tokens;
 use crate::transport::socket_path::{remove_stale, SocketPath};
 use mio::net::{UnixListener, UnixStream};
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
 ];
 
 /// Most clients served at once.
-pub const MAX_CLIENTS: usize = crate::tokens::API_CLIENTS.len;
+pub const MAX_CLIENTS: usize = 512;
 /// Most bytes read and thrown away after a reply, waiting for the client to close.
 pub const MAX_DISCARD: usize = 1 << 20;
 /// A client that has not sent a whole request (or taken its reply) by then is dropped.
@@ -94,7 +94,7 @@ impl ApiServer {
             // The socket's mode keeps other users out; should it not (root, a directory
             // opened up), they still get nothing but an error.
             let refused = !is_trusted_peer(&stream, self.owner);
-            let token = tokens::API_CLIENTS.token(slot);
+            let token = tokens::token(tokens::Kind::ApiClient, slot);
             let interest = Interest::READABLE | Interest::WRITABLE;
             if registry.register(&mut stream, token, interest).is_err() {
                 continue;
@@ -110,22 +110,14 @@ impl ApiServer {
         }
     }
 
-    /// Whether `token` is one of the clients'.
-    pub fn is_client(token: Token) -> bool {
-        tokens::API_CLIENTS.contains(token)
-    }
-
-    /// Reads and answers the client behind `token`; `execute` turns a whole request into the
+    /// Reads and answers the client in `slot`; `execute` turns a whole request into the
     /// reply.
     pub fn on_client_event(
         &mut self,
         registry: &Registry,
-        token: Token,
+        slot: usize,
         execute: &mut dyn FnMut(&[u8]) -> String,
     ) {
-        let Some(slot) = tokens::API_CLIENTS.slot(token) else {
-            return;
-        };
         let Some(client) = self.clients.get_mut(slot) else {
             return;
         };

@@ -12,14 +12,14 @@
 
 use crate::confine::ns::watch::QuitWatch;
 use crate::engine::wire::offload::RxOffload;
-use crate::engine::{Engine, EngineConfig, TxQueue};
+use crate::engine::{Engine, EngineConfig, Readiness, TxQueue};
 use crate::host::api::{self, ApiServer};
 use crate::host::busy_poll::{BusyPoll, DEFAULT_LIMIT_MICROS};
 use crate::host::socks5::Socks5Server;
 use crate::host::splice::Splicer;
 use crate::host::udp_outward::UdpOutward;
-use crate::tokens::{self, EXIT_FD, SIGNALS};
-use crate::transport::{Link, Recv, LINK, LINK_LISTENER, LINK_OUTPUT};
+use crate::tokens::{self, Kind, EXIT_FD, SIGNALS};
+use crate::transport::{Link, Recv};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -258,8 +258,11 @@ impl EventLoop {
                 Err(e) => return Err(e),
             };
             for event in events.iter() {
-                match event.token() {
-                    LINK => {
+                let Some((kind, index)) = tokens::decode(event.token()) else {
+                    continue;
+                };
+                match kind {
+                    Kind::Link => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.link_backlog = true;
                         }
@@ -267,61 +270,60 @@ impl EventLoop {
                             self.link_writable();
                         }
                     }
-                    LINK_OUTPUT => self.link_writable(),
-                    LINK_LISTENER => self.link.accept(self.poll.registry()),
-                    SIGNALS => {
+                    Kind::LinkOutput => self.link_writable(),
+                    Kind::LinkListener => self.link.accept(self.poll.registry()),
+                    Kind::Signals => {
                         if let Some(exit) = self.handle_signals() {
                             return Ok(exit);
                         }
                     }
-                    EXIT_FD => return Ok(Exit::ByExitFd),
-                    tokens::QUIT_WATCH
-                        if self.quit_watch.as_ref().is_some_and(QuitWatch::target_gone) =>
-                    {
-                        return Ok(Exit::TargetGone);
+                    Kind::ExitFd => return Ok(Exit::ByExitFd),
+                    Kind::QuitWatch => {
+                        // Or another file of the directory changed.
+                        if self.quit_watch.as_ref().is_some_and(QuitWatch::target_gone) {
+                            return Ok(Exit::TargetGone);
+                        }
                     }
-                    // Another file of the directory changed.
-                    tokens::QUIT_WATCH => {}
-                    tokens::API_LISTENER => {
+                    Kind::ApiListener => {
                         if let Some(api) = &mut self.api {
                             api.accept(self.poll.registry(), now);
                         }
                     }
-                    token if ApiServer::is_client(token) => {
+                    Kind::ApiClient => {
                         if let Some(api) = &mut self.api {
                             let engine = &mut self.engine;
-                            api.on_client_event(self.poll.registry(), token, &mut |request| {
+                            api.on_client_event(self.poll.registry(), index, &mut |request| {
                                 api::execute(engine, request)
                             });
                         }
                     }
-                    token if Engine::is_forward_token(token) => {
-                        self.engine.handle_forward_event(now, token, &mut self.tx);
+                    Kind::Forward => {
+                        self.engine.handle_forward_event(now, index, &mut self.tx);
                         if self.tx.is_full() {
                             self.flush();
                         }
-                        for (client, dst) in self.engine.take_splice_candidates() {
+                        for candidate in self.engine.take_splice_candidates() {
                             let unspliced = match &mut self.splicer {
-                                Some(splicer) => splicer.start(client, dst),
-                                None => Some((client, dst)),
+                                Some(splicer) => splicer.start(candidate),
+                                None => Some(candidate),
                             };
-                            if let Some((client, dst)) = unspliced {
-                                self.engine.open_unspliced(now, client, dst, &mut self.tx);
+                            if let Some(candidate) = unspliced {
+                                self.engine.open_unspliced(now, candidate, &mut self.tx);
                             }
                         }
                     }
-                    tokens::SOCKS5_LISTENER => {
+                    Kind::Socks5Listener => {
                         if let Some(socks5) = &mut self.socks5 {
                             socks5.accept(self.poll.registry(), now);
                         }
                     }
-                    token if Socks5Server::is_client(token) => {
+                    Kind::Socks5Client => {
                         if let Some(socks5) = &mut self.socks5 {
                             let (registry, engine) = (self.poll.registry(), &mut self.engine);
-                            socks5.on_client_event(registry, token, now, engine, &mut self.tx);
+                            socks5.on_client_event(registry, index, now, engine, &mut self.tx);
                         }
                     }
-                    tokens::HELPER => {
+                    Kind::Helper => {
                         if let Some(splicer) = &mut self.splicer {
                             let unspliced = splicer.on_helper_readable(self.poll.registry());
                             for (socket, host) in splicer.take_udp_sockets() {
@@ -332,35 +334,50 @@ impl EventLoop {
                             if !splicer.is_available() {
                                 self.engine.stop_splicing();
                             }
-                            for (client, dst) in unspliced {
-                                self.engine.open_unspliced(now, client, dst, &mut self.tx);
+                            for candidate in unspliced {
+                                self.engine.open_unspliced(now, candidate, &mut self.tx);
                             }
                         }
                     }
-                    token if UdpOutward::is_token(token) => {
+                    Kind::OutwardUdpSocket | Kind::OutwardUdpFlow => {
                         if let Some(relay) = &mut self.udp_outward {
-                            relay.on_event(self.poll.registry(), token, now);
+                            relay.on_event(self.poll.registry(), kind, index, now);
                         }
                     }
-                    token if Splicer::is_outward_token(token) => {
+                    Kind::OutwardListener => {
                         if let Some(splicer) = &mut self.splicer {
-                            splicer.on_outward_ready(self.poll.registry(), token);
+                            let engine = &mut self.engine;
+                            splicer.on_outward_ready(
+                                self.poll.registry(),
+                                index,
+                                &mut |host, client| engine.open_spliced(host, client),
+                            );
                         }
                     }
-                    token if Splicer::is_pair_token(token) => {
+                    Kind::SpliceClient | Kind::SpliceInside => {
                         if let Some(splicer) = &mut self.splicer {
-                            let moved = splicer.on_pair_event(self.poll.registry(), event);
+                            let registry = self.poll.registry();
+                            let moved = splicer.on_pair_event(registry, kind, index, event);
                             self.turn_bytes += moved;
                         }
                     }
-                    token if Engine::owns_token(token) => {
-                        self.engine.handle_event(now, event, &mut self.tx);
+                    Kind::Flow | Kind::VirtualUdp => {
+                        if kind == Kind::Flow {
+                            let readiness = Readiness::of(event);
+                            let tx = &mut self.tx;
+                            self.engine.handle_socket_event(now, index, readiness, tx);
+                        } else {
+                            self.engine.handle_virtual_event(index, &mut self.tx);
+                        }
                         if self.tx.is_full() {
                             self.flush();
                         }
                     }
-                    _ => {}
                 }
+            }
+            if let Some(splicer) = &mut self.splicer {
+                let engine = &mut self.engine;
+                splicer.release_closed(|slot| engine.close_spliced(slot));
             }
             if self.link_backlog {
                 if let Some(exit) = self.read_link(now) {
