@@ -19,7 +19,7 @@ const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 
 fn engine_v6() -> Engine {
     let mut e = engine();
-    e.core.cfg.ipv6 = Some(Default::default());
+    e.core.cx.cfg.ipv6 = Some(Default::default());
     e
 }
 
@@ -103,7 +103,7 @@ fn router_solicitation_gets_a_full_advertisement() {
         panic!("not a router advertisement: {repr:?}");
     };
     assert!(router_lifetime.secs() > 0, "a default router");
-    assert_eq!(lladdr, Some(e.core.gateway_mac.into()));
+    assert_eq!(lladdr, Some(e.core.cx.gateway_mac.into()));
     assert_eq!(mtu, Some(1500));
     let prefix = prefix_info.expect("prefix information");
     assert_eq!(prefix.prefix, Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0));
@@ -124,13 +124,13 @@ fn router_solicitation_gets_a_full_advertisement() {
 fn neighbour_solicitations_for_the_virtual_hosts_are_answered() {
     let mut e = engine_v6();
     for (target, mac, router) in [
-        (GATEWAY_V6, e.core.gateway_mac, true),
+        (GATEWAY_V6, e.core.cx.gateway_mac, true),
         (
             crate::engine::link::ndp::ROUTER_LINK_LOCAL,
-            e.core.gateway_mac,
+            e.core.cx.gateway_mac,
             true,
         ),
-        (DNS_V6, e.core.dns_mac, false),
+        (DNS_V6, e.core.cx.dns_mac, false),
     ] {
         let out = exchange(&mut e, &neighbor_solicit(target, GUEST_V6));
         assert_eq!(out.len(), 1, "{target}");
@@ -159,7 +159,11 @@ fn neighbour_solicitations_for_the_virtual_hosts_are_answered() {
             "{target}"
         );
     }
-    assert_eq!(e.core.neighbor(GUEST_V6.into()), Some(GUEST_MAC), "learnt");
+    assert_eq!(
+        e.core.cx.neighbor(GUEST_V6.into()),
+        Some(GUEST_MAC),
+        "learnt"
+    );
 }
 
 #[test]

@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod context;
 mod counters;
 mod dispatch;
 pub mod flows;
@@ -52,6 +53,7 @@ pub use flows::sockets::reset_on_close;
 pub use wire::txqueue::TxQueue;
 
 pub use config::{EngineConfig, HostNetwork, Served};
+pub(crate) use context::Cx;
 use dispatch::Pending;
 use flows::echo::EchoFlow;
 use flows::table::{FlowTable, InsertError, Verdict};
@@ -60,7 +62,6 @@ use link::{arp, icmp, ndp};
 pub use network::{Ipv4Network, Ipv6Prefix, NetworkError};
 use services::{dhcp, dhcpv6, tftp, virtual_net};
 use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol};
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 use tcp::TcpConn;
@@ -69,7 +70,7 @@ pub(crate) use wire::frames::Unreachable;
 pub(crate) use wire::guest_packet::{key, udp_dst_port, GuestPacket};
 use wire::key::{FlowKey, Proto};
 use wire::offload::RxOffload;
-use wire::{frames, reassembly};
+use wire::reassembly;
 
 /// Why a frame was dropped; each reason has its counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,9 +93,6 @@ pub enum DropReason {
     Fragments,
 }
 
-/// Most guest addresses whose MACs are remembered.
-const MAX_NEIGHBORS: usize = 256;
-
 /// The guest's MAC on a point-to-point link, where it has none: frames from it are given this
 /// source address, and frames to it carry it.
 pub const POINT_TO_POINT_PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
@@ -106,14 +104,10 @@ pub fn virtual_mac(addr: Ipv4Addr) -> EthernetAddress {
 }
 
 /// Everything but the flow table, so that a flow and the engine's shared state can be
-/// borrowed at once.
+/// borrowed at once: the shared context, and each layer's own state beside it.
 pub(crate) struct Core {
-    pub(crate) cfg: EngineConfig,
-    pub(crate) gateway_mac: EthernetAddress,
-    pub(crate) dns_mac: EthernetAddress,
-    pub(crate) counters: Counters,
-    pub(crate) registry: mio::Registry,
-    pub(crate) timers: timers::Timers,
+    pub(crate) cx: Cx,
+    /// Which resolvers the DNS address relays to (flows/dns.rs).
     pub(crate) resolver: dns::Resolver,
     pub(crate) dhcp_leases: dhcp::Leases,
     pub(crate) tftp: tftp::Server,
@@ -130,10 +124,6 @@ pub(crate) struct Core {
     /// What TCP connections may hold of guest data out of order, together.
     pub(crate) hold_budget: tcp::HoldBudget,
     pub(crate) ping_refused_logged: bool,
-    /// Source of initial sequence numbers and other unpredictable values.
-    pub(crate) rng_state: u64,
-    /// MACs of the guest's addresses, learnt from its frames (bounded).
-    neighbors: HashMap<IpAddr, EthernetAddress>,
     /// When the next unsolicited router advertisement is due (IPv6 on).
     pub(crate) next_router_advert: Option<Instant>,
     pub(crate) router_adverts_sent: u32,
@@ -148,54 +138,12 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// The largest IP packet the guest takes.
-    pub fn mtu(&self) -> usize {
-        self.cfg.mtu as usize
-    }
-
-    /// The TCP payload that fits a packet of the MTU to or from `addr`'s family.
-    pub fn mtu_mss(&self, addr: IpAddr) -> usize {
-        let headers = frames::ip_header_len(addr) + tcp::TCP_HEADER;
-        self.mtu()
-            .saturating_sub(headers)
-            .clamp(64, u16::MAX as usize)
-    }
-
-    /// The MAC the guest uses for `addr`, if it has been seen.
-    pub fn neighbor(&self, addr: IpAddr) -> Option<EthernetAddress> {
-        if self.cfg.point_to_point {
-            return Some(POINT_TO_POINT_PEER_MAC);
-        }
-        self.neighbors.get(&addr).copied()
-    }
-
     /// Asks the guest which MAC has `addr` (ARP or neighbour solicitation).
     pub(crate) fn solicit(&mut self, tx: &mut TxQueue, addr: IpAddr) {
         match addr {
-            IpAddr::V4(v4) => arp::request(self, tx, v4),
-            IpAddr::V6(v6) => ndp::solicit(self, tx, v6),
+            IpAddr::V4(v4) => arp::request(&mut self.cx, tx, v4),
+            IpAddr::V6(v6) => ndp::solicit(&mut self.cx, tx, v6),
         }
-    }
-
-    pub(crate) fn learn_neighbor(&mut self, addr: IpAddr, mac: EthernetAddress) {
-        // Called for every packet: the steady state (nothing new) costs one lookup.
-        if self.neighbors.get(&addr) == Some(&mac) {
-            return;
-        }
-        if self.neighbors.len() >= MAX_NEIGHBORS && !self.neighbors.contains_key(&addr) {
-            // A guest with this many addresses is unusual: start over rather than grow.
-            self.neighbors.clear();
-        }
-        self.neighbors.insert(addr, mac);
-    }
-
-    pub fn random_u32(&mut self) -> u32 {
-        // splitmix64: good spread, no state beyond one word.
-        self.rng_state = self.rng_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng_state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) as u32
     }
 }
 
@@ -239,16 +187,9 @@ impl Engine {
             router_adverts: cfg.router_adverts && !cfg.point_to_point && cfg.served.router_adverts,
             ..cfg
         };
-        let seed = std::collections::hash_map::RandomState::new();
-        let rng_state = std::hash::BuildHasher::hash_one(&seed, Instant::now());
         Engine {
             flows: FlowTable::new(cfg.max_flows),
             core: Core {
-                gateway_mac: virtual_mac(cfg.net.gateway()),
-                dns_mac: virtual_mac(cfg.net.dns()),
-                counters: Counters::default(),
-                registry,
-                timers: timers::Timers::default(),
                 resolver: dns::Resolver::new(
                     cfg.dns_servers.clone(),
                     cfg.dns_search.clone(),
@@ -264,8 +205,6 @@ impl Engine {
                 hold_budget: tcp::HoldBudget::new(cfg.tcp_hold_memory),
                 reassembly: reassembly::Reassembly::new(cfg.reassembly_memory),
                 ping_refused_logged: false,
-                rng_state,
-                neighbors: HashMap::new(),
                 next_router_advert: cfg
                     .ipv6
                     .filter(|_| cfg.router_adverts)
@@ -274,7 +213,7 @@ impl Engine {
                 forwards: fwd::Forwards::default(),
                 splice_candidates: Vec::new(),
                 virtuals: virtual_net::Virtuals::default(),
-                cfg,
+                cx: Cx::new(cfg, registry),
             },
         }
     }
@@ -284,27 +223,27 @@ impl Engine {
     pub fn is_guest_address(&self, addr: IpAddr) -> bool {
         let core = &self.core;
         let special = match addr {
-            IpAddr::V4(v4) => core.cfg.net.is_network_or_broadcast(v4),
+            IpAddr::V4(v4) => core.cx.cfg.net.is_network_or_broadcast(v4),
             IpAddr::V6(v6) => v6.is_multicast() || v6.segments()[4..] == [0; 4],
         };
-        core.in_guest_network(addr) && !core.is_virtual_host(addr) && !special
+        core.cx.in_guest_network(addr) && !core.cx.is_virtual_host(addr) && !special
     }
 
     /// The configuration the engine was made with.
     pub fn config(&self) -> &EngineConfig {
-        &self.core.cfg
+        &self.core.cx.cfg
     }
 
     /// What the engine saw, sent and dropped so far.
     pub fn counters(&self) -> &Counters {
-        &self.core.counters
+        &self.core.cx.counters
     }
 
     /// Frames the link dropped: from the guest before the engine saw them (bad framing, too
     /// long: malformed), to the guest because it had no room for them.
     pub(crate) fn count_link_drops(&mut self, malformed: u64, unsent: u64) {
-        self.core.counters.dropped_malformed += malformed;
-        self.core.counters.dropped_tx_queue_full += unsent;
+        self.core.cx.counters.dropped_malformed += malformed;
+        self.core.cx.counters.dropped_tx_queue_full += unsent;
     }
 
     /// Flows open now.
@@ -342,11 +281,11 @@ impl Engine {
     ) {
         let mut pending = Pending::default();
         for (frame, offload) in frames {
-            self.core.counters.frames_in += 1;
-            self.core.counters.partial_checksums_in += u64::from(offload.checksum_trusted);
-            self.core.counters.bytes_in += frame.len() as u64;
+            self.core.cx.counters.frames_in += 1;
+            self.core.cx.counters.partial_checksums_in += u64::from(offload.checksum_trusted);
+            self.core.cx.counters.bytes_in += frame.len() as u64;
             if let Err(reason) = self.dispatch(now, frame, offload, tx, &mut pending) {
-                self.core.counters.count_drop(reason);
+                self.core.cx.counters.count_drop(reason);
             }
         }
         pending.flush(&mut self.core, &mut self.flows, now, tx);
@@ -400,7 +339,7 @@ impl Engine {
         };
         let verdict = f(&mut self.core, flow);
         let deadline = flow.deadline();
-        settle(&mut self.core, &mut self.flows, slot, verdict, deadline);
+        settle(&mut self.core.cx, &mut self.flows, slot, verdict, deadline);
     }
 
     /// Work left over at the end of a batch of guest frames: the ACKs owed, and sending that
@@ -437,7 +376,7 @@ impl Engine {
     /// When the engine next needs [`Engine::handle_timers`].
     pub fn poll_at(&self) -> Option<Instant> {
         [
-            self.core.timers.next(),
+            self.core.cx.timers.next(),
             self.core.next_router_advert,
             self.core.tftp.poll_at(),
         ]
@@ -454,7 +393,7 @@ impl Engine {
         if self.core.tftp.poll_at().is_some_and(|when| when <= now) {
             tftp::handle_timers(&mut self.core, now, tx);
         }
-        while let Some(slot) = self.core.timers.pop_due(now) {
+        while let Some(slot) = self.core.cx.timers.pop_due(now) {
             self.flows.timer_fired(slot);
             let Some(flow) = self.flows.get_mut(slot) else {
                 continue;
@@ -464,7 +403,13 @@ impl Engine {
                 // Moved later since this entry was made: wait for then.
                 Some(deadline) => {
                     let keep = Verdict::Keep;
-                    settle(&mut self.core, &mut self.flows, slot, keep, Some(deadline));
+                    settle(
+                        &mut self.core.cx,
+                        &mut self.flows,
+                        slot,
+                        keep,
+                        Some(deadline),
+                    );
                     continue;
                 }
                 None => continue,
@@ -531,28 +476,28 @@ impl Flow {
 
 /// Adds the flow `make` opens, registers its host socket and schedules its first deadline.
 pub(crate) fn open_flow(
-    core: &mut Core,
+    cx: &mut Cx,
     flows: &mut Flows,
     key: FlowKey,
     make: impl FnOnce() -> std::io::Result<Flow>,
 ) -> Result<usize, InsertError<std::io::Error>> {
-    let registry = &core.registry;
-    let priority = key.proto == Proto::Icmp || core.is_dns(key.remote.ip());
+    let registry = &cx.registry;
+    let priority = key.proto == Proto::Icmp || cx.is_dns(key.remote.ip());
     let slot = flows.insert(key, priority, |slot| {
         let mut flow = make()?;
         flow.register(registry, slot)?;
         Ok(flow)
     })?;
-    core.counters.flows_opened += 1;
+    cx.counters.flows_opened += 1;
     let deadline = flows.get_mut(slot).and_then(|flow| flow.deadline());
-    settle(core, flows, slot, Verdict::Keep, deadline);
+    settle(cx, flows, slot, Verdict::Keep, deadline);
     Ok(slot)
 }
 
 /// After a flow's turn: removes it when finished, or makes sure a timer entry stands for its
 /// deadline (one per earlier deadline; a later one waits for the entry there is).
 pub(crate) fn settle(
-    core: &mut Core,
+    cx: &mut Cx,
     flows: &mut Flows,
     slot: usize,
     verdict: Verdict,
@@ -562,7 +507,7 @@ pub(crate) fn settle(
         flows.remove(slot);
     } else if let Some(deadline) = deadline {
         if flows.needs_timer(slot, deadline) {
-            core.timers.schedule(deadline, slot);
+            cx.timers.schedule(deadline, slot);
         }
     }
 }

@@ -64,7 +64,7 @@ fn arp_for_dns_is_answered_when_dns_is_disabled() {
     // As slirp4netns does: the guest's packets to the address then vanish (a connection times
     // out) instead of failing at once with "no route to host".
     let mut e = engine();
-    e.core.cfg.dns_enabled = false;
+    e.core.cx.cfg.dns_enabled = false;
     let mut frame = ARP_WHO_HAS_GATEWAY;
     frame[41] = 3;
     assert_eq!(exchange(&mut e, &frame).len(), 1);
@@ -82,7 +82,7 @@ fn arp_for_other_addresses_is_ignored_and_replies_are_learnt() {
     reply[21] = 2;
     assert!(exchange(&mut e, &reply).is_empty());
     assert_eq!(e.counters().arp_replies_received, 1);
-    assert_eq!(e.core.neighbor(GUEST_IP.into()), Some(GUEST_MAC));
+    assert_eq!(e.core.cx.neighbor(GUEST_IP.into()), Some(GUEST_MAC));
     assert_eq!(e.counters().frames_out, 0);
 }
 

@@ -276,6 +276,24 @@ fn sibling_modules_use_each_other_without_a_cycle() {
     assert!(levels[&Vec::new()]["run"].contains("engine"));
 }
 
+/// The engine's lowest layer builds and parses frames with the shared context (`Cx`) alone:
+/// nothing in `engine/wire/` names `Core`, which holds the state of every layer above.
+#[test]
+fn the_wire_layer_takes_the_shared_context_only() {
+    let wire = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine/wire");
+    let mut files = Vec::new();
+    rust_files(&wire, &mut files);
+    assert!(files.len() >= 5, "engine/wire/ is where it was");
+    for file in files {
+        let code = code_of(&std::fs::read_to_string(&file).unwrap());
+        let names_core = code.match_indices("Core").any(|(at, _)| {
+            identifier(&code[at..]) == "Core"
+                && !code[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        });
+        assert!(!names_core, "{} uses Core", file.display());
+    }
+}
+
 /// Files stay on one subject; one past this length has grown a second that wants its own.
 const MAX_LINES: usize = 600;
 

@@ -4,13 +4,13 @@
 //! anything else is spoofed and dropped. A fragment goes to [`crate::engine::wire::reassembly`].
 
 use crate::engine::wire::reassembly::{Parsed, Piece};
-use crate::engine::{services::dhcp, wire::offload::RxOffload, Core, DropReason, GuestPacket};
+use crate::engine::{services::dhcp, wire::offload::RxOffload, Cx, DropReason, GuestPacket};
 use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv4Packet};
 use std::net::IpAddr;
 
 /// An IPv4 packet from the guest interface with MAC `mac` (where replies go).
 pub(in crate::engine) fn parse<'a>(
-    core: &mut Core,
+    cx: &mut Cx,
     mac: EthernetAddress,
     packet: &'a [u8],
     offload: RxOffload,
@@ -24,12 +24,12 @@ pub(in crate::engine) fn parse<'a>(
     let unconfigured = src.is_unspecified()
         && protocol == IpProtocol::Udp
         && dhcp::is_to_server_port(packet.payload());
-    if !core.cfg.net.contains(src) && !unconfigured {
+    if !cx.cfg.net.contains(src) && !unconfigured {
         // Only the guest's own network may be a source; anything else is spoofed.
         return Err(DropReason::Refused);
     }
     if !unconfigured {
-        core.learn_neighbor(IpAddr::V4(src), mac);
+        cx.learn_neighbor(IpAddr::V4(src), mac);
     }
     if packet.more_frags() || packet.frag_offset() != 0 {
         return Ok(Parsed::Piece(

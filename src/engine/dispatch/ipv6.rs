@@ -8,12 +8,12 @@
 
 use crate::engine::wire::ipv6_headers::upper_layer;
 use crate::engine::wire::reassembly::{Parsed, Piece};
-use crate::engine::{wire::offload::RxOffload, Core, DropReason, GuestPacket};
+use crate::engine::{wire::offload::RxOffload, Cx, DropReason, GuestPacket};
 use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv6FragmentHeader, Ipv6Packet, Ipv6Repr};
 use std::net::IpAddr;
 
 pub(in crate::engine) fn parse<'a>(
-    core: &mut Core,
+    cx: &mut Cx,
     mac: EthernetAddress,
     packet: &'a [u8],
     offload: RxOffload,
@@ -22,9 +22,9 @@ pub(in crate::engine) fn parse<'a>(
     let ip = Ipv6Repr::parse(&packet).map_err(|_| DropReason::Malformed)?;
     let src = ip.src_addr;
     let (mut protocol, mut payload) = upper_layer(ip.next_header, packet.payload())?;
-    let own_network = core.in_guest_network(IpAddr::V6(src));
+    let own_network = cx.in_guest_network(IpAddr::V6(src));
     if own_network || src.is_unicast_link_local() {
-        core.learn_neighbor(IpAddr::V6(src), mac);
+        cx.learn_neighbor(IpAddr::V6(src), mac);
     } else if !(src.is_unspecified() && protocol == IpProtocol::Icmpv6) {
         // Anything else is spoofed.
         return Err(DropReason::Refused);

@@ -29,8 +29,8 @@ impl Engine {
         };
         if !(dst.is_broadcast()
             || dst.is_multicast()
-            || dst == core.gateway_mac
-            || dst == core.dns_mac
+            || dst == core.cx.gateway_mac
+            || dst == core.cx.dns_mac
             || virtual_address())
         {
             return Err(DropReason::NotForUs);
@@ -38,11 +38,11 @@ impl Engine {
         match eth.ethertype() {
             EthernetProtocol::Arp => arp::handle(core, eth.payload(), tx),
             EthernetProtocol::Ipv4 => {
-                let parsed = ipv4::parse(&mut self.core, src, eth.payload(), offload)?;
+                let parsed = ipv4::parse(&mut self.core.cx, src, eth.payload(), offload)?;
                 self.handle_parsed(now, parsed, tx, pending)
             }
-            EthernetProtocol::Ipv6 if self.core.cfg.ipv6.is_some() => {
-                let parsed = ipv6::parse(&mut self.core, src, eth.payload(), offload)?;
+            EthernetProtocol::Ipv6 if self.core.cx.cfg.ipv6.is_some() => {
+                let parsed = ipv6::parse(&mut self.core.cx, src, eth.payload(), offload)?;
                 self.handle_parsed(now, parsed, tx, pending)
             }
             _ => Err(DropReason::Unsupported),
@@ -87,7 +87,7 @@ impl Engine {
         } else {
             IpProtocol::Icmpv6
         };
-        let served = core.cfg.served;
+        let served = core.cx.cfg.served;
         match packet.protocol {
             p if p == icmp && ndp::is_ndp(&packet) && packet.src.is_ipv6() => {
                 if !served.ndp {
@@ -96,7 +96,7 @@ impl Engine {
                 ndp::handle(core, now, &packet, tx)
             }
             p if p == icmp && !served.icmp_echo => Err(DropReason::Unsupported),
-            p if p == icmp && core.is_virtual_host(packet.dst) => {
+            p if p == icmp && core.cx.is_virtual_host(packet.dst) => {
                 icmp::answer_echo(core, &packet, tx)
             }
             p if p == icmp => echo::handle(core, flows, now, &packet, tx),
@@ -106,7 +106,9 @@ impl Engine {
                 Err(DropReason::Unsupported)
             }
             IpProtocol::Udp if dhcpv6::is_dhcpv6(&packet) => dhcpv6::handle(core, now, &packet, tx),
-            IpProtocol::Udp if dhcp::is_dhcp(core, &packet) => dhcp::handle(core, now, &packet, tx),
+            IpProtocol::Udp if dhcp::is_dhcp(&core.cx, &packet) => {
+                dhcp::handle(core, now, &packet, tx)
+            }
             IpProtocol::Udp if tftp::is_tftp(core, &packet) => tftp::handle(core, now, &packet, tx),
             IpProtocol::Udp if virtual_net::is_for_endpoint(core, &packet) => {
                 virtual_net::deliver_udp(core, &packet)

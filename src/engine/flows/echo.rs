@@ -8,7 +8,7 @@
 
 use crate::engine::flows::table::{InsertError, Verdict};
 use crate::engine::wire::key::{FlowKey, Proto};
-use crate::engine::{flows::sockets, Core, DropReason, GuestPacket, Readiness, TxQueue};
+use crate::engine::{flows::sockets, Core, Cx, DropReason, GuestPacket, Readiness, TxQueue};
 use crate::engine::{open_flow, Flow, Flows};
 use smoltcp::wire::{
     EthernetAddress, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpProtocol,
@@ -58,8 +58,8 @@ impl EchoFlow {
             match sock.recv(&mut buf) {
                 Ok(n) => {
                     self.last_seen = now;
-                    if let Err(reason) = self.deliver(core, &mut buf[..n], tx) {
-                        core.counters.count_drop(reason);
+                    if let Err(reason) = self.deliver(&mut core.cx, &mut buf[..n], tx) {
+                        core.cx.counters.count_drop(reason);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -71,12 +71,7 @@ impl EchoFlow {
     }
 
     /// Passes an echo reply on to the guest with the guest's identifier (rewritten in place).
-    fn deliver(
-        &self,
-        core: &mut Core,
-        reply: &mut [u8],
-        tx: &mut TxQueue,
-    ) -> Result<(), DropReason> {
+    fn deliver(&self, cx: &mut Cx, reply: &mut [u8], tx: &mut TxQueue) -> Result<(), DropReason> {
         let (src, dst) = (self.key.remote.ip(), self.key.guest.ip());
         let ident = self.key.guest.port();
         let protocol = match (src, dst) {
@@ -102,15 +97,15 @@ impl EchoFlow {
             }
             _ => return Err(DropReason::Unsupported),
         };
-        core.counters.icmp_echo_replies += 1;
-        core.emit_ip(tx, self.guest_mac, src, dst, protocol, reply)
+        cx.counters.icmp_echo_replies += 1;
+        cx.emit_ip(tx, self.guest_mac, src, dst, protocol, reply)
     }
 
-    fn send(&mut self, core: &mut Core, now: Instant, request: &[u8]) {
+    fn send(&mut self, cx: &mut Cx, now: Instant, request: &[u8]) {
         self.last_seen = now;
         let Some(sock) = &self.sock else { return };
         if sock.send(request).is_err() {
-            core.counters.count_drop(DropReason::HostSocket);
+            cx.counters.count_drop(DropReason::HostSocket);
         }
     }
 }
@@ -133,7 +128,7 @@ pub(crate) fn handle(
     if let Some(Flow::Echo(flow)) = flows.get_mut(slot) {
         flow.guest_mac = guest.mac;
         // The request goes out as the guest sent it; the kernel sets identifier and checksum.
-        flow.send(core, now, payload);
+        flow.send(&mut core.cx, now, payload);
     }
     Ok(())
 }
@@ -153,8 +148,8 @@ fn open(
         // Echo is not translated between IPv4 and IPv6.
         return Err(DropReason::Refused);
     }
-    let source = core.outbound_source(dst.ip());
-    let opened = open_flow(core, flows, key, || {
+    let source = core.cx.outbound_source(dst.ip());
+    let opened = open_flow(&mut core.cx, flows, key, || {
         Ok(Flow::Echo(Box::new(EchoFlow {
             sock: Some(sockets::ping_connect(dst, source)?),
             key,

@@ -19,8 +19,8 @@ use crate::engine::flows::table::ForwardRef;
 use crate::engine::flows::tcp::{ConnectReplies, TcpConn};
 use crate::engine::flows::udp::{UdpFlow, UDP_HEADER};
 use crate::engine::wire::key::{FlowKey, Proto};
-use crate::engine::{open_flow, Flow};
-use crate::engine::{Core, Engine, TxQueue};
+use crate::engine::{open_flow, Cx, Flow};
+use crate::engine::{Engine, TxQueue};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -228,22 +228,22 @@ fn bind(
 }
 
 /// The address the guest at `guest` sees for a host-side client.
-fn guest_view(core: &Core, client: SocketAddr, guest: IpAddr) -> SocketAddr {
+fn guest_view(cx: &Cx, client: SocketAddr, guest: IpAddr) -> SocketAddr {
     let client_ip = client.ip().to_canonical();
     // On pasta's network the guest's link is the host's real one: only the host's own address
     // (which the guest has too) must be shown as something else.
-    let elsewhere = match &core.cfg.host_network {
-        Some(_) => !core.is_guest_own(client_ip),
-        None => !core.in_guest_network(client_ip),
+    let elsewhere = match &cx.cfg.host_network {
+        Some(_) => !cx.is_guest_own(client_ip),
+        None => !cx.in_guest_network(client_ip),
     };
     let visible = client_ip.is_ipv4() == guest.is_ipv4()
         && crate::engine::flows::route::is_forwardable(client_ip)
         && elsewhere
-        && !core.is_virtual_host(client_ip);
+        && !cx.is_virtual_host(client_ip);
     let ip = if visible {
         client_ip
     } else {
-        core.stand_in_for_host(guest)
+        cx.stand_in_for_host(guest)
     };
     SocketAddr::new(ip, client.port())
 }
@@ -255,18 +255,18 @@ impl Engine {
         let forwards = &mut self.core.forwards;
         let slot = match forwards.free.last() {
             Some(&slot) => slot,
-            None if forwards.slots.len() < self.core.cfg.max_forwards.min(MAX_FORWARDS_ANY) => {
+            None if forwards.slots.len() < self.core.cx.cfg.max_forwards.min(MAX_FORWARDS_ANY) => {
                 forwards.slots.len()
             }
-            None => return Err(AddError::TooMany(self.core.cfg.max_forwards)),
+            None => return Err(AddError::TooMany(self.core.cx.cfg.max_forwards)),
         };
         let addr = SocketAddr::new(spec.host_addr, spec.host_port);
         let token = crate::tokens::token(crate::tokens::Kind::Forward, slot);
-        let registry = &self.core.registry;
+        let registry = &self.core.cx.registry;
         let readable = mio::Interest::READABLE;
         let (listener, bound) = match spec.proto {
             ForwardProto::Tcp => {
-                let v6_only = self.core.cfg.forwards_v6_only;
+                let v6_only = self.core.cx.cfg.forwards_v6_only;
                 let mut listener = bind(addr, ForwardProto::Tcp, v6_only, spec.device)
                     .map(|fd| mio::net::TcpListener::from_std(fd.into()))
                     .map_err(AddError::Bind)?;
@@ -277,7 +277,7 @@ impl Engine {
                 (Listener::Tcp(listener), bound)
             }
             ForwardProto::Udp => {
-                let v6_only = self.core.cfg.forwards_v6_only;
+                let v6_only = self.core.cx.cfg.forwards_v6_only;
                 let mut sock = bind(addr, ForwardProto::Udp, v6_only, spec.device)
                     .map(|fd| mio::net::UdpSocket::from_std(fd.into()))
                     .map_err(AddError::Bind)?;
@@ -320,8 +320,8 @@ impl Engine {
         if let Some(forward) = slots[slot].take() {
             self.core.forwards.free.push(slot);
             let _ = match forward.listener {
-                Listener::Tcp(mut l) => self.core.registry.deregister(&mut l),
-                Listener::Udp(mut s) => self.core.registry.deregister(&mut s),
+                Listener::Tcp(mut l) => self.core.cx.registry.deregister(&mut l),
+                Listener::Udp(mut s) => self.core.cx.registry.deregister(&mut s),
             };
         }
         true
@@ -384,20 +384,21 @@ impl Engine {
         let key = FlowKey {
             proto: Proto::Udp,
             guest: SocketAddr::new(spec.guest_addr, spec.guest_port),
-            remote: guest_view(core, client, spec.guest_addr),
+            remote: guest_view(&core.cx, client, spec.guest_addr),
         };
-        let Some(guest_mac) = core.neighbor(spec.guest_addr) else {
+        let Some(guest_mac) = core.cx.neighbor(spec.guest_addr) else {
             // Learn where the guest is; the client will send again.
             core.solicit(tx, spec.guest_addr);
-            core.counters
+            core.cx
+                .counters
                 .count_drop(crate::engine::DropReason::Unsupported);
             return;
         };
         let slot = match self.flows.lookup(&key) {
             Some(slot) => slot,
             None => {
-                let idle = core.cfg.udp_idle_timeout;
-                let opened = open_flow(core, &mut self.flows, key, || {
+                let idle = core.cx.cfg.udp_idle_timeout;
+                let opened = open_flow(&mut core.cx, &mut self.flows, key, || {
                     Ok(Flow::Udp(Box::new(UdpFlow::forwarded(
                         key, guest_mac, forward, client, now, idle,
                     ))))
@@ -405,7 +406,8 @@ impl Engine {
                 match opened {
                     Ok(slot) => slot,
                     Err(_) => {
-                        core.counters
+                        core.cx
+                            .counters
                             .count_drop(crate::engine::DropReason::FlowTableFull);
                         return;
                     }
@@ -414,7 +416,7 @@ impl Engine {
         };
         if let Some(Flow::Udp(flow)) = self.flows.get_mut(slot) {
             flow.answer_through(forward);
-            flow.deliver_from_host(&mut self.core, now, datagram, tx);
+            flow.deliver_from_host(&mut self.core.cx, now, datagram, tx);
         }
     }
 
@@ -427,8 +429,8 @@ impl Engine {
         tx: &mut TxQueue,
     ) {
         let guest = SocketAddr::new(spec.guest_addr, spec.guest_port);
-        if self.core.cfg.splice_loopback && client.ip().is_loopback() {
-            self.core.counters.forwarded_connections += 1;
+        if self.core.cx.cfg.splice_loopback && client.ip().is_loopback() {
+            self.core.cx.counters.forwarded_connections += 1;
             match self.open_spliced(client, guest) {
                 Some(slot) => self.core.splice_candidates.push(SpliceCandidate {
                     client: stream,
@@ -473,7 +475,7 @@ impl Engine {
         let key = FlowKey {
             proto: Proto::Tcp,
             guest,
-            remote: guest_view(core, client, guest.ip()),
+            remote: guest_view(&core.cx, client, guest.ip()),
         };
         let refuse = |stream: &mio::net::TcpStream, reason| {
             match &replies {
@@ -488,19 +490,22 @@ impl Engine {
         if self.flows.lookup(&key).is_some() {
             // The same four-tuple is in use already (a guest connection to that client):
             // refuse this one.
-            core.counters.count_drop(crate::engine::DropReason::Refused);
+            core.cx
+                .counters
+                .count_drop(crate::engine::DropReason::Refused);
             return refuse(&stream, crate::engine::DropReason::Refused);
         }
         let _ = stream.set_nodelay(true);
         let send_buffer = crate::engine::flows::sockets::size_send_buffer(&stream);
-        let iss = core.random_u32();
-        let mtu_mss = core.mtu_mss(guest.ip());
+        let iss = core.cx.random_u32();
+        let mtu_mss = core.cx.mtu_mss(guest.ip());
         if self.flows.is_full() {
-            core.counters
+            core.cx
+                .counters
                 .count_drop(crate::engine::DropReason::FlowTableFull);
             return refuse(&stream, crate::engine::DropReason::FlowTableFull);
         }
-        let opened = open_flow(core, &mut self.flows, key, || {
+        let opened = open_flow(&mut core.cx, &mut self.flows, key, || {
             let conn = TcpConn::forwarded(key, (stream, send_buffer), iss, mtu_mss, now);
             Ok(Flow::Tcp(Box::new(match replies {
                 Some(replies) => conn.with_replies(replies),
@@ -508,11 +513,12 @@ impl Engine {
             })))
         });
         let Ok(slot) = opened else {
-            core.counters
+            core.cx
+                .counters
                 .count_drop(crate::engine::DropReason::FlowTableFull);
             return Err(crate::engine::DropReason::FlowTableFull);
         };
-        core.counters.forwarded_connections += 1;
+        core.cx.counters.forwarded_connections += 1;
         self.with_flow(slot, |core, flow| {
             if let Flow::Tcp(conn) = flow {
                 conn.send_syn(core, now, tx);

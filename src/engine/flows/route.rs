@@ -42,21 +42,21 @@ impl Core {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
         };
-        if let Some(host) = &self.cfg.host_network {
+        if let Some(host) = &self.cx.cfg.host_network {
             if host.loopback.contains(&ip) {
                 return Route::Host(SocketAddr::new(loopback, dst.port()));
             }
             if let Some(&(_, own)) = host.host_aliases.iter().find(|(alias, _)| *alias == ip) {
                 return Route::Host(SocketAddr::new(own, dst.port()));
             }
-        } else if self.is_gateway(ip) {
-            return if self.cfg.host_loopback {
+        } else if self.cx.is_gateway(ip) {
+            return if self.cx.cfg.host_loopback {
                 Route::Host(SocketAddr::new(loopback, dst.port()))
             } else {
                 Route::NetUnreachable
             };
         }
-        if self.is_dns(ip) {
+        if self.cx.is_dns(ip) {
             if proto == Proto::Icmp {
                 return Route::Nowhere;
             }
@@ -68,9 +68,9 @@ impl Core {
                 None => Route::Closed,
             };
         }
-        let nowhere = match self.cfg.host_network {
-            Some(_) => self.is_guest_own(ip),
-            None => self.in_guest_network(ip),
+        let nowhere = match self.cx.cfg.host_network {
+            Some(_) => self.cx.is_guest_own(ip),
+            None => self.cx.in_guest_network(ip),
         };
         if nowhere || !is_forwardable(ip) {
             return Route::Nowhere;
@@ -94,7 +94,7 @@ impl GuestPacket<'_> {
         match core.route(now, proto, remote) {
             Route::Host(dst) => Ok(Some(dst)),
             Route::NetUnreachable => {
-                self.unreachable(core, tx, Unreachable::Net)?;
+                self.unreachable(&mut core.cx, tx, Unreachable::Net)?;
                 Err(DropReason::Refused)
             }
             Route::Closed => Ok(None),
@@ -134,8 +134,8 @@ mod tests {
 
     fn route_to(loopback: bool, dns: Vec<IpAddr>, proto: Proto, dst: IpAddr, port: u16) -> Route {
         let mut e = engine();
-        e.core.cfg.ipv6 = Some(Default::default());
-        e.core.cfg.host_loopback = loopback;
+        e.core.cx.cfg.ipv6 = Some(Default::default());
+        e.core.cx.cfg.host_loopback = loopback;
         e.core.resolver =
             crate::engine::flows::dns::Resolver::new(dns, vec![], "/nonexistent".into());
         e.core
@@ -199,19 +199,19 @@ mod tests {
         let v4 = |text: &str| text.parse::<Ipv4Addr>().unwrap();
         let v6 = |text: &str| text.parse::<Ipv6Addr>().unwrap();
         let mut e = engine();
-        e.core.cfg.net = crate::engine::Ipv4Network::with_hosts(
+        e.core.cx.cfg.net = crate::engine::Ipv4Network::with_hosts(
             v4("192.0.2.10"),
             24,
             v4("192.0.2.254"),
             v4("169.254.1.1"),
         );
-        e.core.cfg.ipv6 = Some(crate::engine::Ipv6Prefix::with_hosts(
+        e.core.cx.cfg.ipv6 = Some(crate::engine::Ipv6Prefix::with_hosts(
             v6("2001:db8::10"),
             64,
             v6("fe80::1"),
             None,
         ));
-        e.core.cfg.host_network = Some(crate::engine::HostNetwork {
+        e.core.cx.cfg.host_network = Some(crate::engine::HostNetwork {
             loopback,
             host_aliases: vec![(v4("169.254.1.2").into(), v4("192.0.2.10").into())],
         });
@@ -274,7 +274,7 @@ mod tests {
         // A host-side client with the host's own address (which the guest has too) is shown as
         // the address that stands for the host.
         assert_eq!(
-            e.core.stand_in_for_host(ip("192.0.2.10")),
+            e.core.cx.stand_in_for_host(ip("192.0.2.10")),
             ip("169.254.1.2")
         );
     }

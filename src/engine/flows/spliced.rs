@@ -27,15 +27,15 @@ impl Engine {
             remote: client,
         };
         if self.flows.lookup(&key).is_some() {
-            self.core.counters.count_drop(DropReason::Refused);
+            self.core.cx.counters.count_drop(DropReason::Refused);
             return None;
         }
-        match open_flow(&mut self.core, &mut self.flows, key, || {
+        match open_flow(&mut self.core.cx, &mut self.flows, key, || {
             Ok(Flow::Spliced(Box::new(key)))
         }) {
             Ok(slot) => Some(slot),
             Err(InsertError::Full) => {
-                self.core.counters.count_drop(DropReason::FlowTableFull);
+                self.core.cx.counters.count_drop(DropReason::FlowTableFull);
                 None
             }
             Err(InsertError::Open(_)) => None,
@@ -67,7 +67,7 @@ impl Engine {
             return;
         };
         // Counted once already, when it was handed over.
-        let counters = &mut self.core.counters;
+        let counters = &mut self.core.cx.counters;
         counters.forwarded_connections = counters.forwarded_connections.saturating_sub(1);
         let _ = self.open_toward_guest(now, candidate.client, client, candidate.guest, None, tx);
     }
@@ -75,6 +75,6 @@ impl Engine {
     /// Sends forwarded connections from loopback through the TAP from now on, not to the
     /// splice path.
     pub(crate) fn stop_splicing(&mut self) {
-        self.core.cfg.splice_loopback = false;
+        self.core.cx.cfg.splice_loopback = false;
     }
 }

@@ -10,7 +10,7 @@ use crate::engine::flows::dns::{Relay, Step};
 use crate::engine::flows::table::{InsertError, Verdict};
 use crate::engine::wire::key::{FlowKey, Proto};
 use crate::engine::{
-    flows::sockets, Core, DropReason, GuestPacket, Readiness, TxQueue, Unreachable,
+    flows::sockets, Core, Cx, DropReason, GuestPacket, Readiness, TxQueue, Unreachable,
 };
 use crate::engine::{open_flow, Flow, Flows};
 use smoltcp::wire::{EthernetAddress, IpProtocol};
@@ -106,15 +106,15 @@ impl UdpFlow {
     /// A datagram from the host side for the guest (UDP header room first, payload after).
     pub(crate) fn deliver_from_host(
         &mut self,
-        core: &mut Core,
+        cx: &mut Cx,
         now: Instant,
         datagram: &mut [u8],
         tx: &mut TxQueue,
     ) {
         self.last_seen = now;
-        core.counters.udp_datagrams_to_guest += 1;
-        if let Err(reason) = self.deliver(core, datagram, tx) {
-            core.counters.count_drop(reason);
+        cx.counters.udp_datagrams_to_guest += 1;
+        if let Err(reason) = self.deliver(cx, datagram, tx) {
+            cx.counters.count_drop(reason);
         }
     }
 
@@ -154,7 +154,7 @@ impl UdpFlow {
                         if self.answer_refused(core, slot, now, &datagram[UDP_HEADER..]) {
                             continue;
                         }
-                        self.deliver_from_host(core, now, datagram, tx);
+                        self.deliver_from_host(&mut core.cx, now, datagram, tx);
                     }
                     if count < RECV_BATCH {
                         // The queue was empty at that moment: new datagrams wake us again.
@@ -170,7 +170,7 @@ impl UdpFlow {
                         .as_ref()
                         .is_some_and(|relay| relay.on_refused(servers) == Step::FailOver);
                     if !(fail_over && self.fail_over(core, slot, now)) {
-                        self.port_unreachable(core, tx);
+                        self.port_unreachable(&mut core.cx, tx);
                     }
                 }
                 Err(e) => {
@@ -218,7 +218,7 @@ impl UdpFlow {
         let step = self.dns.as_mut().map(|relay| relay.on_query(query));
         if step == Some(Step::FailOver) && self.fail_over(core, slot, now) {
             self.last_seen = now;
-            core.counters.udp_datagrams_from_guest += 1;
+            core.cx.counters.udp_datagrams_from_guest += 1;
             return;
         }
         self.send(core, now, query, tx);
@@ -238,13 +238,14 @@ impl UdpFlow {
             return false;
         };
         let dst = std::net::SocketAddr::new(next, crate::engine::flows::route::DNS_PORT);
-        let Ok(mut sock) = sockets::udp_connect(dst, core.outbound_source(next)) else {
+        let Ok(mut sock) = sockets::udp_connect(dst, core.cx.outbound_source(next)) else {
             return false;
         };
         // The new socket is registered before the old one leaves: a failure keeps the flow
         // as it was, still heard.
         let token = crate::tokens::token(crate::tokens::Kind::Flow, slot);
         if core
+            .cx
             .registry
             .register(&mut sock, token, mio::Interest::READABLE)
             .is_err()
@@ -252,7 +253,7 @@ impl UdpFlow {
             return false;
         }
         if let HostSide::Own(old) = &mut self.host {
-            let _ = core.registry.deregister(old);
+            let _ = core.cx.registry.deregister(old);
         }
         log::debug!("dns: {} did not answer; relaying to {next}", relay.server);
         let _ = sock.send(relay.moved_to(next));
@@ -264,11 +265,11 @@ impl UdpFlow {
     /// Sends a datagram (UDP header first, payload after) to the guest from the flow's remote.
     fn deliver(
         &self,
-        core: &mut Core,
+        cx: &mut Cx,
         datagram: &mut [u8],
         tx: &mut TxQueue,
     ) -> Result<(), DropReason> {
-        core.emit_udp(
+        cx.emit_udp(
             tx,
             self.guest_mac,
             self.key.remote,
@@ -278,9 +279,9 @@ impl UdpFlow {
     }
 
     /// The destination refused: tell the guest as its kernel would hear it from a real host.
-    fn port_unreachable(&self, core: &mut Core, tx: &mut TxQueue) {
+    fn port_unreachable(&self, cx: &mut Cx, tx: &mut TxQueue) {
         let [len_hi, len_lo] = (UDP_HEADER as u16).to_be_bytes();
-        core.emit_flow_unreachable(
+        cx.emit_flow_unreachable(
             tx,
             self.guest_mac,
             &self.key,
@@ -303,17 +304,17 @@ impl UdpFlow {
         while !rest.is_empty() {
             match crate::sys::send_datagrams(sock.as_fd(), rest) {
                 Ok(n) => {
-                    core.counters.udp_datagrams_from_guest += n as u64;
+                    core.cx.counters.udp_datagrams_from_guest += n as u64;
                     rest = &rest[n..];
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // The first datagram could not go: answer for it and go on with the rest.
                     if e.raw_os_error() == Some(libc::ECONNREFUSED) {
-                        self.port_unreachable(core, tx);
+                        self.port_unreachable(&mut core.cx, tx);
                     } else {
                         log::debug!("udp {:?}: send: {e}", self.key);
-                        core.counters.count_drop(DropReason::HostSocket);
+                        core.cx.counters.count_drop(DropReason::HostSocket);
                     }
                     rest = &rest[1..];
                 }
@@ -330,13 +331,13 @@ impl UdpFlow {
             }
         };
         match sent {
-            Ok(_) => core.counters.udp_datagrams_from_guest += 1,
+            Ok(_) => core.cx.counters.udp_datagrams_from_guest += 1,
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                self.port_unreachable(core, tx)
+                self.port_unreachable(&mut core.cx, tx)
             }
             Err(e) => {
                 log::debug!("udp {:?}: send: {e}", self.key);
-                core.counters.count_drop(DropReason::HostSocket);
+                core.cx.counters.count_drop(DropReason::HostSocket);
             }
         }
     }
@@ -424,15 +425,16 @@ fn open(
     tx: &mut TxQueue,
 ) -> Result<usize, DropReason> {
     let Some(dst) = guest.route_new_flow(core, now, Proto::Udp, key.remote, tx)? else {
-        guest.unreachable(core, tx, Unreachable::Port)?;
+        guest.unreachable(&mut core.cx, tx, Unreachable::Port)?;
         return Err(DropReason::Refused);
     };
-    let source = core.outbound_source(dst.ip());
-    let idle_timeout = core.cfg.udp_idle_timeout;
+    let source = core.cx.outbound_source(dst.ip());
+    let idle_timeout = core.cx.cfg.udp_idle_timeout;
     let dns = core
+        .cx
         .is_dns(key.remote.ip())
         .then(|| Box::new(Relay::new(dst.ip())));
-    let opened = open_flow(core, flows, key, || {
+    let opened = open_flow(&mut core.cx, flows, key, || {
         Ok(Flow::Udp(Box::new(UdpFlow {
             host: HostSide::Own(sockets::udp_connect(dst, source)?),
             dns,
@@ -446,12 +448,12 @@ fn open(
         Ok(slot) => Ok(slot),
         // Refused as a host without room would: the guest hears so at once.
         Err(InsertError::Full) => {
-            guest.unreachable(core, tx, Unreachable::Port)?;
+            guest.unreachable(&mut core.cx, tx, Unreachable::Port)?;
             Err(DropReason::FlowTableFull)
         }
         Err(InsertError::Open(e)) => {
             log::debug!("udp {key:?}: cannot open a host socket to {dst}: {e}");
-            guest.unreachable(core, tx, Unreachable::Port)?;
+            guest.unreachable(&mut core.cx, tx, Unreachable::Port)?;
             Err(DropReason::HostSocket)
         }
     }

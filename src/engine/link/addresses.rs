@@ -3,10 +3,10 @@
 //! the stand-ins it shows for host-side peers. slirp4netns's virtual network and pasta's copy
 //! of the host's network ([`crate::engine::HostNetwork`]) differ here, and only here and in routing.
 
-use crate::engine::{link::ndp, Core};
+use crate::engine::{link::ndp, Core, Cx};
 use std::net::IpAddr;
 
-impl Core {
+impl Cx {
     /// Whether `addr` is one of the virtual hosts the engine answers for itself: the gateway
     /// and the DNS relay; on pasta's network the DNS relay and what stands for host loopback
     /// (the gateway there may be a real router).
@@ -15,22 +15,6 @@ impl Core {
             Some(host) => host.loopback.contains(&addr) || self.is_dns(addr),
             None => self.is_gateway(addr) || self.is_dns(addr),
         }
-    }
-
-    /// Whether the engine answers ARP (and neighbour solicitations) for `addr`: a virtual
-    /// host's, or a virtual listener's or endpoint's. The DNS address is answered for even with
-    /// --disable-dns, as by slirp4netns, so that what the guest sends there is lost quietly
-    /// (a connection times out) rather than unroutable. On pasta's network every unicast
-    /// address but the guest's own is answered for: all of them are reached through us.
-    pub(crate) fn stands_for(&self, addr: IpAddr) -> bool {
-        if self.cfg.host_network.is_some() {
-            let unicast = match addr {
-                IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()),
-                IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
-            };
-            return unicast && !self.is_guest_own(addr);
-        }
-        self.is_virtual_host(addr) || self.is_dns_address(addr) || self.virtuals.has_address(addr)
     }
 
     /// Whether `addr` is the address the guest was given (pasta's network: the host's own).
@@ -105,5 +89,25 @@ impl Core {
             IpAddr::V4(_) => self.cfg.outbound_addr.map(IpAddr::V4),
             IpAddr::V6(_) => self.cfg.outbound_addr6.map(IpAddr::V6),
         }
+    }
+}
+
+impl Core {
+    /// Whether the engine answers ARP (and neighbour solicitations) for `addr`: a virtual
+    /// host's, or a virtual listener's or endpoint's. The DNS address is answered for even with
+    /// --disable-dns, as by slirp4netns, so that what the guest sends there is lost quietly
+    /// (a connection times out) rather than unroutable. On pasta's network every unicast
+    /// address but the guest's own is answered for: all of them are reached through us.
+    pub(crate) fn stands_for(&self, addr: IpAddr) -> bool {
+        if self.cx.cfg.host_network.is_some() {
+            let unicast = match addr {
+                IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()),
+                IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+            };
+            return unicast && !self.cx.is_guest_own(addr);
+        }
+        self.cx.is_virtual_host(addr)
+            || self.cx.is_dns_address(addr)
+            || self.virtuals.has_address(addr)
     }
 }

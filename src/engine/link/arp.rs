@@ -2,10 +2,10 @@
 //! guest for its MAC when a port forward needs it.
 //!
 //! Every request or reply from an address of the virtual network teaches the engine that
-//! address's MAC (the neighbour table, [`Core::neighbor`]). Only requests for an address the
+//! address's MAC (the neighbour table, [`Cx::neighbor`]). Only requests for an address the
 //! engine stands for get a reply; other requests are dropped and counted as not for us.
 
-use crate::engine::{Core, DropReason, TxQueue};
+use crate::engine::{Core, Cx, DropReason, TxQueue};
 use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetProtocol};
 
 pub(in crate::engine) fn handle(
@@ -28,11 +28,12 @@ pub(in crate::engine) fn handle(
     if !source_hardware_addr.is_unicast() {
         return Err(DropReason::Malformed);
     }
-    if core.cfg.net.contains(source_protocol_addr) {
-        core.learn_neighbor(source_protocol_addr.into(), source_hardware_addr);
+    if core.cx.cfg.net.contains(source_protocol_addr) {
+        core.cx
+            .learn_neighbor(source_protocol_addr.into(), source_hardware_addr);
     }
-    if operation == ArpOperation::Reply && core.cfg.net.contains(source_protocol_addr) {
-        core.counters.arp_replies_received += 1;
+    if operation == ArpOperation::Reply && core.cx.cfg.net.contains(source_protocol_addr) {
+        core.cx.counters.arp_replies_received += 1;
         return Ok(());
     }
     if operation != ArpOperation::Request || !core.stands_for(target_protocol_addr.into()) {
@@ -45,7 +46,7 @@ pub(in crate::engine) fn handle(
         target_hardware_addr: source_hardware_addr,
         target_protocol_addr: source_protocol_addr,
     };
-    core.emit_frame(
+    core.cx.emit_frame(
         tx,
         target_protocol_addr,
         source_hardware_addr,
@@ -53,13 +54,13 @@ pub(in crate::engine) fn handle(
         reply.buffer_len(),
         |buf| reply.emit(&mut ArpPacket::new_unchecked(buf)),
     )?;
-    core.counters.arp_replies += 1;
+    core.cx.counters.arp_replies += 1;
     Ok(())
 }
 
 /// Asks the guest, from the gateway, which MAC has `target`.
-pub(in crate::engine) fn request(core: &mut Core, tx: &mut TxQueue, target: std::net::Ipv4Addr) {
-    let gateway = core.cfg.net.gateway();
+pub(in crate::engine) fn request(cx: &mut Cx, tx: &mut TxQueue, target: std::net::Ipv4Addr) {
+    let gateway = cx.cfg.net.gateway();
     let request = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: crate::engine::virtual_mac(gateway),
@@ -67,7 +68,7 @@ pub(in crate::engine) fn request(core: &mut Core, tx: &mut TxQueue, target: std:
         target_hardware_addr: smoltcp::wire::EthernetAddress([0; 6]),
         target_protocol_addr: target,
     };
-    let sent = core.emit_frame(
+    let sent = cx.emit_frame(
         tx,
         gateway,
         smoltcp::wire::EthernetAddress::BROADCAST,
@@ -76,6 +77,6 @@ pub(in crate::engine) fn request(core: &mut Core, tx: &mut TxQueue, target: std:
         |buf| request.emit(&mut ArpPacket::new_unchecked(buf)),
     );
     if let Err(reason) = sent {
-        core.counters.count_drop(reason);
+        cx.counters.count_drop(reason);
     }
 }

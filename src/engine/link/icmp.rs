@@ -107,7 +107,7 @@ pub(in crate::engine) fn answer_echo(
     let sent = built
         .ok_or(DropReason::Malformed)
         .and_then(|(len, protocol)| {
-            core.emit_ip(
+            core.cx.emit_ip(
                 tx,
                 request.mac,
                 request.dst,
@@ -118,6 +118,6 @@ pub(in crate::engine) fn answer_echo(
         });
     core.scratch = buf;
     sent?;
-    core.counters.icmp_echo_replies += 1;
+    core.cx.counters.icmp_echo_replies += 1;
     Ok(())
 }

@@ -10,7 +10,7 @@
 //! Every solicitation and advertisement from the guest teaches the engine its MAC, as ARP does
 //! for IPv4; a port forward to a guest address whose MAC is unknown asks by [`solicit`].
 
-use crate::engine::{Core, DropReason, GuestPacket, TxQueue};
+use crate::engine::{Core, Cx, DropReason, GuestPacket, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetProtocol, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet, Ipv6Repr,
@@ -78,13 +78,13 @@ pub(in crate::engine) fn handle(
     };
     let learnable = !src.is_unspecified();
     match ndisc {
-        NdiscRepr::RouterSolicit { .. } if !core.cfg.served.router_adverts => {
+        NdiscRepr::RouterSolicit { .. } if !core.cx.cfg.served.router_adverts => {
             Err(DropReason::Unsupported)
         }
         NdiscRepr::RouterSolicit { lladdr } => {
             let mac = ethernet_of(lladdr).unwrap_or(packet.mac);
             if learnable {
-                core.learn_neighbor(IpAddr::V6(src), mac);
+                core.cx.learn_neighbor(IpAddr::V6(src), mac);
             }
             // A solicitation from the unspecified address is answered to all nodes.
             let to = if learnable { src } else { ALL_NODES };
@@ -106,23 +106,23 @@ pub(in crate::engine) fn handle(
                 return Err(DropReason::NotForUs);
             }
             let mac = ethernet_of(lladdr).unwrap_or(packet.mac);
-            core.learn_neighbor(IpAddr::V6(src), mac);
+            core.cx.learn_neighbor(IpAddr::V6(src), mac);
             let target = IpAddr::V6(target_addr);
             if !core.stands_for(target) {
                 return Err(DropReason::NotForUs);
             }
             let mut flags = NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE;
-            if core.is_gateway(target) {
+            if core.cx.is_gateway(target) {
                 flags |= NdiscNeighborFlags::ROUTER;
             }
-            let target_mac = core.source_mac(target);
+            let target_mac = core.cx.source_mac(target);
             let advert = Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
                 flags,
                 target_addr,
                 lladdr: Some(target_mac.into()),
             });
-            emit_icmpv6(core, tx, target_addr, src, mac, &advert)?;
-            core.counters.ndp_adverts += 1;
+            emit_icmpv6(&mut core.cx, tx, target_addr, src, mac, &advert)?;
+            core.cx.counters.ndp_adverts += 1;
             Ok(())
         }
         NdiscRepr::NeighborAdvert {
@@ -132,8 +132,8 @@ pub(in crate::engine) fn handle(
         } => {
             let target = IpAddr::V6(target_addr);
             let mac = ethernet_of(lladdr).unwrap_or(packet.mac);
-            if core.in_guest_network(target) || target_addr.is_unicast_link_local() {
-                core.learn_neighbor(target, mac);
+            if core.cx.in_guest_network(target) || target_addr.is_unicast_link_local() {
+                core.cx.learn_neighbor(target, mac);
             }
             Ok(())
         }
@@ -144,7 +144,7 @@ pub(in crate::engine) fn handle(
 
 /// Queues an ICMPv6 message with the neighbour discovery hop limit.
 fn emit_icmpv6(
-    core: &mut Core,
+    cx: &mut Cx,
     tx: &mut TxQueue,
     src: Ipv6Addr,
     dst: Ipv6Addr,
@@ -152,7 +152,7 @@ fn emit_icmpv6(
     icmp: &Icmpv6Repr,
 ) -> Result<(), DropReason> {
     let len = icmp.buffer_len();
-    emit_raw_icmpv6(core, tx, src, dst, dst_mac, len, |buf| {
+    emit_raw_icmpv6(cx, tx, src, dst, dst_mac, len, |buf| {
         icmp.emit(
             &src,
             &dst,
@@ -163,7 +163,7 @@ fn emit_icmpv6(
 }
 
 fn emit_raw_icmpv6(
-    core: &mut Core,
+    cx: &mut Cx,
     tx: &mut TxQueue,
     src: Ipv6Addr,
     dst: Ipv6Addr,
@@ -178,7 +178,7 @@ fn emit_raw_icmpv6(
         payload_len: len,
         hop_limit: NDP_HOP_LIMIT,
     };
-    core.emit_frame(
+    cx.emit_frame(
         tx,
         src,
         dst_mac,
@@ -193,7 +193,7 @@ fn emit_raw_icmpv6(
 }
 
 /// Asks the guest, from the router, which MAC has `target`.
-pub(in crate::engine) fn solicit(core: &mut Core, tx: &mut TxQueue, target: Ipv6Addr) {
+pub(in crate::engine) fn solicit(cx: &mut Cx, tx: &mut TxQueue, target: Ipv6Addr) {
     let o = target.octets();
     // The solicited-node multicast group of the target (RFC 4291, 2.7.1).
     let group = Ipv6Addr::new(
@@ -206,13 +206,13 @@ pub(in crate::engine) fn solicit(core: &mut Core, tx: &mut TxQueue, target: Ipv6
         0xff00 | u16::from(o[13]),
         u16::from_be_bytes([o[14], o[15]]),
     );
-    let gateway_mac = core.gateway_mac;
+    let gateway_mac = cx.gateway_mac;
     let solicitation = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
         target_addr: target,
         lladdr: Some(gateway_mac.into()),
     });
     let sent = emit_icmpv6(
-        core,
+        cx,
         tx,
         ROUTER_LINK_LOCAL,
         group,
@@ -220,21 +220,21 @@ pub(in crate::engine) fn solicit(core: &mut Core, tx: &mut TxQueue, target: Ipv6
         &solicitation,
     );
     if let Err(reason) = sent {
-        core.counters.count_drop(reason);
+        cx.counters.count_drop(reason);
     }
 }
 
 /// Sends the periodic unsolicited advertisement to all nodes and schedules the next.
 pub(in crate::engine) fn advertise_unsolicited(core: &mut Core, now: Instant, tx: &mut TxQueue) {
     if let Err(reason) = router_advert(core, now, tx, ALL_NODES, multicast_mac(ALL_NODES)) {
-        core.counters.count_drop(reason);
+        core.cx.counters.count_drop(reason);
     }
     core.router_adverts_sent = core.router_adverts_sent.saturating_add(1);
     schedule_next(core, now);
 }
 
 fn schedule_next(core: &mut Core, now: Instant) {
-    if !core.cfg.router_adverts {
+    if !core.cx.cfg.router_adverts {
         return;
     }
     let interval = if core.router_adverts_sent < INITIAL_ADVERTS {
@@ -280,7 +280,9 @@ pub(in crate::engine) fn encode_domains(domains: &[String], max_len: usize) -> V
 
 /// Builds the router advertisement (ICMPv6 message, options included) into `out`.
 fn build_router_advert(core: &mut Core, now: Instant, out: &mut Vec<u8>) {
-    let Some(prefix) = core.cfg.ipv6 else { return };
+    let Some(prefix) = core.cx.cfg.ipv6 else {
+        return;
+    };
     out.clear();
     // Header (RFC 4861, 4.2): type, code, checksum (filled later), hop limit, flags: "other
     // configuration" (DNS from DHCPv6), router lifetime, reachable time, retransmit timer.
@@ -296,10 +298,10 @@ fn build_router_advert(core: &mut Core, now: Instant, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0; 8]);
     // Source link-layer address.
     out.extend_from_slice(&[1, 1]);
-    out.extend_from_slice(&core.gateway_mac.0);
+    out.extend_from_slice(&core.cx.gateway_mac.0);
     // MTU.
     out.extend_from_slice(&[5, 1, 0, 0]);
-    out.extend_from_slice(&core.cfg.mtu.to_be_bytes());
+    out.extend_from_slice(&core.cx.cfg.mtu.to_be_bytes());
     // Prefix information: on-link, and autonomous unless the guest's address is given (pasta's
     // network: a second address from SLAAC could become the source of its connections).
     let autonomous = if prefix.guest().is_some() { 0 } else { 0x40 };
@@ -308,7 +310,7 @@ fn build_router_advert(core: &mut Core, now: Instant, out: &mut Vec<u8>) {
     out.extend_from_slice(&PREFIX_PREFERRED_SECS.to_be_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&prefix.prefix().octets());
-    if let Some(dns) = prefix.dns().filter(|_| core.cfg.dns_enabled) {
+    if let Some(dns) = prefix.dns().filter(|_| core.cx.cfg.dns_enabled) {
         // Recursive DNS server: one address.
         out.extend_from_slice(&[25, 3, 0, 0]);
         out.extend_from_slice(&DNS_LIFETIME_SECS.to_be_bytes());
@@ -339,7 +341,7 @@ fn router_advert(
         return Err(DropReason::Unsupported);
     }
     emit_raw_icmpv6(
-        core,
+        &mut core.cx,
         tx,
         ROUTER_LINK_LOCAL,
         to,
@@ -350,7 +352,7 @@ fn router_advert(
             Icmpv6Packet::new_unchecked(buf).fill_checksum(&ROUTER_LINK_LOCAL, &to);
         },
     )?;
-    core.counters.ndp_adverts += 1;
+    core.cx.counters.ndp_adverts += 1;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! name. DECLINE takes an address out of use for a while, RELEASE frees it, INFORM is
 //! answered with the options alone. `--disable-dhcp` turns the server off.
 
-use crate::engine::{Core, DropReason, GuestPacket, TxQueue};
+use crate::engine::{Core, Cx, DropReason, GuestPacket, TxQueue};
 use smoltcp::wire::{DhcpMessageType, DhcpOption, DhcpPacket, DhcpRepr, EthernetAddress};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -99,13 +99,13 @@ impl Leases {
 }
 
 /// Whether `packet` is a DHCP request for our server.
-pub(in crate::engine) fn is_dhcp(core: &Core, packet: &GuestPacket) -> bool {
+pub(in crate::engine) fn is_dhcp(cx: &Cx, packet: &GuestPacket) -> bool {
     let IpAddr::V4(dst) = packet.dst else {
         return false;
     };
-    core.cfg.dhcp
+    cx.cfg.dhcp
         && packet.udp_dst_port() == Some(SERVER_PORT)
-        && (dst == Ipv4Addr::BROADCAST || dst == core.cfg.net.gateway())
+        && (dst == Ipv4Addr::BROADCAST || dst == cx.cfg.net.gateway())
 }
 
 /// Whether the UDP datagram `udp` goes to a DHCP server: the one packet a guest may send
@@ -115,14 +115,14 @@ pub(in crate::engine) fn is_to_server_port(udp: &[u8]) -> bool {
 }
 
 /// The pool index of `addr`, if it is in the pool.
-fn index_of(core: &Core, addr: Ipv4Addr) -> Option<usize> {
-    let offset = u32::from(addr).checked_sub(u32::from(core.cfg.net.dhcp_start()))?;
+fn index_of(cx: &Cx, addr: Ipv4Addr) -> Option<usize> {
+    let offset = u32::from(addr).checked_sub(u32::from(cx.cfg.net.dhcp_start()))?;
     let index = usize::try_from(offset).ok()?;
-    (index < POOL_SIZE && core.cfg.net.contains(addr)).then_some(index)
+    (index < POOL_SIZE && cx.cfg.net.contains(addr)).then_some(index)
 }
 
-fn address_of(core: &Core, index: usize) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(core.cfg.net.dhcp_start()) + index as u32)
+fn address_of(cx: &Cx, index: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(cx.cfg.net.dhcp_start()) + index as u32)
 }
 
 pub(in crate::engine) fn handle(
@@ -141,12 +141,12 @@ pub(in crate::engine) fn handle(
     if !mac.is_unicast() {
         return Err(DropReason::Malformed);
     }
-    let gateway = core.cfg.net.gateway();
+    let gateway = core.cx.cfg.net.gateway();
     let ours = request.server_identifier.is_none_or(|id| id == gateway);
     let wanted = request
         .requested_ip
         .or_else(|| Some(request.client_ip).filter(|a| !a.is_unspecified()));
-    let wanted_index = wanted.and_then(|addr| index_of(core, addr));
+    let wanted_index = wanted.and_then(|addr| index_of(&core.cx, addr));
     let (reply_type, yiaddr) = match request.message_type {
         DhcpMessageType::Discover => {
             let index = core
@@ -155,7 +155,7 @@ pub(in crate::engine) fn handle(
                 // Every address is leased.
                 .ok_or(DropReason::Refused)?;
             core.dhcp_leases.lease(index, mac, now + OFFER_HOLD);
-            (DhcpMessageType::Offer, address_of(core, index))
+            (DhcpMessageType::Offer, address_of(&core.cx, index))
         }
         DhcpMessageType::Request if !ours => {
             // The client took another server's offer: forget ours.
@@ -173,7 +173,7 @@ pub(in crate::engine) fn handle(
             match granted {
                 Some(index) => {
                     core.dhcp_leases.lease(index, mac, now + LEASE_TIME);
-                    (DhcpMessageType::Ack, address_of(core, index))
+                    (DhcpMessageType::Ack, address_of(&core.cx, index))
                 }
                 None => (DhcpMessageType::Nak, Ipv4Addr::UNSPECIFIED),
             }
@@ -185,7 +185,7 @@ pub(in crate::engine) fn handle(
             return Ok(());
         }
         DhcpMessageType::Release => {
-            if let Some(index) = index_of(core, request.client_ip) {
+            if let Some(index) = index_of(&core.cx, request.client_ip) {
                 core.dhcp_leases.release(index, mac);
             }
             return Ok(());
@@ -204,21 +204,21 @@ fn send_reply(
     reply_type: DhcpMessageType,
     yiaddr: Ipv4Addr,
 ) -> Result<(), DropReason> {
-    let gateway = core.cfg.net.gateway();
+    let gateway = core.cx.cfg.net.gateway();
     let nak = reply_type == DhcpMessageType::Nak;
     let inform = request.message_type == DhcpMessageType::Inform;
-    let mtu = (core.cfg.mtu.min(u32::from(u16::MAX)) as u16).to_be_bytes();
-    let dns = core.cfg.net.dns().octets();
+    let mtu = (core.cx.cfg.mtu.min(u32::from(u16::MAX)) as u16).to_be_bytes();
+    let dns = core.cx.cfg.net.dns().octets();
     let domains = crate::engine::link::ndp::encode_domains(core.resolver.search_domains(now), 255);
-    let hostname = core.cfg.dhcp_hostname.clone().unwrap_or_default();
-    let bootfile = core.cfg.dhcp_bootfile.clone().unwrap_or_default();
+    let hostname = core.cx.cfg.dhcp_hostname.clone().unwrap_or_default();
+    let bootfile = core.cx.cfg.dhcp_bootfile.clone().unwrap_or_default();
     let mut options = Vec::new();
     if !nak {
         options.push(DhcpOption {
             kind: OPTION_MTU,
             data: &mtu,
         });
-        if core.cfg.dns_enabled {
+        if core.cx.cfg.dns_enabled {
             options.push(DhcpOption {
                 kind: OPTION_DNS,
                 data: &dns,
@@ -262,7 +262,7 @@ fn send_reply(
             gateway
         },
         router: (!nak).then_some(gateway),
-        subnet_mask: (!nak).then_some(core.cfg.net.netmask()),
+        subnet_mask: (!nak).then_some(core.cx.cfg.net.netmask()),
         relay_agent_ip: Ipv4Addr::UNSPECIFIED,
         broadcast: request.broadcast,
         requested_ip: None,
@@ -293,14 +293,14 @@ fn send_reply(
     } else {
         request.client_hardware_address
     };
-    core.emit_udp(
+    core.cx.emit_udp(
         tx,
         link_to,
         SocketAddr::new(IpAddr::V4(gateway), SERVER_PORT),
         SocketAddr::new(IpAddr::V4(to), CLIENT_PORT),
         &mut datagram,
     )?;
-    core.counters.dhcp_replies += 1;
+    core.cx.counters.dhcp_replies += 1;
     Ok(())
 }
 

@@ -73,7 +73,7 @@ pub(in crate::engine) fn handle(
     if msg_type != INFORMATION_REQUEST || repr.src_port != CLIENT_PORT {
         return Err(DropReason::Unsupported);
     }
-    let prefix = core.cfg.ipv6.ok_or(DropReason::Unsupported)?;
+    let prefix = core.cx.cfg.ipv6.ok_or(DropReason::Unsupported)?;
 
     let mut reply = Vec::with_capacity(128);
     reply.extend_from_slice(&[0; 8]); // UDP header, filled below
@@ -87,9 +87,9 @@ pub(in crate::engine) fn handle(
     let mut server_id = Vec::with_capacity(10);
     server_id.extend_from_slice(&DUID_LL.to_be_bytes());
     server_id.extend_from_slice(&HARDWARE_ETHERNET.to_be_bytes());
-    server_id.extend_from_slice(&core.gateway_mac.0);
+    server_id.extend_from_slice(&core.cx.gateway_mac.0);
     push_option(&mut reply, OPTION_SERVER_ID, &server_id);
-    if let Some(dns) = prefix.dns().filter(|_| core.cfg.dns_enabled) {
+    if let Some(dns) = prefix.dns().filter(|_| core.cx.cfg.dns_enabled) {
         push_option(&mut reply, OPTION_DNS_SERVERS, &dns.octets());
         let domains = ndp::encode_domains(core.resolver.search_domains(now), 1024);
         if !domains.is_empty() {
@@ -103,14 +103,14 @@ pub(in crate::engine) fn handle(
     } else {
         dst
     };
-    core.emit_udp(
+    core.cx.emit_udp(
         tx,
         packet.mac,
         SocketAddr::new(IpAddr::V6(from), SERVER_PORT),
         SocketAddr::new(IpAddr::V6(src), CLIENT_PORT),
         &mut reply,
     )?;
-    core.counters.dhcpv6_replies += 1;
+    core.cx.counters.dhcpv6_replies += 1;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! MAX_SESSIONS transfers at once; a block unacknowledged for a second is sent again, five
 //! times at most.
 
-use crate::engine::{Core, DropReason, GuestPacket, TxQueue};
+use crate::engine::{Core, Cx, DropReason, GuestPacket, TxQueue};
 use smoltcp::wire::EthernetAddress;
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
@@ -86,7 +86,7 @@ impl Server {
 /// Whether `packet` is for the TFTP server.
 pub(in crate::engine) fn is_tftp(core: &Core, packet: &GuestPacket) -> bool {
     core.tftp.root.is_some()
-        && packet.dst == IpAddr::V4(core.cfg.net.gateway())
+        && packet.dst == IpAddr::V4(core.cx.cfg.net.gateway())
         && packet.udp_dst_port() == Some(PORT)
 }
 
@@ -139,8 +139,22 @@ pub(in crate::engine) fn handle(
             core.tftp.sessions.retain(|s| s.guest != guest);
             Ok(())
         }
-        WRQ => send_error(core, packet.mac, guest, ACCESS_VIOLATION, "read-only", tx),
-        _ => send_error(core, packet.mac, guest, ILLEGAL_OPERATION, "bad opcode", tx),
+        WRQ => send_error(
+            &mut core.cx,
+            packet.mac,
+            guest,
+            ACCESS_VIOLATION,
+            "read-only",
+            tx,
+        ),
+        _ => send_error(
+            &mut core.cx,
+            packet.mac,
+            guest,
+            ILLEGAL_OPERATION,
+            "bad opcode",
+            tx,
+        ),
     }
 }
 
@@ -158,20 +172,20 @@ fn read_request(
     };
     core.tftp.sessions.retain(|s| s.guest != guest);
     if core.tftp.sessions.len() >= MAX_SESSIONS {
-        return send_error(core, mac, guest, 0, "too many transfers", tx);
+        return send_error(&mut core.cx, mac, guest, 0, "too many transfers", tx);
     }
     let Some(root) = core.tftp.root.clone() else {
         return Err(DropReason::Unsupported);
     };
     let file = match resolve(&root, name).and_then(|p| File::open(p).map_err(|_| NOT_FOUND)) {
         Ok(file) => file,
-        Err(code) => return send_error(core, mac, guest, code, "cannot read that", tx),
+        Err(code) => return send_error(&mut core.cx, mac, guest, code, "cannot read that", tx),
     };
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     // Options (RFC 2347): name and value pairs after the mode.
     let mut oack = Vec::new();
     let mut block_size = DEFAULT_BLOCK;
-    let mtu_block = (core.cfg.mtu as usize).saturating_sub(OVERHEAD).max(8);
+    let mtu_block = (core.cx.cfg.mtu as usize).saturating_sub(OVERHEAD).max(8);
     for pair in fields[2..].chunks(2) {
         let [option, value] = pair else { break };
         match option.to_ascii_lowercase().as_str() {
@@ -209,7 +223,7 @@ fn read_request(
     });
     let session = core.tftp.sessions.len() - 1;
     if with_options {
-        send(core, mac, guest, reply, tx)
+        send(&mut core.cx, mac, guest, reply, tx)
     } else {
         send_block(core, now, session, tx)
     }
@@ -267,7 +281,7 @@ fn send_block(
     session.last = filled < session.block_size;
     session.sent_at = now;
     let (mac, guest) = (session.mac, session.guest);
-    send(core, mac, guest, reply, tx)
+    send(&mut core.cx, mac, guest, reply, tx)
 }
 
 /// Resends what is outstanding where an ACK is overdue; ends transfers that stay silent.
@@ -287,19 +301,19 @@ pub(in crate::engine) fn handle_timers(core: &mut Core, now: Instant, tx: &mut T
         let result = if session.index == 0 {
             session.sent_at = now;
             let (mac, guest, oack) = (session.mac, session.guest, session.oack.clone());
-            send(core, mac, guest, oack, tx)
+            send(&mut core.cx, mac, guest, oack, tx)
         } else {
             send_block(core, now, index, tx)
         };
         if let Err(reason) = result {
-            core.counters.count_drop(reason);
+            core.cx.counters.count_drop(reason);
         }
         index += 1;
     }
 }
 
 fn send_error(
-    core: &mut Core,
+    cx: &mut Cx,
     mac: EthernetAddress,
     guest: SocketAddr,
     code: u16,
@@ -310,11 +324,11 @@ fn send_error(
     reply.extend_from_slice(&code.to_be_bytes());
     reply.extend_from_slice(text.as_bytes());
     reply.push(0);
-    send(core, mac, guest, reply, tx)
+    send(cx, mac, guest, reply, tx)
 }
 
 fn send(
-    core: &mut Core,
+    cx: &mut Cx,
     mac: EthernetAddress,
     guest: SocketAddr,
     message: Vec<u8>,
@@ -322,8 +336,8 @@ fn send(
 ) -> Result<(), DropReason> {
     let mut datagram = vec![0u8; crate::engine::wire::frames::UDP_HEADER];
     datagram.extend_from_slice(&message);
-    let from = SocketAddr::new(IpAddr::V4(core.cfg.net.gateway()), PORT);
-    core.emit_udp(tx, mac, from, guest, &mut datagram)
+    let from = SocketAddr::new(IpAddr::V4(cx.cfg.net.gateway()), PORT);
+    cx.emit_udp(tx, mac, from, guest, &mut datagram)
 }
 
 #[cfg(test)]

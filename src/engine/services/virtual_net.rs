@@ -17,7 +17,7 @@
 
 use crate::engine::flows::udp::UDP_HEADER;
 use crate::engine::wire::key::{FlowKey, Proto};
-use crate::engine::{Core, DropReason, Engine, GuestPacket, TxQueue};
+use crate::engine::{Core, Cx, DropReason, Engine, GuestPacket, TxQueue};
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
@@ -244,10 +244,10 @@ impl AsRawFd for VirtualUdpSocket {
 
 /// Whether `addr` can be a virtual address: a port, and a unicast address other than the guest
 /// network's own and broadcast addresses.
-fn check_virtual(core: &Core, addr: SocketAddr) -> io::Result<()> {
+fn check_virtual(cx: &Cx, addr: SocketAddr) -> io::Result<()> {
     let ip = addr.ip();
     let network_or_broadcast = match ip {
-        IpAddr::V4(v4) => core.cfg.net.is_network_or_broadcast(v4),
+        IpAddr::V4(v4) => cx.cfg.net.is_network_or_broadcast(v4),
         IpAddr::V6(_) => false,
     };
     if addr.port() == 0 || ip.is_unspecified() || ip.is_multicast() || network_or_broadcast {
@@ -264,7 +264,7 @@ impl Engine {
     /// unicast address but the guest network's own and broadcast addresses — the gateway's too,
     /// taking that port over from the host's loopback. See [`VirtualListener`].
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<VirtualListener> {
-        check_virtual(&self.core, addr)?;
+        check_virtual(&self.core.cx, addr)?;
         let virtuals = &mut self.core.virtuals;
         if virtuals.listeners.contains_key(&addr) {
             return Err(io::Error::new(
@@ -288,7 +288,7 @@ impl Engine {
     /// Binds a UDP endpoint on `addr`, a virtual address and port (as for
     /// [`Engine::listen`]). See [`VirtualUdpSocket`].
     pub fn bind_udp(&mut self, addr: SocketAddr) -> io::Result<VirtualUdpSocket> {
-        check_virtual(&self.core, addr)?;
+        check_virtual(&self.core.cx, addr)?;
         let core = &mut self.core;
         if core.virtuals.has_udp(addr) {
             return Err(io::Error::new(
@@ -305,7 +305,8 @@ impl Engine {
         ours.set_nonblocking(true)?;
         let mut ours = mio::net::UnixDatagram::from_std(ours);
         let token = crate::tokens::token(crate::tokens::Kind::VirtualUdp, slot);
-        core.registry
+        core.cx
+            .registry
             .register(&mut ours, token, mio::Interest::READABLE)?;
         if slot == core.virtuals.udp.len() {
             core.virtuals.udp.push(Some((addr, ours)));
@@ -342,8 +343,8 @@ impl Engine {
         };
         let mut free_port = None;
         for _ in 0..64 {
-            let port = 49152 + (self.core.random_u32() % 16384) as u16;
-            let remote = SocketAddr::new(self.core.gateway_like(guest.ip()), port);
+            let port = 49152 + (self.core.cx.random_u32() % 16384) as u16;
+            let remote = SocketAddr::new(self.core.cx.gateway_like(guest.ip()), port);
             let key = FlowKey {
                 proto: Proto::Tcp,
                 guest,
@@ -382,19 +383,19 @@ impl Engine {
                 }
             };
             let Some(to) = decode_addr(&header).filter(|_| len >= ADDR_HEADER) else {
-                core.counters.count_drop(DropReason::Malformed);
+                core.cx.counters.count_drop(DropReason::Malformed);
                 continue;
             };
-            let Some(mac) = core.neighbor(to.ip()) else {
+            let Some(mac) = core.cx.neighbor(to.ip()) else {
                 core.solicit(tx, to.ip());
-                core.counters.count_drop(DropReason::Unsupported);
+                core.cx.counters.count_drop(DropReason::Unsupported);
                 continue;
             };
             let datagram = &mut buf[..UDP_HEADER + len - ADDR_HEADER];
-            if let Err(reason) = core.emit_udp(tx, mac, from, to, datagram) {
-                core.counters.count_drop(reason);
+            if let Err(reason) = core.cx.emit_udp(tx, mac, from, to, datagram) {
+                core.cx.counters.count_drop(reason);
             } else {
-                core.counters.udp_datagrams_to_guest += 1;
+                core.cx.counters.udp_datagrams_to_guest += 1;
             }
         }
         core.scratch = buf;
@@ -424,7 +425,7 @@ pub(crate) fn deliver_udp(core: &mut Core, packet: &GuestPacket) -> Result<(), D
     let iov = [IoSlice::new(&header), IoSlice::new(udp.payload())];
     match sendmsg::<()>(socket.as_raw_fd(), &iov, &[], MsgFlags::MSG_DONTWAIT, None) {
         Ok(_) => {
-            core.counters.udp_datagrams_from_guest += 1;
+            core.cx.counters.udp_datagrams_from_guest += 1;
             Ok(())
         }
         // The program is not keeping up: the datagram is lost, as on a full socket.

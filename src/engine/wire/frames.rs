@@ -2,7 +2,7 @@
 //! larger than the MTU), ICMP and ICMPv6 errors.
 
 use crate::engine::wire::key::FlowKey;
-use crate::engine::{Core, DropReason, TxQueue};
+use crate::engine::{Cx, DropReason, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4DstUnreachable,
@@ -67,7 +67,7 @@ pub(crate) struct Quoted {
     pub payload_len: usize,
 }
 
-impl Core {
+impl Cx {
     /// The MAC a frame from `addr` carries: the DNS relay's for its addresses, else the
     /// gateway's (everything beyond the virtual network is reached through the gateway).
     pub(crate) fn source_mac(&self, addr: IpAddr) -> EthernetAddress {

@@ -4,7 +4,7 @@
 use crate::engine::wire::frames::{self, Unreachable};
 use crate::engine::wire::key::{FlowKey, Proto};
 use crate::engine::wire::offload::RxOffload;
-use crate::engine::{Core, DropReason, TxQueue};
+use crate::engine::{Cx, DropReason, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{EthernetAddress, IpProtocol, UdpPacket, UdpRepr};
 use std::net::{IpAddr, SocketAddr};
@@ -60,7 +60,7 @@ impl<'a> GuestPacket<'a> {
     /// Tells the guest this packet could not be delivered, from its destination.
     pub(crate) fn unreachable(
         &self,
-        core: &mut Core,
+        cx: &mut Cx,
         tx: &mut TxQueue,
         reason: Unreachable,
     ) -> Result<(), DropReason> {
@@ -70,7 +70,7 @@ impl<'a> GuestPacket<'a> {
             protocol: self.protocol,
             payload_len: self.payload.len(),
         };
-        core.emit_unreachable(tx, self.mac, self.dst, reason, &original, self.payload)
+        cx.emit_unreachable(tx, self.mac, self.dst, reason, &original, self.payload)
     }
 }
 

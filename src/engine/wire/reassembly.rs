@@ -58,11 +58,11 @@ impl Engine {
         tx: &mut TxQueue,
         pending: &mut Pending<'a>,
     ) -> Result<(), DropReason> {
-        self.core.counters.ip_fragments_in += 1;
+        self.core.cx.counters.ip_fragments_in += 1;
         let Added::Whole(whole) = self.core.reassembly.add(now, piece)? else {
             return Ok(());
         };
-        self.core.counters.ip_reassembled += 1;
+        self.core.cx.counters.ip_reassembled += 1;
         pending.flush(&mut self.core, &mut self.flows, now, tx);
         let protocol = IpProtocol::from(piece.protocol);
         let (protocol, payload) = match piece.src {

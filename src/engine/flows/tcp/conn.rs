@@ -9,7 +9,7 @@ use super::segment::{emit_control, emit_data, Segment, SynOptions, GSO_MAX_PAYLO
 use super::PendingWrites;
 use crate::engine::flows::table::Verdict;
 use crate::engine::wire::key::FlowKey;
-use crate::engine::{flows::sockets, Core, DropReason, Readiness, TxQueue, Unreachable};
+use crate::engine::{flows::sockets, Core, Cx, DropReason, Readiness, TxQueue, Unreachable};
 use smoltcp::wire::{EthernetAddress, TcpControl, TcpRepr};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
@@ -401,15 +401,15 @@ impl TcpConn {
         }
     }
 
-    fn send_control(&mut self, core: &mut Core, tx: &mut TxQueue, control: TcpControl, seq: u32) {
-        self.send_control_reporting(core, tx, control, seq, None);
+    fn send_control(&mut self, cx: &mut Cx, tx: &mut TxQueue, control: TcpControl, seq: u32) {
+        self.send_control_reporting(cx, tx, control, seq, None);
     }
 
     /// A control segment, its SACK blocks led by `duplicate` when there is one (see
     /// [`TcpConn::send_dsack`]).
     fn send_control_reporting(
         &mut self,
-        core: &mut Core,
+        cx: &mut Cx,
         tx: &mut TxQueue,
         control: TcpControl,
         seq: u32,
@@ -420,9 +420,9 @@ impl TcpConn {
         if duplicate.is_some() {
             seg.sack = [duplicate, seg.sack[0], seg.sack[1]];
         }
-        match emit_control(core, tx, &seg, control, true, None) {
+        match emit_control(cx, tx, &seg, control, true, None) {
             Ok(()) => self.told(&seg, window),
-            Err(reason) => core.counters.count_drop(reason),
+            Err(reason) => cx.counters.count_drop(reason),
         }
     }
 
@@ -433,21 +433,21 @@ impl TcpConn {
         self.window_sent = window;
     }
 
-    fn send_ack(&mut self, core: &mut Core, tx: &mut TxQueue) {
-        self.send_control(core, tx, TcpControl::None, self.snd_nxt);
+    fn send_ack(&mut self, cx: &mut Cx, tx: &mut TxQueue) {
+        self.send_control(cx, tx, TcpControl::None, self.snd_nxt);
     }
 
     /// An ACK whose first SACK block reports `duplicate`, data the guest sent twice (D-SACK,
     /// RFC 2883): its kernel learns that a retransmission was not needed.
-    fn send_dsack(&mut self, core: &mut Core, tx: &mut TxQueue, duplicate: (u32, u32)) {
+    fn send_dsack(&mut self, cx: &mut Cx, tx: &mut TxQueue, duplicate: (u32, u32)) {
         let seq = self.snd_nxt;
-        self.send_control_reporting(core, tx, TcpControl::None, seq, Some(duplicate));
+        self.send_control_reporting(cx, tx, TcpControl::None, seq, Some(duplicate));
     }
 
     /// Resets the guest's side.
-    fn reset_guest(&mut self, core: &mut Core, tx: &mut TxQueue) {
-        self.send_control(core, tx, TcpControl::Rst, self.snd_nxt);
-        core.counters.tcp_resets += 1;
+    fn reset_guest(&mut self, cx: &mut Cx, tx: &mut TxQueue) {
+        self.send_control(cx, tx, TcpControl::Rst, self.snd_nxt);
+        cx.counters.tcp_resets += 1;
     }
 
     /// Resets the host's side (the socket is closed when the flow is dropped).
@@ -471,7 +471,7 @@ impl TcpConn {
             }
             // Until the guest's ACK opens the connection, only this event can tell of data.
             self.host_drained = !readiness.readable;
-            return self.connect_done(core, now, readiness.error, tx);
+            return self.connect_done(&mut core.cx, now, readiness.error, tx);
         }
         if self.state == State::SynSent {
             // The host side is connected already; its data waits until the guest answers.
@@ -481,7 +481,7 @@ impl TcpConn {
             return Verdict::Keep;
         }
         if readiness.writable {
-            if let Some(verdict) = self.on_host_writable(core, tx) {
+            if let Some(verdict) = self.on_host_writable(&mut core.cx, tx) {
                 return verdict;
             }
         }
@@ -520,7 +520,7 @@ impl TcpConn {
                 if seg.control == TcpControl::Syn
                     && seg.ack_number.map(|a| a.0 as u32) == Some(self.iss.wrapping_add(1))
                 {
-                    self.on_syn_ack(core, now, seg, tx);
+                    self.on_syn_ack(&mut core.cx, now, seg, tx);
                     let verdict = self.send_data(core, slot, now, tx);
                     self.update_timer(now);
                     return verdict;
@@ -529,7 +529,7 @@ impl TcpConn {
             }
             State::SynReceived => {
                 if seg.control == TcpControl::Syn {
-                    self.send_syn_ack(core, tx);
+                    self.send_syn_ack(&mut core.cx, tx);
                     return Verdict::Keep;
                 }
                 if seg.ack_number.map(|a| a.0 as u32) != Some(self.iss.wrapping_add(1)) {
@@ -548,7 +548,7 @@ impl TcpConn {
             }
         }
         if let Some(ack) = seg.ack_number {
-            if let Some(verdict) = self.on_ack(core, now, ack.0 as u32, seg, tx) {
+            if let Some(verdict) = self.on_ack(&mut core.cx, now, ack.0 as u32, seg, tx) {
                 return verdict;
             }
         }
@@ -559,7 +559,7 @@ impl TcpConn {
             // Both directions are done; the ACK of the guest's FIN cannot wait for the batch
             // to end, the flow is going now.
             if std::mem::take(&mut self.ack_owed) {
-                self.send_ack(core, tx);
+                self.send_ack(&mut core.cx, tx);
             }
             return Verdict::Close;
         }

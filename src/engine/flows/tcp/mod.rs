@@ -73,7 +73,7 @@ pub(crate) use sack::HoldBudget;
 
 use crate::engine::flows::table::{InsertError, Verdict};
 use crate::engine::wire::key::{FlowKey, Proto};
-use crate::engine::{flows::sockets, Core, DropReason, GuestPacket, TxQueue, Unreachable};
+use crate::engine::{flows::sockets, Core, Cx, DropReason, GuestPacket, TxQueue, Unreachable};
 use crate::engine::{open_flow, settle, Flow, Flows};
 
 /// System calls moving TCP data (for --enable-seccomp): peeks and discards (recvfrom; recvmsg
@@ -84,7 +84,6 @@ pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
     libc::SYS_writev,
     libc::SYS_sendto,
 ];
-pub(crate) use segment::TCP_HEADER;
 use segment::{emit_control, Segment};
 use smoltcp::wire::{EthernetAddress, TcpControl, TcpPacket, TcpRepr};
 use std::io;
@@ -146,7 +145,7 @@ pub(crate) fn flush_pending(
             .write_pending(core, slot, pending, now, tx)
             .unwrap_or(Verdict::Keep);
         let deadline = conn.deadline();
-        settle(core, flows, slot, verdict, deadline);
+        settle(&mut core.cx, flows, slot, verdict, deadline);
     }
     pending.clear();
 }
@@ -183,7 +182,7 @@ pub(crate) fn handle<'a>(
             pending.clear();
         }
         let deadline = conn.deadline();
-        settle(core, flows, slot, verdict, deadline);
+        settle(&mut core.cx, flows, slot, verdict, deadline);
         return Ok(());
     }
     match (seg.control, seg.ack_number) {
@@ -191,7 +190,7 @@ pub(crate) fn handle<'a>(
         (TcpControl::Rst, _) => Err(DropReason::NotForUs),
         _ => {
             // No such connection: reset, as a host would.
-            reset_unknown(core, tx, guest.mac, &key, &seg);
+            reset_unknown(&mut core.cx, tx, guest.mac, &key, &seg);
             Err(DropReason::NotForUs)
         }
     }
@@ -199,7 +198,7 @@ pub(crate) fn handle<'a>(
 
 /// Answers a segment for no connection with a RST (RFC 9293, 3.10.7.1).
 fn reset_unknown(
-    core: &mut Core,
+    cx: &mut Cx,
     tx: &mut TxQueue,
     mac: EthernetAddress,
     key: &FlowKey,
@@ -222,8 +221,8 @@ fn reset_unknown(
         window: 0,
         sack: [None; 3],
     };
-    if emit_control(core, tx, &out, TcpControl::Rst, with_ack, None).is_ok() {
-        core.counters.tcp_resets += 1;
+    if emit_control(cx, tx, &out, TcpControl::Rst, with_ack, None).is_ok() {
+        cx.counters.tcp_resets += 1;
     }
 }
 
@@ -249,24 +248,24 @@ fn open(
     let peer = match core.virtuals.incoming(key.remote, key.guest) {
         Some(Ok(stream)) => Peer::Virtual(stream),
         Some(Err(_)) => {
-            reset_unknown(core, tx, guest.mac, &key, syn);
+            reset_unknown(&mut core.cx, tx, guest.mac, &key, syn);
             return Err(DropReason::Refused);
         }
         None => {
             let Some(dst) = guest.route_new_flow(core, now, Proto::Tcp, key.remote, tx)? else {
-                reset_unknown(core, tx, guest.mac, &key, syn);
+                reset_unknown(&mut core.cx, tx, guest.mac, &key, syn);
                 return Err(DropReason::Refused);
             };
-            Peer::Host(dst, core.outbound_source(dst.ip()))
+            Peer::Host(dst, core.cx.outbound_source(dst.ip()))
         }
     };
     let dst = match peer {
         Peer::Virtual(_) => key.remote,
         Peer::Host(dst, _) => dst,
     };
-    let iss = core.random_u32();
-    let mtu_mss = core.mtu_mss(key.guest.ip());
-    let opened = open_flow(core, flows, key, || {
+    let iss = core.cx.random_u32();
+    let mtu_mss = core.cx.mtu_mss(key.guest.ip());
+    let opened = open_flow(&mut core.cx, flows, key, || {
         let stream = match peer {
             Peer::Virtual(stream) => {
                 let send_buffer = sockets::size_send_buffer(&stream);
@@ -280,16 +279,18 @@ fn open(
     match opened {
         Ok(_) => Ok(()),
         Err(InsertError::Full) => {
-            reset_unknown(core, tx, guest.mac, &key, syn);
+            reset_unknown(&mut core.cx, tx, guest.mac, &key, syn);
             Err(DropReason::FlowTableFull)
         }
         Err(InsertError::Open(e)) => {
             log::debug!("tcp {key:?}: cannot connect to {dst}: {e}");
             // The connection failed at once: tell the guest as a real network would.
             match e.raw_os_error() {
-                Some(libc::ENETUNREACH) => guest.unreachable(core, tx, Unreachable::Net)?,
-                Some(libc::EHOSTUNREACH) => guest.unreachable(core, tx, Unreachable::Host)?,
-                _ => reset_unknown(core, tx, guest.mac, &key, syn),
+                Some(libc::ENETUNREACH) => guest.unreachable(&mut core.cx, tx, Unreachable::Net)?,
+                Some(libc::EHOSTUNREACH) => {
+                    guest.unreachable(&mut core.cx, tx, Unreachable::Host)?
+                }
+                _ => reset_unknown(&mut core.cx, tx, guest.mac, &key, syn),
             }
             Err(DropReason::HostSocket)
         }

@@ -7,7 +7,7 @@
 
 use crate::engine::wire::frames::{ip_header_len, ETHERNET_HEADER, HOP_LIMIT};
 use crate::engine::wire::offload::{TcpGso, TxOffload};
-use crate::engine::{Core, DropReason, TxQueue};
+use crate::engine::{Cx, DropReason, TxQueue};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     checksum, EthernetAddress, EthernetProtocol, IpAddress, IpProtocol, IpRepr, TcpControl,
@@ -74,7 +74,7 @@ fn ip(seg: &Segment, tcp_len: usize) -> IpRepr {
 /// Queues a segment without data: `control` says SYN, FIN or RST (or none: a bare ACK).
 /// `ack` is left out only for a RST answering a segment that had none.
 pub fn emit_control(
-    core: &mut Core,
+    cx: &mut Cx,
     tx: &mut TxQueue,
     seg: &Segment,
     control: TcpControl,
@@ -98,7 +98,7 @@ pub fn emit_control(
     let ip = ip(seg, repr.buffer_len());
     let checksums = ChecksumCapabilities::default();
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    core.emit_frame(
+    cx.emit_frame(
         tx,
         seg.from.ip(),
         seg.mac,
@@ -124,14 +124,14 @@ pub fn emit_control(
 /// kernel, and a payload longer than that MSS goes as one TCP super-packet that the guest takes
 /// whole (or would segment at that size).
 pub fn emit_data(
-    core: &mut Core,
+    cx: &mut Cx,
     tx: &mut TxQueue,
     seg: &Segment,
     max_payload: usize,
     offload_mss: Option<u16>,
     read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
 ) -> Result<io::Result<usize>, DropReason> {
-    let gateway_mac = core.gateway_mac;
+    let gateway_mac = cx.gateway_mac;
     let headers = data_headers(seg.from.ip());
     let buf = tx
         .push(headers + max_payload)
@@ -176,7 +176,7 @@ pub fn emit_data(
                 tcp_len,
             ));
             let transport_start = (ETHERNET_HEADER + ip.header_len()) as u16;
-            core.counters.super_packets_out += u64::from(n > usize::from(mss));
+            cx.counters.super_packets_out += u64::from(n > usize::from(mss));
             tx.set_last_offload(TxOffload {
                 partial_checksum: Some((transport_start, CHECKSUM_OFFSET)),
                 tcp_segments: (n > usize::from(mss)).then_some(TcpGso {
@@ -188,8 +188,18 @@ pub fn emit_data(
         }
         None => tcp.fill_checksum(&src, &dst),
     }
-    core.counters.frames_out += 1;
-    core.counters.bytes_out += (headers + n) as u64;
-    core.counters.tcp_bytes_to_guest += n as u64;
+    cx.counters.frames_out += 1;
+    cx.counters.bytes_out += (headers + n) as u64;
+    cx.counters.tcp_bytes_to_guest += n as u64;
     Ok(Ok(n))
+}
+
+impl Cx {
+    /// The TCP payload that fits a packet of the MTU to or from `addr`'s family.
+    pub fn mtu_mss(&self, addr: IpAddr) -> usize {
+        let headers = ip_header_len(addr) + TCP_HEADER;
+        self.mtu()
+            .saturating_sub(headers)
+            .clamp(64, u16::MAX as usize)
+    }
 }

@@ -2,20 +2,21 @@
 //! a real network would say it), and for port forwards our SYN and the guest's SYN-ACK.
 
 use super::*;
+use crate::engine::Cx;
 
 impl TcpConn {
     /// Sends our SYN to the guest, or asks for the guest's MAC first.
     pub(crate) fn send_syn(&mut self, core: &mut Core, now: Instant, tx: &mut TxQueue) {
         let guest = self.key.guest.ip();
         self.timer_kind = Timer::Handshake;
-        let Some(mac) = core.neighbor(guest) else {
+        let Some(mac) = core.cx.neighbor(guest) else {
             core.solicit(tx, guest);
             self.timer = Some(now + ARP_RETRY);
             return;
         };
         self.guest_mac = mac;
         let options = SynOptions {
-            mss: core.mtu_mss(guest) as u16,
+            mss: core.cx.mtu_mss(guest) as u16,
             window_scale: Some(self.our_wscale),
             sack_permitted: true,
         };
@@ -23,8 +24,15 @@ impl TcpConn {
             window: self.receive_window().min(u16::MAX as u32) as u16,
             ..self.segment(self.iss, 0)
         };
-        if let Err(reason) = emit_control(core, tx, &seg, TcpControl::Syn, false, Some(options)) {
-            core.counters.count_drop(reason);
+        if let Err(reason) = emit_control(
+            &mut core.cx,
+            tx,
+            &seg,
+            TcpControl::Syn,
+            false,
+            Some(options),
+        ) {
+            core.cx.counters.count_drop(reason);
         }
         self.timer = Some(now + self.rtt.rto());
     }
@@ -32,7 +40,7 @@ impl TcpConn {
     /// The guest's SYN-ACK to our SYN: the connection is open.
     pub(super) fn on_syn_ack(
         &mut self,
-        core: &mut Core,
+        cx: &mut Cx,
         now: Instant,
         seg: &TcpRepr,
         tx: &mut TxQueue,
@@ -47,20 +55,20 @@ impl TcpConn {
             None => self.our_wscale = 0,
         }
         self.sack_permitted = seg.sack_permitted;
-        let mtu_mss = core.mtu_mss(self.key.guest.ip());
+        let mtu_mss = cx.mtu_mss(self.key.guest.ip());
         self.mss =
             u32::from(seg.max_seg_size.unwrap_or(DEFAULT_MSS as u16)).clamp(64, mtu_mss as u32);
         self.window = Window::new(self.mss);
-        if core.cfg.tcp_peek_offset {
+        if cx.cfg.tcp_peek_offset {
             self.peek_offset = crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_ok();
         }
         self.established(now);
         self.reply_to_host(|r| &r.accepted);
-        self.send_ack(core, tx);
+        self.send_ack(cx, tx);
     }
 
-    pub(super) fn send_syn_ack(&mut self, core: &mut Core, tx: &mut TxQueue) {
-        let mss = core.mtu_mss(self.key.guest.ip()) as u16;
+    pub(super) fn send_syn_ack(&mut self, cx: &mut Cx, tx: &mut TxQueue) {
+        let mss = cx.mtu_mss(self.key.guest.ip()) as u16;
         let options = SynOptions {
             mss,
             window_scale: (self.our_wscale > 0).then_some(self.our_wscale),
@@ -72,14 +80,14 @@ impl TcpConn {
             window,
             ..self.segment(self.iss, 0)
         };
-        if let Err(reason) = emit_control(core, tx, &seg, TcpControl::Syn, true, Some(options)) {
-            core.counters.count_drop(reason);
+        if let Err(reason) = emit_control(cx, tx, &seg, TcpControl::Syn, true, Some(options)) {
+            cx.counters.count_drop(reason);
         }
     }
 
     pub(super) fn connect_done(
         &mut self,
-        core: &mut Core,
+        cx: &mut Cx,
         now: Instant,
         failed: bool,
         tx: &mut TxQueue,
@@ -93,21 +101,21 @@ impl TcpConn {
         };
         if let Some(e) = error {
             log::debug!("tcp {:?}: connect: {e}", self.key);
-            self.refuse(core, tx, &e);
+            self.refuse(cx, tx, &e);
             return Verdict::Close;
         }
-        if core.cfg.tcp_peek_offset {
+        if cx.cfg.tcp_peek_offset {
             self.peek_offset = crate::sys::set_peek_offset(self.stream.as_fd(), 0).is_ok();
         }
         self.state = State::SynReceived;
         self.snd_nxt = self.iss.wrapping_add(1);
-        self.send_syn_ack(core, tx);
+        self.send_syn_ack(cx, tx);
         self.arm(now, Timer::Handshake, self.rtt.rto());
         Verdict::Keep
     }
 
     /// The host connection failed: tell the guest as a real network would.
-    pub(super) fn refuse(&mut self, core: &mut Core, tx: &mut TxQueue, error: &io::Error) {
+    pub(super) fn refuse(&mut self, cx: &mut Cx, tx: &mut TxQueue, error: &io::Error) {
         let unreachable = match error.raw_os_error() {
             Some(libc::ENETUNREACH) => Some(Unreachable::Net),
             Some(libc::EHOSTUNREACH | libc::ETIMEDOUT) => Some(Unreachable::Host),
@@ -115,7 +123,7 @@ impl TcpConn {
         };
         match unreachable {
             // Quoting the guest's SYN: its headers, ports and sequence number.
-            Some(reason) => core.emit_flow_unreachable(
+            Some(reason) => cx.emit_flow_unreachable(
                 tx,
                 self.guest_mac,
                 &self.key,
@@ -126,7 +134,7 @@ impl TcpConn {
                 self.rcv_nxt.wrapping_sub(1).to_be_bytes(),
                 reason,
             ),
-            None => self.reset_guest(core, tx),
+            None => self.reset_guest(cx, tx),
         }
     }
 }

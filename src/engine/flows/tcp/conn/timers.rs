@@ -93,11 +93,11 @@ impl TcpConn {
     ) -> Verdict {
         if self.window_check.is_some_and(|at| at <= now) {
             self.window_check = None;
-            self.check_window(core, tx);
+            self.check_window(&mut core.cx, tx);
         }
         if self.idle_deadline().is_some_and(|at| at <= now) {
             log::debug!("tcp {:?}: half-closed and idle, resetting", self.key);
-            self.reset_guest(core, tx);
+            self.reset_guest(&mut core.cx, tx);
             self.reset_host();
             return Verdict::Close;
         }
@@ -115,7 +115,7 @@ impl TcpConn {
         self.unanswered = self.unanswered.saturating_add(1);
         if self.unanswered > MAX_RETRIES {
             log::debug!("tcp {:?}: guest unresponsive, resetting", self.key);
-            self.reset_guest(core, tx);
+            self.reset_guest(&mut core.cx, tx);
             let unanswered = self.state == State::SynSent && self.reply_to_host(|r| &r.unanswered);
             if !unanswered {
                 self.reset_host();
@@ -130,16 +130,21 @@ impl TcpConn {
                 return Verdict::Keep;
             }
             (State::Connecting, _) => {}
-            (State::SynReceived, _) => self.send_syn_ack(core, tx),
+            (State::SynReceived, _) => self.send_syn_ack(&mut core.cx, tx),
             (State::Established, Timer::Persist) => {
                 // Zero window: probe with an out-of-window ACK, which the guest answers with its
                 // current window.
-                self.send_control(core, tx, TcpControl::None, self.snd_una.wrapping_sub(1));
+                self.send_control(
+                    &mut core.cx,
+                    tx,
+                    TcpControl::None,
+                    self.snd_una.wrapping_sub(1),
+                );
                 self.arm(now, Timer::Persist, self.rtt.rto());
                 return Verdict::Keep;
             }
             (State::Established, _) => {
-                self.on_retransmission_timeout(core);
+                self.on_retransmission_timeout(&mut core.cx);
                 let verdict = self.send_data(core, slot, now, tx);
                 if verdict == Verdict::Close {
                     return verdict;

@@ -3,6 +3,7 @@
 //! holes only, from the host socket's receive queue, where the data waits until acknowledged.
 
 use super::*;
+use crate::engine::Cx;
 
 impl TcpConn {
     /// Sending stopped on a full transmit queue: go on.
@@ -107,9 +108,9 @@ impl TcpConn {
 
     /// The most payload one segment (or offloaded super-packet) to the guest carries, and the
     /// MSS it is cut at by the guest's kernel when offloaded.
-    fn max_payload(&self, core: &Core) -> (usize, Option<u16>) {
+    fn max_payload(&self, cx: &Cx) -> (usize, Option<u16>) {
         let mss = self.mss as usize;
-        if core.cfg.tap_offload {
+        if cx.cfg.tap_offload {
             let segments = (GSO_MAX_PAYLOAD / mss).max(1);
             (segments * mss, Some(mss as u16))
         } else {
@@ -121,7 +122,7 @@ impl TcpConn {
     /// sequence number); returns the sequence number after what went, or None if nothing could.
     fn resend(
         &mut self,
-        core: &mut Core,
+        cx: &mut Cx,
         tx: &mut TxQueue,
         (start, end): (u32, u32),
         skip_buf: &mut Vec<u8>,
@@ -129,7 +130,7 @@ impl TcpConn {
         // Karn: no RTT sample across a retransmission.
         self.timing = None;
         if self.fin_seq() == Some(start) {
-            self.send_control(core, tx, TcpControl::Fin, start);
+            self.send_control(cx, tx, TcpControl::Fin, start);
             self.high_rxt = seq_max(self.high_rxt, start.wrapping_add(1));
             return Some(start.wrapping_add(1));
         }
@@ -137,11 +138,11 @@ impl TcpConn {
             Some(fin) if seq_lt(fin, end) => fin,
             _ => end,
         };
-        let (most, offload_mss) = self.max_payload(core);
+        let (most, offload_mss) = self.max_payload(cx);
         let len = (end.wrapping_sub(start) as usize).min(most);
         let window = self.receive_window();
         let seg = self.segment(start, window);
-        let result = emit_data(core, tx, &seg, len, offload_mss, |buf| {
+        let result = emit_data(cx, tx, &seg, len, offload_mss, |buf| {
             self.peek(start, buf, skip_buf)
         });
         match result {
@@ -150,16 +151,16 @@ impl TcpConn {
                 self.rtx_mark = self.snd_nxt;
                 self.high_rxt = seq_max(self.high_rxt, start.wrapping_add(n as u32));
                 if self.recovery_by_timeout {
-                    core.counters.tcp_retransmits += 1;
+                    cx.counters.tcp_retransmits += 1;
                 } else {
-                    core.counters.tcp_fast_retransmits += 1;
+                    cx.counters.tcp_fast_retransmits += 1;
                 }
-                core.counters.tcp_bytes_retransmitted += n as u64;
+                cx.counters.tcp_bytes_retransmitted += n as u64;
                 Some(start.wrapping_add(n as u32))
             }
             Err(reason) => {
                 if reason != DropReason::TxQueueFull {
-                    core.counters.count_drop(reason);
+                    cx.counters.count_drop(reason);
                 }
                 None
             }
@@ -202,7 +203,7 @@ impl TcpConn {
                 break Verdict::Keep;
             }
             if let Some(range) = lost {
-                match self.resend(core, tx, range, &mut skip_buf) {
+                match self.resend(&mut core.cx, tx, range, &mut skip_buf) {
                     Some(next) => {
                         self.rtx_next = next;
                         self.rtx_now = false;
@@ -227,7 +228,7 @@ impl TcpConn {
                 0
             };
             let room = send_room.min(cwnd_room.max(mss.min(self.window.cwnd))) as usize;
-            let (most, offload_mss) = self.max_payload(core);
+            let (most, offload_mss) = self.max_payload(&core.cx);
             let max = room.min(most);
             if max == 0 {
                 break Verdict::Keep;
@@ -235,7 +236,7 @@ impl TcpConn {
             let window = self.receive_window();
             let seq = self.snd_nxt;
             let seg = self.segment(seq, window);
-            let result = emit_data(core, tx, &seg, max, offload_mss, |buf| {
+            let result = emit_data(&mut core.cx, tx, &seg, max, offload_mss, |buf| {
                 self.peek(seq, buf, &mut skip_buf)
             });
             match result {
@@ -244,13 +245,13 @@ impl TcpConn {
                     break Verdict::Keep;
                 }
                 Err(reason) => {
-                    core.counters.count_drop(reason);
+                    core.cx.counters.count_drop(reason);
                     break Verdict::Keep;
                 }
                 Ok(Ok(0)) => {
                     self.host_eof = true;
                     self.fin_sent = true;
-                    self.send_control(core, tx, TcpControl::Fin, self.snd_nxt);
+                    self.send_control(&mut core.cx, tx, TcpControl::Fin, self.snd_nxt);
                     self.snd_nxt = self.snd_nxt.wrapping_add(1);
                     break Verdict::Keep;
                 }
@@ -279,7 +280,7 @@ impl TcpConn {
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Ok(Err(e)) => {
                     log::debug!("tcp {:?}: read: {e}", self.key);
-                    self.reset_guest(core, tx);
+                    self.reset_guest(&mut core.cx, tx);
                     break Verdict::Close;
                 }
             }
@@ -291,7 +292,7 @@ impl TcpConn {
     /// The guest acknowledged up to `ack`, advertised a window and perhaps SACKed some ranges.
     pub(super) fn on_ack(
         &mut self,
-        core: &mut Core,
+        cx: &mut Cx,
         now: Instant,
         ack: u32,
         seg: &TcpRepr,
@@ -299,13 +300,13 @@ impl TcpConn {
     ) -> Option<Verdict> {
         if seq_lt(self.snd_nxt, ack) {
             // Acknowledges what we never sent: tell the guest where we are.
-            self.send_ack(core, tx);
+            self.send_ack(cx, tx);
             return None;
         }
         let window = u32::from(seg.window_len) << self.guest_wscale;
         let new_sack = self.on_sack_blocks(&seg.sack_ranges);
         if seq_lt(self.snd_una, ack) {
-            if let Some(verdict) = self.on_new_ack(core, now, ack, tx) {
+            if let Some(verdict) = self.on_new_ack(cx, now, ack, tx) {
                 return Some(verdict);
             }
         } else if ack == self.snd_una
@@ -323,7 +324,7 @@ impl TcpConn {
             self.unanswered = 0;
         }
         self.snd_wnd = window;
-        self.detect_loss(core);
+        self.detect_loss(cx);
         None
     }
 
@@ -360,7 +361,7 @@ impl TcpConn {
     /// New data was acknowledged: it leaves the host socket's receive queue.
     fn on_new_ack(
         &mut self,
-        core: &mut Core,
+        cx: &mut Cx,
         now: Instant,
         ack: u32,
         tx: &mut TxQueue,
@@ -376,7 +377,7 @@ impl TcpConn {
         if acked > 0 {
             if let Err(e) = crate::sys::discard(self.stream.as_fd(), acked as usize) {
                 log::debug!("tcp {:?}: discard: {e}", self.key);
-                self.reset_guest(core, tx);
+                self.reset_guest(cx, tx);
                 self.reset_host();
                 return Some(Verdict::Close);
             }
@@ -430,7 +431,7 @@ impl TcpConn {
     /// Starts loss recovery when the guest's duplicate ACKs or SACKs show a hole; in recovery,
     /// takes more for lost as SACKs arrive, and a retransmission for lost again when the guest
     /// SACKs what was sent after it while the hole stays.
-    fn detect_loss(&mut self, core: &mut Core) {
+    fn detect_loss(&mut self, cx: &mut Cx) {
         let outstanding = self.outstanding();
         if outstanding == 0 {
             return;
@@ -447,7 +448,7 @@ impl TcpConn {
                 if seq_lt(hole, self.rtx_next) && seq_lt(hole, high) {
                     self.rtx_next = self.snd_una;
                     self.rtx_mark = self.snd_nxt;
-                    core.counters.tcp_lost_retransmits += 1;
+                    cx.counters.tcp_lost_retransmits += 1;
                 }
             }
             return;
@@ -473,7 +474,7 @@ impl TcpConn {
         if u32::from(self.dup_acks) < dup_threshold && sacked < sack_threshold && !probed {
             return;
         }
-        core.counters.tcp_loss_recoveries += 1;
+        cx.counters.tcp_loss_recoveries += 1;
         self.in_recovery = true;
         self.recovery_by_timeout = false;
         self.recover = self.snd_nxt;
@@ -488,7 +489,7 @@ impl TcpConn {
 
     /// The retransmission timer fired: everything outstanding that the guest has not SACKed is
     /// taken for lost, and the congestion window starts again from one segment.
-    pub(super) fn on_retransmission_timeout(&mut self, core: &mut Core) {
+    pub(super) fn on_retransmission_timeout(&mut self, cx: &mut Cx) {
         log::debug!(
             "tcp {:?}: timeout, {} bytes outstanding, {} in recovery",
             self.key,
@@ -507,7 +508,7 @@ impl TcpConn {
         self.dup_acks = 0;
         // The resend may be lost too: probes again before the next, longer, timeout.
         self.probes = 0;
-        core.counters.tcp_timeouts += 1;
+        cx.counters.tcp_timeouts += 1;
     }
 
     /// A loss probe, outside the congestion window: in recovery, the first hole again (its
@@ -519,7 +520,7 @@ impl TcpConn {
         if outstanding == 0 || !tx.has_room_for_bulk() {
             return;
         }
-        let (most, _) = self.max_payload(core);
+        let (most, _) = self.max_payload(&core.cx);
         let range = if self.in_recovery {
             let (hole, hole_end) = match &self.sacked {
                 Some(sacked) => sacked.next_hole(self.snd_una, self.snd_una),
@@ -536,8 +537,11 @@ impl TcpConn {
         let mut skip_buf = std::mem::take(&mut core.peek_skip);
         let was = self.recovery_by_timeout;
         self.recovery_by_timeout = true;
-        if self.resend(core, tx, range, &mut skip_buf).is_some() {
-            core.counters.tcp_tail_probes += 1;
+        if self
+            .resend(&mut core.cx, tx, range, &mut skip_buf)
+            .is_some()
+        {
+            core.cx.counters.tcp_tail_probes += 1;
             self.last_activity = now;
         }
         self.recovery_by_timeout = was;

@@ -10,6 +10,7 @@
 //! is held.
 
 use super::*;
+use crate::engine::Cx;
 use std::io::IoSlice;
 
 /// Pieces of guest data held per connection at most (each may be a single byte).
@@ -109,10 +110,10 @@ impl TcpConn {
         let held = held_data(&mut self.held, core);
         let got = held.insert(self.rcv_nxt, seq, data, max, MAX_HELD_PIECES);
         if got.held > 0 {
-            core.counters.tcp_segments_held += 1;
+            core.cx.counters.tcp_segments_held += 1;
         }
         if got.refused > 0 || data.len() < end.wrapping_sub(seq) as usize {
-            core.counters.tcp_segments_not_held += 1;
+            core.cx.counters.tcp_segments_not_held += 1;
         } else if fin {
             held.fin = Some(end);
         }
@@ -134,9 +135,9 @@ impl TcpConn {
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         let start = self.rcv_nxt;
         let result = self.stream.write_vectored(bufs);
-        let written = self.bytes_written(core, tx, result)?;
-        self.taken(core, written);
-        self.ack_every_second_segment(core, tx, start, bufs, written);
+        let written = self.bytes_written(&mut core.cx, tx, result)?;
+        self.taken(&mut core.cx, written);
+        self.ack_every_second_segment(&mut core.cx, tx, start, bufs, written);
         if written < len {
             let mut skip = written;
             let mut at = self.rcv_nxt;
@@ -160,7 +161,7 @@ impl TcpConn {
             }
             return Ok(false);
         }
-        self.drain_held(core, tx)?;
+        self.drain_held(&mut core.cx, tx)?;
         Ok(true)
     }
 
@@ -168,7 +169,7 @@ impl TcpConn {
     /// socket that failed resets the guest's side and ends the flow.
     fn bytes_written(
         &mut self,
-        core: &mut Core,
+        cx: &mut Cx,
         tx: &mut TxQueue,
         result: io::Result<usize>,
     ) -> Result<usize, Verdict> {
@@ -178,27 +179,27 @@ impl TcpConn {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
             Err(e) => {
                 log::debug!("tcp {:?}: write: {e}", self.key);
-                self.reset_guest(core, tx);
+                self.reset_guest(cx, tx);
                 Err(Verdict::Close)
             }
         }
     }
 
     /// `written` guest bytes went into the host socket.
-    fn taken(&mut self, core: &mut Core, written: usize) {
+    fn taken(&mut self, cx: &mut Cx, written: usize) {
         self.rcv_nxt = self.rcv_nxt.wrapping_add(written as u32);
         self.written_since_measure = self
             .written_since_measure
             .saturating_add(written as u32)
             .min(self.room_measured);
-        core.counters.tcp_bytes_from_guest += written as u64;
+        cx.counters.tcp_bytes_from_guest += written as u64;
     }
 
     /// After `written` bytes of `bufs` (one segment each, from `start` on) were taken: an ACK
     /// for every second segment, as a receiving kernel sends them.
     fn ack_every_second_segment(
         &mut self,
-        core: &mut Core,
+        cx: &mut Cx,
         tx: &mut TxQueue,
         start: u32,
         bufs: &[IoSlice],
@@ -214,14 +215,14 @@ impl TcpConn {
             if self.segments_unacked >= 2 && tx.has_room_for_control() {
                 let ack = start.wrapping_add(taken as u32);
                 let next = std::mem::replace(&mut self.rcv_nxt, ack);
-                self.send_ack(core, tx);
+                self.send_ack(cx, tx);
                 self.rcv_nxt = next;
             }
         }
     }
 
     /// Writes held data that is in order now, and takes a held FIN that is next.
-    fn drain_held(&mut self, core: &mut Core, tx: &mut TxQueue) -> Result<(), Verdict> {
+    fn drain_held(&mut self, cx: &mut Cx, tx: &mut TxQueue) -> Result<(), Verdict> {
         loop {
             let Some(held) = self.held.as_mut() else {
                 return Ok(());
@@ -239,12 +240,12 @@ impl TcpConn {
             let len: usize = ready.iter().map(|b| b.len()).sum();
             let result = (&self.stream).write_vectored(&ready);
             drop(ready);
-            let written = self.bytes_written(core, tx, result)?;
+            let written = self.bytes_written(cx, tx, result)?;
             let Some(held) = self.held.as_mut() else {
                 return Ok(());
             };
             held.consumed(self.rcv_nxt, written);
-            self.taken(core, written);
+            self.taken(cx, written);
             if written < len {
                 // The socket is full: the rest waits for it to drain (it says when).
                 return Ok(());
@@ -271,14 +272,10 @@ impl TcpConn {
     }
 
     /// The host socket has room again: held data goes, and the guest hears of the window.
-    pub(super) fn on_host_writable(
-        &mut self,
-        core: &mut Core,
-        tx: &mut TxQueue,
-    ) -> Option<Verdict> {
+    pub(super) fn on_host_writable(&mut self, cx: &mut Cx, tx: &mut TxQueue) -> Option<Verdict> {
         let before = self.rcv_nxt;
         if self.held.is_some() {
-            if let Err(verdict) = self.drain_held(core, tx) {
+            if let Err(verdict) = self.drain_held(cx, tx) {
                 return Some(verdict);
             }
         }
@@ -286,10 +283,10 @@ impl TcpConn {
             self.host_full = false;
             // Window update, then duplicates so the guest resends what we could not keep.
             for _ in 0..=DUP_ACKS_ON_REOPEN {
-                self.send_ack(core, tx);
+                self.send_ack(cx, tx);
             }
         } else if self.rcv_nxt != before {
-            self.send_ack(core, tx);
+            self.send_ack(cx, tx);
         }
         None
     }
@@ -314,8 +311,8 @@ impl TcpConn {
     ) {
         if self.state == State::Established && tx.has_room_for_control() {
             match duplicate.filter(|_| self.sack_permitted) {
-                Some(range) => self.send_dsack(core, tx, range),
-                None => self.send_ack(core, tx),
+                Some(range) => self.send_dsack(&mut core.cx, tx, range),
+                None => self.send_ack(&mut core.cx, tx),
             }
         } else {
             self.ack_forced = true;
@@ -343,7 +340,7 @@ impl TcpConn {
         // guest must hear it again or waits on a window update.
         let news = self.ack_forced || self.ack_sent != self.rcv_nxt || self.host_full;
         if self.state == State::Established && news {
-            self.send_ack(core, tx);
+            self.send_ack(&mut core.cx, tx);
         }
         self.ack_forced = false;
         if self.guest_fin && self.fin_acked {
@@ -378,11 +375,11 @@ impl TcpConn {
     }
 
     /// A low window may have opened: if it has, tell the guest.
-    pub(super) fn check_window(&mut self, core: &mut Core, tx: &mut TxQueue) {
+    pub(super) fn check_window(&mut self, cx: &mut Cx, tx: &mut TxQueue) {
         let window = self.measure_window();
-        let mss = core.mtu_mss(self.key.guest.ip()) as u32;
+        let mss = cx.mtu_mss(self.key.guest.ip()) as u32;
         if window >= self.low_window || window >= self.window_sent.saturating_add(2 * mss) {
-            self.send_ack(core, tx);
+            self.send_ack(cx, tx);
             self.window_check_ms = WINDOW_CHECK_FIRST_MS;
         } else {
             self.window_check_ms = (self.window_check_ms * 2).min(WINDOW_CHECK_MAX_MS);
