@@ -402,7 +402,7 @@ impl Config {
         let socks5 = cli
             .socks5
             .as_deref()
-            .map(crate::host::socks5::parse_listen)
+            .map(network::socks5_listen)
             .transpose()
             .map_err(CliError)?;
         let publish = cli

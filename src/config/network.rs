@@ -1,7 +1,8 @@
-//! The host addresses outbound sockets bind to (--outbound-addr, --outbound-addr6).
+//! Host addresses of the command line: those outbound sockets bind to (--outbound-addr,
+//! --outbound-addr6), and where the SOCKS5 server listens (--socks5).
 
 use super::CliError;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// An address given as itself or as the name of an interface: the first of the interface's
 /// addresses that `pick` takes. `option` names the option in the error message.
@@ -44,6 +45,16 @@ pub fn resolve_outbound_v6(text: &str) -> Result<Ipv6Addr, CliError> {
     })
 }
 
+/// `[ADDR:]PORT` of --socks5: just a port listens on 127.0.0.1 (the guest's services are not
+/// for the whole network unless asked).
+pub(super) fn socks5_listen(arg: &str) -> Result<SocketAddr, String> {
+    let invalid = || format!("--socks5 {arg:?}: expected [ADDR:]PORT");
+    if let Ok(port) = arg.parse::<u16>() {
+        return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
+    }
+    arg.parse::<SocketAddr>().map_err(|_| invalid())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +69,17 @@ mod tests {
             .unwrap_err()
             .0
             .starts_with("outbound-addr6 has to be valid ipv6 address or interface name"));
+    }
+
+    #[test]
+    fn socks5_listen_addresses() {
+        assert_eq!(socks5_listen("1080"), Ok("127.0.0.1:1080".parse().unwrap()));
+        assert_eq!(
+            socks5_listen("0.0.0.0:1080"),
+            Ok("0.0.0.0:1080".parse().unwrap())
+        );
+        assert_eq!(socks5_listen("[::1]:9"), Ok("[::1]:9".parse().unwrap()));
+        assert!(socks5_listen("localhost:1080").is_err());
+        assert!(socks5_listen("70000").is_err());
     }
 }

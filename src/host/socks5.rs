@@ -161,16 +161,6 @@ pub fn reply(code: u8) -> [u8; 10] {
     [VERSION, code, 0, ATYP_IPV4, 0, 0, 0, 0, 0, 0]
 }
 
-/// `[ADDR:]PORT` of --socks5: just a port listens on 127.0.0.1 (the guest's services are not
-/// for the whole network unless asked).
-pub fn parse_listen(arg: &str) -> Result<SocketAddr, String> {
-    let invalid = || format!("--socks5 {arg:?}: expected [ADDR:]PORT");
-    if let Ok(port) = arg.parse::<u16>() {
-        return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
-    }
-    arg.parse::<SocketAddr>().map_err(|_| invalid())
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Greeting,
@@ -436,17 +426,5 @@ mod tests {
             Err(code::COMMAND_NOT_SUPPORTED),
             "UDP ASSOCIATE"
         );
-    }
-
-    #[test]
-    fn listen_addresses() {
-        assert_eq!(parse_listen("1080"), Ok("127.0.0.1:1080".parse().unwrap()));
-        assert_eq!(
-            parse_listen("0.0.0.0:1080"),
-            Ok("0.0.0.0:1080".parse().unwrap())
-        );
-        assert_eq!(parse_listen("[::1]:9"), Ok("[::1]:9".parse().unwrap()));
-        assert!(parse_listen("localhost:1080").is_err());
-        assert!(parse_listen("70000").is_err());
     }
 }
