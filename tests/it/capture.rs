@@ -3,7 +3,6 @@
 use crate::common;
 
 use common::*;
-use std::process::Command;
 
 #[test]
 fn tshark_reads_the_transfer_from_the_pcap_and_debug_summarises_it() {
@@ -22,34 +21,11 @@ fn tshark_reads_the_transfer_from_the_pcap_and_debug_summarises_it() {
     net.transfer_both_ways(&format!("198.51.100.1:{port}"), 256 << 10, 64 << 10);
     assert!(net.slirp.stop().success());
 
-    let tshark = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(&pcap)
-        .args([
-            "-Y",
-            &format!("tcp.port == {port}"),
-            "-T",
-            "fields",
-            "-e",
-            "ip.src",
-            "-e",
-            "ip.dst",
-            "-e",
-            "tcp.flags.syn",
-            "-e",
-            "tcp.len",
-        ])
-        .output()
-        .expect("tshark (apt-get install tshark)");
-    assert!(
-        tshark.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tshark.stderr)
+    let rows = tshark_fields(
+        &pcap,
+        &format!("tcp.port == {port}"),
+        &["ip.src", "ip.dst", "tcp.flags.syn", "tcp.len"],
     );
-    let rows: Vec<Vec<String>> = String::from_utf8_lossy(&tshark.stdout)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect();
     let from_guest = rows.iter().filter(|r| r[0] == "10.0.2.100").count();
     let to_guest = rows.iter().filter(|r| r[1] == "10.0.2.100").count();
     assert!(from_guest > 0 && to_guest > 0, "both directions: {rows:?}");

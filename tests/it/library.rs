@@ -6,7 +6,7 @@
 #[path = "../../examples/in_memory.rs"]
 mod in_memory;
 
-use crate::common::pattern;
+use crate::common::{pattern, tshark_fields};
 use slirp_ns::{EngineConfig, Ipv4Network, Stack};
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol, Ipv4Packet,
@@ -40,6 +40,23 @@ fn run_back_to_back(a: &mut Stack, b: &mut Stack, done: impl Fn() -> bool, limit
     .unwrap();
 }
 
+/// A virtual listener on A (10.0.2.100:8080) and B's connection to it, its SYN handed over.
+fn connect_to_a_virtual_listener(
+    a: &mut Stack,
+    b: &mut Stack,
+) -> (slirp_ns::VirtualListener, std::os::unix::net::UnixStream) {
+    let server_addr: SocketAddr = "10.0.2.100:8080".parse().unwrap();
+    let listener = a.engine_mut().listen(server_addr).expect("listen");
+    let mut unsent = Vec::new();
+    let client = b
+        .connect(server_addr, &mut |f| unsent.push(f.to_vec()))
+        .expect("connect");
+    for frame in &unsent {
+        a.input(frame, &mut |_| {});
+    }
+    (listener, client)
+}
+
 #[test]
 fn the_in_memory_example_runs() {
     in_memory::main().unwrap();
@@ -55,15 +72,7 @@ fn ten_mib_each_way_through_two_stacks_to_a_virtual_listener() {
 fn exchange_through_two_stacks(mtu: u32) {
     const LEN: usize = 10 << 20;
     let (mut a, mut b) = (stack_with_mtu(mtu), stack_with_mtu(mtu));
-    let server_addr: SocketAddr = "10.0.2.100:8080".parse().unwrap();
-    let listener = a.engine_mut().listen(server_addr).expect("listen");
-    let mut unsent = Vec::new();
-    let client = b
-        .connect(server_addr, &mut |f| unsent.push(f.to_vec()))
-        .expect("connect");
-    for frame in &unsent {
-        a.input(frame, &mut |_| {});
-    }
+    let (listener, client) = connect_to_a_virtual_listener(&mut a, &mut b);
     // Both programs must be done before the loop stops: either may finish first.
     let done = Arc::new(AtomicUsize::new(0));
     let server_done = done.clone();
@@ -290,15 +299,7 @@ fn a_stack_records_its_guest_frames_in_a_pcap_file() {
     let pcap = dir.path().join("stack.pcap");
     let (mut a, mut b) = (stack(), stack());
     a.set_capture(slirp_ns::Capture::open(Some(&pcap), false).expect("the pcap file"));
-    let server_addr: SocketAddr = "10.0.2.100:8080".parse().unwrap();
-    let listener = a.engine_mut().listen(server_addr).expect("listen");
-    let mut unsent = Vec::new();
-    let client = b
-        .connect(server_addr, &mut |f| unsent.push(f.to_vec()))
-        .expect("connect");
-    for frame in &unsent {
-        a.input(frame, &mut |_| {});
-    }
+    let (listener, client) = connect_to_a_virtual_listener(&mut a, &mut b);
     let done = Arc::new(AtomicBool::new(false));
     let server = thread::spawn(move || {
         let (mut conn, _) = listener.accept().expect("accept");
@@ -321,20 +322,11 @@ fn a_stack_records_its_guest_frames_in_a_pcap_file() {
     assert!(client.join().unwrap() == pattern(LEN, 3), "the download");
     drop(a);
 
-    let tshark = std::process::Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(&pcap)
-        .args(["-Y", "tcp.port == 8080", "-T", "fields"])
-        .args(["-e", "ip.src", "-e", "tcp.flags.syn", "-e", "tcp.len"])
-        .output()
-        .expect("tshark (apt-get install tshark)");
-    assert!(
-        tshark.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tshark.stderr)
+    let rows = tshark_fields(
+        &pcap,
+        "tcp.port == 8080",
+        &["ip.src", "tcp.flags.syn", "tcp.len"],
     );
-    let text = String::from_utf8_lossy(&tshark.stdout);
-    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
     let syns = rows
         .iter()
         .filter(|r| r[1] == "1" || r[1] == "True")

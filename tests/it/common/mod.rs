@@ -47,6 +47,28 @@ pub fn require_namespace_support() {
 }
 
 /// Whether the shell finds `tool`.
+/// The `fields` of the packets of `pcap` that `filter` selects, as tshark prints them: one row
+/// per packet, one string per field.
+pub fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"])
+        .arg(pcap)
+        .args(["-Y", filter, "-T", "fields"]);
+    for field in fields {
+        cmd.args(["-e", field]);
+    }
+    let out = cmd.output().expect("tshark (apt-get install tshark)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
 pub fn on_path(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
