@@ -339,6 +339,7 @@ pub fn run(cfg: Config, pasta: Option<PastaRun>) -> Result<i32, RunError> {
         outbound_addr6: cfg.outbound_addr6,
         ipv6: cfg.ipv6,
         tap_offload: link.offloads(),
+        tap_uso: link.udp_offloads(),
         point_to_point: matches!(cfg.target, Target::Stdio(Framing::Slip)),
         max_flows,
         tcp_hold_memory: cfg.tcp_hold_memory,

@@ -37,6 +37,7 @@ impl Stack {
         let poll = mio::Poll::new()?;
         let config = EngineConfig {
             tap_offload: false,
+            tap_uso: false,
             splice_loopback: false,
             ..config
         };

@@ -47,6 +47,9 @@ pub struct EngineConfig {
     /// Whether the TAP takes offloaded frames: TCP data to the guest then goes in super-packets
     /// of up to 64 KiB with partial checksums, which the guest's kernel takes whole.
     pub tap_offload: bool,
+    /// Whether the TAP also takes UDP super-datagrams (USO, Linux 6.2+): datagrams of a flow
+    /// from the host then reach the guest several to a frame, which its kernel splits.
+    pub tap_uso: bool,
     /// Whether this engine sends the unsolicited router advertisements (with several TAP
     /// queues, only the first one's does).
     pub router_adverts: bool,
@@ -144,6 +147,7 @@ impl EngineConfig {
             udp_idle_timeout: Duration::from_secs(180),
             tcp_peek_offset: false,
             tap_offload: false,
+            tap_uso: false,
             router_adverts: true,
             splice_loopback: false,
             dhcp: true,

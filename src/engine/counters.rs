@@ -47,6 +47,9 @@ counters! {
     dropped_host_socket,
     /// IP fragments whose datagram was given up (overlapping pieces, too many, no room).
     dropped_fragments,
+    /// Datagrams for the guest given up while its MAC was unknown (it did not answer, or too
+    /// many were waiting).
+    dropped_unresolved,
     /// IP fragments from the guest.
     ip_fragments_in,
     /// IP datagrams put back together from the guest's fragments.
@@ -116,6 +119,7 @@ impl Counters {
             DropReason::Refused => &mut self.dropped_refused,
             DropReason::HostSocket => &mut self.dropped_host_socket,
             DropReason::Fragments => &mut self.dropped_fragments,
+            DropReason::Unresolved => &mut self.dropped_unresolved,
         };
         *counter += 1;
     }

@@ -91,6 +91,8 @@ pub enum DropReason {
     HostSocket,
     /// An IP fragment's datagram was given up: overlapping pieces, too many, no room.
     Fragments,
+    /// A datagram for the guest waited for the guest's MAC in vain, or found no room to wait.
+    Unresolved,
 }
 
 /// The guest's MAC on a point-to-point link, where it has none: frames from it are given this
@@ -135,6 +137,8 @@ pub(crate) struct Core {
     pub(crate) virtuals: virtual_net::Virtuals,
     /// The guest's fragmented datagrams, being put back together.
     pub(crate) reassembly: reassembly::Reassembly,
+    /// Datagrams from UDP forwards waiting for the guest's MAC.
+    pub(crate) unresolved: flows::unresolved::Unresolved,
 }
 
 impl Core {
@@ -213,6 +217,7 @@ impl Engine {
                 forwards: fwd::Forwards::default(),
                 splice_candidates: Vec::new(),
                 virtuals: virtual_net::Virtuals::default(),
+                unresolved: Default::default(),
                 cx: Cx::new(cfg, registry),
             },
         }
@@ -289,6 +294,7 @@ impl Engine {
             }
         }
         pending.flush(&mut self.core, &mut self.flows, now, tx);
+        self.resolve_waiting(now, tx);
     }
 
     /// Whether `token` is one the engine registered (a host socket, a forward's listener, a
@@ -367,6 +373,7 @@ impl Engine {
             }
             self.with_flow(slot, |core, flow| match flow {
                 Flow::Tcp(conn) => conn.resume_sending(core, slot, now, tx),
+                Flow::Udp(udp) => udp.resume_receiving(core, slot, now, tx),
                 _ => Verdict::Keep,
             });
         }
@@ -379,6 +386,7 @@ impl Engine {
             self.core.cx.timers.next(),
             self.core.next_router_advert,
             self.core.tftp.poll_at(),
+            self.unresolved_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -392,6 +400,9 @@ impl Engine {
         }
         if self.core.tftp.poll_at().is_some_and(|when| when <= now) {
             tftp::handle_timers(&mut self.core, now, tx);
+        }
+        if self.unresolved_deadline().is_some_and(|when| when <= now) {
+            self.resolve_waiting(now, tx);
         }
         while let Some(slot) = self.core.cx.timers.pop_due(now) {
             self.flows.timer_fired(slot);

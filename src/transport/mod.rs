@@ -85,6 +85,14 @@ impl Link {
         }
     }
 
+    /// Whether frames may also be UDP super-datagrams (USO).
+    pub fn udp_offloads(&self) -> bool {
+        match &self.medium {
+            Medium::Packets(tap) => tap.udp_offloads(),
+            Medium::Stream(_) => false,
+        }
+    }
+
     /// Reads one frame into `buf`.
     pub fn recv(&mut self, buf: &mut [u8]) -> Recv {
         let received = match &mut self.medium {

@@ -90,6 +90,11 @@ impl TapDevice {
         self.offloads & libc::TUN_F_TSO4 != 0
     }
 
+    /// Whether frames may be UDP super-datagrams (the kernel took USO).
+    pub fn udp_offloads(&self) -> bool {
+        self.offloads & UDP_OFFLOADS == UDP_OFFLOADS
+    }
+
     /// Reads one frame into `buf`.
     pub fn recv(&self, buf: &mut [u8]) -> Recv {
         let mut header = [0u8; VNET_HDR_LEN];

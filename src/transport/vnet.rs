@@ -47,13 +47,18 @@ pub fn header(offload: &TxOffload) -> [u8; VNET_HDR_LEN] {
         header[2..4].copy_from_slice(&gso.header_len.to_le_bytes());
         header[4..6].copy_from_slice(&gso.segment_size.to_le_bytes());
     }
+    if let Some(gso) = offload.udp_segments {
+        header[1] = GSO_UDP_L4;
+        header[2..4].copy_from_slice(&gso.header_len.to_le_bytes());
+        header[4..6].copy_from_slice(&gso.segment_size.to_le_bytes());
+    }
     header
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::wire::offload::TcpGso;
+    use crate::engine::wire::offload::{TcpGso, UdpGso};
 
     #[test]
     fn rx_headers() {
@@ -80,11 +85,24 @@ mod tests {
                 ipv6: false,
                 header_len: 54,
             }),
+            udp_segments: None,
         };
         assert_eq!(
             header(&offload),
             [1, GSO_TCPV4, 54, 0, 0xb4, 0x05, 34, 0, 16, 0]
         );
         assert_eq!(header(&TxOffload::default()), [0; 10]);
+        let uso = TxOffload {
+            partial_checksum: Some((34, 6)),
+            udp_segments: Some(UdpGso {
+                segment_size: 1400,
+                header_len: 42,
+            }),
+            ..TxOffload::default()
+        };
+        assert_eq!(
+            header(&uso),
+            [1, GSO_UDP_L4, 42, 0, 0x78, 0x05, 34, 0, 6, 0]
+        );
     }
 }

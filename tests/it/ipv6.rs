@@ -38,7 +38,7 @@ fn default_route_via(guest: &Guest) -> Option<String> {
 }
 
 /// Waits until the guest has a SLAAC address and a default route; returns the address.
-fn wait_for_slaac(net: &Net) -> Ipv6Addr {
+pub(crate) fn wait_for_slaac(net: &Net) -> Ipv6Addr {
     let mut address = None;
     wait_until(Duration::from_secs(5), "a SLAAC address", || {
         address = global_addresses(&net.guest).first().copied();
@@ -47,7 +47,7 @@ fn wait_for_slaac(net: &Net) -> Ipv6Addr {
     address.unwrap()
 }
 
-fn ipv6_net(extra: &[&str]) -> Net {
+pub(crate) fn ipv6_net(extra: &[&str]) -> Net {
     let mut args = vec!["--enable-ipv6"];
     args.extend_from_slice(extra);
     let net = Net::new(&args);

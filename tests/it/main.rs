@@ -33,3 +33,4 @@ mod security;
 mod socks5;
 mod tftp;
 mod transports;
+mod udp;

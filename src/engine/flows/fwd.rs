@@ -371,7 +371,7 @@ impl Engine {
 
     /// A datagram from `client` at UDP forward `forward`: to the guest, on the client's flow
     /// (which answers through `forward` from now on, should it have come through another).
-    fn forward_datagram(
+    pub(in crate::engine) fn forward_datagram(
         &mut self,
         now: Instant,
         forward: ForwardRef,
@@ -387,11 +387,17 @@ impl Engine {
             remote: guest_view(&core.cx, client, spec.guest_addr),
         };
         let Some(guest_mac) = core.cx.neighbor(spec.guest_addr) else {
-            // Learn where the guest is; the client will send again.
-            core.solicit(tx, spec.guest_addr);
-            core.cx
-                .counters
-                .count_drop(crate::engine::DropReason::Unsupported);
+            // Ask where the guest is (once for the datagrams waiting), and keep this one
+            // until it answers.
+            if !core.unresolved.waits_for(&spec) {
+                core.solicit(tx, spec.guest_addr);
+            }
+            let payload = &datagram[UDP_HEADER..];
+            if !core.unresolved.push(now, forward, spec, client, payload) {
+                core.cx
+                    .counters
+                    .count_drop(crate::engine::DropReason::Unresolved);
+            }
             return;
         };
         let slot = match self.flows.lookup(&key) {

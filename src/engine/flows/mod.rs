@@ -11,3 +11,4 @@ pub(crate) mod spliced;
 pub mod table;
 pub mod tcp;
 pub mod udp;
+pub(crate) mod unresolved;

@@ -27,6 +27,7 @@ pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
 ];
 
 pub(crate) use crate::engine::wire::frames::UDP_HEADER;
+use crate::engine::wire::uso::{USO_MAX_PAYLOAD, USO_MAX_SEGMENTS};
 
 /// The slots of a datagram batch buffer.
 fn batch_slots(batch: &mut [u8]) -> [&mut [u8]; RECV_BATCH] {
@@ -61,6 +62,9 @@ pub struct UdpFlow {
     guest_mac: EthernetAddress,
     last_seen: Instant,
     idle_timeout: Duration,
+    /// Reading from the host stopped on a full transmit queue; the engine resumes it
+    /// (`send_pending`) once the queue has room.
+    waiting_for_room: bool,
 }
 
 impl UdpFlow {
@@ -92,6 +96,7 @@ impl UdpFlow {
             guest_mac,
             last_seen: now,
             idle_timeout,
+            waiting_for_room: false,
         }
     }
 
@@ -133,8 +138,29 @@ impl UdpFlow {
         if !(readiness.readable || readiness.error) {
             return Verdict::Keep;
         }
+        self.receive(core, slot, now, tx);
+        Verdict::Keep
+    }
+
+    /// Reading stopped on a full transmit queue: go on.
+    pub(crate) fn resume_receiving(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        tx: &mut TxQueue,
+    ) -> Verdict {
+        self.waiting_for_room = false;
+        self.receive(core, slot, now, tx);
+        Verdict::Keep
+    }
+
+    /// Takes the datagrams waiting in the flow's own socket to the guest, a batch per system
+    /// call, while the transmit queue has room: a full one leaves them in the socket (whose
+    /// kernel buffer, not ours, then fills) until the engine resumes the flow.
+    fn receive(&mut self, core: &mut Core, slot: usize, now: Instant, tx: &mut TxQueue) {
         if !matches!(self.host, HostSide::Own(_)) {
-            return Verdict::Keep;
+            return;
         }
         // Several datagrams per system call, each into a slot with room for a UDP header in
         // front and the largest datagram after it (untouched slot pages cost no memory).
@@ -144,18 +170,19 @@ impl UdpFlow {
         }
         let mut lens = [0usize; RECV_BATCH];
         while let HostSide::Own(sock) = &self.host {
+            if !tx.has_room_for_bulk() {
+                if !self.waiting_for_room {
+                    self.waiting_for_room = true;
+                    core.send_pending.push(slot);
+                }
+                break;
+            }
             let mut slots: [&mut [u8]; RECV_BATCH] =
                 batch_slots(&mut batch).map(|slot| &mut slot[UDP_HEADER..]);
             let received = crate::sys::recv_datagrams(sock.as_fd(), &mut slots, &mut lens);
             match received {
                 Ok(count) => {
-                    for (datagram, &len) in batch.chunks_mut(RECV_SLOT).zip(&lens).take(count) {
-                        let datagram = &mut datagram[..UDP_HEADER + len];
-                        if self.answer_refused(core, slot, now, &datagram[UDP_HEADER..]) {
-                            continue;
-                        }
-                        self.deliver_from_host(&mut core.cx, now, datagram, tx);
-                    }
+                    self.deliver_batch(core, slot, now, &mut batch, &lens[..count], tx);
                     if count < RECV_BATCH {
                         // The queue was empty at that moment: new datagrams wake us again.
                         break;
@@ -180,7 +207,52 @@ impl UdpFlow {
             }
         }
         core.udp_batch = batch;
-        Verdict::Keep
+    }
+
+    /// Datagrams from one recvmmsg (in `batch`'s slots, of `lens`) to the guest: runs of one
+    /// size as super-datagrams where the TAP takes them, the others one frame each.
+    fn deliver_batch(
+        &mut self,
+        core: &mut Core,
+        slot: usize,
+        now: Instant,
+        batch: &mut [u8],
+        lens: &[usize],
+        tx: &mut TxQueue,
+    ) {
+        let mut at = 0;
+        while at < lens.len() {
+            let run = if self.dns.is_none() {
+                uso_run(&core.cx, self.key.remote.ip(), &lens[at..])
+            } else {
+                1
+            };
+            if run > 1 {
+                let mut datagrams: [&[u8]; RECV_BATCH] = [&[]; RECV_BATCH];
+                for (i, k) in (at..at + run).enumerate() {
+                    let start = k * RECV_SLOT + UDP_HEADER;
+                    datagrams[i] = &batch[start..start + lens[k]];
+                }
+                self.last_seen = now;
+                let cx = &mut core.cx;
+                cx.counters.udp_datagrams_to_guest += run as u64;
+                let (from, to) = (self.key.remote, self.key.guest);
+                let sent =
+                    cx.emit_udp_segments(tx, self.guest_mac, from, to, &datagrams[..run], lens[at]);
+                if let Err(reason) = sent {
+                    for _ in 0..run {
+                        cx.counters.count_drop(reason);
+                    }
+                }
+            } else {
+                let start = at * RECV_SLOT;
+                let datagram = &mut batch[start..start + UDP_HEADER + lens[at]];
+                if !self.answer_refused(core, slot, now, &datagram[UDP_HEADER..]) {
+                    self.deliver_from_host(&mut core.cx, now, datagram, tx);
+                }
+            }
+            at += run;
+        }
     }
 
     /// For a DNS flow: whether `answer` is a refusal that went on to the next resolver
@@ -343,6 +415,29 @@ impl UdpFlow {
     }
 }
 
+/// How many of the datagrams of `lens` (from the front) go to the guest as one super-datagram
+/// from or to `addr`: those of the first one's size, then at most one shorter, within the
+/// limits of one; 1 when it would stand for one datagram only, or the TAP takes none.
+fn uso_run(cx: &Cx, addr: std::net::IpAddr, lens: &[usize]) -> usize {
+    let size = lens[0];
+    if lens.len() < 2 || !cx.may_segment_udp(addr, size) {
+        return 1;
+    }
+    let mut run = 1;
+    let mut total = size;
+    for &len in &lens[1..] {
+        if len == 0 || len > size || total + len > USO_MAX_PAYLOAD || run == USO_MAX_SEGMENTS {
+            break;
+        }
+        run += 1;
+        total += len;
+        if len < size {
+            break;
+        }
+    }
+    run
+}
+
 /// Guest datagrams of one flow gathered from consecutive frames of a batch, to be sent with one
 /// sendmmsg instead of one send each.
 #[derive(Default)]
@@ -442,6 +537,7 @@ fn open(
             guest_mac: guest.mac,
             last_seen: now,
             idle_timeout,
+            waiting_for_room: false,
         })))
     });
     match opened {

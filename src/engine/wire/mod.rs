@@ -9,3 +9,4 @@ pub mod key;
 pub mod offload;
 pub(super) mod reassembly;
 pub(super) mod txqueue;
+pub(super) mod uso;

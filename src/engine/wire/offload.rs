@@ -20,6 +20,18 @@ pub struct TxOffload {
     pub partial_checksum: Option<(u16, u16)>,
     /// A TCP super-packet: its segment size, whether it is IPv6, and its header length.
     pub tcp_segments: Option<TcpGso>,
+    /// A UDP super-datagram: its datagrams' size and its header length.
+    pub udp_segments: Option<UdpGso>,
+}
+
+/// A UDP super-datagram to the guest (USO): one frame standing for datagrams of one size
+/// (the last may be shorter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpGso {
+    /// The UDP payload of each datagram.
+    pub segment_size: u16,
+    /// The bytes of headers (Ethernet, IP, UDP) before the payload.
+    pub header_len: u16,
 }
 
 /// A TCP super-packet to the guest (GSO): one frame standing for many segments.

@@ -238,6 +238,7 @@ mod tests {
         q.set_last_offload(super::TxOffload {
             partial_checksum: Some((34, 16)),
             tcp_segments: None,
+            udp_segments: None,
         });
         q.pop_last();
         assert!(q.has_room_for_bulk(), "taking a frame back frees its bytes");
@@ -261,6 +262,7 @@ mod tests {
         q.set_last_offload(super::TxOffload {
             partial_checksum: Some((1, 2)),
             tcp_segments: None,
+            udp_segments: None,
         });
         // The link took two frames and refused the third.
         q.consume_front(2);

@@ -184,6 +184,7 @@ pub fn emit_data(
                     ipv6: seg.from.is_ipv6(),
                     header_len: headers as u16,
                 }),
+                udp_segments: None,
             });
         }
         None => tcp.fill_checksum(&src, &dst),
