@@ -7,7 +7,8 @@
 #                                          pasta, run exactly as pasta is (its "vs" column)
 #   MTUS="65520 1500"                      MTUs to test
 #   OUT=bench/results.md                   where the Markdown table goes (also printed)
-#   TESTS="tcp tcp6 fwd crr rr udp hold"   which groups of tests to run (all by default)
+#   TESTS="tcp tcp6 fwd crr rr udp udprate hold"   which groups of tests to run (all by
+#                                          default; udprate searches the rate under 1% loss)
 #   SLIRP_NS_ARGS="--busy-poll=0"         further options for slirp-ns (for A/B runs)
 #   PASTA=/path/to/pasta                   which pasta to run (default: the one on PATH); a
 #                                          current one built from source is what users compare with
@@ -27,8 +28,9 @@
 # engines that give the guest IPv6 routes (slirp-ns, slirp4netns); CPU seconds of the engine process
 # per GB moved (also through the port forwards); TCP connections per second (connect, 64-byte echo, close, sequential) and the
 # mean 1-byte request/response time on one connection, each with the engine's CPU time per
-# connection or round trip; UDP throughput both ways (iperf3 -u,
-# 1400-byte datagrams, unlimited rate: what arrives); the engine's RSS idle and with 10,000 TCP
+# connection or round trip; UDP throughput both ways (iperf3 -u, unlimited rate, 1400-byte and
+# 65507-byte datagrams: what arrives, what was lost, the engine's CPU per GB), and the highest
+# UDP rate each way with under 1% lost (1400-byte datagrams); the engine's RSS idle and with 10,000 TCP
 # connections open through it (and how many of them opened). Ratios are slirp-ns / other engine
 # (for CPU per GB, latency and memory, lower is better, so the ratio is other / slirp-ns).
 # The throughput figures are also drawn in bench/results.png (gnuplot, when installed).
@@ -43,7 +45,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/results.md}
 PLOT=${PLOT:-${OUT%.md}.png}
 CONNECTIONS=${CONNECTIONS:-10000}
-TESTS=${TESTS:-"tcp tcp6 fwd crr rr udp hold"}
+TESTS=${TESTS:-"tcp tcp6 fwd crr rr udp udprate hold"}
 SLIRP_NS_ARGS=${SLIRP_NS_ARGS:-}
 PASTA=${PASTA:-pasta}
 want() { [[ " $TESTS " == *" $1 "* ]]; }
@@ -185,7 +187,8 @@ stop_engine() {
     ENGINE_PID="" GUEST_PID=""
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# An engine that crashed has no /proc entry: its figures are left out, and it is noted.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_mib() { awk '/^VmRSS/ {print $2 / 1024}' "/proc/$1/status"; }
 
 # Opens CONNECTIONS TCP connections from the guest to a server that holds them; records how
@@ -216,12 +219,48 @@ hold_connections() {
     kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null || true
 }
 
-# iperf3 UDP run, 1400-byte datagrams as fast as they go: prints the Gbit/s that arrived (what
-# was lost on the way, in the engine or the queues before it, does not count).
+# iperf3 UDP run as fast as the sender goes, with datagrams of LEN bytes: prints the Gbit/s
+# that arrived, the bytes that arrived and the percentage lost on the way (in the engine or the
+# queues before and after it).
 iperf_udp() {
-    in_guest iperf3 -c $SERVER -u -b 0 -l 1400 -t "$SECONDS_PER_TEST" -J "$@" | python3 -c '
+    local len=$1
+    shift
+    in_guest iperf3 -c $SERVER -u -b 0 -l "$len" -t "$SECONDS_PER_TEST" -J "$@" | python3 -c '
 import json, sys
-print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9)'
+end = json.load(sys.stdin).get("end", {})
+if "sum" in end:
+    got = end.get("sum_received", end["sum"])
+    print(got["bits_per_second"] / 1e9, got["bytes"], end["sum"].get("lost_percent", 0))'
+}
+
+# The highest rate (Mbit/s offered, 1400-byte datagrams) at which under 1% is lost: doubled
+# from 250 Mbit/s while the loss stays under 1%, then narrowed down between the last rate that
+# kept it and the first that did not (as RFC 2544 finds a device's throughput). Prints
+# "received_gbits rate_mbits"; flags (-R) as for iperf_udp.
+udp_rate_at_low_loss() {
+    local rate=250 good=0 good_gbits=0 bad=0 gbits bytes lost step
+    while [ "$rate" -le 64000 ]; do
+        read -r gbits bytes lost < <(iperf_udp 1400 -b "${rate}M" "$@") || break
+        if python3 -c "import sys; sys.exit(0 if $lost < 1 else 1)"; then
+            good=$rate good_gbits=$gbits
+            rate=$((rate * 2))
+        else
+            bad=$rate
+            break
+        fi
+    done
+    if [ "$bad" -gt 0 ]; then
+        for step in 1 2 3; do
+            rate=$(((good + bad) / 2))
+            read -r gbits bytes lost < <(iperf_udp 1400 -b "${rate}M" "$@") || break
+            if python3 -c "import sys; sys.exit(0 if $lost < 1 else 1)"; then
+                good=$rate good_gbits=$gbits
+            else
+                bad=$rate
+            fi
+        done
+    fi
+    echo "$good_gbits $good"
 }
 
 in_guest() { nsenter -t "$GUEST_PID" -n "$@"; }
@@ -285,6 +324,35 @@ for round in $(seq "$ROUNDS"); do
                         "$(python3 -c "print(($after - $before) / $hz / ($bytes / 1e9))")"
                 fi
             done
+            # UDP both ways, 1400-byte datagrams and the largest there are (fragments at
+            # MTU 1500), with the loss and the engine's CPU time per GB that arrived.
+            for size in 1400 65507; do
+                want udp || continue
+                name=udp; [ $size = 65507 ] && name=udpbig
+                for dir in up down; do
+                    flag=""; [ $dir = down ] && flag="-R"
+                    before=$(cpu_ticks "$ENGINE_PID")
+                    if read -r gbits bytes lost < <(iperf_udp $size $flag); then
+                        after=$(cpu_ticks "$ENGINE_PID")
+                        record "$engine" "$mtu" "${name}_$dir" "$gbits"
+                        record "$engine" "$mtu" "${name}_loss_$dir" "$lost"
+                        [ "$bytes" -gt 0 ] && record "$engine" "$mtu" "cpu_per_gb_${name}_$dir" \
+                            "$(python3 -c "print(($after - $before) / $hz / ($bytes / 1e9))")"
+                    fi
+                    if [ ! -d "/proc/$ENGINE_PID" ]; then
+                        echo "$engine crashed (UDP $size bytes $dir, MTU $mtu)" >&2
+                        record "$engine" "$mtu" crashed 1
+                        break 2
+                    fi
+                done
+            done
+            [ -d "/proc/$ENGINE_PID" ] || { stop_engine; continue; }
+            for dir in up down; do
+                want udprate || continue
+                flag=""; [ $dir = down ] && flag="-R"
+                read -r gbits _ < <(udp_rate_at_low_loss $flag)
+                record "$engine" "$mtu" "udprate_$dir" "$gbits"
+            done
             if [ "$mtu" = 1500 ]; then
                 # The rates, and the engine's CPU time per connection / round trip: the
                 # rates are bound by how fast the processes involved wake each other (the
@@ -305,13 +373,6 @@ for round in $(seq "$ROUNDS"); do
                     record "$engine" "$mtu" cpu_per_rr \
                         "$(python3 -c "print(($after - $before) / $hz * $micros / $SECONDS_PER_TEST)")"
                 fi
-                for dir in up down; do
-                    want udp || continue
-                    flag=""; [ $dir = down ] && flag="-R"
-                    if read -r gbits < <(iperf_udp $flag); then
-                        record "$engine" "$mtu" "udp_$dir" "$gbits"
-                    fi
-                done
                 # Last: an engine may not recover from this many connections.
                 want hold && hold_connections "$engine" "$mtu"
             fi
@@ -346,8 +407,20 @@ tests = [
     ("fwd_tap", "port forward host->guest from a host address, Gbit/s", True),
     ("cpu_per_gb_fwd_lo", "CPU s per GB, port forward from 127.0.0.1", False),
     ("cpu_per_gb_fwd_tap", "CPU s per GB, port forward from a host address", False),
-    ("udp_up", "UDP guest -> host, Gbit/s", True),
-    ("udp_down", "UDP host -> guest, Gbit/s", True),
+    ("udprate_up", "UDP guest -> host under 1% loss, 1400 bytes, Gbit/s", True),
+    ("udprate_down", "UDP host -> guest under 1% loss, 1400 bytes, Gbit/s", True),
+    ("udp_up", "UDP guest -> host, 1400-byte datagrams, Gbit/s", True),
+    ("udp_down", "UDP host -> guest, 1400-byte datagrams, Gbit/s", True),
+    ("udp_loss_up", "UDP guest -> host, 1400 bytes, % lost", False),
+    ("udp_loss_down", "UDP host -> guest, 1400 bytes, % lost", False),
+    ("cpu_per_gb_udp_up", "CPU s per GB, UDP guest -> host, 1400 bytes", False),
+    ("cpu_per_gb_udp_down", "CPU s per GB, UDP host -> guest, 1400 bytes", False),
+    ("udpbig_up", "UDP guest -> host, 65507-byte datagrams, Gbit/s", True),
+    ("udpbig_down", "UDP host -> guest, 65507-byte datagrams, Gbit/s", True),
+    ("udpbig_loss_up", "UDP guest -> host, 65507 bytes, % lost", False),
+    ("udpbig_loss_down", "UDP host -> guest, 65507 bytes, % lost", False),
+    ("cpu_per_gb_udpbig_up", "CPU s per GB, UDP guest -> host, 65507 bytes", False),
+    ("cpu_per_gb_udpbig_down", "CPU s per GB, UDP host -> guest, 65507 bytes", False),
     ("crr", "TCP connections per second", True),
     ("cpu_per_conn", "engine CPU µs per connection", False),
     ("rr", "1-byte round trip, µs", False),

@@ -185,6 +185,32 @@ pub fn send_datagrams(fd: BorrowedFd<'_>, datagrams: &[&[u8]]) -> io::Result<usi
     check(sent).map(|n| n as usize)
 }
 
+/// Sends `datagrams` (all `segment_size` bytes long but the last, which may be shorter) on a
+/// connected UDP socket as one message the kernel segments (UDP GSO, `UDP_SEGMENT`): one pass
+/// through the stack for all of them. At most [`MAX_DATAGRAM_BATCH`] are passed.
+pub fn send_segmented(
+    fd: BorrowedFd<'_>,
+    datagrams: &[&[u8]],
+    segment_size: u16,
+) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let count = datagrams.len().min(MAX_DATAGRAM_BATCH);
+    let mut iov = [std::io::IoSlice::new(&[]); MAX_DATAGRAM_BATCH];
+    for (slice, datagram) in iov.iter_mut().zip(datagrams).take(count) {
+        *slice = std::io::IoSlice::new(datagram);
+    }
+    let cmsg = [ControlMessage::UdpGsoSegments(&segment_size)];
+    sendmsg::<()>(
+        fd.as_raw_fd(),
+        &iov[..count],
+        &cmsg,
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .map(drop)
+    .map_err(io::Error::from)
+}
+
 /// Receives up to `bufs.len()` (at most [`MAX_DATAGRAM_BATCH`]) datagrams with one recvmmsg(2),
 /// each into its buffer; their lengths go to `lens`. Returns how many came (at least one), or
 /// the error that stopped the first (EAGAIN when there was none).

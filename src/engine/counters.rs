@@ -93,6 +93,8 @@ counters! {
     tcp_resets,
     /// UDP datagrams from the guest passed on.
     udp_datagrams_from_guest,
+    /// Sends to the host that carried several of the guest's UDP datagrams at once (UDP GSO).
+    udp_segmented_sends,
     /// UDP datagrams sent to the guest.
     udp_datagrams_to_guest,
     /// Router and neighbour advertisements sent (IPv6).

@@ -107,7 +107,11 @@ impl TapDevice {
             };
             match read {
                 Ok(0) if self.socket => return Recv::Gone("the guest closed the socket".into()),
-                Ok(n) => return Recv::Frame(n, vnet::parse(&header)),
+                Ok(n) => {
+                    let len = n.min(buf.len());
+                    vnet::complete_inner_checksum(&header, &mut buf[..len]);
+                    return Recv::Frame(n, vnet::parse(&header));
+                }
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return Recv::Empty,
                 Err(e) if self.socket => return Recv::Gone(format!("guest socket: {e}")),

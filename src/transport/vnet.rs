@@ -33,6 +33,38 @@ pub fn parse(header: &[u8; VNET_HDR_LEN]) -> RxOffload {
     }
 }
 
+/// A frame whose header leaves a checksum to us beyond its outer transport header (a packet
+/// the guest tunnels, VXLAN or GENEVE, whose inner TCP or UDP checksum its kernel left
+/// partial): that checksum is completed here, since the engine passes such payloads on as
+/// data and their receiver checks it. A partial checksum of the outer header is left as it
+/// is: the engine terminates that protocol and never needs it.
+pub fn complete_inner_checksum(header: &[u8; VNET_HDR_LEN], frame: &mut [u8]) {
+    if header[0] & F_NEEDS_CSUM == 0 {
+        return;
+    }
+    let start = usize::from(u16::from_le_bytes([header[6], header[7]]));
+    let offset = usize::from(u16::from_le_bytes([header[8], header[9]]));
+    if outer_transport_start(frame) == Some(start) || start + offset + 2 > frame.len() {
+        return;
+    }
+    // The field holds the pseudo-header sum; the sum over everything from `start` on, that
+    // field included, complemented, is the checksum.
+    let sum = !smoltcp::wire::checksum::data(&frame[start..]);
+    frame[start + offset..start + offset + 2].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Where the transport header of an Ethernet frame carrying IPv4 or IPv6 starts (IPv6
+/// extension headers are not followed: such a frame is checked as tunnelled, which costs a
+/// checksum only).
+fn outer_transport_start(frame: &[u8]) -> Option<usize> {
+    const ETHERNET: usize = 14;
+    match frame.get(12..14)? {
+        [0x08, 0x00] => Some(ETHERNET + usize::from(frame.get(ETHERNET)? & 0x0f) * 4),
+        [0x86, 0xdd] => Some(ETHERNET + 40),
+        _ => None,
+    }
+}
+
 /// The header for a frame to the guest.
 pub fn header(offload: &TxOffload) -> [u8; VNET_HDR_LEN] {
     let mut header = [0u8; VNET_HDR_LEN];
@@ -74,6 +106,39 @@ mod tests {
         let uso = [1, GSO_UDP_L4, 42, 0, 0xc0, 5, 34, 0, 6, 0];
         assert_eq!(parse(&uso).udp_segment, Some(1472));
         assert!(parse(&[2, 0, 0, 0, 0, 0, 0, 0, 0, 0]).checksum_trusted);
+    }
+
+    /// A partial checksum inside a tunnelled packet is completed; the outer one is left.
+    #[test]
+    fn inner_checksums_are_completed() {
+        // Ethernet, IPv4 (20 bytes), UDP (8), then an "inner" transport header at 42 whose
+        // checksum field (at +16) holds a seed, and data.
+        let mut frame = vec![0u8; 42 + 20 + 100];
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        frame[14] = 0x45;
+        for (i, byte) in frame[62..].iter_mut().enumerate() {
+            *byte = i as u8;
+        }
+        frame[42 + 16..42 + 18].copy_from_slice(&0x1234u16.to_be_bytes());
+        let partial = |start: u16, offset: u16| {
+            let mut header = [0u8; VNET_HDR_LEN];
+            header[0] = F_NEEDS_CSUM;
+            header[6..8].copy_from_slice(&start.to_le_bytes());
+            header[8..10].copy_from_slice(&offset.to_le_bytes());
+            header
+        };
+        let before = frame.clone();
+        complete_inner_checksum(&partial(34, 6), &mut frame);
+        assert_eq!(frame, before, "the outer UDP checksum is not ours to fill");
+        complete_inner_checksum(&partial(42, 16), &mut frame);
+        assert_ne!(frame, before);
+        // Complete: the covered bytes and the pseudo-header (the seed) sum to all ones.
+        let covered = smoltcp::wire::checksum::data(&frame[42..]);
+        assert_eq!(smoltcp::wire::checksum::combine(&[covered, 0x1234]), 0xffff);
+        // Out of the frame: nothing is touched.
+        let mut short = before.clone();
+        complete_inner_checksum(&partial(200, 16), &mut short);
+        assert_eq!(short, before);
     }
 
     #[test]

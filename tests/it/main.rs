@@ -34,3 +34,4 @@ mod socks5;
 mod tftp;
 mod transports;
 mod udp;
+mod vxlan;

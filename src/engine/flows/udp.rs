@@ -23,11 +23,12 @@ pub(crate) const SYSCALLS: &[crate::sys::Syscall] = &[
     libc::SYS_recvfrom,
     libc::SYS_recvmmsg,
     libc::SYS_sendto,
+    libc::SYS_sendmsg,
     libc::SYS_sendmmsg,
 ];
 
 pub(crate) use crate::engine::wire::frames::UDP_HEADER;
-use crate::engine::wire::uso::{USO_MAX_PAYLOAD, USO_MAX_SEGMENTS};
+use crate::engine::wire::uso::{same_size_run, uso_run, USO_MAX_PAYLOAD};
 
 /// The slots of a datagram batch buffer.
 fn batch_slots(batch: &mut [u8]) -> [&mut [u8]; RECV_BATCH] {
@@ -36,7 +37,7 @@ fn batch_slots(batch: &mut [u8]) -> [&mut [u8]; RECV_BATCH] {
 }
 
 /// Datagrams taken from a host socket per system call.
-const RECV_BATCH: usize = 16;
+const RECV_BATCH: usize = 64;
 /// Room per datagram: a UDP header, then the largest UDP payload (65535 less the IPv4 and UDP
 /// headers).
 const RECV_SLOT: usize = UDP_HEADER + 65507;
@@ -65,6 +66,9 @@ pub struct UdpFlow {
     /// Reading from the host stopped on a full transmit queue; the engine resumes it
     /// (`send_pending`) once the queue has room.
     waiting_for_room: bool,
+    /// Runs of datagrams of one size go to the host socket as one UDP GSO send, until the
+    /// kernel refuses one (too old, or a segment larger than the route's MTU).
+    gso: bool,
 }
 
 impl UdpFlow {
@@ -97,6 +101,7 @@ impl UdpFlow {
             last_seen: now,
             idle_timeout,
             waiting_for_room: false,
+            gso: true,
         }
     }
 
@@ -374,21 +379,50 @@ impl UdpFlow {
         };
         let mut rest = datagrams;
         while !rest.is_empty() {
-            match crate::sys::send_datagrams(sock.as_fd(), rest) {
+            // A run of one size at the front goes in one GSO send; the rest with sendmmsg.
+            let run = if self.gso {
+                let lens: [usize; crate::sys::MAX_DATAGRAM_BATCH] =
+                    std::array::from_fn(|i| rest.get(i).map_or(0, |d| d.len()));
+                same_size_run(&lens[..rest.len().min(lens.len())], USO_MAX_PAYLOAD)
+            } else {
+                1
+            };
+            let sent = if run > 1 {
+                let size = rest[0].len() as u16;
+                let sent = crate::sys::send_segmented(sock.as_fd(), &rest[..run], size);
+                core.cx.counters.udp_segmented_sends += u64::from(sent.is_ok());
+                sent.map(|()| run)
+            } else {
+                crate::sys::send_datagrams(sock.as_fd(), rest)
+            };
+            match sent {
                 Ok(n) => {
                     core.cx.counters.udp_datagrams_from_guest += n as u64;
                     rest = &rest[n..];
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if run > 1
+                        && !matches!(
+                            e.raw_os_error(),
+                            Some(libc::ECONNREFUSED | libc::EAGAIN | libc::ENOBUFS)
+                        ) =>
+                {
+                    // The kernel takes no GSO here: datagram by datagram from now on.
+                    log::debug!("udp {:?}: no UDP GSO ({e})", self.key);
+                    self.gso = false;
+                }
                 Err(e) => {
-                    // The first datagram could not go: answer for it and go on with the rest.
+                    // The first datagrams could not go: answer for them and go on.
                     if e.raw_os_error() == Some(libc::ECONNREFUSED) {
                         self.port_unreachable(&mut core.cx, tx);
                     } else {
                         log::debug!("udp {:?}: send: {e}", self.key);
-                        core.cx.counters.count_drop(DropReason::HostSocket);
+                        for _ in 0..run {
+                            core.cx.counters.count_drop(DropReason::HostSocket);
+                        }
                     }
-                    rest = &rest[1..];
+                    rest = &rest[run..];
                 }
             }
         }
@@ -413,29 +447,6 @@ impl UdpFlow {
             }
         }
     }
-}
-
-/// How many of the datagrams of `lens` (from the front) go to the guest as one super-datagram
-/// from or to `addr`: those of the first one's size, then at most one shorter, within the
-/// limits of one; 1 when it would stand for one datagram only, or the TAP takes none.
-fn uso_run(cx: &Cx, addr: std::net::IpAddr, lens: &[usize]) -> usize {
-    let size = lens[0];
-    if lens.len() < 2 || !cx.may_segment_udp(addr, size) {
-        return 1;
-    }
-    let mut run = 1;
-    let mut total = size;
-    for &len in &lens[1..] {
-        if len == 0 || len > size || total + len > USO_MAX_PAYLOAD || run == USO_MAX_SEGMENTS {
-            break;
-        }
-        run += 1;
-        total += len;
-        if len < size {
-            break;
-        }
-    }
-    run
 }
 
 /// Guest datagrams of one flow gathered from consecutive frames of a batch, to be sent with one
@@ -538,6 +549,7 @@ fn open(
             last_seen: now,
             idle_timeout,
             waiting_for_room: false,
+            gso: true,
         })))
     });
     match opened {
