@@ -219,7 +219,30 @@ pub fn recv_datagrams(
     bufs: &mut [&mut [u8]],
     lens: &mut [usize],
 ) -> io::Result<usize> {
-    let count = bufs.len().min(lens.len()).min(MAX_DATAGRAM_BATCH);
+    recv_batch(fd, bufs, lens, None)
+}
+
+/// As [`recv_datagrams`], on an unconnected socket: each datagram's sender goes to `from`
+/// (`None` for an address of another family than IP).
+pub fn recv_datagrams_from(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [&mut [u8]],
+    lens: &mut [usize],
+    from: &mut [Option<std::net::SocketAddr>],
+) -> io::Result<usize> {
+    recv_batch(fd, bufs, lens, Some(from))
+}
+
+fn recv_batch(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [&mut [u8]],
+    lens: &mut [usize],
+    mut from: Option<&mut [Option<std::net::SocketAddr>]>,
+) -> io::Result<usize> {
+    let mut count = bufs.len().min(lens.len()).min(MAX_DATAGRAM_BATCH);
+    if let Some(from) = &from {
+        count = count.min(from.len());
+    }
     let mut iovecs = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
@@ -231,8 +254,17 @@ pub fn recv_datagrams(
         };
     }
     let mut headers = message_headers(&mut iovecs, count);
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut names: [libc::sockaddr_storage; MAX_DATAGRAM_BATCH] = unsafe { std::mem::zeroed() };
+    if from.is_some() {
+        for (header, name) in headers.iter_mut().zip(names.iter_mut()).take(count) {
+            header.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+            header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+        }
+    }
     // SAFETY: `count` headers each point at one iovec, which points into a buffer borrowed
-    // mutably for the call; the kernel writes at most iov_len bytes into each.
+    // mutably for the call, and (when asked) at one sockaddr_storage of `names`; the kernel
+    // writes at most iov_len bytes into each buffer and msg_namelen into each name.
     let received = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
@@ -245,6 +277,26 @@ pub fn recv_datagrams(
     let received = check(received)? as usize;
     for (len, header) in lens.iter_mut().zip(&headers).take(received) {
         *len = header.msg_len as usize;
+    }
+    if let Some(from) = &mut from {
+        for (i, header) in headers.iter().enumerate().take(received) {
+            use nix::sys::socket::SockaddrLike;
+            // SAFETY: the kernel filled `names[i]` with an address of msg_namelen bytes.
+            let name = unsafe {
+                nix::sys::socket::SockaddrStorage::from_raw(
+                    (&names[i] as *const libc::sockaddr_storage).cast(),
+                    Some(header.msg_hdr.msg_namelen),
+                )
+            };
+            from[i] = name.and_then(|name| {
+                if let Some(v4) = name.as_sockaddr_in() {
+                    Some(std::net::SocketAddr::V4((*v4).into()))
+                } else {
+                    name.as_sockaddr_in6()
+                        .map(|v6| std::net::SocketAddr::V6((*v6).into()))
+                }
+            });
+        }
     }
     Ok(received)
 }

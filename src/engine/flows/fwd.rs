@@ -17,7 +17,6 @@
 use crate::engine::flows::spliced::SpliceCandidate;
 use crate::engine::flows::table::ForwardRef;
 use crate::engine::flows::tcp::{ConnectReplies, TcpConn};
-use crate::engine::flows::udp::{UdpFlow, UDP_HEADER};
 use crate::engine::wire::key::{FlowKey, Proto};
 use crate::engine::{open_flow, Cx, Flow};
 use crate::engine::{Engine, TxQueue};
@@ -171,6 +170,17 @@ impl Forwards {
 
     /// Sends a guest's datagram to `client` from UDP forward `forward`'s address; fails once
     /// that forward is removed.
+    /// The socket of UDP forward `forward`, if it is still there.
+    pub(super) fn udp_socket(&self, forward: ForwardRef) -> Option<&mio::net::UdpSocket> {
+        match self.slots.get(forward.slot) {
+            Some(Some(Forward {
+                listener: Listener::Udp(sock),
+                entry,
+            })) if entry.id == forward.id => Some(sock),
+            _ => None,
+        }
+    }
+
     pub(crate) fn send_udp(
         &self,
         forward: ForwardRef,
@@ -228,7 +238,7 @@ fn bind(
 }
 
 /// The address the guest at `guest` sees for a host-side client.
-fn guest_view(cx: &Cx, client: SocketAddr, guest: IpAddr) -> SocketAddr {
+pub(super) fn guest_view(cx: &Cx, client: SocketAddr, guest: IpAddr) -> SocketAddr {
     let client_ip = client.ip().to_canonical();
     // On pasta's network the guest's link is the host's real one: only the host's own address
     // (which the guest has too) must be shown as something else.
@@ -343,7 +353,6 @@ impl Engine {
     /// Takes what waits at the listener of the forward in `slot`: connections (each opened
     /// into the guest) or datagrams (each passed to the guest on its client's flow).
     pub(crate) fn handle_forward_event(&mut self, now: Instant, slot: usize, tx: &mut TxQueue) {
-        let mut buf = std::mem::take(&mut self.core.scratch);
         while let Some(Some(forward)) = self.core.forwards.slots.get(slot) {
             let spec = forward.entry.spec;
             let forward_ref = ForwardRef {
@@ -356,73 +365,13 @@ impl Engine {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 },
-                Listener::Udp(sock) => match sock.recv_from(&mut buf[UDP_HEADER..]) {
-                    Ok((n, client)) => {
-                        let datagram = &mut buf[..UDP_HEADER + n];
-                        self.forward_datagram(now, forward_ref, spec, client, datagram, tx);
+                Listener::Udp(_) => {
+                    if self.forward_datagrams(now, forward_ref, spec, tx) {
+                        continue;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                },
-            }
-        }
-        self.core.scratch = buf;
-    }
-
-    /// A datagram from `client` at UDP forward `forward`: to the guest, on the client's flow
-    /// (which answers through `forward` from now on, should it have come through another).
-    pub(in crate::engine) fn forward_datagram(
-        &mut self,
-        now: Instant,
-        forward: ForwardRef,
-        spec: ForwardSpec,
-        client: SocketAddr,
-        datagram: &mut [u8],
-        tx: &mut TxQueue,
-    ) {
-        let core = &mut self.core;
-        let key = FlowKey {
-            proto: Proto::Udp,
-            guest: SocketAddr::new(spec.guest_addr, spec.guest_port),
-            remote: guest_view(&core.cx, client, spec.guest_addr),
-        };
-        let Some(guest_mac) = core.cx.neighbor(spec.guest_addr) else {
-            // Ask where the guest is (once for the datagrams waiting), and keep this one
-            // until it answers.
-            if !core.unresolved.waits_for(&spec) {
-                core.solicit(tx, spec.guest_addr);
-            }
-            let payload = &datagram[UDP_HEADER..];
-            if !core.unresolved.push(now, forward, spec, client, payload) {
-                core.cx
-                    .counters
-                    .count_drop(crate::engine::DropReason::Unresolved);
-            }
-            return;
-        };
-        let slot = match self.flows.lookup(&key) {
-            Some(slot) => slot,
-            None => {
-                let idle = core.cx.cfg.udp_idle_timeout;
-                let opened = open_flow(&mut core.cx, &mut self.flows, key, || {
-                    Ok(Flow::Udp(Box::new(UdpFlow::forwarded(
-                        key, guest_mac, forward, client, now, idle,
-                    ))))
-                });
-                match opened {
-                    Ok(slot) => slot,
-                    Err(_) => {
-                        core.cx
-                            .counters
-                            .count_drop(crate::engine::DropReason::FlowTableFull);
-                        return;
-                    }
+                    break;
                 }
             }
-        };
-        if let Some(Flow::Udp(flow)) = self.flows.get_mut(slot) {
-            flow.answer_through(forward);
-            flow.deliver_from_host(&mut self.core.cx, now, datagram, tx);
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod echo;
 pub mod fwd;
+mod fwd_udp;
 pub mod route;
 pub(crate) mod sockets;
 pub(crate) mod spliced;

@@ -31,16 +31,16 @@ pub(crate) use crate::engine::wire::frames::UDP_HEADER;
 use crate::engine::wire::uso::{same_size_run, uso_run, USO_MAX_PAYLOAD};
 
 /// The slots of a datagram batch buffer.
-fn batch_slots(batch: &mut [u8]) -> [&mut [u8]; RECV_BATCH] {
+pub(super) fn batch_slots(batch: &mut [u8]) -> [&mut [u8]; RECV_BATCH] {
     let mut chunks = batch.chunks_mut(RECV_SLOT);
     std::array::from_fn(|_| chunks.next().unwrap_or_default())
 }
 
 /// Datagrams taken from a host socket per system call.
-const RECV_BATCH: usize = 64;
+pub(super) const RECV_BATCH: usize = 64;
 /// Room per datagram: a UDP header, then the largest UDP payload (65535 less the IPv4 and UDP
 /// headers).
-const RECV_SLOT: usize = UDP_HEADER + 65507;
+pub(super) const RECV_SLOT: usize = UDP_HEADER + 65507;
 
 /// Where a flow's datagrams to the host go.
 pub(crate) enum HostSide {
