@@ -199,5 +199,10 @@ fn datagram_streams_are_intact_through_a_udp_forward() {
         ["192.0.2.1".parse::<std::net::IpAddr>().unwrap()],
         "the guest sees the client's own address"
     );
-    assert_none_dropped(&counters(&net));
+    let counters = counters(&net);
+    assert_none_dropped(&counters);
+    assert!(
+        counters["super_packets_out"].as_u64().unwrap() > 0,
+        "runs from the client reach the guest as super-datagrams: {counters}"
+    );
 }

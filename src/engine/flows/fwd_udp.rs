@@ -6,6 +6,7 @@ use crate::engine::flows::fwd::{guest_view, ForwardSpec};
 use crate::engine::flows::table::ForwardRef;
 use crate::engine::flows::udp::{batch_slots, UdpFlow, RECV_BATCH, RECV_SLOT, UDP_HEADER};
 use crate::engine::wire::key::{FlowKey, Proto};
+use crate::engine::wire::uso::uso_run;
 use crate::engine::{open_flow, Engine, Flow, TxQueue};
 use std::io;
 use std::net::SocketAddr;
@@ -38,13 +39,37 @@ impl Engine {
         };
         let full = match received {
             Ok(count) => {
-                for i in 0..count {
-                    let Some(client) = from[i] else {
+                let mut at = 0;
+                while at < count {
+                    let Some(client) = from[at] else {
+                        at += 1;
                         continue;
                     };
-                    let start = i * RECV_SLOT;
-                    let datagram = &mut batch[start..start + UDP_HEADER + lens[i]];
+                    // A run from one client, of one size: one super-datagram to the guest.
+                    let same_client = from[at..count]
+                        .iter()
+                        .take_while(|f| **f == Some(client))
+                        .count();
+                    let run = uso_run(&self.core.cx, spec.guest_addr, &lens[at..at + same_client]);
+                    if run > 1
+                        && self.forward_run(
+                            now,
+                            forward,
+                            spec,
+                            client,
+                            &batch,
+                            &lens[at..at + run],
+                            at,
+                            tx,
+                        )
+                    {
+                        at += run;
+                        continue;
+                    }
+                    let start = at * RECV_SLOT;
+                    let datagram = &mut batch[start..start + UDP_HEADER + lens[at]];
                     self.forward_datagram(now, forward, spec, client, datagram, tx);
+                    at += 1;
                 }
                 count == RECV_BATCH
             }
@@ -85,29 +110,81 @@ impl Engine {
             }
             return;
         };
-        let slot = match self.flows.lookup(&key) {
-            Some(slot) => slot,
-            None => {
-                let idle = core.cx.cfg.udp_idle_timeout;
-                let opened = open_flow(&mut core.cx, &mut self.flows, key, || {
-                    Ok(Flow::Udp(Box::new(UdpFlow::forwarded(
-                        key, guest_mac, forward, client, now, idle,
-                    ))))
-                });
-                match opened {
-                    Ok(slot) => slot,
-                    Err(_) => {
-                        core.cx
-                            .counters
-                            .count_drop(crate::engine::DropReason::FlowTableFull);
-                        return;
-                    }
-                }
-            }
+        let Some(slot) = self.client_flow(now, forward, key, client, guest_mac) else {
+            return;
         };
         if let Some(Flow::Udp(flow)) = self.flows.get_mut(slot) {
             flow.answer_through(forward);
             flow.deliver_from_host(&mut self.core.cx, now, datagram, tx);
+        }
+    }
+
+    /// Datagrams `lens` of a batch (from slot `first` on), all from `client` and a run of one
+    /// size, to the guest as one super-datagram on the client's flow; false (nothing done) when
+    /// the guest's MAC is not known yet, for the datagrams to wait one by one.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_run(
+        &mut self,
+        now: Instant,
+        forward: ForwardRef,
+        spec: ForwardSpec,
+        client: SocketAddr,
+        batch: &[u8],
+        lens: &[usize],
+        first: usize,
+        tx: &mut TxQueue,
+    ) -> bool {
+        let Some(guest_mac) = self.core.cx.neighbor(spec.guest_addr) else {
+            return false;
+        };
+        let key = FlowKey {
+            proto: Proto::Udp,
+            guest: SocketAddr::new(spec.guest_addr, spec.guest_port),
+            remote: guest_view(&self.core.cx, client, spec.guest_addr),
+        };
+        let Some(slot) = self.client_flow(now, forward, key, client, guest_mac) else {
+            return true;
+        };
+        let mut datagrams: [&[u8]; RECV_BATCH] = [&[]; RECV_BATCH];
+        for (i, len) in lens.iter().enumerate() {
+            let start = (first + i) * RECV_SLOT + UDP_HEADER;
+            datagrams[i] = &batch[start..start + len];
+        }
+        if let Some(Flow::Udp(flow)) = self.flows.get_mut(slot) {
+            flow.answer_through(forward);
+            flow.deliver_run(&mut self.core.cx, now, &datagrams[..lens.len()], tx);
+        }
+        true
+    }
+
+    /// The flow of a forward's client (`key`), opened for its first datagram; `None` (counted)
+    /// when the table has no room.
+    fn client_flow(
+        &mut self,
+        now: Instant,
+        forward: ForwardRef,
+        key: FlowKey,
+        client: SocketAddr,
+        guest_mac: smoltcp::wire::EthernetAddress,
+    ) -> Option<usize> {
+        if let Some(slot) = self.flows.lookup(&key) {
+            return Some(slot);
+        }
+        let core = &mut self.core;
+        let idle = core.cx.cfg.udp_idle_timeout;
+        let opened = open_flow(&mut core.cx, &mut self.flows, key, || {
+            Ok(Flow::Udp(Box::new(UdpFlow::forwarded(
+                key, guest_mac, forward, client, now, idle,
+            ))))
+        });
+        match opened {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                core.cx
+                    .counters
+                    .count_drop(crate::engine::DropReason::FlowTableFull);
+                None
+            }
         }
     }
 }

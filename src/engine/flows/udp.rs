@@ -128,6 +128,26 @@ impl UdpFlow {
         }
     }
 
+    /// A run of datagrams of one size (the last may be shorter) from the host side to the
+    /// guest, as one super-datagram.
+    pub(crate) fn deliver_run(
+        &mut self,
+        cx: &mut Cx,
+        now: Instant,
+        datagrams: &[&[u8]],
+        tx: &mut TxQueue,
+    ) {
+        self.last_seen = now;
+        cx.counters.udp_datagrams_to_guest += datagrams.len() as u64;
+        let (from, to) = (self.key.remote, self.key.guest);
+        let size = datagrams.first().map_or(0, |d| d.len());
+        if let Err(reason) = cx.emit_udp_segments(tx, self.guest_mac, from, to, datagrams, size) {
+            for _ in datagrams {
+                cx.counters.count_drop(reason);
+            }
+        }
+    }
+
     pub fn deadline(&self) -> Instant {
         self.last_seen + self.idle_timeout
     }
@@ -238,17 +258,7 @@ impl UdpFlow {
                     let start = k * RECV_SLOT + UDP_HEADER;
                     datagrams[i] = &batch[start..start + lens[k]];
                 }
-                self.last_seen = now;
-                let cx = &mut core.cx;
-                cx.counters.udp_datagrams_to_guest += run as u64;
-                let (from, to) = (self.key.remote, self.key.guest);
-                let sent =
-                    cx.emit_udp_segments(tx, self.guest_mac, from, to, &datagrams[..run], lens[at]);
-                if let Err(reason) = sent {
-                    for _ in 0..run {
-                        cx.counters.count_drop(reason);
-                    }
-                }
+                self.deliver_run(&mut core.cx, now, &datagrams[..run], tx);
             } else {
                 let start = at * RECV_SLOT;
                 let datagram = &mut batch[start..start + UDP_HEADER + lens[at]];
