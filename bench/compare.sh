@@ -132,7 +132,7 @@ start_engine() {
             fi
             ip netns exec "$HS" setpriv --reuid 65534 --regid 65534 --clear-groups -- \
                 "$program" --config-net -q -f -m "$mtu" -t $FWD_PORT:$GUEST_IPERF_PORT -u none -T none -U none \
-                -P "$WORK/pasta.pid" -- sleep 1000 >"$WORK/engine.log" 2>&1 &
+                -P "$WORK/pasta.pid" -- sleep "$GUEST_SLEEP" >"$WORK/engine.log" 2>&1 &
             local wrapper=$!
             for _ in $(seq 50); do [ -s "$WORK/pasta.pid" ] && break; sleep 0.1; done
             ENGINE_PID=$(cat "$WORK/pasta.pid")
@@ -177,8 +177,14 @@ r = json.load(sys.stdin)["end"]["sum_received"]
 print(r["bits_per_second"] / 1e9, r["bytes"])'
 }
 
+# How long pasta's guest process sleeps: 1000 s, and this run's PID as a fraction, so that
+# stop_engine finds this run's and nobody else's.
+GUEST_SLEEP=1000.$$
 stop_engine() {
     pkill -f "iperf3 -s -p $GUEST_IPERF_PORT" 2>/dev/null || true
+    # pasta's command (the guest's process) outlives pasta: it is found by its own duration,
+    # and killed outright (it is the init of a PID namespace: it ignores SIGTERM).
+    pkill -KILL -f "^sleep $GUEST_SLEEP\$" 2>/dev/null || true
     kill "$ENGINE_PID" "$GUEST_PID" 2>/dev/null || true
     for _ in $(seq 50); do
         kill -0 "$ENGINE_PID" 2>/dev/null || break
