@@ -117,6 +117,8 @@ pub(crate) struct Core {
     pub(crate) ack_pending: Vec<usize>,
     /// Flows that stopped sending because the transmit queue was full.
     pub(crate) send_pending: Vec<usize>,
+    /// UDP forwards (by slot) that stopped reading because the transmit queue was full.
+    pub(crate) forwards_pending: Vec<usize>,
     /// A datagram's worth of room for UDP and ICMP payloads.
     pub(crate) scratch: Vec<u8>,
     /// Room for a batch of datagrams from a host UDP socket (allocated on first use).
@@ -203,6 +205,7 @@ impl Engine {
                 tftp: tftp::Server::new(cfg.tftp_root.as_deref()),
                 ack_pending: Vec::new(),
                 send_pending: Vec::new(),
+                forwards_pending: Vec::new(),
                 scratch: vec![0; 65536],
                 udp_batch: Vec::new(),
                 peek_skip: Vec::new(),
@@ -377,7 +380,17 @@ impl Engine {
                 _ => Verdict::Keep,
             });
         }
-        !self.core.send_pending.is_empty() || !self.core.ack_pending.is_empty()
+        let forwards = std::mem::take(&mut self.core.forwards_pending);
+        for slot in forwards {
+            if tx.has_room_for_bulk() {
+                self.handle_forward_event(now, slot, tx);
+            } else {
+                self.core.forwards_pending.push(slot);
+            }
+        }
+        !self.core.send_pending.is_empty()
+            || !self.core.ack_pending.is_empty()
+            || !self.core.forwards_pending.is_empty()
     }
 
     /// When the engine next needs [`Engine::handle_timers`].

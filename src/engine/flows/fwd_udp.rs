@@ -15,7 +15,8 @@ use std::time::Instant;
 
 impl Engine {
     /// Takes a batch of datagrams from UDP forward `forward` to the guest; whether the batch
-    /// was full (more may wait).
+    /// was full (more may wait). With no room in the transmit queue, the datagrams wait in the
+    /// socket, and the forward is read again once the queue drains (`forwards_pending`).
     pub(in crate::engine) fn forward_datagrams(
         &mut self,
         now: Instant,
@@ -23,6 +24,12 @@ impl Engine {
         spec: ForwardSpec,
         tx: &mut TxQueue,
     ) -> bool {
+        if !tx.has_room_for_bulk() {
+            if !self.core.forwards_pending.contains(&forward.slot) {
+                self.core.forwards_pending.push(forward.slot);
+            }
+            return false;
+        }
         let mut batch = std::mem::take(&mut self.core.udp_batch);
         if batch.is_empty() {
             batch = vec![0; RECV_BATCH * RECV_SLOT];
