@@ -314,13 +314,25 @@ impl Engine {
     /// caller running its own mio loop over the registry the engine was made with. Events of
     /// other tokens are ignored.
     pub fn handle_event(&mut self, now: Instant, event: &mio::event::Event, tx: &mut TxQueue) {
+        if let Some((kind, index)) = crate::tokens::decode(event.token()) {
+            self.handle_decoded(now, kind, index, event, tx);
+        }
+    }
+
+    /// [`Engine::handle_event`] for a token the caller decoded already.
+    pub(crate) fn handle_decoded(
+        &mut self,
+        now: Instant,
+        kind: crate::tokens::Kind,
+        index: usize,
+        event: &mio::event::Event,
+        tx: &mut TxQueue,
+    ) {
         use crate::tokens::Kind;
-        match crate::tokens::decode(event.token()) {
-            Some((Kind::Flow, slot)) => {
-                self.handle_socket_event(now, slot, Readiness::of(event), tx)
-            }
-            Some((Kind::Forward, slot)) => self.handle_forward_event(now, slot, tx),
-            Some((Kind::VirtualUdp, slot)) => self.handle_virtual_event(slot, tx),
+        match kind {
+            Kind::Flow => self.handle_socket_event(now, index, Readiness::of(event), tx),
+            Kind::Forward => self.handle_forward_event(now, index, tx),
+            Kind::VirtualUdp => self.handle_virtual_event(index, tx),
             _ => {}
         }
     }

@@ -4,7 +4,9 @@
 
 use crate::engine::flows::fwd::{guest_view, ForwardSpec};
 use crate::engine::flows::table::ForwardRef;
-use crate::engine::flows::udp::{batch_slots, UdpFlow, RECV_BATCH, RECV_SLOT, UDP_HEADER};
+use crate::engine::flows::udp::{
+    batch_datagrams, batch_slots, take_batch, UdpFlow, RECV_BATCH, RECV_SLOT, UDP_HEADER,
+};
 use crate::engine::wire::key::{FlowKey, Proto};
 use crate::engine::wire::uso::uso_run;
 use crate::engine::{open_flow, Engine, Flow, TxQueue};
@@ -30,10 +32,7 @@ impl Engine {
             }
             return false;
         }
-        let mut batch = std::mem::take(&mut self.core.udp_batch);
-        if batch.is_empty() {
-            batch = vec![0; RECV_BATCH * RECV_SLOT];
-        }
+        let mut batch = take_batch(&mut self.core);
         let mut lens = [0usize; RECV_BATCH];
         let mut from = [None; RECV_BATCH];
         let received = match self.core.forwards.udp_socket(forward) {
@@ -58,20 +57,12 @@ impl Engine {
                         .take_while(|f| **f == Some(client))
                         .count();
                     let run = uso_run(&self.core.cx, spec.guest_addr, &lens[at..at + same_client]);
-                    if run > 1
-                        && self.forward_run(
-                            now,
-                            forward,
-                            spec,
-                            client,
-                            &batch,
-                            &lens[at..at + run],
-                            at,
-                            tx,
-                        )
-                    {
-                        at += run;
-                        continue;
+                    if run > 1 {
+                        let datagrams = batch_datagrams(&batch, at, &lens[at..at + run]);
+                        if self.forward_run(now, forward, spec, client, &datagrams[..run], tx) {
+                            at += run;
+                            continue;
+                        }
                     }
                     let start = at * RECV_SLOT;
                     let datagram = &mut batch[start..start + UDP_HEADER + lens[at]];
@@ -98,11 +89,6 @@ impl Engine {
         tx: &mut TxQueue,
     ) {
         let core = &mut self.core;
-        let key = FlowKey {
-            proto: Proto::Udp,
-            guest: SocketAddr::new(spec.guest_addr, spec.guest_port),
-            remote: guest_view(&core.cx, client, spec.guest_addr),
-        };
         let Some(guest_mac) = core.cx.neighbor(spec.guest_addr) else {
             // Ask where the guest is (once for the datagrams waiting), and keep this one
             // until it answers.
@@ -117,7 +103,7 @@ impl Engine {
             }
             return;
         };
-        let Some(slot) = self.client_flow(now, forward, key, client, guest_mac) else {
+        let Some(slot) = self.client_flow(now, forward, spec, client, guest_mac) else {
             return;
         };
         if let Some(Flow::Udp(flow)) = self.flows.get_mut(slot) {
@@ -126,54 +112,46 @@ impl Engine {
         }
     }
 
-    /// Datagrams `lens` of a batch (from slot `first` on), all from `client` and a run of one
-    /// size, to the guest as one super-datagram on the client's flow; false (nothing done) when
-    /// the guest's MAC is not known yet, for the datagrams to wait one by one.
-    #[allow(clippy::too_many_arguments)]
+    /// `datagrams`, all from `client` and a run of one size, to the guest as one
+    /// super-datagram on the client's flow; false (nothing done) when the guest's MAC is not
+    /// known yet, for the datagrams to wait one by one.
     fn forward_run(
         &mut self,
         now: Instant,
         forward: ForwardRef,
         spec: ForwardSpec,
         client: SocketAddr,
-        batch: &[u8],
-        lens: &[usize],
-        first: usize,
+        datagrams: &[&[u8]],
         tx: &mut TxQueue,
     ) -> bool {
         let Some(guest_mac) = self.core.cx.neighbor(spec.guest_addr) else {
             return false;
         };
+        let Some(slot) = self.client_flow(now, forward, spec, client, guest_mac) else {
+            return true;
+        };
+        if let Some(Flow::Udp(flow)) = self.flows.get_mut(slot) {
+            flow.answer_through(forward);
+            flow.deliver_run(&mut self.core.cx, now, datagrams, tx);
+        }
+        true
+    }
+
+    /// The flow of forward `spec`'s client `client`, opened for its first datagram; `None`
+    /// (counted) when the table has no room.
+    fn client_flow(
+        &mut self,
+        now: Instant,
+        forward: ForwardRef,
+        spec: ForwardSpec,
+        client: SocketAddr,
+        guest_mac: smoltcp::wire::EthernetAddress,
+    ) -> Option<usize> {
         let key = FlowKey {
             proto: Proto::Udp,
             guest: SocketAddr::new(spec.guest_addr, spec.guest_port),
             remote: guest_view(&self.core.cx, client, spec.guest_addr),
         };
-        let Some(slot) = self.client_flow(now, forward, key, client, guest_mac) else {
-            return true;
-        };
-        let mut datagrams: [&[u8]; RECV_BATCH] = [&[]; RECV_BATCH];
-        for (i, len) in lens.iter().enumerate() {
-            let start = (first + i) * RECV_SLOT + UDP_HEADER;
-            datagrams[i] = &batch[start..start + len];
-        }
-        if let Some(Flow::Udp(flow)) = self.flows.get_mut(slot) {
-            flow.answer_through(forward);
-            flow.deliver_run(&mut self.core.cx, now, &datagrams[..lens.len()], tx);
-        }
-        true
-    }
-
-    /// The flow of a forward's client (`key`), opened for its first datagram; `None` (counted)
-    /// when the table has no room.
-    fn client_flow(
-        &mut self,
-        now: Instant,
-        forward: ForwardRef,
-        key: FlowKey,
-        client: SocketAddr,
-        guest_mac: smoltcp::wire::EthernetAddress,
-    ) -> Option<usize> {
         if let Some(slot) = self.flows.lookup(&key) {
             return Some(slot);
         }

@@ -36,6 +36,31 @@ pub(super) fn batch_slots(batch: &mut [u8]) -> [&mut [u8]; RECV_BATCH] {
     std::array::from_fn(|_| chunks.next().unwrap_or_default())
 }
 
+/// The buffer of a recvmmsg batch, `RECV_BATCH` slots of `RECV_SLOT` bytes: kept in `core`
+/// between turns, allocated on first use (untouched slot pages cost no memory).
+pub(super) fn take_batch(core: &mut Core) -> Vec<u8> {
+    let batch = std::mem::take(&mut core.udp_batch);
+    if batch.is_empty() {
+        vec![0; RECV_BATCH * RECV_SLOT]
+    } else {
+        batch
+    }
+}
+
+/// The payloads of datagrams `lens` in a batch's slots from slot `first` on.
+pub(super) fn batch_datagrams<'a>(
+    batch: &'a [u8],
+    first: usize,
+    lens: &[usize],
+) -> [&'a [u8]; RECV_BATCH] {
+    let mut datagrams: [&[u8]; RECV_BATCH] = [&[]; RECV_BATCH];
+    for (i, len) in lens.iter().enumerate().take(RECV_BATCH) {
+        let start = (first + i) * RECV_SLOT + UDP_HEADER;
+        datagrams[i] = &batch[start..start + len];
+    }
+    datagrams
+}
+
 /// Datagrams taken from a host socket per system call.
 pub(super) const RECV_BATCH: usize = 64;
 /// Room per datagram: a UDP header, then the largest UDP payload (65535 less the IPv4 and UDP
@@ -188,11 +213,8 @@ impl UdpFlow {
             return;
         }
         // Several datagrams per system call, each into a slot with room for a UDP header in
-        // front and the largest datagram after it (untouched slot pages cost no memory).
-        let mut batch = std::mem::take(&mut core.udp_batch);
-        if batch.is_empty() {
-            batch = vec![0; RECV_BATCH * RECV_SLOT];
-        }
+        // front and the largest datagram after it.
+        let mut batch = take_batch(core);
         let mut lens = [0usize; RECV_BATCH];
         while let HostSide::Own(sock) = &self.host {
             if !tx.has_room_for_bulk() {
@@ -253,11 +275,7 @@ impl UdpFlow {
                 1
             };
             if run > 1 {
-                let mut datagrams: [&[u8]; RECV_BATCH] = [&[]; RECV_BATCH];
-                for (i, k) in (at..at + run).enumerate() {
-                    let start = k * RECV_SLOT + UDP_HEADER;
-                    datagrams[i] = &batch[start..start + lens[k]];
-                }
+                let datagrams = batch_datagrams(batch, at, &lens[at..at + run]);
                 self.deliver_run(&mut core.cx, now, &datagrams[..run], tx);
             } else {
                 let start = at * RECV_SLOT;
@@ -391,9 +409,7 @@ impl UdpFlow {
         while !rest.is_empty() {
             // A run of one size at the front goes in one GSO send; the rest with sendmmsg.
             let run = if self.gso {
-                let lens: [usize; crate::sys::MAX_DATAGRAM_BATCH] =
-                    std::array::from_fn(|i| rest.get(i).map_or(0, |d| d.len()));
-                same_size_run(&lens[..rest.len().min(lens.len())], USO_MAX_PAYLOAD)
+                same_size_run(rest.iter().map(|d| d.len()), USO_MAX_PAYLOAD)
             } else {
                 1
             };

@@ -118,19 +118,20 @@ pub(crate) fn uso_run(cx: &Cx, addr: std::net::IpAddr, lens: &[usize]) -> usize 
     if lens.len() < 2 || !cx.may_segment_udp(addr, lens[0]) {
         return 1;
     }
-    same_size_run(lens, USO_MAX_PAYLOAD)
+    same_size_run(lens.iter().copied(), USO_MAX_PAYLOAD)
 }
 
 /// How many datagrams of `lens` (from the front) one segmented send may carry: those of the
 /// first one's size, then at most one shorter, within `max_payload` bytes and
 /// [`USO_MAX_SEGMENTS`] datagrams (at least the first).
-pub(crate) fn same_size_run(lens: &[usize], max_payload: usize) -> usize {
-    let Some(&size) = lens.first() else {
+pub(crate) fn same_size_run(lens: impl IntoIterator<Item = usize>, max_payload: usize) -> usize {
+    let mut lens = lens.into_iter();
+    let Some(size) = lens.next() else {
         return 0;
     };
     let mut run = 1;
     let mut total = size;
-    for &len in &lens[1..] {
+    for len in lens {
         if size == 0
             || len == 0
             || len > size
@@ -154,21 +155,21 @@ mod tests {
 
     #[test]
     fn runs_are_one_size_then_at_most_one_shorter() {
-        assert_eq!(same_size_run(&[], 1000), 0);
-        assert_eq!(same_size_run(&[100], 1000), 1);
-        assert_eq!(same_size_run(&[100, 100, 100, 40, 100], 1000), 4);
-        assert_eq!(same_size_run(&[100, 200], 1000), 1, "a longer one ends it");
+        assert_eq!(same_size_run([], 1000), 0);
+        assert_eq!(same_size_run([100], 1000), 1);
+        assert_eq!(same_size_run([100, 100, 100, 40, 100], 1000), 4);
+        assert_eq!(same_size_run([100, 200], 1000), 1, "a longer one ends it");
         assert_eq!(
-            same_size_run(&[100, 100, 0], 1000),
+            same_size_run([100, 100, 0], 1000),
             2,
             "an empty one ends it"
         );
-        assert_eq!(same_size_run(&[0, 0], 1000), 1);
+        assert_eq!(same_size_run([0, 0], 1000), 1);
         assert_eq!(
-            same_size_run(&[400, 400, 400], 1000),
+            same_size_run([400, 400, 400], 1000),
             2,
             "within the payload limit"
         );
-        assert_eq!(same_size_run(&[1; 100], 1000), USO_MAX_SEGMENTS);
+        assert_eq!(same_size_run([1; 100], 1000), USO_MAX_SEGMENTS);
     }
 }

@@ -12,7 +12,7 @@
 
 use crate::confine::ns::watch::QuitWatch;
 use crate::engine::wire::offload::RxOffload;
-use crate::engine::{Engine, EngineConfig, Readiness, TxQueue};
+use crate::engine::{Engine, EngineConfig, TxQueue};
 use crate::host::api::{self, ApiServer};
 use crate::host::busy_poll::{BusyPoll, DEFAULT_LIMIT_MICROS};
 use crate::host::socks5::Socks5Server;
@@ -362,13 +362,8 @@ impl EventLoop {
                         }
                     }
                     Kind::Flow | Kind::VirtualUdp => {
-                        if kind == Kind::Flow {
-                            let readiness = Readiness::of(event);
-                            let tx = &mut self.tx;
-                            self.engine.handle_socket_event(now, index, readiness, tx);
-                        } else {
-                            self.engine.handle_virtual_event(index, &mut self.tx);
-                        }
+                        let tx = &mut self.tx;
+                        self.engine.handle_decoded(now, kind, index, event, tx);
                         if self.tx.is_full() {
                             self.flush();
                         }
